@@ -1,0 +1,176 @@
+"""Frozen configuration dataclasses: the only thing binaries hand to the library.
+
+Binaries turn absl flags into these objects and write them to the work dir as JSON, so a run
+can be repeated or resumed from what it recorded, and library code never reads FLAGS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """What data to read and how to shape it.
+
+    Attributes:
+        dataset: dataset spec: `synthetic`, `utkface:PATH`, `folder:PATH`, `celeb_a` or `lfw`
+            (see `semiadv.data.parse_spec`).
+        image_size: side of the square images, in pixels.
+        channels: 1 (gray) or 3 (RGB).
+        batch_size: GLOBAL batch size, split over replicas and workers.
+        seed: seed of the split assignment and of the training order.
+        validation_fraction: share of identities (or photos) held out for validation.
+        test_fraction: share of identities (or photos) held out for testing.
+        cache_megabytes: decoded images are held in memory when they fit in this budget,
+            otherwise streamed from disk every epoch.
+        synthetic_identities: people in the synthetic set.
+        synthetic_images_per_identity: photos of each synthetic person.
+        tfds_data_dir: where tensorflow-datasets keeps prepared data (None: its default).
+        align_cache_dir: where unaligned `folder:` photos are aligned to (None: a folder under
+            `~/.cache/semiadv`).
+    """
+
+    dataset: str = "synthetic"
+    image_size: int = 32
+    channels: int = 3
+    batch_size: int = 32
+    seed: int = 0
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    cache_megabytes: int = 1024
+    synthetic_identities: int = 400
+    synthetic_images_per_identity: int = 8
+    tfds_data_dir: str | None = None
+    align_cache_dir: str | None = None
+
+    def __post_init__(self):
+        if self.image_size < 16:
+            raise ValueError(f"image_size must be at least 16, got {self.image_size}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        held_out = self.validation_fraction + self.test_fraction
+        if not (0 <= self.validation_fraction < 1 and 0 <= self.test_fraction < 1 and held_out < 1):
+            raise ValueError(
+                    "validation_fraction and test_fraction must be in [0, 1) and sum to less than 1, got "
+                    f"{self.validation_fraction} and {self.test_fraction}")
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """Widths of the three networks (the paper's at 1.0; smaller for CPU demos and tests)."""
+
+    encoder_filters: tuple[int, ...] = (8, 12)
+    decoder_filters: tuple[int, ...] = (256, 128)
+    classifier_width: float = 1.0
+    matcher_width: float = 1.0
+    embedding_dim: int = 128
+
+
+@dataclasses.dataclass(frozen=True)
+class StageConfig:
+    """How long and how fast one training stage runs."""
+
+    steps: int = 1000
+    learning_rate: float = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything the main job needs: data, networks, each stage, the SAN loss and export.
+
+    Attributes:
+      workdir: the run's folder: config, prototypes, per-stage checkpoints and models, logs.
+      strategy: auto, mirrored, multi_worker or one_device (see `semiadv.distribute`).
+      gender, matcher, autoencoder, san: steps and learning rate of each stage.
+      gender_weight, match_weight, pixel_weight: lambda_G, lambda_M, lambda_D of the SAN loss.
+      match_opposite: also pull M(X'_OP) towards M(X) (the exported output is X'_OP).
+      match_warmup_steps: SAN steps before the matching term switches on (the paper: 5 epochs).
+      pixel_loss: l1, mse or bce, for the autoencoder pre-training and the SAN.
+      triplet_margin, triplet_mining: the matcher's triplet loss.
+      flip_augment: flip faces left-right (with their prototypes) while training.
+      checkpoint_every: steps between checkpoints (also saved at the end of each stage).
+      steps_per_loop: steps run inside one tf.function call between host-side checks.
+      image_summaries: write face images to TensorBoard (off: this is a privacy tool).
+      export_dir: TF Serving model base path of the export (None: skip the export stage).
+      export_name: model name under export_dir.
+      deterministic: enable TensorFlow op determinism (reproducible resumes, slower).
+    """
+
+    data: DataConfig = DataConfig()
+    networks: NetworkConfig = NetworkConfig()
+    workdir: str = "models/demo"
+    strategy: str = "auto"
+    gender: StageConfig = StageConfig(steps=600, learning_rate=1e-3)
+    matcher: StageConfig = StageConfig(steps=600, learning_rate=1e-3)
+    autoencoder: StageConfig = StageConfig(steps=400, learning_rate=1e-3)
+    san: StageConfig = StageConfig(steps=1000, learning_rate=2e-4)
+    gender_weight: float = 1.0
+    match_weight: float = 8.0
+    pixel_weight: float = 1.0
+    match_opposite: bool = True
+    match_warmup_steps: int = 0
+    pixel_loss: str = "l1"
+    triplet_margin: float = 0.2
+    triplet_mining: str = "semi_hard"
+    flip_augment: bool = True
+    checkpoint_every: int = 200
+    steps_per_loop: int = 20
+    image_summaries: bool = False
+    export_dir: str | None = "exports"
+    export_name: str = "semiadv"
+    deterministic: bool = False
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.pixel_loss not in ("l1", "mse", "bce"):
+            raise ValueError(f"pixel_loss must be l1, mse or bce, got {self.pixel_loss!r}")
+        if self.triplet_mining not in ("semi_hard", "hard"):
+            raise ValueError(f"triplet_mining must be semi_hard or hard, got {self.triplet_mining!r}")
+        for name in ("checkpoint_every", "steps_per_loop"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+
+STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
+
+
+def to_json(config: Any) -> str:
+    """Serialises a (nested) config dataclass to indented JSON."""
+    return json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True)
+
+
+def write_config(config: Any, path: str | Path) -> None:
+    """Writes a config next to a run's artefacts, so the run can be told apart and repeated."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(to_json(config) + "\n")
+    tmp.replace(path)
+
+
+def from_dict(cls, values: dict) -> Any:
+    """Builds a config dataclass from a dict, recursing into nested dataclass fields."""
+    kwargs = {}
+    hints = {f.name: f for f in dataclasses.fields(cls)}
+    for name, value in values.items():
+        if name not in hints:
+            raise ValueError(f"unknown {cls.__name__} field {name!r}")
+        field_type = hints[name].type
+        nested = _DATACLASSES.get(field_type if isinstance(field_type, str) else field_type.__name__)
+        if nested and isinstance(value, dict):
+            value = from_dict(nested, value)
+        elif isinstance(value, list):  # JSON has no tuples.
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+_DATACLASSES = {"DataConfig": DataConfig, "NetworkConfig": NetworkConfig,
+                "StageConfig": StageConfig, "TrainConfig": TrainConfig}

@@ -1,0 +1,35 @@
+"""semiadv: semi-adversarial networks that hide gender in face images, in TensorFlow/Keras."""
+
+from setuptools import find_packages, setup
+
+BINARIES = {
+    "semiadv-align": "semiadv.apps.align_main:run",
+    "semiadv-prototypes": "semiadv.apps.prototypes_main:run",
+    "semiadv-pretrain": "semiadv.apps.pretrain_main:run",
+    "semiadv-train": "semiadv.apps.train_main:run",
+    "semiadv-export": "semiadv.apps.export_main:run",
+    "semiadv-perturb": "semiadv.apps.perturb_main:run",
+}
+
+setup(
+    name="semiadv",
+    version="0.1.0",
+    description="Semi-adversarial networks for gender privacy in face images (TensorFlow/Keras)",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["semiadv", "semiadv.*"]),
+    install_requires=[
+        "tensorflow==2.21.*",
+        "keras>=3.15,<4",
+        "tensorflow-datasets>=4.9",
+        # tf.summary needs it and TensorFlow 2.21 no longer installs it.
+        "tensorboard",
+        "numpy>=1.26",
+        "absl-py>=2.0",
+        # 5.x wheels ship no Haar cascades; headless because servers have no libGL.
+        "opencv-python-headless>=4.9,<5",
+    ],
+    extras_require={"test": ["pytest>=8", "hypothesis>=6"]},
+    entry_points={"console_scripts": [f"{name}={target}" for name, target in BINARIES.items()]},
+)
