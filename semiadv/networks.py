@@ -1,0 +1,426 @@
+"""Networks of the semi-adversarial network (SAN) and the models it is judged by.
+
+Every builder is a plain function returning a functional `keras.Model` with explicit layer
+names, so models round-trip through `get_config` / `.keras` files and load with
+`keras.models.load_model(path, safe_mode=True)` (no Lambda layers, no custom layers).
+
+Images are float32 in [0, 1], shaped [batch, image_size, image_size, channels].
+
+- `build_autoencoder`: the SAN convolutional autoencoder with its prototype combiner
+  (Mirjalili et al., ICB 2018); one encoder/decoder pass yields X'_SM and X'_OP.
+- `build_perturber`: the inference view of the autoencoder (same layers, same weights).
+- `build_gender_classifier`: the paper's auxiliary gender CNN.
+- `build_matcher`: a VGG-Face-style (Parkhi et al., BMVC 2015) embedding network.
+- `build_independent_gender_classifier`, `build_independent_matcher`: residual networks with
+  a different architecture, used as "unseen" attackers / matchers in evaluation.
+"""
+
+import math
+import numbers
+
+import keras
+
+_SUPPORTED_CHANNELS = (1, 3)
+_MIN_IMAGE_SIZE = 16
+# Pooled blocks stop before the feature map gets smaller than this, so small test images
+# (16x16) get shallow networks while 224x224 faces get the full depth.
+_MIN_FEATURE_SIZE = 2
+
+_GENDER_BLOCK_FILTERS = (32, 64, 128, 256, 256)
+_GENDER_TOP_FILTERS = 512
+_VGG_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
+_VGG_DENSE_UNITS = 4096
+_RESNET_STEM_FILTERS = 16
+_RESNET_STAGE_FILTERS = (32, 64, 128, 256, 512)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation and sizing helpers.
+# ---------------------------------------------------------------------------------------------
+
+
+def _validate_image_shape(image_size, channels, multiple_of=1):
+    """Raises ValueError unless the image shape is one the networks support."""
+    if (
+        isinstance(image_size, bool)
+        or not isinstance(image_size, numbers.Integral)
+        or image_size < _MIN_IMAGE_SIZE
+        or image_size % multiple_of
+    ):
+        requirement = f"an integer >= {_MIN_IMAGE_SIZE}"
+        if multiple_of > 1:
+            requirement += f" divisible by {multiple_of}"
+        raise ValueError(f"image_size must be {requirement}, got {image_size!r}.")
+    if channels not in _SUPPORTED_CHANNELS:
+        raise ValueError(f"channels must be one of {_SUPPORTED_CHANNELS}, got {channels!r}.")
+
+
+def _validate_width(width):
+    if not width > 0:
+        raise ValueError(f"width must be > 0, got {width!r}.")
+
+
+def _scaled(filters, width):
+    """Scales a filter or unit count by `width`, keeping at least 4."""
+    return max(4, int(round(filters * width)))
+
+
+def _num_downsamplings(image_size, max_blocks, round_up=False):
+    """How many 2x downsamplings keep the feature map at least `_MIN_FEATURE_SIZE` wide.
+
+    Args:
+        image_size: Input height/width.
+        max_blocks: Upper bound (the depth of the full-size network).
+        round_up: True for stride-2 "same" convolutions (ceil), False for max pooling with
+            "valid" padding (floor).
+    """
+    size, blocks = image_size, 0
+    while blocks < max_blocks:
+        size = math.ceil(size / 2) if round_up else size // 2
+        if size < _MIN_FEATURE_SIZE:
+            break
+        blocks += 1
+    return blocks
+
+
+def _image_input(image_size, channels, name="image"):
+    return keras.Input(shape=(image_size, image_size, channels), name=name)
+
+
+# ---------------------------------------------------------------------------------------------
+# SAN autoencoder and perturber.
+# ---------------------------------------------------------------------------------------------
+
+
+def _encoder_decoder_layer_names(num_encoder_blocks, num_decoder_blocks):
+    """Names of the encoder/decoder layers, in the order they are applied."""
+    names = []
+    for index in range(1, num_encoder_blocks + 1):
+        names += [f"encoder_conv{index}", f"encoder_act{index}", f"encoder_pool{index}"]
+    for index in range(1, num_decoder_blocks + 1):
+        names += [f"decoder_conv{index}", f"decoder_act{index}", f"decoder_upsample{index}"]
+    return names
+
+
+def _make_encoder_decoder_layers(encoder_filters, decoder_filters):
+    layers = []
+    for index, filters in enumerate(encoder_filters, start=1):
+        layers += [
+            keras.layers.Conv2D(filters, 3, padding="same", name=f"encoder_conv{index}"),
+            keras.layers.LeakyReLU(negative_slope=0.2, name=f"encoder_act{index}"),
+            keras.layers.AveragePooling2D(2, name=f"encoder_pool{index}"),
+        ]
+    for index, filters in enumerate(decoder_filters, start=1):
+        layers += [
+            keras.layers.Conv2D(filters, 3, padding="same", name=f"decoder_conv{index}"),
+            keras.layers.LeakyReLU(negative_slope=0.2, name=f"decoder_act{index}"),
+            keras.layers.UpSampling2D(2, interpolation="nearest", name=f"decoder_upsample{index}"),
+        ]
+    return layers
+
+
+def _apply_in_order(layers, x):
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
+def build_autoencoder(
+    image_size,
+    channels,
+    encoder_filters=(8, 12),
+    decoder_filters=(256, 128),
+    name="autoencoder",
+):
+    """Builds the SAN convolutional autoencoder with its prototype combiner.
+
+    The encoder sees the face concatenated (on channels) with the same-gender prototype. One
+    encoder/decoder pass produces features that a shared 1x1 "combiner" convolution merges
+    with a prototype: with the same-gender prototype it gives X'_SM, with the opposite-gender
+    prototype X'_OP. Sharing the pass (rather than running the autoencoder twice) is what the
+    paper does and halves the cost.
+
+    Args:
+        image_size: Height and width of the square images; >= 16 and divisible by
+            2 ** len(encoder_filters) (4 by default) so decoding restores the input size.
+        channels: 1 (grey) or 3 (RGB).
+        encoder_filters: Filters of the conv3x3 -> LeakyReLU -> AveragePooling2D blocks.
+        decoder_filters: Filters of the conv3x3 -> LeakyReLU -> UpSampling2D blocks; as many
+            blocks as the encoder has.
+        name: Model name.
+
+    Returns:
+        A `keras.Model` taking a dict `{"image", "same_prototype", "opposite_prototype"}`
+        (each [B, H, W, C] in [0, 1]) and returning a dict `{"same": X'_SM,
+        "opposite": X'_OP}` of [B, H, W, C] float32 images in (0, 1).
+
+    Raises:
+        ValueError: If the image shape or the block lists are unsupported.
+    """
+    encoder_filters, decoder_filters = tuple(encoder_filters), tuple(decoder_filters)
+    if not encoder_filters or len(encoder_filters) != len(decoder_filters):
+        raise ValueError(
+            "encoder_filters and decoder_filters must be non-empty and equally long, got "
+            f"{encoder_filters!r} and {decoder_filters!r}."
+        )
+    _validate_image_shape(image_size, channels, multiple_of=2 ** len(encoder_filters))
+
+    image = _image_input(image_size, channels, "image")
+    same_prototype = _image_input(image_size, channels, "same_prototype")
+    opposite_prototype = _image_input(image_size, channels, "opposite_prototype")
+
+    x = keras.layers.Concatenate(name="encoder_input_concat")([image, same_prototype])
+    features = _apply_in_order(_make_encoder_decoder_layers(encoder_filters, decoder_filters), x)
+
+    # float32 output so the images stay float32 under a mixed-precision policy.
+    combiner = keras.layers.Conv2D(
+        channels, 1, activation="sigmoid", dtype="float32", name="combiner"
+    )
+    same = combiner(
+        keras.layers.Concatenate(name="same_combiner_concat")([features, same_prototype])
+    )
+    opposite = combiner(
+        keras.layers.Concatenate(name="opposite_combiner_concat")([features, opposite_prototype])
+    )
+    return keras.Model(
+        inputs={
+            "image": image,
+            "same_prototype": same_prototype,
+            "opposite_prototype": opposite_prototype,
+        },
+        outputs={"same": same, "opposite": opposite},
+        name=name,
+    )
+
+
+def _count_blocks(model, prefix):
+    count = 0
+    while any(layer.name == f"{prefix}{count + 1}" for layer in model.layers):
+        count += 1
+    return count
+
+
+def build_perturber(autoencoder, name="perturber"):
+    """Builds the inference view of a SAN autoencoder, sharing its layers and weights.
+
+    The encoder sees image ⊕ `encoder_prototype` (the same-gender prototype during training);
+    the combiner merges the decoded features with `combiner_prototype` (at inference the
+    neutral or the opposite prototype). Training the autoencoder therefore trains the
+    perturber: no weights are copied.
+
+    Args:
+        autoencoder: A model returned by `build_autoencoder`.
+        name: Model name.
+
+    Returns:
+        A `keras.Model` taking a dict `{"image", "encoder_prototype", "combiner_prototype"}`
+        (each [B, H, W, C]) and returning the perturbed images [B, H, W, C] float32.
+    """
+    image_shape = tuple(autoencoder.get_layer("image").batch_shape[1:])
+    image = keras.Input(shape=image_shape, name="image")
+    encoder_prototype = keras.Input(shape=image_shape, name="encoder_prototype")
+    combiner_prototype = keras.Input(shape=image_shape, name="combiner_prototype")
+
+    layer_names = _encoder_decoder_layer_names(
+        _count_blocks(autoencoder, "encoder_conv"), _count_blocks(autoencoder, "decoder_conv")
+    )
+    x = autoencoder.get_layer("encoder_input_concat")([image, encoder_prototype])
+    features = _apply_in_order([autoencoder.get_layer(n) for n in layer_names], x)
+    # A fresh (weightless) concatenation: the autoencoder's two are named after the
+    # prototype they carry, which here may be the neutral one.
+    x = keras.layers.Concatenate(name="combiner_input_concat")([features, combiner_prototype])
+    perturbed = autoencoder.get_layer("combiner")(x)
+    return keras.Model(
+        inputs={
+            "image": image,
+            "encoder_prototype": encoder_prototype,
+            "combiner_prototype": combiner_prototype,
+        },
+        outputs=perturbed,
+        name=name,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The paper's auxiliary gender classifier.
+# ---------------------------------------------------------------------------------------------
+
+
+def build_gender_classifier(image_size, channels, width=1.0, dropout=0.5, name="gender_classifier"):
+    """Builds the SAN paper's auxiliary gender CNN.
+
+    conv5x5(32) then conv3x3(64, 128, 256, 256), each followed by LeakyReLU and 2x2 max
+    pooling; then conv3x3(512), dropout, global average pooling and a 2-way dense layer.
+    Pooled blocks are dropped from the end for small images so the feature map never
+    shrinks below 2x2.
+
+    Args:
+        image_size: Height and width of the square images, >= 16.
+        channels: 1 or 3.
+        width: Multiplier of every filter count (at least 4 filters are kept).
+        dropout: Dropout rate before pooling.
+        name: Model name.
+
+    Returns:
+        A `keras.Model` mapping images [B, H, W, C] to float32 logits [B, 2] (class 1 = male).
+    """
+    _validate_image_shape(image_size, channels)
+    _validate_width(width)
+    num_blocks = _num_downsamplings(image_size, len(_GENDER_BLOCK_FILTERS))
+
+    image = _image_input(image_size, channels)
+    x = image
+    for index, filters in enumerate(_GENDER_BLOCK_FILTERS[:num_blocks], start=1):
+        kernel_size = 5 if index == 1 else 3
+        x = keras.layers.Conv2D(
+            _scaled(filters, width), kernel_size, padding="same", name=f"block{index}_conv"
+        )(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"block{index}_act")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"block{index}_pool")(x)
+    x = keras.layers.Conv2D(
+        _scaled(_GENDER_TOP_FILTERS, width), 3, padding="same", name="top_conv"
+    )(x)
+    x = keras.layers.LeakyReLU(negative_slope=0.2, name="top_act")(x)
+    x = keras.layers.Dropout(dropout, name="top_dropout")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    logits = keras.layers.Dense(2, dtype="float32", name="logits")(x)
+    return keras.Model(inputs=image, outputs=logits, name=name)
+
+
+# ---------------------------------------------------------------------------------------------
+# VGG-Face-style matcher.
+# ---------------------------------------------------------------------------------------------
+
+
+def build_matcher(image_size, channels, embedding_dim=128, width=1.0, name="matcher"):
+    """Builds a VGG-Face-style face matcher producing L2-normalised embeddings.
+
+    Blocks of conv3x3 + ReLU (64, 128, 256, 512, 512 filters; 2, 2, 3, 3, 3 convolutions),
+    each followed by 2x2 max pooling, then two ReLU dense layers (4096 units at width 1) and
+    a linear embedding layer, as in Parkhi et al. (2015) trained with a triplet loss. Blocks
+    are dropped from the end for small images so the feature map never shrinks below 2x2.
+
+    Args:
+        image_size: Height and width of the square images, >= 16.
+        channels: 1 or 3.
+        embedding_dim: Size of the embedding.
+        width: Multiplier of every filter and dense unit count (at least 4 are kept).
+        name: Model name.
+
+    Returns:
+        A `keras.Model` mapping images [B, H, W, C] to unit-norm float32 embeddings
+        [B, embedding_dim].
+    """
+    _validate_image_shape(image_size, channels)
+    _validate_width(width)
+    num_blocks = _num_downsamplings(image_size, len(_VGG_BLOCKS))
+
+    image = _image_input(image_size, channels)
+    x = image
+    for block, (filters, num_convs) in enumerate(_VGG_BLOCKS[:num_blocks], start=1):
+        for conv in range(1, num_convs + 1):
+            x = keras.layers.Conv2D(
+                _scaled(filters, width),
+                3,
+                padding="same",
+                activation="relu",
+                name=f"block{block}_conv{conv}",
+            )(x)
+        x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+    # Flatten (not global pooling) like VGG: where a feature sits on the face matters.
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(_scaled(_VGG_DENSE_UNITS, width), activation="relu", name="fc6")(x)
+    x = keras.layers.Dense(_scaled(_VGG_DENSE_UNITS, width), activation="relu", name="fc7")(x)
+    return keras.Model(inputs=image, outputs=_embedding_head(x, embedding_dim), name=name)
+
+
+def _embedding_head(x, embedding_dim):
+    x = keras.layers.Dense(embedding_dim, dtype="float32", name="embedding")(x)
+    return keras.layers.UnitNormalization(axis=-1, dtype="float32", name="l2_normalize")(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Independent ("unseen") residual networks for evaluation.
+# ---------------------------------------------------------------------------------------------
+
+
+def _conv_bn(x, filters, kernel_size, strides, name):
+    x = keras.layers.Conv2D(
+        filters, kernel_size, strides=strides, padding="same", use_bias=False, name=f"{name}_conv"
+    )(x)
+    return keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+
+
+def _residual_block(x, filters, strides, name):
+    """A ResNet basic block: two conv3x3+BN, a projection shortcut when the shape changes."""
+    shortcut = x
+    if strides != 1 or x.shape[-1] != filters:
+        shortcut = _conv_bn(x, filters, 1, strides, f"{name}_shortcut")
+    x = _conv_bn(x, filters, 3, strides, f"{name}_1")
+    x = keras.layers.ReLU(name=f"{name}_1_relu")(x)
+    x = _conv_bn(x, filters, 3, 1, f"{name}_2")
+    x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
+    return keras.layers.ReLU(name=f"{name}_out_relu")(x)
+
+
+def _residual_trunk(image, image_size, width, blocks_per_stage):
+    """Stem conv then one stride-2 stage per halving the image size allows, then GAP."""
+    x = _conv_bn(image, _scaled(_RESNET_STEM_FILTERS, width), 3, 1, "stem")
+    x = keras.layers.ReLU(name="stem_relu")(x)
+    num_stages = _num_downsamplings(image_size, len(_RESNET_STAGE_FILTERS), round_up=True)
+    for stage, filters in enumerate(_RESNET_STAGE_FILTERS[:num_stages], start=1):
+        for block in range(1, blocks_per_stage + 1):
+            strides = 2 if block == 1 else 1
+            x = _residual_block(x, _scaled(filters, width), strides, f"stage{stage}_block{block}")
+    return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+
+
+def build_independent_gender_classifier(
+    image_size, channels, width=1.0, name="independent_gender_classifier"
+):
+    """Builds a small residual gender classifier, architecturally unlike the paper's.
+
+    Used to judge whether perturbations fool gender classifiers the autoencoder never saw:
+    batch normalisation, ReLU, stride-2 residual stages and no dropout.
+
+    Args:
+        image_size: Height and width of the square images, >= 16.
+        channels: 1 or 3.
+        width: Multiplier of every filter count (at least 4 are kept).
+        name: Model name.
+
+    Returns:
+        A `keras.Model` mapping images [B, H, W, C] to float32 logits [B, 2] (class 1 = male).
+    """
+    _validate_image_shape(image_size, channels)
+    _validate_width(width)
+    image = _image_input(image_size, channels)
+    x = _residual_trunk(image, image_size, width, blocks_per_stage=1)
+    logits = keras.layers.Dense(2, dtype="float32", name="logits")(x)
+    return keras.Model(inputs=image, outputs=logits, name=name)
+
+
+def build_independent_matcher(
+    image_size, channels, embedding_dim=128, width=1.0, name="independent_matcher"
+):
+    """Builds a residual face matcher, architecturally unlike the VGG-style one.
+
+    Two residual blocks per stride-2 stage, global average pooling, a linear embedding layer
+    and L2 normalisation.
+
+    Args:
+        image_size: Height and width of the square images, >= 16.
+        channels: 1 or 3.
+        embedding_dim: Size of the embedding.
+        width: Multiplier of every filter count (at least 4 are kept).
+        name: Model name.
+
+    Returns:
+        A `keras.Model` mapping images [B, H, W, C] to unit-norm float32 embeddings
+        [B, embedding_dim].
+    """
+    _validate_image_shape(image_size, channels)
+    _validate_width(width)
+    image = _image_input(image_size, channels)
+    x = _residual_trunk(image, image_size, width, blocks_per_stage=2)
+    return keras.Model(inputs=image, outputs=_embedding_head(x, embedding_dim), name=name)

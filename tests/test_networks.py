@@ -1,0 +1,223 @@
+"""Tests for semiadv.networks: shapes, behaviour, weight sharing and serialisation."""
+
+import keras
+import numpy as np
+import pytest
+
+from semiadv import networks
+
+WIDTH = 0.25  # Tiny filter counts keep every test fast.
+
+
+def random_images(size, channels, batch=2, seed=0):
+    return np.random.default_rng(seed).random((batch, size, size, channels), dtype=np.float32)
+
+
+def autoencoder_inputs(size, channels, batch=2):
+    return {
+        "image": random_images(size, channels, batch, seed=1),
+        "same_prototype": random_images(size, channels, batch, seed=2),
+        "opposite_prototype": random_images(size, channels, batch, seed=3),
+    }
+
+
+def perturber_inputs(inputs):
+    return {
+        "image": inputs["image"],
+        "encoder_prototype": inputs["same_prototype"],
+        "combiner_prototype": inputs["opposite_prototype"],
+    }
+
+
+SIZES_AND_CHANNELS = [(16, 1), (16, 3), (32, 1), (32, 3), (64, 1), (64, 3)]
+MATCHER_BUILDERS = [networks.build_matcher, networks.build_independent_matcher]
+
+
+class TestAutoencoder:
+    @pytest.mark.parametrize("size, channels", SIZES_AND_CHANNELS)
+    def test_output_shapes_dtypes_and_range(self, size, channels):
+        model = networks.build_autoencoder(size, channels)
+        outputs = model(autoencoder_inputs(size, channels))
+        assert set(outputs) == {"same", "opposite"}
+        for value in outputs.values():
+            assert tuple(value.shape) == (2, size, size, channels)
+            assert value.dtype == "float32"
+            value = np.asarray(value)
+            assert value.min() > 0.0 and value.max() < 1.0
+
+    def test_layers_follow_the_paper(self):
+        model = networks.build_autoencoder(32, 3)
+        assert model.get_layer("encoder_conv1").filters == 8
+        assert model.get_layer("encoder_conv2").filters == 12
+        assert model.get_layer("decoder_conv1").filters == 256
+        assert model.get_layer("decoder_conv2").filters == 128
+        assert isinstance(model.get_layer("encoder_pool1"), keras.layers.AveragePooling2D)
+        assert model.get_layer("combiner").kernel_size == (1, 1)
+        # One combiner applied twice: the same weights make both outputs.
+        assert len(model.get_layer("combiner")._inbound_nodes) == 2
+
+    def test_outputs_differ_only_through_the_prototype(self):
+        model = networks.build_autoencoder(16, 3)
+        inputs = autoencoder_inputs(16, 3)
+        outputs = model(inputs)
+        assert np.abs(np.asarray(outputs["same"]) - np.asarray(outputs["opposite"])).max() > 1e-4
+
+        inputs["opposite_prototype"] = inputs["same_prototype"]
+        outputs = model(inputs)
+        np.testing.assert_array_equal(outputs["same"], outputs["opposite"])
+
+    @pytest.mark.parametrize("size", [8, 15, 18, 30, "32"])
+    def test_bad_image_size_names_the_value(self, size):
+        with pytest.raises(ValueError, match=repr(size).replace("'", ".")):
+            networks.build_autoencoder(size, 3)
+
+    def test_bad_channels_names_the_value(self):
+        with pytest.raises(ValueError, match="got 2"):
+            networks.build_autoencoder(16, 2)
+
+    def test_mismatched_blocks_raise(self):
+        with pytest.raises(ValueError, match="equally long"):
+            networks.build_autoencoder(16, 3, encoder_filters=(8,), decoder_filters=(16, 8))
+
+
+class TestPerturber:
+    def test_matches_autoencoder_opposite_output_exactly(self):
+        autoencoder = networks.build_autoencoder(16, 3)
+        perturber = networks.build_perturber(autoencoder)
+        inputs = autoencoder_inputs(16, 3)
+        perturbed = perturber(perturber_inputs(inputs))
+        assert tuple(perturbed.shape) == (2, 16, 16, 3)
+        assert perturbed.dtype == "float32"
+        np.testing.assert_array_equal(perturbed, autoencoder(inputs)["opposite"])
+
+    def test_shares_variables_with_the_autoencoder(self):
+        autoencoder = networks.build_autoencoder(16, 1)
+        perturber = networks.build_perturber(autoencoder)
+        assert {id(v) for v in perturber.weights} == {id(v) for v in autoencoder.weights}
+        assert perturber.get_layer("combiner") is autoencoder.get_layer("combiner")
+
+        # Training the autoencoder changes the perturber: shift the combiner bias.
+        inputs = perturber_inputs(autoencoder_inputs(16, 1))
+        before = np.asarray(perturber(inputs))
+        bias = autoencoder.get_layer("combiner").bias
+        bias.assign(bias + 1.0)
+        assert np.all(np.asarray(perturber(inputs)) > before)
+
+
+class TestGenderClassifier:
+    @pytest.mark.parametrize("size, channels", SIZES_AND_CHANNELS)
+    def test_logits_shape(self, size, channels):
+        model = networks.build_gender_classifier(size, channels, width=WIDTH)
+        logits = model(random_images(size, channels))
+        assert tuple(logits.shape) == (2, 2)
+        assert logits.dtype == "float32"
+
+    def test_depth_grows_with_image_size(self):
+        def num_pools(size):
+            model = networks.build_gender_classifier(size, 1, width=WIDTH)
+            return sum(isinstance(x, keras.layers.MaxPooling2D) for x in model.layers)
+
+        assert [num_pools(s) for s in (16, 32, 64, 224)] == [3, 4, 5, 5]
+
+    def test_first_block_is_5x5_and_width_scales_filters(self):
+        model = networks.build_gender_classifier(64, 3, width=1.0)
+        assert model.get_layer("block1_conv").kernel_size == (5, 5)
+        assert model.get_layer("block1_conv").filters == 32
+        assert model.get_layer("top_conv").filters == 512
+        small = networks.build_gender_classifier(64, 3, width=0.1)
+        assert small.get_layer("block1_conv").filters == 4  # 3.2 -> the minimum of 4
+        assert small.get_layer("top_conv").filters == 51
+
+    def test_bad_image_size_names_the_value(self):
+        with pytest.raises(ValueError, match="12"):
+            networks.build_gender_classifier(12, 3)
+
+
+class TestMatchers:
+    @pytest.mark.parametrize("builder", MATCHER_BUILDERS)
+    @pytest.mark.parametrize("size, channels", SIZES_AND_CHANNELS)
+    def test_unit_norm_embeddings(self, builder, size, channels):
+        model = builder(size, channels, embedding_dim=16, width=WIDTH)
+        embeddings = model(random_images(size, channels, batch=3))
+        assert tuple(embeddings.shape) == (3, 16)
+        assert embeddings.dtype == "float32"
+        np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
+
+    def test_vgg_blocks_follow_image_size(self):
+        small = networks.build_matcher(16, 3, width=WIDTH)
+        large = networks.build_matcher(64, 3, width=WIDTH)
+        assert "block3_conv3" in {x.name for x in small.layers}
+        assert "block4_conv1" not in {x.name for x in small.layers}
+        assert "block5_conv3" in {x.name for x in large.layers}
+
+    @pytest.mark.parametrize("builder", MATCHER_BUILDERS)
+    def test_bad_image_size_names_the_value(self, builder):
+        with pytest.raises(ValueError, match="10"):
+            builder(10, 3)
+
+
+class TestIndependentGenderClassifier:
+    @pytest.mark.parametrize("size, channels", SIZES_AND_CHANNELS)
+    def test_logits_shape(self, size, channels):
+        model = networks.build_independent_gender_classifier(size, channels, width=WIDTH)
+        logits = model(random_images(size, channels))
+        assert tuple(logits.shape) == (2, 2)
+        assert logits.dtype == "float32"
+
+    def test_architecture_differs_from_the_papers(self):
+        model = networks.build_independent_gender_classifier(32, 3, width=WIDTH)
+        kinds = {type(x) for x in model.layers}
+        assert keras.layers.BatchNormalization in kinds
+        assert keras.layers.Add in kinds
+        assert keras.layers.MaxPooling2D not in kinds
+
+
+def all_models():
+    """(name, model, example inputs) for every builder at 16x16 or 32x32."""
+    autoencoder = networks.build_autoencoder(16, 3)
+    ae_inputs = autoencoder_inputs(16, 3)
+    image = random_images(32, 1)
+    return [
+        ("autoencoder", autoencoder, ae_inputs),
+        ("perturber", networks.build_perturber(autoencoder), perturber_inputs(ae_inputs)),
+        ("gender", networks.build_gender_classifier(32, 1, width=WIDTH), image),
+        ("matcher", networks.build_matcher(32, 1, embedding_dim=8, width=WIDTH), image),
+        ("ind_gender", networks.build_independent_gender_classifier(32, 1, width=WIDTH), image),
+        ("ind_matcher", networks.build_independent_matcher(32, 1, 8, width=WIDTH), image),
+    ]
+
+
+def assert_same_outputs(actual, expected):
+    if isinstance(expected, dict):
+        assert set(actual) == set(expected)
+        for key in expected:
+            np.testing.assert_array_equal(actual[key], expected[key])
+    else:
+        np.testing.assert_array_equal(actual, expected)
+
+
+@pytest.fixture(scope="module")
+def models():
+    return all_models()
+
+
+def test_config_round_trip(models):
+    for name, model, inputs in models:
+        clone = model.__class__.from_config(model.get_config())
+        assert [x.name for x in clone.layers] == [x.name for x in model.layers], name
+        clone.set_weights(model.get_weights())
+        assert_same_outputs(clone(inputs), model(inputs))
+
+
+def test_keras_file_save_and_safe_load(models, tmp_path):
+    for name, model, inputs in models:
+        path = tmp_path / f"{name}.keras"
+        model.save(path)
+        loaded = keras.models.load_model(path, safe_mode=True)
+        assert loaded.name == model.name
+        assert_same_outputs(loaded(inputs), model(inputs))
+
+
+def test_no_lambda_layers(models):
+    for name, model, _ in models:
+        assert not any(isinstance(x, keras.layers.Lambda) for x in model.layers), name
