@@ -1,0 +1,62 @@
+"""Flags shared by the binaries, defined once and validated at start-up.
+
+Only binaries import this module; they turn the flags into config dataclasses with
+`data_config()` and hand those to the library.
+"""
+
+from __future__ import annotations
+
+import os
+
+# TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) buries the binaries' own
+# output; users can still raise it with TF_CPP_MIN_LOG_LEVEL=0.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import flags  # noqa: E402
+
+from semiadv import data  # noqa: E402
+from semiadv.config import DataConfig  # noqa: E402
+
+DATASET = flags.DEFINE_string(
+    "dataset", "synthetic",
+    "Dataset spec: synthetic (embedded, no download), utkface:PATH, folder:PATH "
+    "(labels.csv or PATH/<identity>/*.jpg; add ?aligned=1 if the photos are already aligned), "
+    "celeb_a or lfw (tensorflow-datasets).")
+IMAGE_SIZE = flags.DEFINE_integer("image_size", 32, "Side of the square face images, pixels.",
+                                  lower_bound=16)
+CHANNELS = flags.DEFINE_enum("channels", "3", ["1", "3"], "1 = gray, 3 = RGB.")
+BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", 32, "GLOBAL batch size, split over all replicas and workers.", lower_bound=1)
+WORKDIR = flags.DEFINE_string("workdir", "models/demo",
+                              "Work dir of the run: config, checkpoints, logs, artefacts.")
+SEED = flags.DEFINE_integer("seed", 0, "Seed of the data splits and the training order.")
+CACHE_MEGABYTES = flags.DEFINE_integer(
+    "cache_megabytes", 1024,
+    "Decoded images are held in memory when they fit in this many MiB, else streamed.",
+    lower_bound=0)
+SYNTHETIC_IDENTITIES = flags.DEFINE_integer(
+    "synthetic_identities", 400, "People in the synthetic dataset.", lower_bound=4)
+SYNTHETIC_IMAGES_PER_IDENTITY = flags.DEFINE_integer(
+    "synthetic_images_per_identity", 8, "Photos of each synthetic person.", lower_bound=2)
+TFDS_DATA_DIR = flags.DEFINE_string("tfds_data_dir", None,
+                                    "tensorflow-datasets data dir (default: its own).")
+
+
+def _valid_spec(spec: str) -> bool:
+    try:
+        data.parse_spec(spec)
+    except ValueError as error:
+        raise flags.ValidationError(str(error)) from error
+    return True
+
+
+flags.register_validator("dataset", _valid_spec)
+
+def data_config() -> DataConfig:
+    """The data config the shared flags describe."""
+    return DataConfig(
+        dataset=DATASET.value, image_size=IMAGE_SIZE.value, channels=int(CHANNELS.value),
+        batch_size=BATCH_SIZE.value, seed=SEED.value, cache_megabytes=CACHE_MEGABYTES.value,
+        synthetic_identities=SYNTHETIC_IDENTITIES.value,
+        synthetic_images_per_identity=SYNTHETIC_IMAGES_PER_IDENTITY.value,
+        tfds_data_dir=TFDS_DATA_DIR.value)

@@ -1,0 +1,95 @@
+"""Training flags (on top of the shared data flags), turned into a `TrainConfig`."""
+
+from __future__ import annotations
+
+from absl import flags
+
+from semiadv.apps import common_flags
+from semiadv.config import STRATEGIES, NetworkConfig, StageConfig, TrainConfig
+
+STRATEGY = flags.DEFINE_enum(
+    "strategy", "auto", list(STRATEGIES),
+    "auto: MirroredStrategy over the GPUs (or the CPU); mirrored; multi_worker "
+    "(MultiWorkerMirroredStrategy from TF_CONFIG); one_device.")
+ENCODER_FILTERS = flags.DEFINE_list("encoder_filters", ["8", "12"],
+                                    "Autoencoder encoder widths (the paper: 8,12).")
+DECODER_FILTERS = flags.DEFINE_list("decoder_filters", ["256", "128"],
+                                    "Autoencoder decoder widths (the paper: 256,128).")
+CLASSIFIER_WIDTH = flags.DEFINE_float("classifier_width", 1.0,
+                                      "Width multiplier of the gender CNN.", lower_bound=0.01)
+MATCHER_WIDTH = flags.DEFINE_float("matcher_width", 1.0, "Width multiplier of the matcher.",
+                                   lower_bound=0.01)
+EMBEDDING_DIM = flags.DEFINE_integer("embedding_dim", 128, "Matcher embedding size.",
+                                     lower_bound=2)
+
+_STAGE_DEFAULTS = TrainConfig()
+STAGE_STEPS = {
+    name: flags.DEFINE_integer(f"{name}_steps", getattr(_STAGE_DEFAULTS, name).steps,
+                               f"Training steps of the {name} stage.", lower_bound=0)
+    for name in ("gender", "matcher", "autoencoder", "san")}
+STAGE_LEARNING_RATES = {
+    name: flags.DEFINE_float(f"{name}_learning_rate",
+                             getattr(_STAGE_DEFAULTS, name).learning_rate,
+                             f"Adam learning rate of the {name} stage.", lower_bound=0.0)
+    for name in ("gender", "matcher", "autoencoder", "san")}
+GENDER_WEIGHT = flags.DEFINE_float("gender_weight", 1.0, "lambda_G of the SAN loss.",
+                                   lower_bound=0.0)
+MATCH_WEIGHT = flags.DEFINE_float("match_weight", 8.0, "lambda_M of the SAN loss.",
+                                  lower_bound=0.0)
+PIXEL_WEIGHT = flags.DEFINE_float("pixel_weight", 1.0, "lambda_D of the SAN loss.",
+                                  lower_bound=0.0)
+MATCH_OPPOSITE = flags.DEFINE_boolean(
+    "match_opposite", True, "Also pull M(X'_OP) towards M(X): the exported output is X'_OP.")
+MATCH_WARMUP_STEPS = flags.DEFINE_integer(
+    "match_warmup_steps", 0, "SAN steps before the matching term switches on.", lower_bound=0)
+PIXEL_LOSS = flags.DEFINE_enum("pixel_loss", "l1", ["l1", "mse", "bce"],
+                               "Pixel loss of the autoencoder pre-training and the SAN.")
+TRIPLET_MARGIN = flags.DEFINE_float("triplet_margin", 0.2, "Triplet loss margin.",
+                                    lower_bound=0.0)
+TRIPLET_MINING = flags.DEFINE_enum("triplet_mining", "semi_hard", ["semi_hard", "hard"],
+                                   "In-batch triplet mining.")
+FLIP_AUGMENT = flags.DEFINE_boolean("flip_augment", True,
+                                    "Flip faces (with their prototypes) while training.")
+CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 200, "Steps between checkpoints.",
+                                        lower_bound=1)
+STEPS_PER_LOOP = flags.DEFINE_integer("steps_per_loop", 20,
+                                      "Steps per compiled loop call between host-side checks.",
+                                      lower_bound=1)
+IMAGE_SUMMARIES = flags.DEFINE_boolean(
+    "image_summaries", False, "Write face images to TensorBoard (off: this is a privacy tool).")
+EXPORT_DIR = flags.DEFINE_string("export_dir", "exports",
+                                 "TF Serving model base path; empty: no export.")
+EXPORT_NAME = flags.DEFINE_string("export_name", "semiadv", "Model name under --export_dir.")
+DETERMINISTIC = flags.DEFINE_boolean(
+    "deterministic", False, "Enable TensorFlow op determinism (reproducible resumes, slower).")
+
+
+def _ints(values, flag):
+    try:
+        return tuple(int(v) for v in values)
+    except ValueError as error:
+        raise flags.ValidationError(f"--{flag} must be integers, got {values}") from error
+
+
+def train_config() -> TrainConfig:
+    """The `TrainConfig` the flags describe."""
+    return TrainConfig(
+        data=common_flags.data_config(),
+        networks=NetworkConfig(
+            encoder_filters=_ints(ENCODER_FILTERS.value, "encoder_filters"),
+            decoder_filters=_ints(DECODER_FILTERS.value, "decoder_filters"),
+            classifier_width=CLASSIFIER_WIDTH.value, matcher_width=MATCHER_WIDTH.value,
+            embedding_dim=EMBEDDING_DIM.value),
+        workdir=common_flags.WORKDIR.value,
+        strategy=STRATEGY.value,
+        **{name: StageConfig(steps=STAGE_STEPS[name].value,
+                             learning_rate=STAGE_LEARNING_RATES[name].value)
+           for name in STAGE_STEPS},
+        gender_weight=GENDER_WEIGHT.value, match_weight=MATCH_WEIGHT.value,
+        pixel_weight=PIXEL_WEIGHT.value, match_opposite=MATCH_OPPOSITE.value,
+        match_warmup_steps=MATCH_WARMUP_STEPS.value, pixel_loss=PIXEL_LOSS.value,
+        triplet_margin=TRIPLET_MARGIN.value, triplet_mining=TRIPLET_MINING.value,
+        flip_augment=FLIP_AUGMENT.value, checkpoint_every=CHECKPOINT_EVERY.value,
+        steps_per_loop=STEPS_PER_LOOP.value, image_summaries=IMAGE_SUMMARIES.value,
+        export_dir=EXPORT_DIR.value or None, export_name=EXPORT_NAME.value,
+        deterministic=DETERMINISTIC.value)

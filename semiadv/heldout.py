@@ -1,0 +1,64 @@
+"""What the SAN does to held-out faces, as seen by its own auxiliary networks.
+
+The main job prints this after training; `semiadv-evaluate` (the paper's tables, with unseen
+classifiers and matchers) is the real verdict.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from semiadv import data, losses
+from semiadv import prototypes as prototypes_lib
+from semiadv.config import DataConfig
+
+
+def san_summary(autoencoder: keras.Model, gender: keras.Model, matcher: keras.Model,
+                prototypes: prototypes_lib.Prototypes, config: DataConfig,
+                split: str = "test") -> dict[str, float]:
+    """Auxiliary classifier accuracy on originals, X'_SM and X'_OP, and matcher distances.
+
+    Returns:
+      {"examples", "accuracy_original", "accuracy_same", "flip_rate_opposite",
+       "match_distance_same", "match_distance_opposite", "match_distance_impostor"}: the last
+      is the mean distance between different faces, the scale the other two are read against.
+    """
+    male_prototype = tf.constant(prototypes.male)
+    female_prototype = tf.constant(prototypes.female)
+
+    @tf.function
+    def evaluate(batch):
+        image, male = batch["image"], tf.maximum(batch["male"], 0)
+        outputs = autoencoder({
+            "image": image,
+            "same_prototype": prototypes_lib.same_prototype(male, male_prototype, female_prototype),
+            "opposite_prototype": prototypes_lib.opposite_prototype(male, male_prototype,
+                                                                    female_prototype)},
+            training=False)
+        original = matcher(image, training=False)
+        return {
+            "known": tf.cast(batch["male"] >= 0, tf.float32),
+            "accuracy_original": losses.gender_accuracy(gender(image, training=False), male),
+            "accuracy_same": losses.gender_accuracy(gender(outputs["same"], training=False), male),
+            "flip_rate_opposite": losses.flip_rate(gender(outputs["opposite"], training=False),
+                                                   male),
+            "match_distance_same": losses.match_distance(
+                original, matcher(outputs["same"], training=False)),
+            "match_distance_opposite": losses.match_distance(
+                original, matcher(outputs["opposite"], training=False)),
+            "match_distance_impostor": losses.match_distance(original, tf.roll(original, 1, 0)),
+        }
+
+    totals: dict[str, list[np.ndarray]] = {}
+    for batch in data.make_dataset(config, split, training=False):
+        for name, values in evaluate(batch).items():
+            totals.setdefault(name, []).append(values.numpy())
+    values = {name: np.concatenate(parts) for name, parts in totals.items()}
+    known = values.pop("known") > 0
+    summary = {"examples": int(len(known))}
+    for name, per_example in values.items():
+        chosen = per_example[known] if name.startswith(("accuracy", "flip")) else per_example
+        summary[name] = float(chosen.mean()) if chosen.size else float("nan")
+    return summary

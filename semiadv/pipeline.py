@@ -1,0 +1,119 @@
+"""The main job: every stage that has no finished artefact in the work dir, in order.
+
+prototypes -> gender CNN -> matcher -> autoencoder pre-training -> SAN -> export -> summary.
+
+Each stage writes its artefact atomically when it finishes (`prototypes.npz`,
+`<stage>/model.keras`), and checkpoints while it runs, so re-running the same command after
+a crash resumes the stage that was interrupted and skips the ones that were done.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from semiadv import distribute, heldout, prototypes_job, tasks, trainer
+from semiadv import prototypes as prototypes_lib
+from semiadv.config import TrainConfig, write_config
+
+STAGES = ("prototypes", "gender", "matcher", "autoencoder", "san", "export")
+PROTOTYPES_FILE = "prototypes.npz"
+
+
+def setup(config: TrainConfig) -> tf.distribute.Strategy:
+    """Determinism, the strategy, and the run's config written beside its artefacts."""
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = distribute.make_strategy(config.strategy)
+    if distribute.is_chief(strategy):
+        write_config(config, Path(config.workdir) / "config.json")
+    return strategy
+
+
+def ensure_prototypes(config: TrainConfig) -> prototypes_lib.Prototypes:
+    path = Path(config.workdir) / PROTOTYPES_FILE
+    if not path.exists():
+        logging.info("prototypes: averaging the training faces of %s", config.data.dataset)
+        prototypes_job.compute_and_save(config.data, path)
+    return prototypes_lib.load_prototypes(path)
+
+
+def stage_dir(config: TrainConfig, stage: str) -> Path:
+    return Path(config.workdir) / stage
+
+
+def _load(config: TrainConfig, stage: str) -> keras.Model:
+    path = stage_dir(config, stage) / trainer.FINAL_MODEL
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run the {stage} stage first "
+                                f"(semiadv-pretrain --net={stage} or semiadv-train)")
+    return keras.models.load_model(path, safe_mode=True)
+
+
+def pretrain(config: TrainConfig, net: str, strategy: tf.distribute.Strategy) -> keras.Model:
+    """Trains one auxiliary network (or the autoencoder's pre-training) unless it is done."""
+    directory = stage_dir(config, net)
+    if trainer.stage_done(directory):
+        logging.info("%s: done already (%s)", net, directory / trainer.FINAL_MODEL)
+        return _load(config, net)
+    if net == "gender":
+        task, stage = tasks.GenderTask(config), config.gender
+    elif net == "matcher":
+        task, stage = tasks.MatcherTask(config), config.matcher
+    elif net == "autoencoder":
+        task, stage = tasks.AutoencoderTask(config, ensure_prototypes(config)), config.autoencoder
+    else:
+        raise ValueError(f"unknown network {net!r}: use gender, matcher or autoencoder")
+    return trainer.train(task, stage, config, strategy, directory).model
+
+
+def train_san(config: TrainConfig, strategy: tf.distribute.Strategy) -> keras.Model:
+    """The semi-adversarial stage, from the pre-trained autoencoder and the frozen G and M."""
+    directory = stage_dir(config, "san")
+    if trainer.stage_done(directory):
+        logging.info("san: done already (%s)", directory / trainer.FINAL_MODEL)
+        return _load(config, "san")
+    def load_models():
+        return tuple(_load(config, stage) for stage in ("autoencoder", "gender", "matcher"))
+
+    task = tasks.SanTask(config, ensure_prototypes(config), load_models)
+    return trainer.train(task, config.san, config, strategy, directory).model
+
+
+def export(config: TrainConfig, strategy: tf.distribute.Strategy) -> Path | None:
+    """Exports the trained SAN for TF Serving and Keras (chief only keeps it)."""
+    if config.export_dir is None:
+        return None
+    from semiadv import export as export_lib  # TF Serving plumbing: only this stage needs it.
+
+    marker = stage_dir(config, "san") / "exported.json"
+    if marker.exists():
+        path = Path(json.loads(marker.read_text())["path"])
+        logging.info("export: done already (%s)", path)
+        return path
+    if not distribute.is_chief(strategy):
+        return None
+    path = export_lib.export_san(_load(config, "san"), _load(config, "gender"),
+                                 ensure_prototypes(config), config.export_dir, config.export_name)
+    marker.write_text(json.dumps({"path": str(path)}) + "\n")
+    return path
+
+
+def run(config: TrainConfig) -> dict:
+    """Runs every unfinished stage, then the held-out summary; returns the summary."""
+    strategy = setup(config)
+    ensure_prototypes(config)
+    for net in ("gender", "matcher", "autoencoder"):
+        pretrain(config, net, strategy)
+    autoencoder = train_san(config, strategy)
+    export_path = export(config, strategy)
+    summary = heldout.san_summary(autoencoder, _load(config, "gender"), _load(config, "matcher"),
+                                  ensure_prototypes(config), config.data)
+    summary["export"] = str(export_path) if export_path else None
+    if distribute.is_chief(strategy):
+        (Path(config.workdir) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

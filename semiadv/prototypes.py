@@ -1,0 +1,189 @@
+"""Gender prototypes: the mean aligned male and female faces, and their per-example mixes.
+
+The SAN's autoencoder sees each face with its same-gender prototype P_SM and re-renders it
+with the opposite one P_OP (or the neutral mix P_NT at inference). For a label y (1 = male):
+
+    P_SM(y) = y * P_male + (1 - y) * P_female
+    P_OP(y) = (1 - y) * P_male + y * P_female
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class Prototypes:
+    """The three prototypes, float32 [H, W, C] in [0, 1], and how they were made."""
+
+    male: np.ndarray
+    female: np.ndarray
+    neutral: np.ndarray
+    male_weight: float
+    counts: tuple[int, int]  # (males, females) averaged.
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.male.shape)
+
+
+class PrototypeAccumulator:
+    """Sums faces per gender batch by batch, so prototypes of any dataset fit in memory."""
+
+    def __init__(self):
+        self._sums = [None, None]  # Index 0: female, 1: male.
+        self._counts = [0, 0]
+
+    def add(self, images: np.ndarray, male: np.ndarray) -> None:
+        """Adds a batch; examples of unknown gender (male == -1) are ignored."""
+        images = np.asarray(images, np.float64)
+        male = np.asarray(male)
+        for label in (0, 1):
+            chosen = images[male == label]
+            if len(chosen):
+                total = chosen.sum(axis=0)
+                self._sums[label] = total if self._sums[label] is None else self._sums[label] + total
+                self._counts[label] += len(chosen)
+
+    def result(self, male_weight: float | None = None) -> Prototypes:
+        """The prototypes; `male_weight` mixes the neutral one (None: the share of males).
+
+        Raises:
+          ValueError: when a gender has no examples or the weight is outside [0, 1].
+        """
+        females, males = self._counts
+        if not males or not females:
+            raise ValueError(f"prototypes need faces of both genders; got {males} male and "
+                             f"{females} female (unknown genders are ignored)")
+        if male_weight is None:
+            male_weight = males / (males + females)
+        if not 0.0 <= male_weight <= 1.0:
+            raise ValueError(f"male_weight must be in [0, 1], got {male_weight}")
+        male = (self._sums[1] / males).astype(np.float32)
+        female = (self._sums[0] / females).astype(np.float32)
+        neutral = (male_weight * male + (1 - male_weight) * female).astype(np.float32)
+        return Prototypes(male, female, neutral, float(male_weight), (males, females))
+
+
+def compute_prototypes(batches, male_weight: float | None = None) -> Prototypes:
+    """Computes prototypes from an iterable of `{"image", "male"}` numpy batches."""
+    accumulator = PrototypeAccumulator()
+    for batch in batches:
+        accumulator.add(batch["image"], batch["male"])
+    return accumulator.result(male_weight)
+
+
+def save_prototypes(prototypes: Prototypes, path: str | Path, png: bool = True) -> None:
+    """Writes the prototypes to `path` (.npz) and, if asked, a PNG of them side by side.
+
+    Both files are written to a temporary name and renamed, so a killed run never leaves a
+    half-written prototype file that a later stage would trust.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as handle:
+        np.savez(handle, male=prototypes.male, female=prototypes.female,
+                 neutral=prototypes.neutral, male_weight=prototypes.male_weight,
+                 counts=np.array(prototypes.counts))
+    os.replace(handle.name, path)
+    if png:
+        from semiadv import imageio
+
+        strip = np.concatenate([prototypes.male, prototypes.neutral, prototypes.female], axis=1)
+        imageio.write_image(path.with_suffix(".png"), strip)
+
+
+def load_prototypes(path: str | Path) -> Prototypes:
+    """Reads prototypes written by `save_prototypes`.
+
+    Raises:
+      ValueError: naming the file when it is missing or not a prototype file.
+    """
+    try:
+        with np.load(path) as data:
+            return Prototypes(data["male"], data["female"], data["neutral"],
+                              float(data["male_weight"]), tuple(int(c) for c in data["counts"]))
+    except (OSError, KeyError, ValueError) as error:
+        raise ValueError(f"{path} is not a readable prototype file: {error}") from error
+
+
+def check_shape(prototypes: Prototypes, image_size: int, channels: int) -> None:
+    """Raises ValueError when prototypes were made for another image size or channel count."""
+    if prototypes.image_shape != (image_size, image_size, channels):
+        raise ValueError(f"prototypes have shape {prototypes.image_shape}, but the run uses "
+                         f"{(image_size, image_size, channels)}: recompute them")
+
+
+# ----------------------------------------------------------------------------------------------
+# Batched tf ops
+
+
+def _weights(male, dtype):
+    return tf.reshape(tf.cast(male, dtype), [-1, 1, 1, 1])
+
+
+def same_prototype(male, prototype_male, prototype_female):
+    """P_SM(y) = y * P_male + (1 - y) * P_female for a batch of labels y (1 = male)."""
+    y = _weights(male, prototype_male.dtype)
+    return y * prototype_male[None] + (1 - y) * prototype_female[None]
+
+
+def opposite_prototype(male, prototype_male, prototype_female):
+    """P_OP(y) = (1 - y) * P_male + y * P_female for a batch of labels y (1 = male)."""
+    y = _weights(male, prototype_male.dtype)
+    return (1 - y) * prototype_male[None] + y * prototype_female[None]
+
+
+def flip_where(tensors, flipped):
+    """Flips left-right the examples of each [B, H, W, C] tensor where `flipped` [B] is true.
+
+    The input pipeline flips faces (`semiadv.data`, augment="flip") and reports which; the
+    step flips their prototypes with the same coins. The paper's code flipped only the face,
+    so face and prototype disagreed on which side was which for half the batch.
+
+    Args:
+      tensors: a list of [B, H, W, C] tensors of one batch.
+      flipped: [B] bool.
+
+    Returns:
+      The list, flipped where asked.
+    """
+    mask = tf.reshape(tf.cast(flipped, tf.bool), [-1, 1, 1, 1])
+    return [tf.where(mask, tf.reverse(value, axis=[2]), value) for value in tensors]
+
+
+def warp_to_landmarks(prototype_images, landmarks, template):
+    """Warps prototypes so their landmarks (the `template`) land on each face's landmarks.
+
+    The paper aligned the prototype to each face; with five landmarks an affine map fitted by
+    least squares follows the face's eyes, nose and mouth.
+
+    Args:
+      prototype_images: [B, H, W, C] prototypes (aligned like the mean face).
+      landmarks: [B, N, 2] (x, y) of each face, in pixels of the [H, W] crop.
+      template: [N, 2] the same landmarks on the prototypes.
+
+    Returns:
+      [B, H, W, C] float32 warped prototypes.
+    """
+    landmarks = tf.cast(landmarks, tf.float32)
+    template = tf.cast(template, tf.float32)
+    batch = tf.shape(landmarks)[0]
+    count = tf.shape(landmarks)[1]
+    # Output pixel at a face landmark reads the prototype at the template landmark: solve
+    # [x y 1] @ A = template for A [3, 2] per example.
+    design = tf.concat([landmarks, tf.ones([batch, count, 1])], axis=-1)
+    targets = tf.broadcast_to(template[None], tf.shape(landmarks))
+    affine = tf.linalg.lstsq(design, targets, fast=False)  # [B, 3, 2]
+    # ImageProjectiveTransformV3 reads input x from a0*x + a1*y + a2 and y from b0..b2.
+    transforms = tf.concat([affine[:, :, 0], affine[:, :, 1], tf.zeros([batch, 2])], axis=-1)
+    size = tf.shape(prototype_images)[1:3]
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.cast(prototype_images, tf.float32), transforms=transforms, output_shape=size,
+        fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="NEAREST")

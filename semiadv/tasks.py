@@ -1,0 +1,204 @@
+"""The four training stages as tasks: what to build, and the per-example losses of one step.
+
+A task owns its models and its loss; `semiadv.trainer` owns the loop, the strategy,
+checkpoints and summaries. `per_example` runs inside `strategy.run` on one replica's batch
+and returns per-example values only: the trainer reduces the total once with
+`tf.nn.compute_average_loss`, and averages every reported value with metrics.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from semiadv import losses, networks
+from semiadv import prototypes as prototypes_lib
+from semiadv.config import TrainConfig
+
+
+def _known_gender(male):
+    """1.0 where the gender label is known (0/1), 0.0 where it is -1."""
+    return tf.cast(male >= 0, tf.float32)
+
+
+class Task:
+    """One stage: `build` (under the strategy scope), then `per_example` in each step."""
+
+    name: str = ""
+    augment: str | None = None
+    reports: tuple[str, ...] = ()  # The names `per_example` reports, in order.
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.data = config.data
+
+    def build(self) -> keras.Model:
+        """Builds (or loads) every model; returns the one whose variables are trained."""
+        raise NotImplementedError
+
+    def per_example(self, batch, step) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """Returns (total loss [B], {name: per-example values [B] to average and log})."""
+        raise NotImplementedError
+
+
+class GenderTask(Task):
+    """The auxiliary gender CNN, trained with cross-entropy."""
+
+    name = "gender"
+    augment = "flip"
+    reports = ("cross_entropy", "accuracy")
+
+    def build(self):
+        self.model = networks.build_gender_classifier(
+            self.data.image_size, self.data.channels, width=self.config.networks.classifier_width)
+        return self.model
+
+    def per_example(self, batch, step):
+        logits = self.model(batch["image"], training=True)
+        known = _known_gender(batch["male"])
+        male = tf.maximum(batch["male"], 0)
+        cross_entropy = losses.gender_cross_entropy(logits, male) * known
+        return cross_entropy, {"cross_entropy": cross_entropy,
+                               "accuracy": losses.gender_accuracy(logits, male)}
+
+
+class MatcherTask(Task):
+    """The auxiliary face matcher, trained with the triplet loss on two views of each face.
+
+    Both views of a photo are positives of each other; photos of the same identity are
+    positives too where the dataset labels identities. Without identities (UTKFace) the
+    matcher learns from the augmented pairs alone.
+    """
+
+    name = "matcher"
+    augment = "views"
+    reports = ("triplet", "view_distance")
+
+    def build(self):
+        self.model = networks.build_matcher(
+            self.data.image_size, self.data.channels,
+            embedding_dim=self.config.networks.embedding_dim,
+            width=self.config.networks.matcher_width)
+        return self.model
+
+    def per_example(self, batch, step):
+        views = tf.concat([batch["view_a"], batch["view_b"]], axis=0)
+        count = tf.shape(batch["identity"])[0]
+        # Unknown identities get a label of their own (-1 - index): only their other view
+        # is a positive.
+        labels = tf.where(batch["identity"] >= 0, batch["identity"],
+                          -1 - tf.range(count, dtype=tf.int64))
+        labels = tf.concat([labels, labels], axis=0)
+        embeddings = self.model(views, training=True)
+        triplet = losses.triplet_loss(embeddings, labels, margin=self.config.triplet_margin,
+                                      mining=self.config.triplet_mining)
+        # Each photo's loss is the mean of its two views' anchor losses: one value per example.
+        per_photo = 0.5 * (triplet[:count] + triplet[count:])
+        view_distance = losses.match_distance(embeddings[:count], embeddings[count:])
+        return per_photo, {"triplet": per_photo, "view_distance": view_distance}
+
+
+class _PrototypeTask(Task):
+    """A task whose batches need the same and opposite prototypes of each face."""
+
+    def __init__(self, config: TrainConfig, prototypes: prototypes_lib.Prototypes):
+        super().__init__(config)
+        prototypes_lib.check_shape(prototypes, config.data.image_size, config.data.channels)
+        self.prototype_male = tf.constant(prototypes.male)
+        self.prototype_female = tf.constant(prototypes.female)
+
+    augment = "flip"
+
+    def prototypes_of(self, batch):
+        male = tf.maximum(batch["male"], 0)
+        same = prototypes_lib.same_prototype(male, self.prototype_male, self.prototype_female)
+        opposite = prototypes_lib.opposite_prototype(male, self.prototype_male,
+                                                     self.prototype_female)
+        if "flipped" in batch:
+            # The pipeline flipped some faces: their prototypes follow (the paper's code did not).
+            same, opposite = prototypes_lib.flip_where([same, opposite], batch["flipped"])
+        return same, opposite
+
+    def build_autoencoder(self):
+        nets = self.config.networks
+        return networks.build_autoencoder(self.data.image_size, self.data.channels,
+                                          encoder_filters=nets.encoder_filters,
+                                          decoder_filters=nets.decoder_filters)
+
+
+class AutoencoderTask(_PrototypeTask):
+    """Pre-trains the autoencoder to reconstruct each face from itself and its P_SM."""
+
+    name = "autoencoder"
+    reports = ("pixel",)
+
+    def build(self):
+        self.model = self.build_autoencoder()
+        return self.model
+
+    def per_example(self, batch, step):
+        same, opposite = self.prototypes_of(batch)
+        outputs = self.model({"image": batch["image"], "same_prototype": same,
+                              "opposite_prototype": opposite}, training=True)
+        pixel = losses.pixel_loss(batch["image"], outputs["same"], kind=self.config.pixel_loss)
+        return pixel, {"pixel": pixel}
+
+
+class SanTask(_PrototypeTask):
+    """The semi-adversarial training of the autoencoder against frozen G and M.
+
+    J = lambda_G [CE(G(X'_SM), y) + CE(G(X'_OP), 1 - y)] + lambda_M ||M(X'_SM) - M(X)||^2
+        (+ ||M(X'_OP) - M(X)||^2 if match_opposite, from match_warmup_steps on)
+        + lambda_D pixel(X, X'_SM)
+    """
+
+    name = "san"
+    reports = ("loss", "gender_same", "gender_opposite", "match_same", "match_opposite", "pixel",
+               "accuracy_same", "flip_rate_opposite")
+
+    def __init__(self, config, prototypes, load_models):
+        """`load_models()` returns (autoencoder, gender CNN, matcher); `build` calls it under
+        the strategy scope so all three are mirrored like any model built there."""
+        super().__init__(config, prototypes)
+        self._load_models = load_models
+
+    def build(self):
+        self.model, self.gender, self.matcher = self._load_models()
+        # Frozen: their variables never reach the optimizer, and Dropout stays in inference
+        # mode (training=False below).
+        self.gender.trainable = False
+        self.matcher.trainable = False
+        return self.model
+
+    def per_example(self, batch, step):
+        config = self.config
+        image, male = batch["image"], batch["male"]
+        known = _known_gender(male)
+        male = tf.maximum(male, 0)
+        same, opposite = self.prototypes_of(batch)
+        outputs = self.model({"image": image, "same_prototype": same,
+                              "opposite_prototype": opposite}, training=True)
+        perturbed_same, perturbed_opposite = outputs["same"], outputs["opposite"]
+
+        logits_same = self.gender(perturbed_same, training=False)
+        logits_opposite = self.gender(perturbed_opposite, training=False)
+        gender_same = losses.gender_cross_entropy(logits_same, male) * known
+        gender_opposite = losses.flipped_gender_cross_entropy(logits_opposite, male) * known
+
+        original_embedding = self.matcher(image, training=False)
+        match_same = losses.match_distance(original_embedding,
+                                           self.matcher(perturbed_same, training=False))
+        match_opposite = losses.match_distance(original_embedding,
+                                               self.matcher(perturbed_opposite, training=False))
+        match = match_same + match_opposite if config.match_opposite else match_same
+        pixel = losses.pixel_loss(image, perturbed_same, kind=config.pixel_loss)
+
+        match_on = tf.cast(step >= config.match_warmup_steps, tf.float32)
+        total = (config.gender_weight * (gender_same + gender_opposite)
+                 + config.match_weight * match_on * match + config.pixel_weight * pixel)
+        return total, {
+            "loss": total, "gender_same": gender_same, "gender_opposite": gender_opposite,
+            "match_same": match_same, "match_opposite": match_opposite, "pixel": pixel,
+            "accuracy_same": losses.gender_accuracy(logits_same, male),
+            "flip_rate_opposite": losses.flip_rate(logits_opposite, male),
+        }

@@ -1,0 +1,182 @@
+"""The training loop: one compiled distributed step, checkpoints, resume, summaries, progress.
+
+A stage's work dir holds `ckpt/` (a `tf.train.CheckpointManager`), `logs/` (TensorBoard) and,
+once the stage has finished, `model.keras`: its presence is what marks the stage done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from semiadv import data, distribute
+from semiadv.config import StageConfig, TrainConfig
+from semiadv.tasks import Task
+
+FINAL_MODEL = "model.keras"
+
+
+@dataclasses.dataclass
+class StageResult:
+    """A finished stage: its trained model and the averaged reports of each loop it ran."""
+
+    model: keras.Model
+    history: list[tuple[int, dict[str, float]]]
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term became NaN or infinite; the last good checkpoint is left as it was."""
+
+
+def stage_done(stage_dir: str | Path) -> bool:
+    return (Path(stage_dir) / FINAL_MODEL).exists()
+
+
+class Progress:
+    """A progress line with rate and ETA for long stages."""
+
+    def __init__(self, label: str, total: int, start: int, unit_per_step: int):
+        self.label, self.total, self.start = label, total, start
+        self.unit_per_step = unit_per_step
+        self.started = time.monotonic()
+
+    def line(self, step: int, values: dict[str, float]) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        done = step - self.start
+        rate = done / elapsed
+        eta = (self.total - step) / rate if rate > 0 else math.inf
+        shown = " ".join(f"{k}={v:.4g}" for k, v in values.items())
+        return (f"{self.label} step {step}/{self.total} "
+                f"({rate * self.unit_per_step:.0f} img/s, ETA {_duration(eta)}) {shown}")
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def _atomic_keras_save(model: keras.Model, path: Path) -> None:
+    """Saves a `.keras` file under a temporary name and renames it: no half-written file."""
+    partial = path.with_name(f".partial-{os.getpid()}-{path.name}")
+    model.save(partial)
+    os.replace(partial, path)
+
+
+def train(task: Task, stage: StageConfig, config: TrainConfig, strategy: tf.distribute.Strategy,
+          stage_dir: str | Path) -> StageResult:
+    """Runs (or resumes) one stage to `stage.steps` and writes its final model.
+
+    Args:
+      task: the stage's task; `task.build()` is called under `strategy.scope()`.
+      stage: steps and learning rate.
+      config: the whole run's config (batch size, checkpointing, logging).
+      strategy: the `tf.distribute` strategy.
+      stage_dir: the stage's work dir.
+
+    Returns:
+      The trained model and the history of this call's loops (empty when already done).
+
+    Raises:
+      NonFiniteLossError: naming the steps and the loss term that went non-finite.
+    """
+    stage_dir = Path(stage_dir)
+    global_batch = config.data.batch_size
+    if global_batch % strategy.num_replicas_in_sync:
+        raise ValueError(f"--batch_size={global_batch} does not split evenly over "
+                         f"{strategy.num_replicas_in_sync} replicas")
+    keras.utils.set_random_seed(config.data.seed)
+    with strategy.scope():
+        model = task.build()
+        optimizer = keras.optimizers.Adam(stage.learning_rate)
+        # Trap: an optimizer whose variables appear inside the first distributed step fails.
+        optimizer.build(model.trainable_variables)
+        metrics: dict[str, keras.metrics.Mean] = {}
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        checkpoint_dir = distribute.write_dir(strategy, stage_dir / "ckpt")
+        manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=3)
+        if manager.latest_checkpoint:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            logging.info("%s: resumed from %s", task.name, manager.latest_checkpoint)
+    start = int(optimizer.iterations.numpy())
+    history = []
+    if start >= stage.steps:
+        logging.info("%s: checkpoint already at step %d of %d", task.name, start, stage.steps)
+    else:
+        history = _run_steps(task, stage, config, strategy, model, optimizer, metrics, manager,
+                             start, stage_dir)
+    with distribute.saving_dir(strategy, stage_dir) as target:
+        target.mkdir(parents=True, exist_ok=True)
+        _atomic_keras_save(model, target / FINAL_MODEL)
+    if not distribute.is_chief(strategy):
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # Private scratch of a non-chief.
+    return StageResult(model, history)
+
+
+def _run_steps(task, stage, config, strategy, model, optimizer, metrics, manager, start,
+               stage_dir):
+    global_batch = config.data.batch_size
+    variables = model.trainable_variables
+    dataset = data.distribute(strategy, config.data, "train", training=True, start_step=start,
+                              augment=task.augment)
+    iterator = iter(dataset)
+
+    def replica_step(batch):
+        step = optimizer.iterations
+        with tf.GradientTape() as tape:
+            total, report = task.per_example(batch, step)
+            loss = tf.nn.compute_average_loss(total, global_batch_size=global_batch)
+        gradients = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(gradients, variables))
+        for name, values in report.items():
+            metrics[name].update_state(values)
+
+    with strategy.scope():  # Trap: metrics live in the scope and update inside strategy.run.
+        for name in task.reports:
+            metrics[name] = keras.metrics.Mean(name=name)
+
+    @tf.function
+    def train_loop(iterator, num_steps):
+        for _ in tf.range(num_steps):
+            strategy.run(replica_step, args=(next(iterator),))
+
+    writer = (tf.summary.create_file_writer(str(stage_dir / "logs"))
+              if distribute.is_chief(strategy) else tf.summary.create_noop_writer())
+    progress = Progress(task.name, stage.steps, start, global_batch)
+    step = start
+    history = []
+    logging.info("%s: training steps %d..%d on %s", task.name, start, stage.steps,
+                 distribute.describe(strategy))
+    while step < stage.steps:
+        next_checkpoint = (step // config.checkpoint_every + 1) * config.checkpoint_every
+        num_steps = min(config.steps_per_loop, next_checkpoint - step, stage.steps - step)
+        train_loop(iterator, tf.constant(num_steps))
+        values = {name: float(metric.result()) for name, metric in metrics.items()}
+        bad = [name for name, value in values.items() if not np.isfinite(value)]
+        if bad:
+            raise NonFiniteLossError(
+                f"{task.name}: non-finite {', '.join(bad)} in steps {step + 1}..{step + num_steps}; "
+                f"stopped without saving, the last good checkpoint "
+                f"({manager.latest_checkpoint or 'none'}) is untouched")
+        step += num_steps
+        history.append((step, values))
+        with writer.as_default(step=step):
+            for name, value in values.items():
+                tf.summary.scalar(f"{task.name}/{name}", value)
+        for metric in metrics.values():
+            metric.reset_state()
+        logging.info("%s", progress.line(step, values))
+        if step % config.checkpoint_every == 0 or step == stage.steps:
+            manager.save(checkpoint_number=step)
+    writer.flush()
+    return history

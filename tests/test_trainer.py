@@ -1,0 +1,211 @@
+"""The distributed SAN step: equivalence across device counts, loss terms, frozen nets, resume."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from semiadv import networks, tasks, trainer
+from semiadv import prototypes as prototypes_lib
+from semiadv.config import DataConfig, NetworkConfig, StageConfig, TrainConfig
+
+SIZE = 16
+
+
+def _config(tmp_path, **overrides):
+    values = dict(
+        data=DataConfig(dataset="synthetic", image_size=SIZE, channels=3, batch_size=8,
+                        synthetic_identities=12, synthetic_images_per_identity=4),
+        networks=NetworkConfig(encoder_filters=(4, 4), decoder_filters=(8, 8),
+                               classifier_width=0.125, matcher_width=0.125, embedding_dim=8),
+        workdir=str(tmp_path), san=StageConfig(steps=4, learning_rate=1e-2),
+        checkpoint_every=2, steps_per_loop=2, export_dir=None)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def _prototypes():
+    rng = np.random.default_rng(3)
+    male = rng.uniform(0.2, 0.8, (SIZE, SIZE, 3)).astype(np.float32)
+    female = rng.uniform(0.2, 0.8, (SIZE, SIZE, 3)).astype(np.float32)
+    return prototypes_lib.Prototypes(male, female, (male + female) / 2, 0.5, (10, 10))
+
+
+def _fixed_models(config):
+    """Autoencoder, gender CNN and matcher with weights fixed by a seed."""
+    keras.utils.set_random_seed(7)
+    nets = config.networks
+    autoencoder = networks.build_autoencoder(SIZE, 3, nets.encoder_filters, nets.decoder_filters)
+    gender = networks.build_gender_classifier(SIZE, 3, width=nets.classifier_width)
+    matcher = networks.build_matcher(SIZE, 3, embedding_dim=nets.embedding_dim,
+                                     width=nets.matcher_width)
+    return [m.get_weights() for m in (autoencoder, gender, matcher)]
+
+
+def _san_task(config, weights):
+    def load_models():
+        nets = config.networks
+        models = (networks.build_autoencoder(SIZE, 3, nets.encoder_filters, nets.decoder_filters),
+                  networks.build_gender_classifier(SIZE, 3, width=nets.classifier_width),
+                  networks.build_matcher(SIZE, 3, embedding_dim=nets.embedding_dim,
+                                         width=nets.matcher_width))
+        for model, values in zip(models, weights):
+            model.set_weights(values)
+        return models
+
+    return tasks.SanTask(config, _prototypes(), load_models)
+
+
+def _one_device():
+    return tf.distribute.OneDeviceStrategy("/cpu:0")
+
+
+def _two_devices():
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+def test_two_replicas_match_one_device(tmp_path):
+    config = _config(tmp_path)
+    weights = _fixed_models(config)
+    runs = {}
+    for name, strategy in (("one", _one_device()), ("two", _two_devices())):
+        task = _san_task(config, weights)
+        result = trainer.train(task, config.san, config, strategy, tmp_path / name)
+        runs[name] = (result, task)
+    one, two = runs["one"][0], runs["two"][0]
+    assert [step for step, _ in one.history] == [2, 4]
+    for (_, values_one), (_, values_two) in zip(one.history, two.history):
+        assert values_one.keys() == values_two.keys()
+        for key in values_one:
+            np.testing.assert_allclose(values_one[key], values_two[key], rtol=1e-4, atol=1e-5,
+                                       err_msg=key)
+    start = weights[0]
+    moved = False
+    for before, w_one, w_two in zip(start, one.model.get_weights(), two.model.get_weights()):
+        np.testing.assert_allclose(w_one, w_two, rtol=1e-4, atol=1e-5)
+        moved |= not np.allclose(before, w_one)
+    assert moved, "the autoencoder did not learn"
+    # Frozen nets do not change.
+    _, task_two = runs["two"]
+    for model, values in ((task_two.gender, weights[1]), (task_two.matcher, weights[2])):
+        for current, original in zip(model.get_weights(), values):
+            np.testing.assert_array_equal(current, original)
+
+
+def _cross_entropy(logits, label):
+    logits = logits - logits.max(axis=1, keepdims=True)
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return -log_softmax[np.arange(len(label)), label]
+
+
+def test_san_loss_terms_equal_hand_computation(tmp_path):
+    config = _config(tmp_path, gender_weight=2.0, match_weight=3.0, pixel_weight=0.5,
+                     match_warmup_steps=5)
+    weights = _fixed_models(config)
+    task = _san_task(config, weights)
+    task.build()
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 1, (4, SIZE, SIZE, 3)).astype(np.float32)
+    male = np.array([1, 0, 1, -1])
+    flipped = np.array([True, False, False, True])
+    batch = {"image": tf.constant(image), "male": tf.constant(male, tf.int64),
+             "flipped": tf.constant(flipped)}
+
+    # Hand computation, from the models' raw outputs and numpy formulas.
+    protos = _prototypes()
+    y = np.maximum(male, 0)[:, None, None, None].astype(np.float32)
+    same = y * protos.male + (1 - y) * protos.female
+    opposite = (1 - y) * protos.male + y * protos.female
+    same[flipped] = same[flipped][:, :, ::-1]
+    opposite[flipped] = opposite[flipped][:, :, ::-1]
+    outputs = task.model({"image": image, "same_prototype": same, "opposite_prototype": opposite})
+    x_sm, x_op = outputs["same"].numpy(), outputs["opposite"].numpy()
+    known = (male >= 0).astype(np.float32)
+    label = np.maximum(male, 0)
+    gender_same = _cross_entropy(task.gender(x_sm).numpy(), label) * known
+    gender_opposite = _cross_entropy(task.gender(x_op).numpy(), 1 - label) * known
+    original = task.matcher(image).numpy()
+    match_same = ((original - task.matcher(x_sm).numpy()) ** 2).sum(axis=1)
+    match_opposite = ((original - task.matcher(x_op).numpy()) ** 2).sum(axis=1)
+    pixel = np.abs(image - x_sm).mean(axis=(1, 2, 3))
+
+    for step, match_on in ((0, 0.0), (5, 1.0)):
+        total, report = task.per_example(batch, tf.constant(step, tf.int64))
+        np.testing.assert_allclose(report["gender_same"], gender_same, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(report["gender_opposite"], gender_opposite, rtol=1e-4,
+                                   atol=1e-6)
+        np.testing.assert_allclose(report["match_same"], match_same, rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(report["match_opposite"], match_opposite, rtol=1e-4,
+                                   atol=1e-7)
+        np.testing.assert_allclose(report["pixel"], pixel, rtol=1e-5)
+        expected = (2.0 * (gender_same + gender_opposite)
+                    + 3.0 * match_on * (match_same + match_opposite) + 0.5 * pixel)
+        np.testing.assert_allclose(total, expected, rtol=1e-4, atol=1e-6)
+    assert report["gender_same"][3] == 0.0  # Unknown gender contributes no gender loss.
+
+
+def test_interrupted_run_resumes_from_last_checkpoint(tmp_path, monkeypatch):
+    config = _config(tmp_path, san=StageConfig(steps=6, learning_rate=1e-2))
+    weights = _fixed_models(config)
+    uninterrupted = trainer.train(_san_task(config, weights), config.san, config, _one_device(),
+                                  tmp_path / "straight")
+
+    class Killed(Exception):
+        pass
+
+    original_save = tf.train.CheckpointManager.save
+
+    def save_then_die(self, checkpoint_number=None, **kwargs):
+        path = original_save(self, checkpoint_number=checkpoint_number, **kwargs)
+        if checkpoint_number == 4:
+            raise Killed()
+        return path
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_die)
+    with pytest.raises(Killed):
+        trainer.train(_san_task(config, weights), config.san, config, _one_device(),
+                      tmp_path / "killed")
+    monkeypatch.undo()
+    assert not trainer.stage_done(tmp_path / "killed")
+    resumed = trainer.train(_san_task(config, weights), config.san, config, _one_device(),
+                            tmp_path / "killed")
+    assert [step for step, _ in resumed.history] == [6]  # Only the steps after the checkpoint.
+    assert trainer.stage_done(tmp_path / "killed")
+    for a, b in zip(uninterrupted.model.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # Done stages are not retrained.
+    again = trainer.train(_san_task(config, weights), config.san, config, _one_device(),
+                          tmp_path / "killed")
+    assert again.history == []
+
+
+def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path):
+    config = _config(tmp_path, san=StageConfig(steps=6, learning_rate=1e-2))
+    weights = _fixed_models(config)
+    trainer.train(_san_task(config, weights), dataclasses.replace(config.san, steps=2), config,
+                  _one_device(), tmp_path / "run")
+    checkpoint_files = sorted(p.name for p in (tmp_path / "run" / "ckpt").iterdir())
+    (tmp_path / "run" / trainer.FINAL_MODEL).unlink()  # Pretend the stage goes on to 6 steps.
+
+    task = _san_task(config, weights)
+    original = task.per_example
+
+    def poisoned(batch, step):
+        total, report = original(batch, step)
+        pixel = report["pixel"] * tf.where(step >= 3, np.nan, 1.0)
+        return total + pixel, {**report, "pixel": pixel}
+
+    task.per_example = poisoned
+    with pytest.raises(trainer.NonFiniteLossError, match=r"non-finite .*pixel.* steps 3\.\.4"):
+        trainer.train(task, config.san, config, _one_device(), tmp_path / "run")
+    assert sorted(p.name for p in (tmp_path / "run" / "ckpt").iterdir()) == checkpoint_files
+    assert not trainer.stage_done(tmp_path / "run")
+
+
+def test_batch_must_split_over_replicas(tmp_path):
+    config = _config(tmp_path, data=dataclasses.replace(_config(tmp_path).data, batch_size=7))
+    with pytest.raises(ValueError, match="batch_size=7"):
+        trainer.train(_san_task(config, _fixed_models(config)), config.san, config,
+                      _two_devices(), tmp_path / "odd")
