@@ -107,7 +107,8 @@ class TrainConfig:
     workdir: str = "models/demo"
     strategy: str = "auto"
     gender: StageConfig = StageConfig(steps=600, learning_rate=1e-3)
-    matcher: StageConfig = StageConfig(steps=600, learning_rate=1e-3)
+    # Above ~3e-4 the triplet-trained matcher collapses to one point (seen on synthetic faces).
+    matcher: StageConfig = StageConfig(steps=600, learning_rate=1e-4)
     autoencoder: StageConfig = StageConfig(steps=400, learning_rate=1e-3)
     san: StageConfig = StageConfig(steps=1000, learning_rate=2e-4)
     gender_weight: float = 1.0

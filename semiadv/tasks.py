@@ -119,6 +119,14 @@ class _PrototypeTask(Task):
             same, opposite = prototypes_lib.flip_where([same, opposite], batch["flipped"])
         return same, opposite
 
+    def summary_images(self, batch):
+        """Originals and both outputs of a batch, for `--image_summaries`."""
+        same, opposite = self.prototypes_of(batch)
+        outputs = self.model({"image": batch["image"], "same_prototype": same,
+                              "opposite_prototype": opposite}, training=False)
+        return {"original": batch["image"], "same": outputs["same"],
+                "opposite": outputs["opposite"]}
+
     def build_autoencoder(self):
         nets = self.config.networks
         return networks.build_autoencoder(self.data.image_size, self.data.channels,

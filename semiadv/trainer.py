@@ -178,5 +178,15 @@ def _run_steps(task, stage, config, strategy, model, optimizer, metrics, manager
         logging.info("%s", progress.line(step, values))
         if step % config.checkpoint_every == 0 or step == stage.steps:
             manager.save(checkpoint_number=step)
+            if config.image_summaries and hasattr(task, "summary_images"):
+                _write_images(task, config, writer, step)
     writer.flush()
     return history
+
+
+def _write_images(task, config, writer, step):
+    """Faces go to TensorBoard only when asked for: this is a privacy tool."""
+    batch = next(iter(data.make_dataset(config.data, "validation", training=False)))
+    with writer.as_default(step=step):
+        for name, images in task.summary_images(batch).items():
+            tf.summary.image(f"{task.name}/{name}", images, max_outputs=4)

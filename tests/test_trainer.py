@@ -209,3 +209,24 @@ def test_batch_must_split_over_replicas(tmp_path):
     with pytest.raises(ValueError, match="batch_size=7"):
         trainer.train(_san_task(config, _fixed_models(config)), config.san, config,
                       _two_devices(), tmp_path / "odd")
+
+
+def _event_tags(log_dir):
+    tags = {}
+    for path in log_dir.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tags[value.tag] = value.metadata.plugin_data.plugin_name
+    return tags
+
+
+@pytest.mark.parametrize("image_summaries", [False, True])
+def test_faces_reach_tensorboard_only_when_asked(tmp_path, image_summaries):
+    config = _config(tmp_path, image_summaries=image_summaries,
+                     san=StageConfig(steps=2, learning_rate=1e-2))
+    trainer.train(_san_task(config, _fixed_models(config)), config.san, config, _one_device(),
+                  tmp_path / "run")
+    tags = _event_tags(tmp_path / "run" / "logs")
+    assert {"san/loss", "san/flip_rate_opposite", "san/accuracy_same", "san/match_same"} <= set(tags)
+    image_tags = {tag for tag, plugin in tags.items() if plugin == "images"}
+    assert image_tags == ({"san/original", "san/same", "san/opposite"} if image_summaries else set())
