@@ -1,0 +1,440 @@
+"""Exports a trained SAN for TF Serving and for Keras.
+
+One Keras functional model, the *serving perturber*, holds everything inference needs: the
+autoencoder's layers, the auxiliary gender CNN and the three prototypes (as non-trainable
+weights of the registered `PrototypeMixer` layer). It is saved twice:
+
+- as a SavedModel with named signatures, for TF Serving and `tf.saved_model.load`;
+- as `perturber.keras` inside the same version dir, for `keras.models.load_model(...,
+  safe_mode=True)`. TF Serving only reads `saved_model.pb`, `variables/` and `assets*/`
+  from a version dir, so the extra file is ignored there, and it travels (and is
+  published atomically) with the SavedModel it matches.
+
+Layout under the TF Serving base path::
+
+    export_base/models.config            # model_config_list naming every model below
+    export_base/<name>/<version>/        # integer versions, never overwritten
+        saved_model.pb, variables/, perturber.keras
+
+Signatures (serving_default = opposite):
+
+- `same`, `neutral`, `opposite`: `image` float32 [N, H, W, C] in [0, 1] ->
+  `perturbed` float32 [N, H, W, C], `male_score` float32 [N]. The gender comes from the
+  auxiliary CNN; the prototypes follow its *hard* label round(male_score), like training,
+  where the autoencoder only ever saw pure male or female prototypes.
+- `same_labelled`, `neutral_labelled`, `opposite_labelled`: one dict {`image` [N, H, W, C],
+  `male` [N]} float32; `male` in [0, 1] is used as given (soft labels mix the prototypes),
+  a negative `male` means "infer it" as above.
+- `same_encoded`, `neutral_encoded`, `opposite_encoded`: `image_bytes` tf.string [N] (JPEG,
+  PNG, BMP or GIF of any size) -> `perturbed_png` tf.string [N], `male_score` [N]. For REST
+  clients sending `{"b64": ...}`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from semiadv import data
+from semiadv import prototypes as prototypes_lib
+
+KINDS = ("same", "neutral", "opposite")
+# The first endpoint added becomes serving_default: hiding gender is the point of the SAN.
+_ENDPOINT_ORDER = ("opposite", "same", "neutral")
+KERAS_FILENAME = "perturber.keras"
+MODELS_CONFIG = "models.config"
+# TF Serving only loads version dirs whose names parse as integers; this prefix never does.
+_TEMP_PREFIX = ".incomplete-"
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Registered custom layers (no Lambda layers: safe loading refuses them).
+# ---------------------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="semiadv")
+class MaleLabel(keras.layers.Layer):
+    """Turns gender logits and a caller's label into (label used, male score).
+
+    Inputs: `[male, logits]`, `male` [B] float (negative = unknown), `logits` [B, 2] (class 1 =
+    male). Returns `(label, score)`, both [B] float32: `score` is the softmax probability of
+    male; `label` is the caller's `male` clipped to [0, 1] where it is given, else the hard
+    label round(score).
+    """
+
+    def build(self, input_shape):
+        self.built = True
+
+    def call(self, inputs):
+        male, logits = inputs
+        male = keras.ops.cast(male, "float32")
+        score = keras.ops.softmax(keras.ops.cast(logits, "float32"), axis=-1)[:, 1]
+        label = keras.ops.where(male < 0, keras.ops.round(score), keras.ops.clip(male, 0.0, 1.0))
+        return label, score
+
+    def compute_output_spec(self, inputs):
+        male, _ = inputs
+        return (keras.KerasTensor(male.shape, dtype="float32"),
+                keras.KerasTensor(male.shape, dtype="float32"))
+
+
+@keras.saving.register_keras_serializable(package="semiadv")
+class PrototypeMixer(keras.layers.Layer):
+    """Holds the male, female and neutral prototypes and mixes them per example.
+
+    Input: `male` [B] in [0, 1]. Returns `(same, neutral, opposite)` prototypes, each
+    [B, H, W, C]: P_SM = m * P_male + (1 - m) * P_female, P_OP = (1 - m) * P_male + m * P_female,
+    P_NT the stored neutral prototype. The prototypes are non-trainable weights, so they are
+    saved with the model's weights, not in its config.
+    """
+
+    def __init__(self, image_shape, **kwargs):
+        super().__init__(**kwargs)
+        self.image_shape = tuple(int(size) for size in image_shape)
+
+    def build(self, input_shape):
+        self.male_prototype = self._prototype_weight("male_prototype")
+        self.female_prototype = self._prototype_weight("female_prototype")
+        self.neutral_prototype = self._prototype_weight("neutral_prototype")
+        self.built = True
+
+    def _prototype_weight(self, name):
+        return self.add_weight(name=name, shape=self.image_shape, initializer="zeros",
+                               trainable=False, dtype="float32")
+
+    def set_prototypes(self, prototypes):
+        """Copies a `semiadv.prototypes.Prototypes` into the weights."""
+        for weight, value in ((self.male_prototype, prototypes.male),
+                              (self.female_prototype, prototypes.female),
+                              (self.neutral_prototype, prototypes.neutral)):
+            weight.assign(np.asarray(value, np.float32))
+
+    def call(self, male):
+        y = keras.ops.reshape(keras.ops.cast(male, "float32"), (-1, 1, 1, 1))
+        male_prototype = self.male_prototype[None]
+        female_prototype = self.female_prototype[None]
+        same = y * male_prototype + (1.0 - y) * female_prototype
+        opposite = (1.0 - y) * male_prototype + y * female_prototype
+        neutral = keras.ops.broadcast_to(self.neutral_prototype[None], keras.ops.shape(same))
+        return same, neutral, opposite
+
+    def compute_output_spec(self, male):
+        shape = (male.shape[0],) + self.image_shape
+        return tuple(keras.KerasTensor(shape, dtype="float32") for _ in KINDS)
+
+    def get_config(self):
+        config = super().get_config()
+        config["image_shape"] = list(self.image_shape)
+        return config
+
+
+# ---------------------------------------------------------------------------------------------
+# The serving model.
+# ---------------------------------------------------------------------------------------------
+
+
+def _image_shape(autoencoder):
+    return tuple(int(size) for size in autoencoder.get_layer("image").batch_shape[1:])
+
+
+def _encoder_decoder(autoencoder):
+    """The autoencoder's image ⊕ same-prototype -> decoded features part, sharing its layers.
+
+    The features are computed once and combined with each of the three prototypes, instead
+    of running the encoder three times as `build_perturber` would.
+    """
+    features = autoencoder.get_layer("same_combiner_concat").input[0]
+    return keras.Model(
+        inputs={"image": autoencoder.get_layer("image").output,
+                "same_prototype": autoencoder.get_layer("same_prototype").output},
+        outputs=features, name="encoder_decoder")
+
+
+def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="serving_perturber"):
+    """Builds the one model that serves every mode of the SAN.
+
+    Args:
+        autoencoder: A model returned by `networks.build_autoencoder` (trained).
+        gender_classifier: The auxiliary gender CNN (`networks.build_gender_classifier`),
+            images [B, H, W, C] -> logits [B, 2], class 1 = male.
+        prototypes: A `semiadv.prototypes.Prototypes` of the autoencoder's image shape.
+        name: Model name.
+
+    Returns:
+        A frozen `keras.Model` taking `{"image": [B, H, W, C] float32 in [0, 1], "male": [B]
+        float32}` (`male` in [0, 1], or negative to let the gender CNN decide with its hard
+        label) and returning `{"same", "neutral", "opposite"}` perturbed images [B, H, W, C]
+        float32, `"male_score"` [B] (the CNN's probability of male) and `"male_label"` [B]
+        (the label the prototypes were mixed with).
+
+    Raises:
+        ValueError: If the prototypes or the gender CNN do not fit the autoencoder's shape.
+    """
+    image_shape = _image_shape(autoencoder)
+    prototypes_lib.check_shape(prototypes, image_shape[0], image_shape[2])
+    classifier_shape = tuple(gender_classifier.inputs[0].shape[1:])
+    if classifier_shape != image_shape:
+        raise ValueError(f"the gender classifier takes images of shape {classifier_shape}, "
+                         f"the autoencoder {image_shape}")
+
+    image = keras.Input(shape=image_shape, name="image")
+    male = keras.Input(shape=(), name="male")
+    logits = gender_classifier(image)
+    label, score = MaleLabel(name="male_label")([male, logits])
+    mixer = PrototypeMixer(image_shape, name="prototype_mixer")
+    mixed = dict(zip(KINDS, mixer(label)))
+    features = _encoder_decoder(autoencoder)({"image": image, "same_prototype": mixed["same"]})
+    combiner = autoencoder.get_layer("combiner")
+    outputs = {
+        kind: combiner(keras.layers.Concatenate(name=f"{kind}_combiner_concat")(
+            [features, mixed[kind]]))
+        for kind in KINDS
+    }
+    outputs.update(male_score=score, male_label=label)
+    model = keras.Model(inputs={"image": image, "male": male}, outputs=outputs, name=name)
+    mixer.set_prototypes(prototypes)
+    model.trainable = False
+    return model
+
+
+def image_shape_of(model):
+    """(H, W, C) of a serving perturber's images."""
+    return tuple(int(size) for size in model.get_layer("image").batch_shape[1:])
+
+
+# ---------------------------------------------------------------------------------------------
+# Signatures.
+# ---------------------------------------------------------------------------------------------
+
+
+def _image_spec(shape):
+    return tf.TensorSpec((None,) + tuple(shape), tf.float32, name="image")
+
+
+def _checked_image(image, image_shape):
+    """`image`, failing with InvalidArgumentError unless it is [N, H, W, C].
+
+    A loaded signature checks dtypes but not shapes, and oneDNN's convolution aborts the
+    whole process on a wrong rank, so shapes are checked at run time before any layer. The
+    raw op is used because `tf.ensure_shape` is dropped when the static shape already fits.
+    """
+    return tf.raw_ops.EnsureShape(input=image, shape=tf.TensorShape((None,) + tuple(image_shape)))
+
+
+def _checked_male(male, image):
+    """`male`, failing with InvalidArgumentError unless it is [N] for N images."""
+    male = tf.raw_ops.EnsureShape(input=male, shape=tf.TensorShape([None]))
+    check = tf.debugging.assert_equal(
+        tf.shape(male)[0], tf.shape(image)[0],
+        message="'male' must have one label per image")
+    with tf.control_dependencies([check]):
+        return tf.identity(male)
+
+
+def _unknown_male(image):
+    # Negative = "let the gender CNN decide" (see MaleLabel).
+    return -tf.ones(tf.shape(image)[:1], tf.float32)
+
+
+def _inferred_endpoint(model, kind):
+    image_shape = image_shape_of(model)
+
+    def serve(image):
+        image = _checked_image(image, image_shape)
+        outputs = model({"image": image, "male": _unknown_male(image)}, training=False)
+        return {"perturbed": outputs[kind], "male_score": outputs["male_score"]}
+    return serve
+
+
+def _labelled_endpoint(model, kind):
+    image_shape = image_shape_of(model)
+
+    def serve(inputs):
+        image = _checked_image(inputs["image"], image_shape)
+        male = _checked_male(inputs["male"], image)
+        outputs = model({"image": image, "male": male}, training=False)
+        return {"perturbed": outputs[kind], "male_score": outputs["male_score"]}
+    return serve
+
+
+def _decode_one(image_shape):
+    height, width, channels = image_shape
+
+    def decode(encoded):
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        # Same resize (antialiased, rounded to uint8) as the training input pipeline.
+        image = data.resize_uint8(image, height, channels)
+        image = tf.ensure_shape(image, (height, width, channels))
+        return tf.cast(image, tf.float32) / 255.0
+    return decode
+
+
+def _encode_png(image):
+    return tf.io.encode_png(tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8))
+
+
+def _encoded_endpoint(model, kind, image_shape):
+    def serve(image_bytes):
+        image_bytes = tf.raw_ops.EnsureShape(input=image_bytes, shape=tf.TensorShape([None]))
+        images = tf.map_fn(_decode_one(image_shape), image_bytes,
+                           fn_output_signature=tf.TensorSpec(image_shape, tf.float32))
+        outputs = model({"image": images, "male": _unknown_male(images)}, training=False)
+        png = tf.map_fn(_encode_png, outputs[kind],
+                        fn_output_signature=tf.TensorSpec((), tf.string))
+        return {"perturbed_png": png, "male_score": outputs["male_score"]}
+    return serve
+
+
+def build_export_archive(model):
+    """A `keras.export.ExportArchive` with the nine signatures of a serving perturber."""
+    image_shape = image_shape_of(model)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for kind in _ENDPOINT_ORDER:
+        archive.add_endpoint(kind, _inferred_endpoint(model, kind),
+                             input_signature=[_image_spec(image_shape)])
+    for kind in _ENDPOINT_ORDER:
+        archive.add_endpoint(
+            f"{kind}_labelled", _labelled_endpoint(model, kind),
+            input_signature=[{"image": _image_spec(image_shape),
+                              "male": tf.TensorSpec((None,), tf.float32, name="male")}])
+    for kind in _ENDPOINT_ORDER:
+        archive.add_endpoint(
+            f"{kind}_encoded", _encoded_endpoint(model, kind, image_shape),
+            input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")])
+    return archive
+
+
+def signature_names():
+    """Every signature an export has, besides serving_default (= opposite)."""
+    return [f"{kind}{suffix}" for suffix in ("", "_labelled", "_encoded") for kind in KINDS]
+
+
+# ---------------------------------------------------------------------------------------------
+# Versioned, atomic export.
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_name(name):
+    if not isinstance(name, str) or not _NAME_PATTERN.match(name) or name.isdigit():
+        raise ValueError(f"export name must be letters, digits, '_', '.', '-' (not starting "
+                         f"with '.' and not all digits), got {name!r}")
+
+
+def existing_versions(model_dir):
+    """The integer versions present in `export_base/<name>/`, sorted."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(child.name) for child in model_dir.iterdir()
+                  if child.is_dir() and child.name.isdigit())
+
+
+def _choose_version(model_dir, version):
+    versions = existing_versions(model_dir)
+    if version is None:
+        return (versions[-1] + 1) if versions else 1
+    if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1:
+        raise ValueError(f"version must be an integer >= 1, got {version!r}")
+    if int(version) in versions or (Path(model_dir) / str(version)).exists():
+        raise FileExistsError(f"{Path(model_dir) / str(version)} already exists: versions are "
+                              f"never overwritten (existing: {versions})")
+    return int(version)
+
+
+def _write_version(model, temp_dir):
+    build_export_archive(model).write_out(str(temp_dir), verbose=False)
+    model.save(temp_dir / KERAS_FILENAME)
+
+
+def export_san(autoencoder, gender_classifier, prototypes, export_base, name, version=None):
+    """Exports a trained SAN as `export_base/<name>/<version>/` and updates models.config.
+
+    The version is written to a hidden temporary dir beside the versions (TF Serving ignores
+    names that are not integers) and renamed into place, so a server polling the base path
+    never loads a half-written model, and a failed export leaves no version behind.
+
+    Args:
+        autoencoder: The trained autoencoder (`networks.build_autoencoder`).
+        gender_classifier: The auxiliary gender CNN.
+        prototypes: `semiadv.prototypes.Prototypes` of the autoencoder's image shape.
+        export_base: TF Serving model base path (e.g. `exports/`).
+        name: Model name: letters, digits, '_', '.', '-'.
+        version: Integer >= 1, or None for one more than the highest existing version.
+
+    Returns:
+        The version dir (absolute). It holds the SavedModel and `perturber.keras`.
+
+    Raises:
+        FileExistsError: If the version already exists.
+        ValueError: For a bad name, version or mismatched shapes.
+    """
+    _check_name(name)
+    export_base = Path(export_base).resolve()
+    model_dir = export_base / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    version = _choose_version(model_dir, version)
+    model = build_serving_perturber(autoencoder, gender_classifier, prototypes)
+
+    temp_dir = model_dir / f"{_TEMP_PREFIX}{version}-{uuid.uuid4().hex}"
+    final_dir = model_dir / str(version)
+    try:
+        temp_dir.mkdir()
+        _write_version(model, temp_dir)
+        if final_dir.exists():  # Another export took the version meanwhile.
+            raise FileExistsError(f"{final_dir} appeared during the export; not overwritten")
+        os.rename(temp_dir, final_dir)
+    finally:
+        if temp_dir.exists():
+            shutil.rmtree(temp_dir, ignore_errors=True)
+    write_models_config(export_base)
+    logging.info("exported %s", final_dir)
+    return final_dir
+
+
+# ---------------------------------------------------------------------------------------------
+# TF Serving model config.
+# ---------------------------------------------------------------------------------------------
+
+
+def _quoted(text):
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def models_config_text(export_base):
+    """The TF Serving `model_config_list` of every model (with a version) under export_base."""
+    export_base = Path(export_base).resolve()
+    entries = []
+    for model_dir in sorted(export_base.iterdir()):
+        served = not model_dir.name.startswith(".") and existing_versions(model_dir)
+        if model_dir.is_dir() and served:
+            entries.append("  config {\n"
+                           f"    name: {_quoted(model_dir.name)}\n"
+                           f"    base_path: {_quoted(str(model_dir))}\n"
+                           '    model_platform: "tensorflow"\n'
+                           "  }\n")
+    return "model_config_list {\n" + "".join(entries) + "}\n"
+
+
+def write_models_config(export_base):
+    """(Re)writes `export_base/models.config` atomically; returns its path."""
+    export_base = Path(export_base).resolve()
+    path = export_base / MODELS_CONFIG
+    text = models_config_text(export_base)
+    with tempfile.NamedTemporaryFile("w", dir=export_base, prefix=".models.config.",
+                                     delete=False) as handle:
+        handle.write(text)
+    # NamedTemporaryFile is private (0600); the server may run as another user.
+    os.chmod(handle.name, 0o644)
+    os.replace(handle.name, path)
+    return path

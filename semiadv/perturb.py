@@ -1,0 +1,277 @@
+"""Applies an exported SAN to a folder of photos.
+
+Each photo is read, aligned (or only resized), perturbed through one signature of the
+SavedModel written by `semiadv.export`, and written under the same relative name in the
+output folder, next to `perturb_report.json`. Bad photos are reported and skipped; inputs
+are never written to.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from semiadv import data, imageio
+
+PROTOTYPES = ("same", "neutral", "opposite")
+REPORT_NAME = "perturb_report.json"
+ALIGNED_DIR = "aligned"
+DEFAULT_BATCH_SIZE = 32
+_PROGRESS_SECONDS = 10.0
+
+
+# ---------------------------------------------------------------------------------------------
+# The export.
+# ---------------------------------------------------------------------------------------------
+
+
+def resolve_export(export_path):
+    """The SavedModel dir of `export_path`: a version dir, or a model dir (highest version).
+
+    Raises:
+        FileNotFoundError: naming the path when it holds no SavedModel.
+    """
+    path = Path(export_path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = sorted((int(child.name) for child in path.iterdir()
+                       if child.is_dir() and child.name.isdigit()), reverse=True) \
+        if path.is_dir() else []
+    for version in versions:
+        if (path / str(version) / "saved_model.pb").is_file():
+            return path / str(version)
+    raise FileNotFoundError(f"no SavedModel (saved_model.pb) in {str(path)!r} or in its "
+                            "integer version sub-folders")
+
+
+def load_signature(export_path, prototype):
+    """Loads one `same` / `neutral` / `opposite` signature.
+
+    The image shape is read from the signature's `image` input, so the export alone says
+    what size the faces must be.
+
+    Returns:
+        (loaded, fn, (H, W, C)): keep `loaded` alive while calling `fn`, which reads its
+        variables.
+    """
+    if prototype not in PROTOTYPES:
+        raise ValueError(f"prototype must be one of {PROTOTYPES}, got {prototype!r}")
+    loaded = tf.saved_model.load(str(resolve_export(export_path)))
+    if prototype not in loaded.signatures:
+        raise ValueError(f"export {export_path} has no signature {prototype!r} "
+                         f"(it has {sorted(loaded.signatures)})")
+    signature = loaded.signatures[prototype]
+    _, kwargs = signature.structured_input_signature
+    shape = tuple(kwargs["image"].shape[1:])
+    if len(shape) != 3 or None in shape:
+        raise ValueError(f"export {export_path}: signature {prototype!r} has image shape "
+                         f"{kwargs['image'].shape}, expected [None, H, W, C]")
+    return loaded, signature, tuple(int(size) for size in shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# Folders.
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_within(path, folder):
+    return path == folder or folder in path.parents
+
+
+def _check_folders(input_dir, output_dir):
+    """Refuses folder pairs where an output could land on an input."""
+    if not input_dir.is_dir():
+        raise NotADirectoryError(
+            f"input folder {str(input_dir)!r} does not exist or is not a folder")
+    if input_dir == output_dir:
+        raise ValueError(f"output_dir must differ from input_dir ({str(input_dir)!r}): "
+                         "inputs are never overwritten")
+    if _is_within(input_dir, output_dir):
+        # output/<rel> could then be one of the inputs (e.g. input=out/a, rel=a/x.jpg).
+        raise ValueError(f"input_dir {str(input_dir)!r} is inside output_dir "
+                         f"{str(output_dir)!r}: outputs could overwrite inputs")
+
+
+def _list_inputs(input_dir, output_dir):
+    """Images under input_dir, excluding a previous run's outputs when output_dir is inside."""
+    return [path for path in imageio.list_images(input_dir, recursive=True)
+            if not _is_within(path.resolve(), output_dir)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Per photo.
+# ---------------------------------------------------------------------------------------------
+
+
+def _to_uint8(image):
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = np.clip(np.round(np.asarray(image, np.float32) * 255.0), 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    return image
+
+
+def _prepare(path, image_shape, align):
+    """Reads and crops one photo; returns (float32 [H, W, C] face or None, entry dict)."""
+    size, _, channels = image_shape
+    try:
+        rgb = imageio.read_image(path)
+    except imageio.ImageReadError as error:
+        return None, {"status": "unreadable", "error": str(error)}
+    entry = {}
+    if align:
+        from semiadv import align as align_lib  # OpenCV detectors load only when aligning.
+
+        result = align_lib.align_face(rgb, size)
+        status = str(getattr(result.status, "value", result.status))
+        entry["align_status"] = status
+        if getattr(result, "crop", None) is None or status == "no_face":
+            entry.update(status="no_face")
+            return None, entry
+        rgb = _to_uint8(result.crop)
+    face = data.resize_uint8(tf.constant(rgb), size, channels).numpy()
+    return face.astype(np.float32) / 255.0, entry
+
+
+def _write_outputs(batch, perturbed, scores, output_dir, save_aligned, report):
+    for (relative, face, entry), image, score in zip(batch, perturbed, scores):
+        try:
+            imageio.write_image(output_dir / relative, image)
+            if save_aligned:
+                imageio.write_image(output_dir / ALIGNED_DIR / relative, face)
+        except (OSError, ValueError) as error:
+            entry.update(status="write_failed", error=str(error))
+        else:
+            entry.update(status="perturbed", male_score=float(score))
+        report["files"][relative] = entry
+
+
+def _run_batch(signature, batch, output_dir, save_aligned, report):
+    images = tf.constant(np.stack([face for _, face, _ in batch]))
+    outputs = signature(image=images)
+    _write_outputs(batch, outputs["perturbed"].numpy(), outputs["male_score"].numpy(),
+                   output_dir, save_aligned, report)
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress and report.
+# ---------------------------------------------------------------------------------------------
+
+
+class _Progress:
+    """Logs done / total with rate and ETA at most every `_PROGRESS_SECONDS`."""
+
+    def __init__(self, total):
+        self.total = total
+        self.start = self.last = time.monotonic()
+
+    def update(self, done, force=False):
+        now = time.monotonic()
+        if not force and now - self.last < _PROGRESS_SECONDS:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        logging.info("processed %d/%d photos, %.1f photos/s, ETA %.0f s", done, self.total,
+                     rate, eta)
+
+
+def _write_json(path, content):
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
+                                     delete=False) as handle:
+        json.dump(content, handle, indent=2, sort_keys=True)
+    os.chmod(handle.name, 0o644)
+    os.replace(handle.name, path)
+
+
+def _finish_report(report):
+    counts = {}
+    for entry in report["files"].values():
+        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+    report["counts"] = counts
+    report["failed"] = sorted(relative for relative, entry in report["files"].items()
+                              if entry["status"] != "perturbed")
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point.
+# ---------------------------------------------------------------------------------------------
+
+
+def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", image_size=None,
+                   save_aligned=False, align=True, batch_size=DEFAULT_BATCH_SIZE):
+    """Perturbs every photo of a folder (recursively) with an exported SAN.
+
+    Args:
+        export_path: A version dir written by `export.export_san`, or its model dir (the
+            highest version is used).
+        input_dir: Folder of photos; never written to.
+        output_dir: Where perturbed photos go, under their relative names (the extension
+            picks the format), with `perturb_report.json`. Must not be input_dir nor contain
+            it; it may lie inside input_dir (its files are then not taken as inputs).
+        prototype: Signature to use: "opposite" (hide gender), "neutral" or "same".
+        image_size: Optional check: must equal the export's image size (read from the
+            signature) when given.
+        save_aligned: Also write the aligned, resized originals to output_dir/aligned/.
+        align: Detect and align faces (photos without a face are skipped); False only
+            resizes whole photos (for already aligned crops).
+        batch_size: Photos per call of the signature.
+
+    Returns:
+        The report: per relative file name `{"status", "male_score"?, "align_status"?,
+        "error"?}` under "files", "counts" per status, "failed" (names not perturbed).
+        Statuses: perturbed, unreadable, no_face, error, write_failed.
+
+    Raises:
+        ValueError: for refused folders, an unknown prototype or a size mismatch.
+        FileNotFoundError / NotADirectoryError: for a missing export or input folder.
+    """
+    input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
+    _check_folders(input_dir, output_dir)
+    loaded, signature, image_shape = load_signature(export_path, prototype)
+    if image_size is not None and image_size != image_shape[0]:
+        raise ValueError(f"image_size={image_size} but the export takes {image_shape[0]}x"
+                         f"{image_shape[1]} faces")
+    paths = _list_inputs(input_dir, output_dir)
+    relatives = [path.relative_to(input_dir).as_posix() for path in paths]
+    if save_aligned and any(r.split("/")[0] == ALIGNED_DIR for r in relatives):
+        raise ValueError(f"input_dir has an {ALIGNED_DIR!r} sub-folder whose outputs would mix "
+                         "with the aligned originals: run without save_aligned")
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    report = {"export": str(resolve_export(export_path)), "prototype": prototype,
+              "image_shape": list(image_shape), "input_dir": str(input_dir),
+              "align": bool(align), "files": {}}
+    progress, batch = _Progress(len(paths)), []
+    for done, (path, relative) in enumerate(zip(paths, relatives), start=1):
+        try:
+            face, entry = _prepare(path, image_shape, align)
+        except Exception as error:  # noqa: BLE001  A batch job goes on past any one bad photo.
+            face, entry = None, {"status": "error", "error": f"{type(error).__name__}: {error}"}
+        if face is None:
+            logging.warning("skipped %s: %s", path, entry.get("error", entry["status"]))
+            report["files"][relative] = entry
+        else:
+            batch.append((relative, face, entry))
+        if len(batch) >= batch_size:
+            _run_batch(signature, batch, output_dir, save_aligned, report)
+            batch = []
+        progress.update(done)
+    if batch:
+        _run_batch(signature, batch, output_dir, save_aligned, report)
+    progress.update(len(paths), force=True)
+    del loaded  # Held until the last batch: the signature reads its variables.
+    _finish_report(report)
+    _write_json(output_dir / REPORT_NAME, report)
+    return report

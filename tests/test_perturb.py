@@ -1,0 +1,123 @@
+"""Tests of semiadv.perturb: applying an export to a folder of photos."""
+
+import hashlib
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from semiadv import export, imageio, networks, perturb, synthetic
+from semiadv.prototypes import Prototypes
+
+SIZE, CHANNELS = 32, 3
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny random SAN exported once for the module."""
+    keras.utils.set_random_seed(2)
+    rng = np.random.default_rng(0)
+    autoencoder = networks.build_autoencoder(
+        SIZE, CHANNELS, encoder_filters=(4, 4), decoder_filters=(8, 8))
+    gender = networks.build_gender_classifier(SIZE, CHANNELS, width=0.125)
+    male, female = (rng.random((SIZE, SIZE, CHANNELS), dtype=np.float32) for _ in range(2))
+    prototypes = Prototypes(male, female, (0.5 * male + 0.5 * female).astype(np.float32),
+                            0.5, (1, 1))
+    return export.export_san(autoencoder, gender, prototypes,
+                             tmp_path_factory.mktemp("exports"), "san")
+
+
+def _digest(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """Synthetic aligned faces as PNG (one in a sub-folder), a corrupt PNG, a text '.jpg'."""
+    folder = tmp_path / "photos"
+    faces = synthetic.make_faces(2, 2, SIZE, CHANNELS)["image"]
+    names = ["a.png", "b.png", "c.jpg", "sub/d.png"]
+    for name, face in zip(names, faces):
+        imageio.write_image(folder / name, face)
+    good = (folder / "a.png").read_bytes()
+    (folder / "corrupt.png").write_bytes(good[: len(good) // 2])
+    (folder / "notes.jpg").write_text("not a photo")
+    return folder, names, faces
+
+
+def test_noalign_perturbs_folder_and_reports_bad_files(exported, photos, tmp_path):
+    folder, names, faces = photos
+    before = _digest(folder)
+    output = tmp_path / "out"
+    report = perturb.perturb_folder(exported, folder, output, prototype="opposite",
+                                    align=False, save_aligned=True, batch_size=3)
+    assert _digest(folder) == before  # Inputs untouched.
+    assert report["counts"] == {"perturbed": 4, "unreadable": 2}
+    assert report["failed"] == ["corrupt.png", "notes.jpg"]
+    for name in names:
+        written = imageio.read_image(output / name)
+        assert written.shape == (SIZE, SIZE, 3)
+        assert (output / perturb.ALIGNED_DIR / name).is_file()
+        assert 0.0 <= report["files"][name]["male_score"] <= 1.0
+    assert not (output / "corrupt.png").exists() and not (output / "notes.jpg").exists()
+    saved = json.loads((output / perturb.REPORT_NAME).read_text())
+    assert saved["counts"] == report["counts"]
+    assert "corrupt" in saved["files"]["corrupt.png"]["error"].lower() or \
+        "truncated" in saved["files"]["corrupt.png"]["error"].lower()
+
+
+def test_outputs_match_the_signature(exported, photos, tmp_path):
+    folder, names, _ = photos
+    output = tmp_path / "out"
+    perturb.perturb_folder(exported.parent, folder, output, prototype="neutral", align=False)
+    loaded = tf.saved_model.load(str(exported))
+    face = imageio.read_image(folder / "a.png").astype(np.float32)[None] / 255.0
+    expected = loaded.signatures["neutral"](image=tf.constant(face))["perturbed"].numpy()[0]
+    written = imageio.read_image(output / "a.png").astype(np.float32) / 255.0
+    np.testing.assert_allclose(written, expected, atol=1 / 255 + 1e-6)
+
+
+def test_refuses_unsafe_folders(exported, photos, tmp_path):
+    folder, _, _ = photos
+    with pytest.raises(ValueError, match="must differ"):
+        perturb.perturb_folder(exported, folder, folder, align=False)
+    with pytest.raises(ValueError, match="inside output_dir"):
+        perturb.perturb_folder(exported, folder, folder.parent, align=False)
+    with pytest.raises(ValueError, match="prototype"):
+        perturb.perturb_folder(exported, folder, tmp_path / "out", prototype="male", align=False)
+    with pytest.raises(ValueError, match="image_size"):
+        perturb.perturb_folder(exported, folder, tmp_path / "out", image_size=64, align=False)
+    with pytest.raises(FileNotFoundError, match="saved_model.pb"):
+        perturb.perturb_folder(folder, folder, tmp_path / "out", align=False)
+
+
+def test_output_inside_input_skips_previous_outputs(exported, photos):
+    folder, names, _ = photos
+    output = folder / "private"
+    perturb.perturb_folder(exported, folder, output, align=False)
+    report = perturb.perturb_folder(exported, folder, output, align=False)
+    assert sorted(report["files"]) == sorted(names + ["corrupt.png", "notes.jpg"])
+
+
+def test_real_faces_are_aligned_and_perturbed(exported, shared_faces, tmp_path):
+    pytest.importorskip("semiadv.align", reason="semiadv.align (face detection) not available")
+    sources = sorted((shared_faces / "utkface").glob("*.jpg"))[:3]
+    if not sources:
+        pytest.skip(f"no UTKFace photos in {shared_faces / 'utkface'}")
+    folder = tmp_path / "real"
+    folder.mkdir()
+    for source in sources:  # Copied into tmp only, never into the repo.
+        shutil.copy(source, folder / source.name)
+    (folder / "blank.png").write_bytes(b"")
+    imageio.write_image(folder / "flat.png", np.full((64, 64, 3), 128, np.uint8))
+    report = perturb.perturb_folder(exported, folder, tmp_path / "out", save_aligned=True)
+    assert report["counts"].get("perturbed", 0) >= 1
+    assert report["files"]["blank.png"]["status"] == "unreadable"
+    assert report["files"]["flat.png"]["status"] == "no_face"
+    for name, entry in report["files"].items():
+        if entry["status"] == "perturbed":
+            assert imageio.read_image(tmp_path / "out" / name).shape == (SIZE, SIZE, 3)
