@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from semiadv import align
+# Eyes closer than this (in input pixels) fix no rotation or scale: such landmarks are junk
+# (e.g. both eyes annotated at one point) and the image is centre-cropped instead.
+MIN_EYE_DISTANCE = 1.0
 
 
 def _complex(points):
@@ -56,8 +58,26 @@ def warp(images, transforms, image_size: int):
         fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="NEAREST")
 
 
+def center_crop_transform(image_shape, image_size):
+    """The 8-vector transform that reads the central square of an image of `image_shape` [H, W]
+    into an output of side `image_size` (pixel centres map to pixel centres)."""
+    height = tf.cast(image_shape[0], tf.float32)
+    width = tf.cast(image_shape[1], tf.float32)
+    side = tf.minimum(height, width)
+    scale = side / image_size
+    # Output pixel centre x + 0.5 reads input (x + 0.5) * scale + offset, in pixel-centre terms.
+    shift_x = (width - side) / 2 + 0.5 * scale - 0.5
+    shift_y = (height - side) / 2 + 0.5 * scale - 0.5
+    zero = tf.zeros([])
+    return tf.stack([scale, zero, shift_x, zero, scale, shift_y, zero, zero])
+
+
 def align_by_eyes(image, landmarks, image_size: int):
     """Aligns one image so its eyes land on the canonical eye positions.
+
+    When the eyes are missing or degenerate (not finite, or less than `MIN_EYE_DISTANCE` apart)
+    no similarity is defined: the image is centre-cropped instead, so junk landmarks never
+    turn into NaN pixels.
 
     Args:
       image: [H, W, 3] uint8.
@@ -67,12 +87,23 @@ def align_by_eyes(image, landmarks, image_size: int):
     Returns:
       (crop [S, S, 3] float32 in 0..255, landmarks [N, 2] in crop coordinates).
     """
+    from semiadv import align  # OpenCV-based module: only the canonical eye points are needed.
+
+    landmarks = tf.cast(landmarks, tf.float32)
     # Warp at a generous size, then shrink with antialiasing: bilinear sampling straight to a
     # small crop would alias.
     work_size = max(image_size, 128)
-    target = tf.constant(align.canonical_eye_points(work_size), tf.float32)
-    transform = similarity_transform(landmarks[None, :2], target[None])
+    scale = image_size / work_size
+    # Eyes go where the shrink puts them on the canonical points of the output size (resizing
+    # keeps pixel centres aligned: x_small + 0.5 = (x_work + 0.5) * scale).
+    canonical = tf.constant(align.canonical_eye_points(image_size), tf.float32)
+    target = (canonical + 0.5) / scale - 0.5
+    eyes = landmarks[:2]
+    usable = tf.logical_and(tf.reduce_all(tf.math.is_finite(eyes)),
+                            tf.norm(eyes[1] - eyes[0]) >= MIN_EYE_DISTANCE)
+    safe_eyes = tf.where(usable, eyes, target)  # Keeps the unused branch finite.
+    transform = tf.where(usable, similarity_transform(safe_eyes[None], target[None])[0],
+                         center_crop_transform(tf.shape(image)[:2], work_size))[None]
     crop = warp(image[None], transform, work_size)[0]
     crop = tf.image.resize(crop, (image_size, image_size), antialias=True)
-    scale = image_size / work_size
-    return crop, apply_points(transform, landmarks[None])[0] * scale
+    return crop, (apply_points(transform, landmarks[None])[0] + 0.5) * scale - 0.5

@@ -36,9 +36,10 @@ from semiadv.config import DataConfig
 
 SPLITS = ("train", "validation", "test")
 _AUTOTUNE = tf.data.AUTOTUNE
-# The UTKFace name: age_gender_race_date..., gender 0 = male, 1 = female. Two real files have
-# junk after the date (a space, a missing dot): what matters is there, so they are kept.
-_UTKFACE_NAME = re.compile(r"^(?P<age>\d+)_(?P<gender>[01])_(?P<race>[0-4])_(?P<date>\d{17})")
+# The UTKFace name: age_gender_race_date..., gender 0 = male, 1 = female. Real files have junk
+# after the date (a space, a missing dot) and dates of 16 or 18 digits: what matters (age,
+# gender, race) is there, so they are kept. Names without the race field are skipped.
+_UTKFACE_NAME = re.compile(r"^(?P<age>\d+)_(?P<gender>[01])_(?P<race>[0-4])_(?P<date>\d+)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,6 +167,9 @@ def _utkface_source(path: Path):
         paths.append(file)
         male.append(label)
     paths, male, identity, unreadable = _checked(paths, male, [-1] * len(paths))
+    if not paths:
+        raise ValueError(f"no usable images in {path} ({len(skipped) + len(unreadable)} skipped, "
+                         f"e.g. {(skipped + unreadable)[0][0]})")
     return dict(paths=paths, male=male, identity=identity, names=[Path(p).name for p in paths],
                 skipped=tuple(skipped + unreadable))
 
@@ -191,7 +195,8 @@ def _folder_source(spec: DatasetSpec, config: DataConfig):
 
 
 def _read_labels_csv(labels_file: Path, root: Path):
-    with open(labels_file, newline="") as handle:
+    # utf-8-sig: a spreadsheet's byte order mark would otherwise hide the "file" column.
+    with open(labels_file, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         missing = {"file", "male"} - set(reader.fieldnames or ())
         if missing:
@@ -456,7 +461,16 @@ def _flip(example, seed, position):
     coin = tf.random.stateless_uniform([], seed=tf.stack([tf.cast(seed, tf.int64), position]))
     flipped = coin < 0.5
     image = tf.where(flipped, tf.reverse(example["image"], axis=[1]), example["image"])
-    return {**example, "image": image, "flipped": flipped}
+    flipped_example = {**example, "image": image, "flipped": flipped}
+    if "landmarks" in example:
+        # The landmarks follow the face: x mirrors (pixel centres at integers) and the left
+        # eye / mouth corner of the mirrored face is the old right one.
+        landmarks = example["landmarks"]
+        width = tf.cast(tf.shape(image)[1], landmarks.dtype)
+        mirrored = tf.stack([width - 1 - landmarks[:, 0], landmarks[:, 1]], axis=-1)
+        mirrored = tf.gather(mirrored, _MIRRORED_LANDMARKS)
+        flipped_example["landmarks"] = tf.where(flipped, mirrored, landmarks)
+    return flipped_example
 
 
 def augment_view(image, seed):
@@ -571,6 +585,8 @@ def _lfw_example(example, *, config: DataConfig):
 
 
 CELEB_A_LANDMARKS = ("lefteye", "righteye", "nose", "leftmouth", "rightmouth")
+# Which landmark each one becomes in a left-right mirror image of the face.
+_MIRRORED_LANDMARKS = (1, 0, 2, 4, 3)
 
 
 def _celeb_a_example(example, *, config: DataConfig):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -87,11 +88,19 @@ def save_prototypes(prototypes: Prototypes, path: str | Path, png: bool = True) 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as handle:
-        np.savez(handle, male=prototypes.male, female=prototypes.female,
-                 neutral=prototypes.neutral, male_weight=prototypes.male_weight,
-                 counts=np.array(prototypes.counts))
-    os.replace(handle.name, path)
+    # A hidden temporary name next to the target (same file system, so the rename is atomic),
+    # removed if anything fails before the rename.
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
+                                         delete=False)
+    try:
+        with handle:
+            np.savez(handle, male=prototypes.male, female=prototypes.female,
+                     neutral=prototypes.neutral, male_weight=prototypes.male_weight,
+                     counts=np.array(prototypes.counts))
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
     if png:
         from semiadv import imageio
 
@@ -106,11 +115,19 @@ def load_prototypes(path: str | Path) -> Prototypes:
       ValueError: naming the file when it is missing or not a prototype file.
     """
     try:
-        with np.load(path) as data:
-            return Prototypes(data["male"], data["female"], data["neutral"],
-                              float(data["male_weight"]), tuple(int(c) for c in data["counts"]))
-    except (OSError, KeyError, ValueError) as error:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # A plain .npy array.
+            raise ValueError("not an .npz archive")
+        with loaded as data:
+            result = Prototypes(data["male"], data["female"], data["neutral"],
+                                float(data["male_weight"]), tuple(int(c) for c in data["counts"]))
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"{path} is not a readable prototype file: {error}") from error
+    shapes = {result.male.shape, result.female.shape, result.neutral.shape}
+    if len(shapes) != 1 or result.male.ndim != 3 or len(result.counts) != 2:
+        raise ValueError(f"{path} is not a prototype file: male, female and neutral must be "
+                         f"[H, W, C] images of one shape, got {sorted(shapes)}")
+    return result
 
 
 def check_shape(prototypes: Prototypes, image_size: int, channels: int) -> None:
