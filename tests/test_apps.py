@@ -44,6 +44,7 @@ def test_prototypes_binary_writes_npz_and_png(tmp_path):
 
 def test_train_help_lists_the_stage_flags():
     result = _run("train_main", "--helpfull")  # absl exits 1 after printing help.
-    for flag in ("--strategy", "--san_steps", "--match_weight", "--pixel_loss", "--workdir",
-                 "--image_summaries"):
-        assert flag in result.stdout
+    for name in ("strategy", "san_steps", "match_weight", "pixel_loss", "workdir"):
+        assert f"--{name}:" in result.stdout, name
+    for name in ("image_summaries", "match_opposite"):  # Booleans: --[no]name.
+        assert f"--[no]{name}:" in result.stdout, name
