@@ -238,10 +238,19 @@ def _read_identity_folders(root: Path):
 
 
 def _aligned_copy(root: Path, config: DataConfig) -> Path:
-    """Aligns a folder of photos once into a cache dir keyed by folder and size."""
+    """Aligns a folder of photos once into a cache dir.
+
+    The cache key covers the folder, the size and every photo's name, size and mtime, so
+    adding, replacing or removing a photo aligns the folder again instead of reusing a
+    stale copy.
+    """
     from semiadv import align  # OpenCV cascades load lazily: only folder specs need them.
 
-    key = hashlib.sha1(f"{root.resolve()}|{config.image_size}".encode()).hexdigest()[:12]
+    fingerprint = hashlib.sha1(f"{root.resolve()}|{config.image_size}".encode())
+    for file in imageio.list_images(root, recursive=True):
+        stat = file.stat()
+        fingerprint.update(f"|{file.relative_to(root)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    key = fingerprint.hexdigest()[:12]
     base = Path(config.align_cache_dir or Path.home() / ".cache" / "semiadv" / "aligned")
     target = base / f"{root.name}-{config.image_size}-{key}"
     if not (target / "align_report.json").exists():

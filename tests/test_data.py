@@ -596,6 +596,38 @@ def test_folder_unaligned_real_photos_go_through_the_aligner(shared_faces, tmp_p
     assert set(examples["identity"].tolist()) <= {0, 1}
 
 
+def test_folder_is_aligned_again_when_its_photos_change(tmp_path, monkeypatch):
+    from semiadv import align
+
+    calls = []
+
+    def fake_align_folder(source, target, image_size):
+        # Stands in for the aligner: "aligned" crops are the photos themselves.
+        calls.append(str(target))
+        shutil.copytree(source, target, dirs_exist_ok=True)
+        (target / "align_report.json").write_text("{}")
+
+    monkeypatch.setattr(align, "align_folder", fake_align_folder)
+    source = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    for person in range(2):
+        (source / f"p{person}").mkdir(parents=True)
+        for photo in range(2):
+            cv2.imwrite(str(source / f"p{person}" / f"{photo}.png"),
+                        rng.integers(0, 255, (20, 20, 3), dtype=np.uint8))
+    config = DataConfig(dataset=f"folder:{source}", image_size=16, batch_size=2,
+                        validation_fraction=0.0, test_fraction=0.0,
+                        align_cache_dir=str(tmp_path / "cache"), cache_megabytes=0)
+    assert len(data.load_records(config, "train")) == 4
+    data.load_records.cache_clear()
+    assert len(data.load_records(config, "train")) == 4
+    assert len(calls) == 1  # Unchanged photos: the cached alignment is reused.
+    cv2.imwrite(str(source / "p1" / "2.png"), rng.integers(0, 255, (20, 20, 3), dtype=np.uint8))
+    data.load_records.cache_clear()
+    assert len(data.load_records(config, "train")) == 5
+    assert len(calls) == 2 and calls[0] != calls[1]
+
+
 # ----------------------------------------------------------------------------------------------
 # tensorflow-datasets specs (mock data: no download)
 
