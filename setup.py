@@ -9,6 +9,7 @@ BINARIES = {
     "semiadv-train": "semiadv.apps.train_main:run",
     "semiadv-export": "semiadv.apps.export_main:run",
     "semiadv-perturb": "semiadv.apps.perturb_main:run",
+    "semiadv-evaluate": "semiadv.apps.evaluate_main:run",
 }
 
 setup(
@@ -29,6 +30,9 @@ setup(
         "absl-py>=2.0",
         # 5.x wheels ship no Haar cascades; headless because servers have no libGL.
         "opencv-python-headless>=4.9,<5",
+        # ROC plots and image grids of semiadv-evaluate: a real plotting library beats
+        # drawing axes by hand.
+        "matplotlib>=3.8",
     ],
     extras_require={"test": ["pytest>=8", "hypothesis>=6"]},
     entry_points={"console_scripts": [f"{name}={target}" for name, target in BINARIES.items()]},

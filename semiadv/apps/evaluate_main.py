@@ -1,0 +1,102 @@
+"""semiadv-evaluate: the paper's gender and matching tables for an export, with baselines.
+
+  semiadv-evaluate --flagfile=flags/demo.cfg --export=exports/demo --output_dir=models/demo/eval
+  semiadv-evaluate --dataset=utkface:../shared/faces/utkface --image_size=64 \
+      --identity_dataset='folder:../shared/faces/celeba_identities?aligned=0' \
+      --export=exports/utk --output_dir=models/utk/eval --workdir=models/utk
+
+Writes metrics.json, report.md, ROC plots and (with --save_grid) grid.png to --output_dir.
+The auxiliary networks come from --workdir only when the flag is given.
+"""
+
+from absl import app, flags
+
+from semiadv.apps import common_flags
+# Unused here, but defined so that the recipes' flagfiles (which set training flags too)
+# parse: `--flagfile=flags/demo.cfg` evaluates with exactly the data flags it trained with.
+from semiadv.apps import train_flags  # noqa: F401
+from semiadv.config import StageConfig
+
+EXPORT = flags.DEFINE_string("export", None, "Export version dir, or model dir (latest version).",
+                             required=True)
+OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
+                                 "Where metrics.json, report.md and the PNGs go.", required=True)
+IDENTITY_DATASET = flags.DEFINE_string(
+    "identity_dataset", None,
+    "Dataset spec with identities for the matching tests when --dataset has none, e.g. "
+    "folder:../shared/faces/celeba_identities?aligned=0.")
+EVAL_WORKDIR = flags.DEFINE_string(
+    "eval_workdir", "models/evaluation",
+    "Cache of the independent networks (reused by later runs on the same data).")
+EVALUATOR = flags.DEFINE_multi_string(
+    "evaluator", [], "module:factory of a plugged-in gender classifier or matcher (repeatable).")
+ENTRY_POINTS = flags.DEFINE_boolean(
+    "entry_points", True, "Also load the evaluators of the semiadv.evaluators entry-point group.")
+INDEPENDENT = flags.DEFINE_boolean(
+    "independent", True, "Train (or reuse) the independent gender classifier and matcher.")
+INDEPENDENT_GENDER_STEPS = flags.DEFINE_integer(
+    "independent_gender_steps", 600, "Training steps of the independent classifier.",
+    lower_bound=1)
+INDEPENDENT_MATCHER_STEPS = flags.DEFINE_integer(
+    "independent_matcher_steps", 600, "Training steps of the independent matcher.",
+    lower_bound=1)
+INDEPENDENT_WIDTH = flags.DEFINE_float("independent_width", 0.25,
+                                       "Width multiplier of the independent networks.",
+                                       lower_bound=0.01)
+INDEPENDENT_SEED = flags.DEFINE_integer(
+    "independent_seed", 1234, "Weight-initialisation seed of the independent networks.")
+MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 2000,
+                                    "Test faces read from each set; 0 = all.", lower_bound=0)
+IMPOSTORS_PER_PROBE = flags.DEFINE_integer("impostors_per_probe", 50,
+                                           "Impostor pairs sampled per probe.", lower_bound=1)
+BASELINES = flags.DEFINE_boolean("baselines", True,
+                                 "Add blur and pixelation at the SAN's matching cost.")
+SAVE_GRID = flags.DEFINE_boolean(
+    "save_grid", None,
+    "Write grid.png (original | SM | NT | OP faces). It CONTAINS FACES: default on only for "
+    "--dataset=synthetic.")
+GRID_FACES = flags.DEFINE_integer("grid_faces", 6, "Faces in grid.png.", lower_bound=1)
+EVAL_BATCH_SIZE = flags.DEFINE_integer("eval_batch_size", 128,
+                                       "Images per call of the export and the evaluators.",
+                                       lower_bound=1)
+
+
+def evaluation_config():
+    """The `EvaluationConfig` the flags describe."""
+    from semiadv.evaluate import EvaluationConfig
+    from semiadv.evaluation.independent import IndependentConfig
+
+    def independent(steps, learning_rate):
+        return IndependentConfig(stage=StageConfig(steps=steps, learning_rate=learning_rate),
+                                 width=INDEPENDENT_WIDTH.value, seed=INDEPENDENT_SEED.value)
+
+    return EvaluationConfig(
+        export=EXPORT.value, output_dir=OUTPUT_DIR.value, data=common_flags.data_config(),
+        identity_dataset=IDENTITY_DATASET.value,
+        # The shared --workdir has a default; the auxiliary nets are used only when asked for.
+        workdir=common_flags.WORKDIR.value if flags.FLAGS["workdir"].present else None,
+        eval_workdir=EVAL_WORKDIR.value, evaluators=tuple(EVALUATOR.value),
+        entry_points=ENTRY_POINTS.value, independent=INDEPENDENT.value,
+        independent_gender=independent(INDEPENDENT_GENDER_STEPS.value, 1e-3),
+        # Above ~3e-4 triplet-trained matchers collapse (see TrainConfig.matcher).
+        independent_matcher=independent(INDEPENDENT_MATCHER_STEPS.value, 1e-4),
+        max_examples=MAX_EXAMPLES.value or None, impostors_per_probe=IMPOSTORS_PER_PROBE.value,
+        baselines=BASELINES.value, save_grid=SAVE_GRID.value, grid_faces=GRID_FACES.value,
+        batch_size=EVAL_BATCH_SIZE.value)
+
+
+def main(argv):
+    del argv
+    from semiadv import evaluate
+
+    config = evaluation_config()
+    evaluate.evaluate(config)
+    print(f"report: {config.output_dir}/report.md")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
