@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -23,16 +24,20 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
 
     Args:
       name: auto (MirroredStrategy over the GPUs, or over the logical CPUs when several are
-        configured, else the one CPU), mirrored, multi_worker (from TF_CONFIG) or one_device.
+        configured, else the one CPU), mirrored, multi_worker (from TF_CONFIG, or from the
+        SLURM_* variables of a Slurm job step when TF_CONFIG is unset) or one_device.
 
     Raises:
-      ValueError: for an unknown name, or multi_worker without a TF_CONFIG.
+      ValueError: for an unknown name, or multi_worker with neither TF_CONFIG nor Slurm.
     """
     if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy=multi_worker needs TF_CONFIG (see the README's "
-                             "multi-worker section)")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        if "TF_CONFIG" in os.environ:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        if "SLURM_PROCID" in os.environ:
+            return tf.distribute.MultiWorkerMirroredStrategy(
+                cluster_resolver=slurm_cluster_resolver())
+        raise ValueError("--strategy=multi_worker needs TF_CONFIG, or a Slurm job step (srun) "
+                         "(see the README's multi-worker section)")
     if name == "one_device":
         device = "/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0"
         return tf.distribute.OneDeviceStrategy(device)
@@ -43,6 +48,26 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
             return tf.distribute.OneDeviceStrategy(devices[0])
         return tf.distribute.MirroredStrategy(devices)
     raise ValueError(f"unknown strategy {name!r}: use auto, mirrored, multi_worker or one_device")
+
+
+SLURM_PORT_BASE = 8888
+
+
+def slurm_cluster_resolver(port_base: int = SLURM_PORT_BASE):
+    """The cluster of the current Slurm job step: one worker per task, rank 0 the chief.
+
+    Tasks listen on `port_base`, `port_base + 1`, ... of their node. Reads SLURM_PROCID,
+    SLURM_STEP_NUM_TASKS, SLURM_STEP_NODELIST and SLURM_STEP_TASKS_PER_NODE.
+    """
+    resolver_class = tf.distribute.cluster_resolver.SlurmClusterResolver
+    if shutil.which("nvidia-smi") or os.environ.get("CUDA_VISIBLE_DEVICES"):
+        return resolver_class(port_base=port_base)  # It gives each task its share of GPUs.
+    # CPU nodes: the resolver hands out GPUs per task even when there are none (and fails on
+    # zero), so give each task a placeholder and leave CUDA_VISIBLE_DEVICES alone.
+    tasks_per_node = os.environ.get("SLURM_STEP_TASKS_PER_NODE", "1")
+    most_tasks = max(int(n) for n in re.findall(r"(\d+)(?:\(x\d+\))?", tasks_per_node))
+    return resolver_class(port_base=port_base, gpus_per_node=most_tasks, gpus_per_task=1,
+                          auto_set_gpu=False)
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -95,7 +95,12 @@ def train(task: Task, stage: StageConfig, config: TrainConfig, strategy: tf.dist
     if global_batch % strategy.num_replicas_in_sync:
         raise ValueError(f"--batch_size={global_batch} does not split evenly over "
                          f"{strategy.num_replicas_in_sync} replicas")
+    if config.deterministic:
+        # Idempotent; also done by `pipeline.setup`, repeated here for callers of `train` alone.
+        tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.data.seed)
+    chief = distribute.is_chief(strategy)
+    shared_dir = stage_dir / "ckpt"
     with strategy.scope():
         model = task.build()
         optimizer = keras.optimizers.Adam(stage.learning_rate)
@@ -103,28 +108,80 @@ def train(task: Task, stage: StageConfig, config: TrainConfig, strategy: tf.dist
         optimizer.build(model.trainable_variables)
         metrics: dict[str, keras.metrics.Mean] = {}
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-        checkpoint_dir = distribute.write_dir(strategy, stage_dir / "ckpt")
-        manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=3)
-        if manager.latest_checkpoint:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            logging.info("%s: resumed from %s", task.name, manager.latest_checkpoint)
-    start = int(optimizer.iterations.numpy())
-    history = []
-    if start >= stage.steps:
-        logging.info("%s: checkpoint already at step %d of %d", task.name, start, stage.steps)
-    else:
-        history = _run_steps(task, stage, config, strategy, model, optimizer, metrics, manager,
-                             start, stage_dir)
-    with distribute.saving_dir(strategy, stage_dir) as target:
-        target.mkdir(parents=True, exist_ok=True)
-        _atomic_keras_save(model, target / FINAL_MODEL)
-    if not distribute.is_chief(strategy):
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # Private scratch of a non-chief.
+        # Every worker resumes from the chief's checkpoints (a file system all workers see);
+        # each saves into its own write dir: the shared one on the chief, scratch elsewhere.
+        reader = tf.train.CheckpointManager(checkpoint, shared_dir, max_to_keep=3)
+        if reader.latest_checkpoint:
+            checkpoint.restore(reader.latest_checkpoint).assert_existing_objects_matched()
+            logging.info("%s: resumed from %s", task.name, reader.latest_checkpoint)
+    scratch = None if chief else distribute.write_dir(strategy, shared_dir)
+    try:
+        manager = reader if chief else tf.train.CheckpointManager(checkpoint, scratch,
+                                                                  max_to_keep=1)
+        start = int(optimizer.iterations.numpy())
+        history = []
+        if start >= stage.steps:
+            logging.info("%s: checkpoint already at step %d of %d", task.name, start,
+                         stage.steps)
+        else:
+            preemption = _preemption_handler(task, strategy, reader, manager)
+            history = _run_steps(task, stage, config, strategy, model, optimizer, metrics,
+                                 manager, start, stage_dir, preemption)
+        with distribute.saving_dir(strategy, stage_dir) as target:
+            target.mkdir(parents=True, exist_ok=True)
+            _atomic_keras_save(model, target / FINAL_MODEL)
+    finally:
+        if scratch is not None:
+            # A non-chief's private copy, removed however the stage ends (done, non-finite
+            # loss, preemption exit).
+            shutil.rmtree(scratch, ignore_errors=True)
     return StageResult(model, history)
 
 
+class Preempted(SystemExit):
+    """Raised on every worker after a coordinated preemption checkpoint: exit and restart.
+
+    A `SystemExit` so that, uncaught, the process ends with `PREEMPTED_EXIT_CODE`, which a
+    scheduler can treat as "restart me" (run the same command again to resume).
+    """
+
+
+PREEMPTED_EXIT_CODE = 42
+
+
+def _preemption_handler(task, strategy, reader, manager):
+    """A `PreemptionCheckpointHandler` for multi-worker runs, else None.
+
+    On SIGTERM to any worker, the handler agrees with every worker (through the coordination
+    service) on the loop after which all of them save; each then saves through `manager`
+    (the chief into the shared dir, the others into scratch) and raises `Preempted`. It
+    restores its own loop counter from the shared dir through `reader`, so every worker's
+    counter agrees after a restart.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if (not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None
+            or not resolver.cluster_spec().as_dict()):
+        return None
+
+    def save(checkpoint_number):
+        # The periodic save may have written this very step already, on every worker alike.
+        latest = manager.latest_checkpoint
+        if latest is None or os.path.basename(latest) != f"ckpt-{checkpoint_number}":
+            manager.save(checkpoint_number=checkpoint_number)
+        logging.warning("%s: preemption checkpoint at step %d on %s", task.name,
+                        checkpoint_number, distribute.worker_id(strategy))
+
+    def leave():
+        raise Preempted(PREEMPTED_EXIT_CODE)
+
+    return tf.distribute.experimental.PreemptionCheckpointHandler(
+        resolver, reader,
+        termination_config=tf.distribute.experimental.TerminationConfig(
+            exit_fn=leave, save_fn=save, grace_period=0))
+
+
 def _run_steps(task, stage, config, strategy, model, optimizer, metrics, manager, start,
-               stage_dir):
+               stage_dir, preemption):
     global_batch = config.data.batch_size
     variables = model.trainable_variables
     dataset = data.distribute(strategy, config.data, "train", training=True, start_step=start,
@@ -180,6 +237,11 @@ def _run_steps(task, stage, config, strategy, model, optimizer, metrics, manager
             manager.save(checkpoint_number=step)
             if config.image_summaries and hasattr(task, "summary_images"):
                 _write_images(task, config, writer, step)
+        if preemption is not None:
+            # Once per loop on every worker: saves everywhere and raises `Preempted` when some
+            # worker got SIGTERM.
+            writer.flush()
+            preemption.save_checkpoint_if_preempted(checkpoint_number=step)
     writer.flush()
     return history
 
