@@ -29,6 +29,12 @@ BATCH_SIZE = flags.DEFINE_integer(
     "batch_size", 32, "GLOBAL batch size, split over all replicas and workers.", lower_bound=1)
 WORKDIR = flags.DEFINE_string("workdir", "models/demo",
                               "Work dir of the run: config, checkpoints, logs, artefacts.")
+VALIDATION_FRACTION = flags.DEFINE_float(
+    "validation_fraction", 0.1, "Share of identities (or photos) in the validation split; "
+    "semiadv-evaluate trains its independent networks on it.", lower_bound=0.0, upper_bound=0.9)
+TEST_FRACTION = flags.DEFINE_float(
+    "test_fraction", 0.1, "Share of identities (or photos) held out for testing.",
+    lower_bound=0.0, upper_bound=0.9)
 SEED = flags.DEFINE_integer("seed", 0, "Seed of the data splits and the training order.")
 CACHE_MEGABYTES = flags.DEFINE_integer(
     "cache_megabytes", 1024,
@@ -56,7 +62,9 @@ def data_config() -> DataConfig:
     """The data config the shared flags describe."""
     return DataConfig(
         dataset=DATASET.value, image_size=IMAGE_SIZE.value, channels=int(CHANNELS.value),
-        batch_size=BATCH_SIZE.value, seed=SEED.value, cache_megabytes=CACHE_MEGABYTES.value,
+        batch_size=BATCH_SIZE.value, seed=SEED.value,
+        validation_fraction=VALIDATION_FRACTION.value, test_fraction=TEST_FRACTION.value,
+        cache_megabytes=CACHE_MEGABYTES.value,
         synthetic_identities=SYNTHETIC_IDENTITIES.value,
         synthetic_images_per_identity=SYNTHETIC_IMAGES_PER_IDENTITY.value,
         tfds_data_dir=TFDS_DATA_DIR.value)
