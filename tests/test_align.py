@@ -1,0 +1,300 @@
+"""Tests for semiadv.align: geometry, statuses, folders, and real photos."""
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from semiadv import align, imageio
+
+SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
+UTKFACE = SHARED_FACES / "utkface"
+CELEBA = SHARED_FACES / "celeba_identities"
+needs_utkface = pytest.mark.skipif(not UTKFACE.is_dir(), reason=f"UTKFace photos not found at {UTKFACE}")
+needs_celeba = pytest.mark.skipif(not CELEBA.is_dir(), reason=f"CelebA identity photos not found at {CELEBA}")
+
+
+class StubDetector:
+    """A FaceDetector that returns fixed answers, to test the geometry alone."""
+
+    def __init__(self, faces, eyes=None):
+        self.faces = list(faces)
+        self.eyes = eyes
+        self.calls = 0
+
+    def detect_faces(self, gray):
+        self.calls += 1
+        return list(self.faces)
+
+    def detect_eyes(self, gray, face_box):
+        return self.eyes
+
+
+class BrightnessDetector:
+    """Decides by mean brightness: bright -> eyes, mid -> face only, dark -> nothing."""
+
+    def detect_faces(self, gray):
+        return [] if gray.mean() < 60 else [(10, 10, 40, 40)]
+
+    def detect_eyes(self, gray, face_box):
+        return ((22.0, 25.0), (38.0, 25.0)) if gray.mean() > 180 else None
+
+
+def _blob_image(height, width, centres, sigma=2.0):
+    """A black RGB image with a Gaussian white blob at each (x, y) centre."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    image = np.zeros((height, width))
+    for cx, cy in centres:
+        image += np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma**2))
+    gray = np.clip(image * 255, 0, 255).astype(np.uint8)
+    return np.repeat(gray[:, :, np.newaxis], 3, axis=2)
+
+
+def _blob_centre(crop, near, radius):
+    """Intensity-weighted centroid of the crop around `near` (x, y)."""
+    gray = crop[:, :, 0].astype(np.float64)
+    ys, xs = np.mgrid[0 : gray.shape[0], 0 : gray.shape[1]]
+    mask = (xs - near[0]) ** 2 + (ys - near[1]) ** 2 <= radius**2
+    weights = gray * mask
+    return np.array([(xs * weights).sum(), (ys * weights).sum()]) / weights.sum()
+
+
+# --------------------------------------------------------------------------
+# Geometry, no data needed.
+
+
+def test_similarity_from_points_exact_for_two_points():
+    # (0, 0) -> (10, 20) and (1, 0) -> (10, 22): rotate 90 degrees, scale 2.
+    matrix = align.similarity_from_points([[0, 0], [1, 0]], [[10, 20], [10, 22]])
+    np.testing.assert_allclose(matrix, [[0, -2, 10], [2, 0, 20]], atol=1e-12)
+
+
+def test_similarity_from_points_recovers_a_known_transform_from_many_points():
+    angle, scale, shift = math.radians(-17.0), 0.6, np.array([3.5, -8.25])
+    linear = scale * np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    src = np.array([[0, 0], [40, 3], [12, 50], [-7, 21], [30, 30]], dtype=np.float64)
+    dst = src @ linear.T + shift
+    np.testing.assert_allclose(align.similarity_from_points(src, dst), np.hstack([linear, shift[:, None]]), atol=1e-12)
+
+
+def test_similarity_from_points_rejects_bad_points():
+    with pytest.raises(ValueError, match="coincide"):
+        align.similarity_from_points([[1, 1], [1, 1]], [[0, 0], [1, 0]])
+    with pytest.raises(ValueError, match="shapes"):
+        align.similarity_from_points([[1, 1]], [[0, 0]])
+
+
+def test_canonical_eye_points_scale_with_the_crop():
+    np.testing.assert_allclose(align.canonical_eye_points(200), [[59.0, 59.0], [134.0, 59.0]])
+    # Same framing at every size, in continuous coordinates (index + 0.5).
+    np.testing.assert_allclose((align.canonical_eye_points(64) + 0.5) / 64, (align.canonical_eye_points(200) + 0.5) / 200)
+
+
+@pytest.mark.parametrize("image_size", [32, 200])  # 32: shrink through INTER_AREA; 200: direct warp
+def test_aligned_eyes_land_on_canonical_points(image_size):
+    eyes = ((100.0, 130.0), (160.0, 110.0))  # tilted by -18 degrees
+    image = _blob_image(240, 300, eyes, sigma=3.0)
+    result = align.align_face(image, image_size, StubDetector([(70, 70, 120, 120)], eyes))
+    assert result.status == "aligned"
+    assert result.crop.shape == (image_size, image_size, 3) and result.crop.dtype == np.uint8
+    assert result.eyes == eyes and result.face_box == (70, 70, 120, 120)
+    canonical = align.canonical_eye_points(image_size)
+    np.testing.assert_allclose(align._apply(result.transform, eyes), canonical, atol=1e-9)
+    radius = 0.15 * image_size
+    for found, expected in zip((_blob_centre(result.crop, point, radius) for point in canonical), canonical):
+        np.testing.assert_allclose(found, expected, atol=0.05 * image_size / 32 + 0.3)
+
+
+def test_fallback_frames_the_face_box_like_an_aligned_crop():
+    box = (40, 30, 100, 100)
+    result = align.align_face(_blob_image(200, 200, []), 64, StubDetector([box], eyes=None))
+    assert result.status == "fallback" and result.eyes is None and result.face_box == box
+    assert result.crop.shape == (64, 64, 3)
+    # The eyes expected in the box go where aligned eyes go; no rotation.
+    predicted = align._predicted_eyes(box)
+    np.testing.assert_allclose(align._apply(result.transform, predicted), align.canonical_eye_points(64), atol=1e-9)
+    assert abs(result.transform[0, 1]) < 1e-12
+
+
+def test_largest_face_wins():
+    small, large = (5, 5, 30, 30), (60, 40, 80, 80)
+    result = align.align_face(np.zeros((160, 160, 3), np.uint8), 32, StubDetector([small, large, small]))
+    assert result.face_box == large
+
+
+def test_no_face_from_detector_and_from_noise():
+    stub = StubDetector([])
+    result = align.align_face(np.zeros((100, 120, 3), np.uint8), 32, stub)
+    assert result.status == "no_face" and result.crop is None and result.face_box is None
+    assert stub.calls == 1 + len(align.ROTATED_VIEW_ANGLES) + 1  # upright, rotated, upscaled views
+    noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    assert align.align_face(noise, 32).status == "no_face"
+
+
+def test_large_input_is_downscaled_for_detection_only():
+    stub = StubDetector([(80, 80, 100, 100)], eyes=None)
+    result = align.align_face(np.zeros((2000, 3000, 3), np.uint8), 48, stub)
+    # The box came from a view 640 px wide: it maps back x 3000 / 640 = 4.6875
+    # (375 + 468.75 = 843.75 is rounded outwards to 844).
+    assert result.face_box == (375, 375, 469, 469)
+    assert result.crop.shape == (48, 48, 3)
+
+
+def test_align_face_rejects_bad_input():
+    with pytest.raises(ValueError, match="uint8"):
+        align.align_face(np.zeros((10, 10), np.uint8), 32, StubDetector([]))
+    with pytest.raises(ValueError, match="image_size"):
+        align.align_face(np.zeros((10, 10, 3), np.uint8), 0, StubDetector([]))
+
+
+# --------------------------------------------------------------------------
+# Folders, no data needed.
+
+
+@pytest.fixture
+def photo_folder(tmp_path):
+    """Bright (aligned), mid (fallback), dark (no face) and broken files."""
+    root = tmp_path / "photos"
+    for relative, value in (("a/bright.jpg", 230), ("a/b/mid.png", 120), ("dark.jpg", 10), ("bright2.png", 220)):
+        imageio.write_image(root / relative, np.full((64, 80, 3), value, np.uint8))
+    (root / "a" / "notes.jpg").write_text("not a photo")
+    (root / "empty.png").touch()
+    good = (root / "dark.jpg").read_bytes()
+    (root / "a" / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    return root
+
+
+def test_align_folder_report_layout_and_names(photo_folder, tmp_path):
+    output = tmp_path / "aligned"
+    report = align.align_folder(photo_folder, output, 24, detector=BrightnessDetector(), progress=False)
+    assert report["image_size"] == 24
+    assert report["counts"] == {"aligned": 2, "fallback": 1, "no_face": 1, "unreadable": 3}
+    files = report["files"]
+    assert sorted(files) == ["a/b/mid.png", "a/bright.jpg", "a/notes.jpg", "a/truncated.jpg", "bright2.png", "dark.jpg", "empty.png"]
+    assert files["a/bright.jpg"] == {"status": "aligned"}
+    assert files["a/b/mid.png"] == {"status": "fallback"}
+    assert files["dark.jpg"] == {"status": "no_face"}
+    assert "not an image" in files["a/notes.jpg"]["error"]
+    assert "truncated" in files["a/truncated.jpg"]["error"]
+    assert "empty" in files["empty.png"]["error"]
+    assert all(entry["status"] == "unreadable" for name, entry in files.items() if "error" in entry)
+    written = sorted(p.relative_to(output).as_posix() for p in output.rglob("*") if p.is_file())
+    assert written == ["a/b/mid.png", "a/bright.jpg", "align_report.json", "bright2.png"]
+    assert imageio.read_image(output / "a" / "b" / "mid.png").shape == (24, 24, 3)
+    np.testing.assert_array_equal(imageio.read_image(output / "bright2.png"), 220)  # PNG stays lossless
+    assert json.loads((output / "align_report.json").read_text()) == report
+
+
+def test_align_folder_refuses_its_input_folder(photo_folder):
+    before = sorted(photo_folder.rglob("*"))
+    with pytest.raises(ValueError, match="input folder"):
+        align.align_folder(photo_folder, photo_folder / "." / "a" / "..", 24, detector=BrightnessDetector())
+    assert sorted(photo_folder.rglob("*")) == before
+
+
+def test_align_folder_inside_input_skips_its_own_output(photo_folder):
+    output = photo_folder / "aligned"
+    align.align_folder(photo_folder, output, 24, detector=BrightnessDetector(), progress=False)
+    report = align.align_folder(photo_folder, output, 24, detector=BrightnessDetector(), progress=False)
+    assert sum(report["counts"].values()) == 7
+    assert not any(name.startswith("aligned/") for name in report["files"])
+
+
+def test_align_folder_empty_or_missing_input(tmp_path):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    (tmp_path / "empty" / "readme.txt").write_text("no photos here")
+    with pytest.raises(ValueError, match=r"no images in .*empty"):
+        align.align_folder(tmp_path / "empty", tmp_path / "out", 24, detector=BrightnessDetector())
+    with pytest.raises(FileNotFoundError, match="missing"):
+        align.align_folder(tmp_path / "missing", tmp_path / "out", 24, detector=BrightnessDetector())
+    assert not (tmp_path / "out").exists()
+
+
+def test_align_folder_logs_progress(photo_folder, tmp_path, caplog):
+    with caplog.at_level(logging.INFO):
+        align.align_folder(photo_folder, tmp_path / "out", 24, detector=BrightnessDetector(), progress_every=3)
+    lines = [r.getMessage() for r in caplog.records if "files/s" in r.getMessage()]
+    assert [line.split(" (")[0] for line in lines] == ["aligned 3/7 files", "aligned 6/7 files", "aligned 7/7 files"]
+    assert "ETA" in lines[0]
+
+
+# --------------------------------------------------------------------------
+# Real photos.
+
+
+@needs_utkface
+def test_utkface_crops_are_already_canonical():
+    """Aligning a UTKFace crop onto UTKFace's framing is close to identity."""
+    paths = sorted(UTKFACE.glob("*.jpg"))[::1500][:16]
+    scales, shifts = [], []
+    for path in paths:
+        result = align.align_face(imageio.read_image(path), 200)
+        if result.status == "aligned":
+            scales.append(math.sqrt(np.linalg.det(result.transform[:, :2])))
+            shifts.append(np.hypot(*align._apply(result.transform, [[99.5, 99.5]])[0] - 99.5))
+    assert len(scales) >= 10, f"only {len(scales)} of {len(paths)} UTKFace crops eye-aligned"
+    assert 0.9 < np.median(scales) < 1.12, scales
+    assert np.median(shifts) < 6.0
+
+
+@needs_utkface
+def test_tilted_face_is_found_and_straightened():
+    for path in sorted(UTKFACE.glob("*.jpg"))[:10]:
+        image = imageio.read_image(path)
+        upright = align.align_face(image, 64)
+        if upright.status == "aligned":
+            break
+    assert upright.status == "aligned", "none of the first 10 UTKFace crops eye-aligned"
+    image = cv2.copyMakeBorder(image, 60, 60, 60, 60, cv2.BORDER_REPLICATE)
+    rotation = cv2.getRotationMatrix2D((159.5, 159.5), 28.0, 1.0)  # tilted past the upright cascade's reach
+    tilted = align.align_face(cv2.warpAffine(image, rotation, (320, 320), borderMode=cv2.BORDER_REPLICATE), 64)
+    assert tilted.status in ("aligned", "fallback")
+    # The tilt's matrix has atan2(m10, m00) = -28 degrees; the crop's transform
+    # undoes it, so its own angle is close to +28.
+    angle = math.degrees(math.atan2(tilted.transform[1, 0], tilted.transform[0, 0]))
+    assert abs(angle - 28.0) < 6.0, angle
+    if tilted.status == "aligned":
+        # The eyes found in the tilted photo, mapped back, are the upright ones.
+        untilted = align._apply(cv2.invertAffineTransform(rotation), tilted.eyes) - 60.0
+        np.testing.assert_allclose(untilted, upright.eyes, atol=8.0)
+
+
+def _link_celeba(paths, folder):
+    """Mirrors CelebA photos into `folder` as symlinks (identity/name layout)."""
+    for path in paths:
+        link = folder / path.relative_to(CELEBA)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(path)
+    return folder
+
+
+@needs_celeba
+def test_celeba_subset_yields_crops(tmp_path):
+    paths = sorted(CELEBA.glob("*/*.jpg"))[:100]
+    photos = _link_celeba(paths, tmp_path / "photos")
+    report = align.align_folder(photos, tmp_path / "aligned", 64, progress=False)
+    counts = report["counts"]
+    assert sum(counts.values()) == 100 and counts["unreadable"] == 0
+    assert counts["aligned"] + counts["fallback"] >= 90, counts
+    assert counts["aligned"] >= 60, counts
+    crops = sorted((tmp_path / "aligned").rglob("*.jpg"))
+    assert len(crops) == counts["aligned"] + counts["fallback"]
+    assert imageio.read_image(crops[0]).shape == (64, 64, 3)
+
+
+@pytest.mark.slow
+@needs_celeba
+def test_all_celeba_photos_yield_crops(tmp_path):
+    started = time.monotonic()
+    report = align.align_folder(CELEBA, tmp_path / "aligned", 64, progress=False)
+    counts = report["counts"]
+    total = sum(counts.values())
+    assert total == 1672 and counts["unreadable"] == 0
+    crop_rate = (counts["aligned"] + counts["fallback"]) / total
+    print(f"{counts}, crop rate {crop_rate:.3f}, {time.monotonic() - started:.0f} s")
+    assert crop_rate >= 0.95, counts
