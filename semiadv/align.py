@@ -544,7 +544,7 @@ def _images_to_align(input_dir: Path, output_dir: Path) -> list[Path]:
     output_parts = resolved_output.relative_to(resolved_input).parts if resolved_output.is_relative_to(resolved_input) else None
     images = [
         path
-        for path in imageio.list_images(input_dir, recursive=True)
+        for path in imageio.list_images(input_dir, recursive=True, include_broken_links=True)
         if output_parts is None or path.relative_to(input_dir).parts[: len(output_parts)] != output_parts
     ]
     if not images:

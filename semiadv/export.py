@@ -21,10 +21,13 @@ Signatures (serving_default = opposite):
 - `same`, `neutral`, `opposite`: `image` float32 [N, H, W, C] in [0, 1] ->
   `perturbed` float32 [N, H, W, C], `male_score` float32 [N]. The gender comes from the
   auxiliary CNN; the prototypes follow its *hard* label round(male_score), like training,
-  where the autoencoder only ever saw pure male or female prototypes.
+  where the autoencoder only ever saw pure male or female prototypes. N may be 0. Pixels
+  must be finite and in [0, 1] (up to `PIXEL_TOLERANCE`, then clipped): anything else, like
+  NaN or 0..255 values, fails with InvalidArgumentError instead of giving a wrong face, so
+  the outputs are always finite and in [0, 1].
 - `same_labelled`, `neutral_labelled`, `opposite_labelled`: one dict {`image` [N, H, W, C],
   `male` [N]} float32; `male` in [0, 1] is used as given (soft labels mix the prototypes),
-  a negative `male` means "infer it" as above.
+  a negative `male` means "infer it" as above; a NaN `male` is refused.
 - `same_encoded`, `neutral_encoded`, `opposite_encoded`: `image_bytes` tf.string [N] (JPEG,
   PNG, BMP or GIF of any size) -> `perturbed_png` tf.string [N], `male_score` [N]. For REST
   clients sending `{"b64": ...}`.
@@ -221,23 +224,59 @@ def _image_spec(shape):
     return tf.TensorSpec((None,) + tuple(shape), tf.float32, name="image")
 
 
+# Pixel values this far outside [0, 1] are float noise (resizing, rounding) and are clipped;
+# beyond it the caller sent something else (e.g. 0..255 floats), which is refused rather than
+# clipped into a silently wrong (white) face.
+PIXEL_TOLERANCE = 1.0 / 255.0
+
+
 def _checked_image(image, image_shape):
-    """`image`, failing with InvalidArgumentError unless it is [N, H, W, C].
+    """`image`, failing with InvalidArgumentError unless it is [N, H, W, C] of valid pixels.
 
     A loaded signature checks dtypes but not shapes, and oneDNN's convolution aborts the
     whole process on a wrong rank, so shapes are checked at run time before any layer. The
     raw op is used because `tf.ensure_shape` is dropped when the static shape already fits.
+    Values must be finite and within PIXEL_TOLERANCE of [0, 1]; they are then clipped to
+    [0, 1], so the outputs are finite and in [0, 1] too.
     """
-    return tf.raw_ops.EnsureShape(input=image, shape=tf.TensorShape((None,) + tuple(image_shape)))
+    image = tf.raw_ops.EnsureShape(input=image, shape=tf.TensorShape((None,) + tuple(image_shape)))
+    checks = [
+        tf.debugging.assert_all_finite(image, "'image' has NaN or infinite values"),
+        tf.debugging.assert_greater_equal(
+            image, -PIXEL_TOLERANCE, message="image values must be in [0, 1] (got a value < 0)"),
+        tf.debugging.assert_less_equal(
+            image, 1.0 + PIXEL_TOLERANCE,
+            message="image values must be in [0, 1] (got a value > 1; 0..255 pixels must be "
+                    "divided by 255)"),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def _run_model(model, image, male):
+    """The serving model's outputs for a batch, which may be empty.
+
+    oneDNN's convolutions fail on an empty batch with a misleading "input depth" error, so
+    an empty batch runs one blank image instead and its outputs are cut back to none.
+    """
+    count = tf.shape(image)[0]
+    blank_image = tf.zeros(tf.concat([[1], tf.shape(image)[1:]], axis=0), image.dtype)
+    image = tf.cond(count > 0, lambda: image, lambda: blank_image)
+    male = tf.cond(count > 0, lambda: male, lambda: -tf.ones([1], tf.float32))
+    outputs = model({"image": image, "male": male}, training=False)
+    return {name: value[:count] for name, value in outputs.items()}
 
 
 def _checked_male(male, image):
     """`male`, failing with InvalidArgumentError unless it is [N] for N images."""
     male = tf.raw_ops.EnsureShape(input=male, shape=tf.TensorShape([None]))
-    check = tf.debugging.assert_equal(
-        tf.shape(male)[0], tf.shape(image)[0],
-        message="'male' must have one label per image")
-    with tf.control_dependencies([check]):
+    checks = [
+        tf.debugging.assert_equal(tf.shape(male)[0], tf.shape(image)[0],
+                                  message="'male' must have one label per image"),
+        # NaN is neither negative ("infer") nor in [0, 1]: it would make the whole face NaN.
+        tf.debugging.assert_all_finite(male, "'male' has NaN or infinite values"),
+    ]
+    with tf.control_dependencies(checks):
         return tf.identity(male)
 
 
@@ -251,7 +290,7 @@ def _inferred_endpoint(model, kind):
 
     def serve(image):
         image = _checked_image(image, image_shape)
-        outputs = model({"image": image, "male": _unknown_male(image)}, training=False)
+        outputs = _run_model(model, image, _unknown_male(image))
         return {"perturbed": outputs[kind], "male_score": outputs["male_score"]}
     return serve
 
@@ -262,7 +301,7 @@ def _labelled_endpoint(model, kind):
     def serve(inputs):
         image = _checked_image(inputs["image"], image_shape)
         male = _checked_male(inputs["male"], image)
-        outputs = model({"image": image, "male": male}, training=False)
+        outputs = _run_model(model, image, male)
         return {"perturbed": outputs[kind], "male_score": outputs["male_score"]}
     return serve
 
@@ -288,7 +327,7 @@ def _encoded_endpoint(model, kind, image_shape):
         image_bytes = tf.raw_ops.EnsureShape(input=image_bytes, shape=tf.TensorShape([None]))
         images = tf.map_fn(_decode_one(image_shape), image_bytes,
                            fn_output_signature=tf.TensorSpec(image_shape, tf.float32))
-        outputs = model({"image": images, "male": _unknown_male(images)}, training=False)
+        outputs = _run_model(model, images, _unknown_male(images))
         png = tf.map_fn(_encode_png, outputs[kind],
                         fn_output_signature=tf.TensorSpec((), tf.string))
         return {"perturbed_png": png, "male_score": outputs["male_score"]}

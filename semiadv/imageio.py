@@ -158,7 +158,7 @@ def write_image(path: PathLike, image: np.ndarray) -> None:
     write_bytes_atomically(path, encoded.tobytes())
 
 
-def list_images(directory: PathLike, recursive: bool = False) -> list[Path]:
+def list_images(directory: PathLike, recursive: bool = False, include_broken_links: bool = False) -> list[Path]:
     """Lists the image files in a folder, sorted by path.
 
     A file is an image if its extension (any case) is in IMAGE_EXTENSIONS.
@@ -169,6 +169,9 @@ def list_images(directory: PathLike, recursive: bool = False) -> list[Path]:
     Args:
       directory: the folder to scan.
       recursive: also scan sub-folders.
+      include_broken_links: also list symbolic links with an image name whose
+        target is missing, so a batch job can report them as unreadable
+        instead of silently leaving them out.
 
     Returns:
       The image paths (possibly none), sorted.
@@ -187,7 +190,7 @@ def list_images(directory: PathLike, recursive: bool = False) -> list[Path]:
         path
         for path in candidates
         if path.suffix.lower() in IMAGE_EXTENSIONS
-        and path.is_file()
+        and (path.is_file() or (include_broken_links and path.is_symlink() and not path.exists()))
         and not any(part.startswith(".") for part in path.relative_to(directory).parts)
     ]
     return sorted(images)
@@ -201,6 +204,8 @@ def _read_bytes(path: PathLike) -> bytes:
     """Reads a whole file, turning OS errors into ImageReadError."""
     path = Path(path)
     if not path.exists():
+        if path.is_symlink():
+            raise ImageReadError(path, f"broken symbolic link (its target {os.readlink(path)!r} does not exist)")
         raise ImageReadError(path, "file does not exist")
     if path.is_dir():
         raise ImageReadError(path, "is a folder, not a file")

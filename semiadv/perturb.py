@@ -101,7 +101,8 @@ def _check_folders(input_dir, output_dir):
 
 def _list_inputs(input_dir, output_dir):
     """Images under input_dir, excluding a previous run's outputs when output_dir is inside."""
-    return [path for path in imageio.list_images(input_dir, recursive=True)
+    return [path for path in imageio.list_images(input_dir, recursive=True,
+                                                    include_broken_links=True)
             if not _is_within(path.resolve(), output_dir)]
 
 

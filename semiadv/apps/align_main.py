@@ -25,6 +25,10 @@ def main(argv):
     report = align.align_folder(INPUT_DIR.value, OUTPUT_DIR.value, common_flags.IMAGE_SIZE.value)
     counts = report["counts"]
     print(json.dumps(counts))
+    # Every photo without a crop is listed at the end, so none goes missing unnoticed.
+    for relative, entry in report["files"].items():
+        if entry["status"] not in ("aligned", "fallback"):
+            print(f"{relative}: {entry['status']} {entry.get('error', '')}".rstrip(), file=sys.stderr)
     cropped = counts.get("aligned", 0) + counts.get("fallback", 0)
     # Batch jobs go on past bad files; only a run that produced nothing fails.
     if cropped == 0:
