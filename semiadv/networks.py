@@ -354,8 +354,13 @@ def _conv_bn(x, filters, kernel_size, strides, name):
 def _residual_block(x, filters, strides, name):
     """A ResNet basic block: two conv3x3+BN, a projection shortcut when the shape changes."""
     shortcut = x
+    if strides != 1:
+        # ResNet-D's shortcut: average-pool, then a 1x1 conv at stride 1. A 1x1 conv at
+        # stride 2 also loses 3/4 of the pixels, and its oneDNN backward pass corrupts the
+        # heap on TF 2.21 at 64x64 (double free; tests/test_networks.py keeps it out).
+        shortcut = keras.layers.AveragePooling2D(strides, name=f"{name}_shortcut_pool")(shortcut)
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = _conv_bn(x, filters, 1, strides, f"{name}_shortcut")
+        shortcut = _conv_bn(shortcut, filters, 1, 1, f"{name}_shortcut")
     x = _conv_bn(x, filters, 3, strides, f"{name}_1")
     x = keras.layers.ReLU(name=f"{name}_1_relu")(x)
     x = _conv_bn(x, filters, 3, 1, f"{name}_2")
