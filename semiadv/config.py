@@ -97,9 +97,15 @@ class TrainConfig:
       checkpoint_every: steps between checkpoints (also saved at the end of each stage).
       steps_per_loop: steps run inside one tf.function call between host-side checks.
       image_summaries: write face images to TensorBoard (off: this is a privacy tool).
+      matcher_dataset: dataset spec the matcher learns identities from (None: the main
+        dataset). Lets a SAN trained on a gender-labelled set without identities (UTKFace)
+        keep identities that a matcher learned from an identity-labelled set.
       export_dir: TF Serving model base path of the export (None: skip the export stage).
       export_name: model name under export_dir.
       deterministic: enable TensorFlow op determinism (reproducible resumes, slower).
+      mixed_precision: none (float32) or bfloat16 (Keras `mixed_bfloat16`: bfloat16 compute,
+        float32 variables; the networks' outputs, losses and exported images stay float32).
+      jit_compile: compile each replica step with XLA (`tf.function(jit_compile=True)`).
     """
 
     data: DataConfig = DataConfig()
@@ -123,11 +129,17 @@ class TrainConfig:
     checkpoint_every: int = 200
     steps_per_loop: int = 20
     image_summaries: bool = False
+    matcher_dataset: str | None = None
     export_dir: str | None = "exports"
     export_name: str = "semiadv"
     deterministic: bool = False
+    mixed_precision: str = "none"
+    jit_compile: bool = False
 
     def __post_init__(self):
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, "
+                             f"got {self.mixed_precision!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.pixel_loss not in ("l1", "mse", "bce"):
@@ -140,6 +152,8 @@ class TrainConfig:
 
 
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
+# `TrainConfig.mixed_precision` -> the Keras dtype policy the networks are built with.
+MIXED_PRECISION = {"none": "float32", "bfloat16": "mixed_bfloat16"}
 
 
 def to_json(config: Any) -> str:

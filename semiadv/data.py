@@ -23,6 +23,7 @@ import csv
 import dataclasses
 import functools
 import hashlib
+import os
 import re
 import zlib
 from pathlib import Path
@@ -35,7 +36,14 @@ from semiadv import imageio
 from semiadv.config import DataConfig
 
 SPLITS = ("train", "validation", "test")
-_AUTOTUNE = tf.data.AUTOTUNE
+# Fixed parallelism and prefetch instead of tf.data.AUTOTUNE: an autotuned iterator runs a
+# model thread whose sleep doubles up to 60 s, and deleting the iterator waits for it, which
+# stalled every stage boundary of a long run by up to a minute (BENCHMARKS.md). Decoding is
+# the only costly map: one call per core keeps the cores busy, and a few batches of prefetch
+# keep the step from waiting (benchmarks/input_pipeline.py).
+_PARALLEL_CALLS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1))
+_PREFETCH_BATCHES = 4
 # The UTKFace name: age_gender_race_date..., gender 0 = male, 1 = female. Real files have junk
 # after the date (a space, a missing dot) and dates of 16 or 18 digits: what matters (age,
 # gender, race) is there, so they are kept. Names without the race field are skipped.
@@ -82,6 +90,9 @@ class Records:
     """The examples of one split, addressable by index.
 
     Exactly one of `images` (decoded, in memory) and `paths` (decoded when read) is set.
+    `image_tensor`, when set, is the tensor `images` is a read-only view of: the pipelines
+    gather from it, so the decoded images are held once, not once for numpy and once more
+    for TensorFlow.
     """
 
     male: np.ndarray
@@ -89,6 +100,7 @@ class Records:
     images: np.ndarray | None = None
     paths: np.ndarray | None = None
     skipped: tuple[tuple[str, str], ...] = ()
+    image_tensor: tf.Tensor | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.male)
@@ -301,11 +313,30 @@ def load_records(config: DataConfig, split: str) -> Records:
                       skipped=source["skipped"])
     if "images" in source:
         records.images = source["images"][chosen]
-        return records
+        return _share_images(records)
     records.paths = np.asarray(source["paths"])[chosen]
     image_bytes = len(chosen) * config.image_size**2 * config.channels
     if image_bytes <= config.cache_megabytes * 2**20:
         records = _decode_into_memory(records, config)
+        if records.image_tensor is None:  # Some files failed: the kept ones were copied.
+            records = _share_images(records)
+    return records
+
+
+def _share_images(records: Records) -> Records:
+    """Moves the decoded images into one tensor that numpy and the pipelines share.
+
+    `tf.constant` copies a numpy array, and a pipeline built from the array held a second
+    copy of every decoded image (230 MB for UTKFace at 64x64) for as long as it lived.
+    """
+    with tf.init_scope():  # Eager even if first called while tracing.
+        tensor = tf.constant(records.images)
+    records.images = None  # Frees the numpy copy as soon as the caller lets go of it.
+    # `_numpy()` is the tensor's own buffer (the public `numpy()` copies); the view keeps
+    # the tensor alive and is read-only so nobody changes what the pipelines read.
+    view = tensor._numpy()  # pylint: disable=protected-access
+    view.flags.writeable = False
+    records.images, records.image_tensor = view, tensor
     return records
 
 
@@ -323,9 +354,15 @@ def _decode_into_memory(records: Records, config: DataConfig) -> Records:
     def decode(index):
         return index, _decode_file(paths[index], config.image_size, config.channels)
 
-    dataset = indices.map(decode, num_parallel_calls=_AUTOTUNE).ignore_errors()
-    images = np.zeros((len(records), config.image_size, config.image_size, config.channels),
-                      np.uint8)
+    dataset = _without_autotune(
+        indices.map(decode, num_parallel_calls=_PARALLEL_CALLS).ignore_errors())
+    # Decoded straight into the buffer of the tensor the pipelines will gather from: no
+    # second full copy, not even for a moment (peak RSS).
+    with tf.init_scope():
+        tensor = tf.raw_ops.Empty(
+            shape=[len(records), config.image_size, config.image_size, config.channels],
+            dtype=tf.uint8, init=True)
+    images = tensor._numpy()  # pylint: disable=protected-access
     decoded = np.zeros(len(records), bool)
     for index, image in dataset.batch(256).as_numpy_iterator():
         images[index] = image
@@ -333,6 +370,10 @@ def _decode_into_memory(records: Records, config: DataConfig) -> Records:
     failed = [(str(records.paths[i]), "TensorFlow could not decode it")
               for i in np.flatnonzero(~decoded)]
     _report_skipped(config.dataset, failed)
+    if not failed:
+        images.flags.writeable = False
+        return Records(male=records.male, identity=records.identity, images=images,
+                       skipped=records.skipped, image_tensor=tensor)
     return Records(male=records.male[decoded], identity=records.identity[decoded],
                    images=images[decoded], skipped=records.skipped + tuple(failed))
 
@@ -360,7 +401,8 @@ def _example_reader(records: Records, config: DataConfig):
     male = tf.constant(records.male)
     identity = tf.constant(records.identity)
     if records.images is not None:
-        images = tf.constant(records.images)
+        images = (records.image_tensor if records.image_tensor is not None
+                  else tf.constant(records.images))
         read = lambda index: tf.gather(images, index)  # noqa: E731
     else:
         paths = tf.constant(records.paths)
@@ -436,16 +478,23 @@ def make_dataset(config: DataConfig, split: str, *, training: bool,
         def positioned_example(position):
             return augmenter(example(index_at(position)), config.seed, position)
 
-        dataset = positions.map(positioned_example, num_parallel_calls=_AUTOTUNE,
+        dataset = positions.map(positioned_example, num_parallel_calls=_PARALLEL_CALLS,
                                 deterministic=True)
         dataset = dataset.batch(batch_size, drop_remainder=True)
     else:
         dataset = tf.data.Dataset.range(len(records))
         if pipelines > 1:
             dataset = dataset.shard(pipelines, pipeline_id)
-        dataset = dataset.map(example, num_parallel_calls=_AUTOTUNE, deterministic=True)
+        dataset = dataset.map(example, num_parallel_calls=_PARALLEL_CALLS, deterministic=True)
         dataset = dataset.batch(batch_size)
-    return dataset.prefetch(_AUTOTUNE)
+    return _without_autotune(dataset.prefetch(_PREFETCH_BATCHES))
+
+
+def _without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` with tf.data's autotuning model thread off (see `_PARALLEL_CALLS`)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 def distribute(strategy: tf.distribute.Strategy, config: DataConfig, split: str, *,
@@ -546,27 +595,27 @@ def _tfds_dataset(name: str, config: DataConfig, split: str, *, training: bool,
         dataset = tfds.load("celeb_a", split=_TFDS_SPLITS[name][split], data_dir=config.tfds_data_dir,
                             shuffle_files=training, read_config=read_config)
         dataset = dataset.map(functools.partial(_celeb_a_example, config=config),
-                              num_parallel_calls=_AUTOTUNE)
+                              num_parallel_calls=_PARALLEL_CALLS)
     else:
         # LFW ships one split: hold out identities by the same stable hash as file specs.
         dataset = tfds.load("lfw", split="train", data_dir=config.tfds_data_dir,
                             shuffle_files=training, read_config=read_config)
         dataset = dataset.filter(functools.partial(_in_lfw_split, config=config, split=split))
         dataset = dataset.map(functools.partial(_lfw_example, config=config),
-                              num_parallel_calls=_AUTOTUNE)
+                              num_parallel_calls=_PARALLEL_CALLS)
     batch_size = (input_context.get_per_replica_batch_size(config.batch_size)
                   if input_context else config.batch_size)
     if training:
         dataset = dataset.shuffle(4096, seed=config.seed).repeat().enumerate()
         augmenter = _AUGMENTERS[augment]
         dataset = dataset.map(lambda position, example: augmenter(example, config.seed, position),
-                              num_parallel_calls=_AUTOTUNE)
+                              num_parallel_calls=_PARALLEL_CALLS)
         dataset = dataset.batch(batch_size, drop_remainder=True)
         # tfds order is not index-addressable: a resumed run skips what earlier steps read.
         dataset = dataset.skip(start_step)
     else:
         dataset = dataset.batch(batch_size)
-    return dataset.prefetch(_AUTOTUNE)
+    return _without_autotune(dataset.prefetch(_PREFETCH_BATCHES))
 
 
 def _hash_unit(text):

@@ -8,12 +8,55 @@ and returns per-example values only: the trainer reduces the total once with
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+
 import keras
 import tensorflow as tf
 
 from semiadv import losses, networks
 from semiadv import prototypes as prototypes_lib
-from semiadv.config import TrainConfig
+from semiadv.config import MIXED_PRECISION, TrainConfig
+
+# Layers `semiadv.networks` builds in float32 whatever the policy: the images, logits and
+# embeddings the losses and the export read.
+_FLOAT32_LAYERS = frozenset({"combiner", "logits", "embedding", "l2_normalize"})
+
+
+@contextlib.contextmanager
+def dtype_policy(mixed_precision: str):
+    """Sets the global Keras dtype policy of `TrainConfig.mixed_precision` for a block."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(MIXED_PRECISION[mixed_precision])
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def with_dtype_policy(model: keras.Model, policy: str) -> keras.Model:
+    """`model` with every layer but the float32 output layers computing under `policy`.
+
+    Models loaded from `.keras` files keep the per-layer policies they were saved with, so a
+    float32 pre-trained network is cloned (same weights) to train or run under another
+    policy. Returns `model` itself when nothing changes.
+    """
+    def target(layer):
+        return "float32" if layer.name in _FLOAT32_LAYERS else policy
+
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if all(layer.dtype_policy.name == target(layer) for layer in layers):
+        return model
+
+    def clone_layer(layer):
+        layer_config = layer.get_config()
+        layer_config["dtype"] = target(layer)
+        return layer.__class__.from_config(layer_config)
+
+    clone = keras.models.clone_model(model, clone_function=clone_layer)
+    clone.set_weights(model.get_weights())
+    clone.trainable = model.trainable
+    return clone
 
 
 def _known_gender(male):
@@ -73,6 +116,11 @@ class MatcherTask(Task):
     name = "matcher"
     augment = "views"
     reports = ("triplet", "view_distance")
+
+    def __init__(self, config: TrainConfig):
+        super().__init__(config)
+        if config.matcher_dataset:  # Identities from another set, at the same size.
+            self.data = dataclasses.replace(config.data, dataset=config.matcher_dataset)
 
     def build(self):
         self.model = networks.build_matcher(
@@ -171,7 +219,11 @@ class SanTask(_PrototypeTask):
         self._load_models = load_models
 
     def build(self):
-        self.model, self.gender, self.matcher = self._load_models()
+        policy = MIXED_PRECISION[self.config.mixed_precision]
+        # Loaded networks keep the policy they were pre-trained with: all three compute under
+        # this run's policy instead.
+        self.model, self.gender, self.matcher = (
+            with_dtype_policy(model, policy) for model in self._load_models())
         # Frozen: their variables never reach the optimizer, and Dropout stays in inference
         # mode (training=False below).
         self.gender.trainable = False

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from semiadv import data, distribute
+from semiadv import data, distribute, tasks
 from semiadv.config import StageConfig, TrainConfig
 from semiadv.tasks import Task
 
@@ -102,7 +102,10 @@ def train(task: Task, stage: StageConfig, config: TrainConfig, strategy: tf.dist
     chief = distribute.is_chief(strategy)
     shared_dir = stage_dir / "ckpt"
     with strategy.scope():
-        model = task.build()
+        with tasks.dtype_policy(config.mixed_precision):
+            # Networks built (not loaded) here take the policy; the global policy is restored
+            # after, so later stages and the export see the default again.
+            model = task.build()
         optimizer = keras.optimizers.Adam(stage.learning_rate)
         # Trap: an optimizer whose variables appear inside the first distributed step fails.
         optimizer.build(model.trainable_variables)
@@ -180,13 +183,26 @@ def _preemption_handler(task, strategy, reader, manager):
             exit_fn=leave, save_fn=save, grace_period=0))
 
 
-def _run_steps(task, stage, config, strategy, model, optimizer, metrics, manager, start,
-               stage_dir, preemption):
+def make_train_loop(task, config: TrainConfig, strategy: tf.distribute.Strategy, optimizer,
+                    variables, metrics, *, compiled: bool = True):
+    """The training loop: `loop(iterator, num_steps)` runs `num_steps` distributed steps.
+
+    Each step is `strategy.run(replica_step)`: the task's per-example losses, one reduction
+    with `tf.nn.compute_average_loss`, gradients of the trained variables only, one optimizer
+    update and the metric updates. With `config.jit_compile` the replica step is compiled by
+    XLA (the iterator stays outside XLA, in the surrounding `tf.function`).
+
+    Args:
+      task: a built task.
+      config: the run's config (global batch size, `jit_compile`).
+      strategy: the strategy the models, optimizer and metrics were created under.
+      optimizer: a built optimizer.
+      variables: the variables to train.
+      metrics: {report name: `keras.metrics.Mean`} created under the strategy's scope.
+      compiled: False runs the same step eagerly, one Python call per step (for benchmarks
+        and debugging).
+    """
     global_batch = config.data.batch_size
-    variables = model.trainable_variables
-    dataset = data.distribute(strategy, config.data, "train", training=True, start_step=start,
-                              augment=task.augment)
-    iterator = iter(dataset)
 
     def replica_step(batch):
         step = optimizer.iterations
@@ -198,14 +214,34 @@ def _run_steps(task, stage, config, strategy, model, optimizer, metrics, manager
         for name, values in report.items():
             metrics[name].update_state(values)
 
+    step_fn = tf.function(replica_step, jit_compile=True) if config.jit_compile else replica_step
+
+    def train_loop(iterator, num_steps):
+        for _ in tf.range(num_steps):
+            strategy.run(step_fn, args=(next(iterator),))
+
+    if compiled:
+        return tf.function(train_loop)
+
+    def eager_loop(iterator, num_steps):
+        for _ in range(int(num_steps)):
+            strategy.run(step_fn, args=(next(iterator),))
+
+    return eager_loop
+
+
+def _run_steps(task, stage, config, strategy, model, optimizer, metrics, manager, start,
+               stage_dir, preemption):
+    global_batch = config.data.batch_size
+    dataset = data.distribute(strategy, task.data, "train", training=True, start_step=start,
+                              augment=task.augment)
+    iterator = iter(dataset)
+
     with strategy.scope():  # Trap: metrics live in the scope and update inside strategy.run.
         for name in task.reports:
             metrics[name] = keras.metrics.Mean(name=name)
-
-    @tf.function
-    def train_loop(iterator, num_steps):
-        for _ in tf.range(num_steps):
-            strategy.run(replica_step, args=(next(iterator),))
+    train_loop = make_train_loop(task, config, strategy, optimizer, model.trainable_variables,
+                                 metrics)
 
     writer = (tf.summary.create_file_writer(str(stage_dir / "logs"))
               if distribute.is_chief(strategy) else tf.summary.create_noop_writer())
@@ -248,7 +284,7 @@ def _run_steps(task, stage, config, strategy, model, optimizer, metrics, manager
 
 def _write_images(task, config, writer, step):
     """Faces go to TensorBoard only when asked for: this is a privacy tool."""
-    batch = next(iter(data.make_dataset(config.data, "validation", training=False)))
+    batch = next(iter(data.make_dataset(task.data, "validation", training=False)))
     with writer.as_default(step=step):
         for name, images in task.summary_images(batch).items():
             tf.summary.image(f"{task.name}/{name}", images, max_outputs=4)

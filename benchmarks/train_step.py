@@ -1,0 +1,202 @@
+"""The SAN training step: images/s, FLOPs per image and the fraction of the machine's peak.
+
+  python benchmarks/train_step.py [--shapes=64x3,224x1] [--batch_size=32] [--repeats=5]
+      [--variants=compiled,eager,xla,bf16,bf16_xla] [--steps_64=10] [--steps_224=1]
+
+Times `semiadv.trainer.make_train_loop`, the very loop `semiadv-train` runs (distributed
+step under the `auto` strategy, one optimizer update per step), on a fixed in-memory batch so
+that only the step is measured (see input_pipeline.py for the input side). Variants:
+
+  compiled  the training loop in one tf.function (the default training path), float32
+  eager     the same replica step run eagerly, one Python call per step
+  xla       compiled, with the replica step under XLA (`--jit_compile`)
+  bf16      compiled, Keras mixed_bfloat16 (`--mixed_precision=bfloat16`)
+  bf16_xla  both
+
+Shapes: 64x3 is the UTKFace recipe (flags/utkface64.cfg widths), 224x1 the paper's
+(flags/paper_celeba224.cfg widths). FLOPs per image are counted analytically from the Keras
+Conv2D/Dense layers (benchmarks/flops.py). Fractions are of the float32 peak measured by
+peak.py (run it first; its JSON is read) and of a float32 conv measured just before and after
+each variant in this run (the machine is shared: the same-run fraction is the fair one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import _common
+from _common import load_average, machine, median, read_peak, table, write_results
+
+RECIPES = {
+    64: dict(encoder_filters=(8, 12), decoder_filters=(64, 32), classifier_width=0.5,
+             matcher_width=0.25, embedding_dim=128),
+    224: dict(encoder_filters=(8, 12), decoder_filters=(256, 128), classifier_width=1.0,
+              matcher_width=1.0, embedding_dim=128),
+}
+
+
+def _recipe(size):
+    return RECIPES[224] if size >= 224 else RECIPES[64]
+
+
+VARIANTS = {
+    "compiled": dict(compiled=True, jit_compile=False, mixed_precision="none"),
+    "eager": dict(compiled=False, jit_compile=False, mixed_precision="none"),
+    "xla": dict(compiled=True, jit_compile=True, mixed_precision="none"),
+    "bf16": dict(compiled=True, jit_compile=False, mixed_precision="bfloat16"),
+    "bf16_xla": dict(compiled=True, jit_compile=True, mixed_precision="bfloat16"),
+}
+
+
+def build(size, channels, batch_size, variant, data_config=None):
+    """(loop, iterator, metrics) of one variant at one shape, with random weights.
+
+    The iterator repeats one random in-memory batch, or reads `data_config`'s training
+    pipeline (as `semiadv-train` does) when it is given.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from semiadv import distribute, networks, prototypes, tasks, trainer
+    from semiadv.config import DataConfig, NetworkConfig, StageConfig, TrainConfig
+
+    settings = VARIANTS[variant]
+    nets = NetworkConfig(**_recipe(size))
+    config = TrainConfig(
+        data=DataConfig(image_size=size, channels=channels, batch_size=batch_size),
+        networks=nets, san=StageConfig(steps=10**6, learning_rate=2e-4), match_weight=2.0,
+        jit_compile=settings["jit_compile"], mixed_precision=settings["mixed_precision"],
+        export_dir=None)
+    rng = np.random.default_rng(0)
+    male_face, female_face = rng.uniform(0.3, 0.7, (2, size, size, channels)).astype(np.float32)
+    protos = prototypes.Prototypes(male_face, female_face, (male_face + female_face) / 2, 0.5,
+                                   (1, 1))
+    keras.utils.set_random_seed(0)
+
+    def load_models():
+        return (networks.build_autoencoder(size, channels, nets.encoder_filters,
+                                           nets.decoder_filters),
+                networks.build_gender_classifier(size, channels, width=nets.classifier_width),
+                networks.build_matcher(size, channels, embedding_dim=nets.embedding_dim,
+                                       width=nets.matcher_width))
+
+    strategy = distribute.make_strategy("auto")
+    task = tasks.SanTask(config, protos, load_models)
+    with strategy.scope():
+        with tasks.dtype_policy(config.mixed_precision):
+            model = task.build()
+        optimizer = keras.optimizers.Adam(config.san.learning_rate)
+        optimizer.build(model.trainable_variables)
+        metrics = {name: keras.metrics.Mean(name=name) for name in task.reports}
+    loop = trainer.make_train_loop(task, config, strategy, optimizer, model.trainable_variables,
+                                   metrics, compiled=settings["compiled"])
+    batch = {"image": rng.uniform(0, 1, (batch_size, size, size, channels)).astype(np.float32),
+             "male": rng.integers(0, 2, batch_size).astype(np.int64),
+             "identity": np.full(batch_size, -1, np.int64),
+             "flipped": rng.integers(0, 2, batch_size).astype(bool)}
+    if data_config is not None:
+        from semiadv import data
+        dataset = data.distribute(strategy, data_config, "train", training=True,
+                                  augment=task.augment)
+    else:
+        dataset = strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensors(batch).repeat())
+    return loop, iter(dataset), metrics
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shapes", default="64x3,224x1", help="SIZExCHANNELS, comma separated")
+    parser.add_argument("--batch_size", type=int, default=32, help="global batch")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--variants", default="compiled,eager,xla,bf16,bf16_xla")
+    parser.add_argument("--variants_224", default="compiled,eager,bf16",
+                        help="variants at 224 (each step is ~6 TFLOP at batch 32)")
+    parser.add_argument("--steps_64", type=int, default=10, help="steps per timed call at 64")
+    parser.add_argument("--steps_224", type=int, default=1, help="steps per timed call at 224")
+    parser.add_argument("--output", default="train_step", help="results/<output>.json")
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    import flops
+    from peak import conv_row
+
+    info = machine()
+    peak = read_peak()
+    peak_gflops = peak["float32_peak_gflops_per_s"] if peak else None
+    rows = []
+    for shape in args.shapes.split(","):
+        size, channels = (int(v) for v in shape.split("x"))
+        variants = (args.variants_224 if size >= 224 else args.variants).split(",")
+        steps = args.steps_224 if size >= 224 else args.steps_64
+        for variant in variants:
+            loop, iterator, metrics = build(size, channels, args.batch_size, variant)
+            num_steps = tf.constant(steps)
+            load_before = load_average()
+            # The machine's ceiling right now (other jobs share it): a large fp32 3x3 conv
+            # just before and just after the variant.
+            local_peak = [conv_row("float32", 8, 56, 256, repeats=3)["gflops_per_s"]]
+            start = time.perf_counter()
+            loop(iterator, num_steps)  # Warm-up: traces and compiles.
+            float(metrics["loss"].result())
+            warmup_s = time.perf_counter() - start
+            times = []
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                loop(iterator, num_steps)
+                float(metrics["loss"].result())  # Waits for the loop to finish.
+                times.append(time.perf_counter() - start)
+            seconds_per_step = median(times) / steps
+            local_peak.append(conv_row("float32", 8, 56, 256, repeats=3)["gflops_per_s"])
+            local_peak_gflops = sum(local_peak) / 2
+            import keras
+
+            from semiadv import networks
+            nets = _recipe(size)
+            counts = flops.san_step_flops(
+                networks.build_autoencoder(size, channels, nets["encoder_filters"],
+                                           nets["decoder_filters"]),
+                networks.build_gender_classifier(size, channels,
+                                                 width=nets["classifier_width"]),
+                networks.build_matcher(size, channels, embedding_dim=nets["embedding_dim"],
+                                       width=nets["matcher_width"]))
+            keras.backend.clear_session()
+            per_image = counts["step_per_image_total"]
+            images_per_s = args.batch_size / seconds_per_step
+            gflops = per_image * images_per_s / 1e9
+            row = {"shape": f"{size}x{size}x{channels}", "variant": variant,
+                   "steps_per_call": steps, "repeats": args.repeats,
+                   "warmup_s": round(warmup_s, 2), "median_step_s": seconds_per_step,
+                   "min_step_s": min(times) / steps, "images_per_s": images_per_s,
+                   "gflop_per_image": per_image / 1e9, "achieved_gflops_per_s": gflops,
+                   "fraction_of_fp32_peak": gflops / peak_gflops if peak_gflops else None,
+                   "fp32_conv_peak_same_run": local_peak_gflops,
+                   "fraction_of_same_run_peak": gflops / local_peak_gflops,
+                   "flops_forward_gflop": {k: v / 1e9 for k, v in counts["forward"].items()},
+                   "load_before": load_before, "load_after": load_average()}
+            rows.append(row)
+            print(f"{row['shape']} {variant}: {images_per_s:.1f} img/s, "
+                  f"{gflops:.1f} GFLOP/s, load {row['load_before'][0]}", flush=True)
+            del loop, iterator, metrics
+    for shape in {r["shape"] for r in rows}:
+        base = next((r for r in rows if r["shape"] == shape and r["variant"] == "compiled"), None)
+        for row in rows:
+            if row["shape"] == shape and base:
+                row["speedup_vs_compiled_fp32"] = base["median_step_s"] / row["median_step_s"]
+    print(table(rows, ["shape", "variant", "images_per_s", "median_step_s", "gflop_per_image",
+                       "achieved_gflops_per_s", "fraction_of_fp32_peak",
+                       "fp32_conv_peak_same_run", "fraction_of_same_run_peak",
+                       "speedup_vs_compiled_fp32"]))
+    print("FLOPs: analytic, Keras Conv2D/Dense layers (benchmarks/flops.py); "
+          f"fp32 peak {peak_gflops} GFLOP/s from results/peak.json")
+    path = write_results(args.output, {"machine": info, "args": vars(args),
+                                       "fp32_peak_gflops_per_s": peak_gflops, "rows": rows})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
