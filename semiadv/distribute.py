@@ -46,6 +46,13 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         if name == "auto" and len(devices) == 1:
             return tf.distribute.OneDeviceStrategy(devices[0])
+        if not gpus:
+            # Several logical CPUs share one host's memory: reduce through one device. The
+            # default collectives number their instances per process, and a second strategy
+            # in the same process (a pipeline's next stage, a test session) can collide with
+            # the first's ("Shape mismatch in the collective instance 100").
+            return tf.distribute.MirroredStrategy(
+                devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
         return tf.distribute.MirroredStrategy(devices)
     raise ValueError(f"unknown strategy {name!r}: use auto, mirrored, multi_worker or one_device")
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from semiadv import networks, tasks, trainer
+from semiadv import distribute, networks, tasks, trainer
 from semiadv import prototypes as prototypes_lib
 from semiadv.config import DataConfig, NetworkConfig, StageConfig, TrainConfig
 
@@ -63,7 +63,9 @@ def _one_device():
 
 
 def _two_devices():
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = distribute.make_strategy("mirrored")  # The product's: the 2 logical CPUs.
+    assert strategy.num_replicas_in_sync == 2
+    return strategy
 
 
 def test_two_replicas_match_one_device(tmp_path):
@@ -230,3 +232,16 @@ def test_faces_reach_tensorboard_only_when_asked(tmp_path, image_summaries):
     assert {"san/loss", "san/flip_rate_opposite", "san/accuracy_same", "san/match_same"} <= set(tags)
     image_tags = {tag for tag, plugin in tags.items() if plugin == "images"}
     assert image_tags == ({"san/original", "san/same", "san/opposite"} if image_summaries else set())
+
+
+def test_matcher_learns_identities_from_its_own_dataset(tmp_path):
+    # The main set (as UTKFace) would give the matcher no identities; --matcher_dataset does.
+    config = _config(tmp_path, matcher=StageConfig(steps=2, learning_rate=1e-4),
+                     matcher_dataset="synthetic")
+    config = dataclasses.replace(config, data=dataclasses.replace(
+        config.data, dataset="utkface:/nonexistent"))
+    task = tasks.MatcherTask(config)
+    assert task.data.dataset == "synthetic"
+    assert task.data.image_size == config.data.image_size
+    result = trainer.train(task, config.matcher, config, _one_device(), tmp_path / "matcher")
+    assert [step for step, _ in result.history] == [2]

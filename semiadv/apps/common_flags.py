@@ -48,7 +48,7 @@ TFDS_DATA_DIR = flags.DEFINE_string("tfds_data_dir", None,
                                     "tensorflow-datasets data dir (default: its own).")
 
 
-def _valid_spec(spec: str) -> bool:
+def valid_spec(spec: str) -> bool:
     try:
         data.parse_spec(spec)
     except ValueError as error:
@@ -56,7 +56,7 @@ def _valid_spec(spec: str) -> bool:
     return True
 
 
-flags.register_validator("dataset", _valid_spec)
+flags.register_validator("dataset", valid_spec)
 
 def data_config() -> DataConfig:
     """The data config the shared flags describe."""
