@@ -29,7 +29,7 @@ Signatures (serving_default = opposite):
   `male` [N]} float32; `male` in [0, 1] is used as given (soft labels mix the prototypes),
   a negative `male` means "infer it" as above; a NaN `male` is refused.
 - `same_encoded`, `neutral_encoded`, `opposite_encoded`: `image_bytes` tf.string [N] (JPEG,
-  PNG, BMP or GIF of any size) -> `perturbed_png` tf.string [N], `male_score` [N]. For REST
+  PNG, BMP or GIF of any size) -> `perturbed_png_bytes` tf.string [N], `male_score` [N]. For REST
   clients sending `{"b64": ...}`.
 """
 
@@ -330,7 +330,9 @@ def _encoded_endpoint(model, kind, image_shape):
         outputs = _run_model(model, images, _unknown_male(images))
         png = tf.map_fn(_encode_png, outputs[kind],
                         fn_output_signature=tf.TensorSpec((), tf.string))
-        return {"perturbed_png": png, "male_score": outputs["male_score"]}
+        # TF Serving's REST API base64-encodes (as {"b64": ...}) only outputs whose name ends
+        # in "_bytes"; any other string output would go out as raw, invalid UTF-8.
+        return {"perturbed_png_bytes": png, "male_score": outputs["male_score"]}
     return serve
 
 

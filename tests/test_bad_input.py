@@ -425,7 +425,7 @@ def test_bad_bytes_to_each_encoded_signature(exported, kind, image_bytes, messag
 def test_odd_but_valid_files_through_the_encoded_signature(exported, catalogue, case):
     served = exported["signatures"]["opposite_encoded"](
         image_bytes=tf.constant([(catalogue / case).read_bytes()]))
-    decoded = tf.io.decode_png(served["perturbed_png"][0]).numpy()
+    decoded = tf.io.decode_png(served["perturbed_png_bytes"][0]).numpy()
     assert decoded.shape == (SIZE, SIZE, CHANNELS)
     assert 0.0 <= float(served["male_score"][0]) <= 1.0
 
@@ -440,4 +440,4 @@ def test_empty_batches_give_empty_outputs(exported):
                                                 male=tf.zeros((0,)))
         assert served["perturbed"].shape == (0, SIZE, SIZE, CHANNELS)
         served = signatures[f"{kind}_encoded"](image_bytes=tf.constant([], tf.string))
-        assert served["perturbed_png"].shape == (0,)
+        assert served["perturbed_png_bytes"].shape == (0,)

@@ -163,8 +163,8 @@ def test_encoded_family_round_trips_png_and_jpeg(san, exported):
     big = tf.image.resize(image[None], (40, 56)).numpy()[0].clip(0, 1)
     batch = tf.constant([_encode(image, "png").numpy(), _encode(big, "jpeg").numpy()])
     served = signatures["opposite_encoded"](image_bytes=batch)
-    assert served["perturbed_png"].shape == (2,)
-    decoded = [tf.io.decode_png(png).numpy() for png in served["perturbed_png"].numpy()]
+    assert served["perturbed_png_bytes"].shape == (2,)
+    decoded = [tf.io.decode_png(png).numpy() for png in served["perturbed_png_bytes"].numpy()]
     assert all(d.shape == (SIZE, SIZE, CHANNELS) and d.dtype == np.uint8 for d in decoded)
     # The PNG is already the export's size, so it must give exactly the float path's answer.
     direct = signatures["opposite"](image=tf.constant(image[None].astype(np.float32)))
@@ -222,7 +222,7 @@ def test_saved_model_cli_shows_signatures(exported):
     assert _tensor_info("inputs['male']", "DT_FLOAT", "(-1)") in block
     block = text.split("signature_def['neutral_encoded']")[1].split("signature_def[")[0]
     assert _tensor_info("inputs['image_bytes']", "DT_STRING", "(-1)") in block
-    assert _tensor_info("outputs['perturbed_png']", "DT_STRING", "(-1)") in block
+    assert _tensor_info("outputs['perturbed_png_bytes']", "DT_STRING", "(-1)") in block
     assert _tensor_info("outputs['male_score']", "DT_FLOAT", "(-1)") in block
     block = text.split("signature_def['serving_default']")[1].split("signature_def[")[0]
     assert _tensor_info("outputs['perturbed']", "DT_FLOAT", "(-1, 16, 16, 3)") in block

@@ -197,5 +197,5 @@ def test_encoded_signatures_refuse_random_bytes(signatures, prefix, body, kind):
     except tf.errors.InvalidArgumentError:
         return
     # Only if every item happened to be a decodable image: then the outputs must be valid.
-    for png in outputs["perturbed_png"].numpy():
+    for png in outputs["perturbed_png_bytes"].numpy():
         assert tf.io.decode_png(png).shape == (SIZE, SIZE, CHANNELS)
