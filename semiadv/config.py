@@ -97,6 +97,8 @@ class TrainConfig:
       checkpoint_every: steps between checkpoints (also saved at the end of each stage).
       steps_per_loop: steps run inside one tf.function call between host-side checks.
       image_summaries: write face images to TensorBoard (off: this is a privacy tool).
+      warp_prototypes: where the dataset has landmarks (CelebA), warp each face's prototypes
+        onto its eyes, nose and mouth (the paper's per-image prototype alignment).
       matcher_dataset: dataset spec the matcher learns identities from (None: the main
         dataset). Lets a SAN trained on a gender-labelled set without identities (UTKFace)
         keep identities that a matcher learned from an identity-labelled set.
@@ -130,6 +132,7 @@ class TrainConfig:
     steps_per_loop: int = 20
     image_summaries: bool = False
     matcher_dataset: str | None = None
+    warp_prototypes: bool = False
     export_dir: str | None = "exports"
     export_name: str = "semiadv"
     deterministic: bool = False

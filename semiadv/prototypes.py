@@ -28,6 +28,9 @@ class Prototypes:
     neutral: np.ndarray
     male_weight: float
     counts: tuple[int, int]  # (males, females) averaged.
+    # [N, 2] mean landmarks of the averaged faces where the dataset has them (CelebA): where
+    # the prototypes' eyes, nose and mouth are, for `warp_to_landmarks`.
+    landmarks: np.ndarray | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -94,9 +97,10 @@ def save_prototypes(prototypes: Prototypes, path: str | Path, png: bool = True) 
                                          delete=False)
     try:
         with handle:
+            extra = {} if prototypes.landmarks is None else {"landmarks": prototypes.landmarks}
             np.savez(handle, male=prototypes.male, female=prototypes.female,
                      neutral=prototypes.neutral, male_weight=prototypes.male_weight,
-                     counts=np.array(prototypes.counts))
+                     counts=np.array(prototypes.counts), **extra)
         os.replace(handle.name, path)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
@@ -120,7 +124,8 @@ def load_prototypes(path: str | Path) -> Prototypes:
             raise ValueError("not an .npz archive")
         with loaded as data:
             result = Prototypes(data["male"], data["female"], data["neutral"],
-                                float(data["male_weight"]), tuple(int(c) for c in data["counts"]))
+                                float(data["male_weight"]), tuple(int(c) for c in data["counts"]),
+                                data["landmarks"] if "landmarks" in data.files else None)
     except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"{path} is not a readable prototype file: {error}") from error
     shapes = {result.male.shape, result.female.shape, result.neutral.shape}

@@ -154,6 +154,12 @@ class _PrototypeTask(Task):
         prototypes_lib.check_shape(prototypes, config.data.image_size, config.data.channels)
         self.prototype_male = tf.constant(prototypes.male)
         self.prototype_female = tf.constant(prototypes.female)
+        self.landmark_template = None
+        if config.warp_prototypes:
+            if prototypes.landmarks is None:
+                raise ValueError(f"--warp_prototypes needs landmarks, and {config.data.dataset} "
+                                 "has none (only celeb_a does)")
+            self.landmark_template = tf.constant(prototypes.landmarks)
 
     augment = "flip"
 
@@ -165,6 +171,11 @@ class _PrototypeTask(Task):
         if "flipped" in batch:
             # The pipeline flipped some faces: their prototypes follow (the paper's code did not).
             same, opposite = prototypes_lib.flip_where([same, opposite], batch["flipped"])
+        if self.landmark_template is not None:
+            # The mean face's landmarks onto this face's (flipped with it by the pipeline).
+            same, opposite = (prototypes_lib.warp_to_landmarks(p, batch["landmarks"],
+                                                               self.landmark_template)
+                              for p in (same, opposite))
         return same, opposite
 
     def summary_images(self, batch):

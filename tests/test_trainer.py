@@ -245,3 +245,21 @@ def test_matcher_learns_identities_from_its_own_dataset(tmp_path):
     assert task.data.image_size == config.data.image_size
     result = trainer.train(task, config.matcher, config, _one_device(), tmp_path / "matcher")
     assert [step for step, _ in result.history] == [2]
+
+
+def test_warped_prototypes_follow_each_faces_landmarks(tmp_path):
+    template = np.array([[5, 6], [10, 6], [8, 9], [6, 12], [10, 12]], np.float32)
+    protos = dataclasses.replace(_prototypes(), landmarks=template)
+    config = _config(tmp_path, warp_prototypes=True)
+    task = tasks.AutoencoderTask(config, protos)
+    shift = np.array([2.0, 0.0], np.float32)
+    batch = {"male": tf.constant([1, 0], tf.int64),
+             "landmarks": tf.constant(np.stack([template, template + shift]))}
+    same, opposite = (t.numpy() for t in task.prototypes_of(batch))
+    # Where the landmarks are the template's, the prototype is unchanged; shifted landmarks
+    # shift it (away from the borders, which are filled).
+    np.testing.assert_allclose(same[0], protos.male, atol=1e-5)
+    np.testing.assert_allclose(opposite[1][:, 4:14], protos.male[:, 2:12], atol=1e-5)
+    np.testing.assert_allclose(same[1][:, 4:14], protos.female[:, 2:12], atol=1e-5)
+    with pytest.raises(ValueError, match="needs landmarks"):
+        tasks.AutoencoderTask(config, _prototypes())

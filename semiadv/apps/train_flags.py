@@ -57,6 +57,10 @@ STEPS_PER_LOOP = flags.DEFINE_integer("steps_per_loop", 20,
                                       lower_bound=1)
 IMAGE_SUMMARIES = flags.DEFINE_boolean(
     "image_summaries", False, "Write face images to TensorBoard (off: this is a privacy tool).")
+WARP_PROTOTYPES = flags.DEFINE_boolean(
+    "warp_prototypes", False,
+    "Where the dataset has landmarks (celeb_a), warp each face's prototypes onto its eyes, "
+    "nose and mouth (the paper's per-image alignment).")
 MATCHER_DATASET = flags.DEFINE_string(
     "matcher_dataset", None,
     "Dataset spec the matcher learns identities from (default: --dataset), e.g. "
@@ -130,6 +134,7 @@ def train_config() -> TrainConfig:
         flip_augment=FLIP_AUGMENT.value, checkpoint_every=CHECKPOINT_EVERY.value,
         steps_per_loop=STEPS_PER_LOOP.value, image_summaries=IMAGE_SUMMARIES.value,
         matcher_dataset=MATCHER_DATASET.value or None,
+        warp_prototypes=WARP_PROTOTYPES.value,
         export_dir=EXPORT_DIR.value or None, export_name=EXPORT_NAME.value,
         deterministic=DETERMINISTIC.value,
         mixed_precision=_mixed_precision(MIXED_PRECISION_FLAG.value),
