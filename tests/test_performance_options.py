@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from semiadv import data, export, networks, tasks, trainer
 from semiadv.config import DataConfig, TrainConfig
-from tests.test_trainer import SIZE, _config, _fixed_models, _prototypes, _san_task
+from test_trainer import SIZE, _config, _fixed_models, _prototypes, _san_task
 
 
 def _one_device():
