@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import tensorflow as tf
-from absl import logging
 
 
 def make_strategy(name: str = "auto") -> tf.distribute.Strategy:

@@ -35,3 +35,28 @@ def shared_faces():
     if not SHARED_FACES.is_dir():
         pytest.skip(f"real face data not found at {SHARED_FACES} (../shared/faces)")
     return SHARED_FACES
+
+
+def export_tiny_san(directory, size, channels=3, seed=0):
+    """Exports a tiny random SAN (autoencoder, gender CNN, random prototypes) for tests."""
+    import keras
+    import numpy as np
+
+    from semiadv import export, networks
+    from semiadv.prototypes import Prototypes
+
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    autoencoder = networks.build_autoencoder(size, channels, encoder_filters=(4, 4),
+                                             decoder_filters=(8, 8))
+    gender = networks.build_gender_classifier(size, channels, width=0.125)
+    male, female = (rng.random((size, size, channels), dtype=np.float32) for _ in range(2))
+    prototypes = Prototypes(male, female, (0.5 * male + 0.5 * female).astype(np.float32),
+                            0.5, (1, 1))
+    return export.export_san(autoencoder, gender, prototypes, directory, "san")
+
+
+@pytest.fixture(scope="session")
+def tiny_export_16(tmp_path_factory):
+    """One tiny 16x16 RGB export shared by the session's tests (exporting takes seconds)."""
+    return export_tiny_san(tmp_path_factory.mktemp("exports16"), 16, seed=3)

@@ -23,14 +23,12 @@ import sys
 from pathlib import Path
 
 import cv2
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from semiadv import align, data, export, imageio, networks, perturb, synthetic
+from semiadv import align, data, export, imageio, perturb, synthetic
 from semiadv.config import DataConfig
-from semiadv.prototypes import Prototypes
 
 SIZE, CHANNELS = 16, 3
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -103,19 +101,10 @@ def catalogue(tmp_path_factory, huge_bytes):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """A tiny random SAN exported once for the module, and its loaded signatures."""
-    keras.utils.set_random_seed(3)
-    rng = np.random.default_rng(0)
-    autoencoder = networks.build_autoencoder(
-        SIZE, CHANNELS, encoder_filters=(4, 4), decoder_filters=(8, 8))
-    gender = networks.build_gender_classifier(SIZE, CHANNELS, width=0.125)
-    male, female = (rng.random((SIZE, SIZE, CHANNELS), dtype=np.float32) for _ in range(2))
-    prototypes = Prototypes(male, female, (0.5 * male + 0.5 * female).astype(np.float32),
-                            0.5, (1, 1))
-    version_dir = export.export_san(autoencoder, gender, prototypes,
-                                    tmp_path_factory.mktemp("exports"), "san")
-    return {"dir": version_dir, "signatures": tf.saved_model.load(str(version_dir)).signatures}
+def exported(tiny_export_16):
+    """The session's tiny export and its loaded signatures."""
+    return {"dir": tiny_export_16,
+            "signatures": tf.saved_model.load(str(tiny_export_16)).signatures}
 
 
 def _run(module, *args):

@@ -4,13 +4,11 @@ import hashlib
 import json
 import shutil
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from semiadv import export, imageio, networks, perturb, synthetic
-from semiadv.prototypes import Prototypes
+from semiadv import imageio, perturb, synthetic
 
 SIZE, CHANNELS = 32, 3
 
@@ -18,16 +16,9 @@ SIZE, CHANNELS = 32, 3
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A tiny random SAN exported once for the module."""
-    keras.utils.set_random_seed(2)
-    rng = np.random.default_rng(0)
-    autoencoder = networks.build_autoencoder(
-        SIZE, CHANNELS, encoder_filters=(4, 4), decoder_filters=(8, 8))
-    gender = networks.build_gender_classifier(SIZE, CHANNELS, width=0.125)
-    male, female = (rng.random((SIZE, SIZE, CHANNELS), dtype=np.float32) for _ in range(2))
-    prototypes = Prototypes(male, female, (0.5 * male + 0.5 * female).astype(np.float32),
-                            0.5, (1, 1))
-    return export.export_san(autoencoder, gender, prototypes,
-                             tmp_path_factory.mktemp("exports"), "san")
+    from conftest import export_tiny_san
+
+    return export_tiny_san(tmp_path_factory.mktemp("exports"), SIZE, CHANNELS, seed=2)
 
 
 def _digest(folder):

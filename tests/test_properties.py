@@ -15,7 +15,6 @@ import struct
 import zlib
 
 import cv2
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -23,8 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from semiadv import align, export, imageio, networks
-from semiadv.prototypes import Prototypes
+from semiadv import align, export, imageio
 
 SIZE, CHANNELS = 16, 3
 SETTINGS = settings(deadline=None, max_examples=30, derandomize=True,
@@ -40,18 +38,8 @@ def scratch(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def signatures(tmp_path_factory):
-    keras.utils.set_random_seed(4)
-    rng = np.random.default_rng(0)
-    autoencoder = networks.build_autoencoder(
-        SIZE, CHANNELS, encoder_filters=(4, 4), decoder_filters=(8, 8))
-    gender = networks.build_gender_classifier(SIZE, CHANNELS, width=0.125)
-    male, female = (rng.random((SIZE, SIZE, CHANNELS), dtype=np.float32) for _ in range(2))
-    prototypes = Prototypes(male, female, (0.5 * male + 0.5 * female).astype(np.float32),
-                            0.5, (1, 1))
-    version_dir = export.export_san(autoencoder, gender, prototypes,
-                                    tmp_path_factory.mktemp("exports"), "san")
-    loaded = tf.saved_model.load(str(version_dir))
+def signatures(tiny_export_16):
+    loaded = tf.saved_model.load(str(tiny_export_16))
     return loaded.signatures
 
 
