@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from semiadv import distribute, heldout, prototypes_job, tasks, trainer
+from semiadv import data, distribute, heldout, prototypes_job, tasks, trainer
 from semiadv import prototypes as prototypes_lib
 from semiadv.config import TrainConfig, write_config
 
@@ -64,6 +64,10 @@ def pretrain(config: TrainConfig, net: str, strategy: tf.distribute.Strategy) ->
         task, stage = tasks.GenderTask(config), config.gender
     elif net == "matcher":
         task, stage = tasks.MatcherTask(config), config.matcher
+        if not data.has_identities(task.data):
+            logging.warning("matcher: %s labels no identities, so the matcher learns from two "
+                            "augmented views of each photo only (--matcher_dataset can name "
+                            "a set with identities)", task.data.dataset)
     elif net == "autoencoder":
         task, stage = tasks.AutoencoderTask(config, ensure_prototypes(config)), config.autoencoder
     else:

@@ -46,3 +46,19 @@ def test_main_job_end_to_end(tmp_path, caplog):
     assert again == summary
     assert "training steps" not in caplog.text
     assert sorted(p.name for p in (tmp_path / "exports" / "tiny").iterdir()) == ["1"]
+
+
+def test_matcher_without_identities_says_it_learns_from_views(tmp_path, caplog, monkeypatch):
+    from semiadv import data, distribute, trainer
+
+    stage = StageConfig(steps=1, learning_rate=1e-4)
+    config = TrainConfig(
+        data=DataConfig(dataset="synthetic", image_size=16, batch_size=8,
+                        synthetic_identities=8, synthetic_images_per_identity=4),
+        networks=NetworkConfig(matcher_width=0.125, embedding_dim=8),
+        workdir=str(tmp_path), matcher=stage, export_dir=None)
+    monkeypatch.setattr(data, "has_identities", lambda data_config: False)
+    monkeypatch.setattr(trainer, "train", lambda *args, **kwargs: trainer.StageResult(None, []))
+    caplog.set_level("WARNING")
+    pipeline.pretrain(config, "matcher", distribute.make_strategy("one_device"))
+    assert "two augmented views of each photo" in caplog.text
