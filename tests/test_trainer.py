@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from semiadv import distribute, networks, tasks, trainer
-from semiadv import prototypes as prototypes_lib
+from semiadv import distribute, tasks, trainer
 from semiadv.config import DataConfig, NetworkConfig, StageConfig, TrainConfig
 
-SIZE = 16
+# The tiny nets and prototypes the multi-worker and fault tests train too.
+from _worker import SIZE, _build_models, _prototypes  # noqa: E402
 
 
 def _config(tmp_path, **overrides):
@@ -26,31 +26,15 @@ def _config(tmp_path, **overrides):
     return TrainConfig(**values)
 
 
-def _prototypes():
-    rng = np.random.default_rng(3)
-    male = rng.uniform(0.2, 0.8, (SIZE, SIZE, 3)).astype(np.float32)
-    female = rng.uniform(0.2, 0.8, (SIZE, SIZE, 3)).astype(np.float32)
-    return prototypes_lib.Prototypes(male, female, (male + female) / 2, 0.5, (10, 10))
-
-
 def _fixed_models(config):
-    """Autoencoder, gender CNN and matcher with weights fixed by a seed."""
+    """Autoencoder, gender CNN and matcher weights, fixed by a seed."""
     keras.utils.set_random_seed(7)
-    nets = config.networks
-    autoencoder = networks.build_autoencoder(SIZE, 3, nets.encoder_filters, nets.decoder_filters)
-    gender = networks.build_gender_classifier(SIZE, 3, width=nets.classifier_width)
-    matcher = networks.build_matcher(SIZE, 3, embedding_dim=nets.embedding_dim,
-                                     width=nets.matcher_width)
-    return [m.get_weights() for m in (autoencoder, gender, matcher)]
+    return [model.get_weights() for model in _build_models(config)]
 
 
 def _san_task(config, weights):
     def load_models():
-        nets = config.networks
-        models = (networks.build_autoencoder(SIZE, 3, nets.encoder_filters, nets.decoder_filters),
-                  networks.build_gender_classifier(SIZE, 3, width=nets.classifier_width),
-                  networks.build_matcher(SIZE, 3, embedding_dim=nets.embedding_dim,
-                                         width=nets.matcher_width))
+        models = _build_models(config)
         for model, values in zip(models, weights):
             model.set_weights(values)
         return models
