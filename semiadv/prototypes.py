@@ -43,11 +43,19 @@ class PrototypeAccumulator:
     def __init__(self):
         self._sums = [None, None]  # Index 0: female, 1: male.
         self._counts = [0, 0]
+        self._landmark_sum = None
 
-    def add(self, images: np.ndarray, male: np.ndarray) -> None:
-        """Adds a batch; examples of unknown gender (male == -1) are ignored."""
+    def add(self, images: np.ndarray, male: np.ndarray, landmarks: np.ndarray | None = None):
+        """Adds a batch; examples of unknown gender (male == -1) are ignored.
+
+        `landmarks` [B, N, 2], where the dataset has them (CelebA), are averaged over the same
+        faces: where the mean face's eyes, nose and mouth are.
+        """
         images = np.asarray(images, np.float64)
         male = np.asarray(male)
+        if landmarks is not None:
+            total = np.asarray(landmarks, np.float64)[male >= 0].sum(axis=0)
+            self._landmark_sum = total if self._landmark_sum is None else self._landmark_sum + total
         for label in (0, 1):
             chosen = images[male == label]
             if len(chosen):
@@ -72,14 +80,16 @@ class PrototypeAccumulator:
         male = (self._sums[1] / males).astype(np.float32)
         female = (self._sums[0] / females).astype(np.float32)
         neutral = (male_weight * male + (1 - male_weight) * female).astype(np.float32)
-        return Prototypes(male, female, neutral, float(male_weight), (males, females))
+        landmarks = (None if self._landmark_sum is None
+                     else (self._landmark_sum / (males + females)).astype(np.float32))
+        return Prototypes(male, female, neutral, float(male_weight), (males, females), landmarks)
 
 
 def compute_prototypes(batches, male_weight: float | None = None) -> Prototypes:
-    """Computes prototypes from an iterable of `{"image", "male"}` numpy batches."""
+    """Computes prototypes from an iterable of `{"image", "male"[, "landmarks"]}` numpy batches."""
     accumulator = PrototypeAccumulator()
     for batch in batches:
-        accumulator.add(batch["image"], batch["male"])
+        accumulator.add(batch["image"], batch["male"], batch.get("landmarks"))
     return accumulator.result(male_weight)
 
 

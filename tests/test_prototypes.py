@@ -275,3 +275,13 @@ def test_compute_and_save_on_synthetic_data(tmp_path):
     assert np.abs(result.male - result.female).max() > 0.05
     forced = prototypes_job.compute_and_save(config, tmp_path / "half.npz", male_weight=0.5)
     np.testing.assert_allclose(forced.neutral, (forced.male + forced.female) / 2, atol=1e-6)
+
+
+def test_landmarks_are_averaged_over_the_averaged_faces():
+    images = np.zeros((3, 2, 2, 1), np.float32)
+    landmarks = np.array([[[0, 0]], [[2, 4]], [[100, 100]]], np.float32)  # [B, N=1, 2]
+    result = prototypes.compute_prototypes(
+        [{"image": images, "male": np.array([1, 0, -1]), "landmarks": landmarks}])
+    np.testing.assert_allclose(result.landmarks, [[1.0, 2.0]])  # The unknown face is left out.
+    assert prototypes.compute_prototypes(
+        [{"image": images, "male": np.array([1, 0, -1])}]).landmarks is None
