@@ -8,14 +8,15 @@ and autoencoder stages read; `views` for the matcher stage too): the batches a s
 decoded, resized, augmented and batched. Specs:
 
   synthetic                      embedded faces, held in memory
-  utkface (cached)               ../shared/faces/utkface decoded once into memory
-  utkface (streamed)             the same with --cache_megabytes=0: decoded from JPEG each step
+  utkface (disk cache)           ../shared/faces/utkface decoded once into a file of raw rows
+                                 (the default, --cache=disk), read from it each step
+  utkface (memory)               decoded once into memory (--cache=memory)
+  utkface (streamed)             --cache=none: decoded from JPEG each step
   folder (aligned)               ../shared/faces/celeba_identities?aligned=1: decode + resize
   folder alignment (first run)   OpenCV detection + alignment of --align_photos photos, done
                                  once per folder and cached
 
-Then it feeds the compiled 64x64 SAN step (train_step.py's recipe) from the streamed and the
-cached UTKFace pipelines and from a fixed in-memory batch: equal step times mean the step
+Then it feeds the compiled 64x64 SAN step (train_step.py's recipe) from each UTKFace pipeline and from a fixed in-memory batch: equal step times mean the step
 never waits on its input.
 """
 
@@ -70,9 +71,11 @@ def main():
     specs = [("synthetic", DataConfig(dataset="synthetic", **base), "flip")]
     if (faces / "utkface").is_dir():
         utk = f"utkface:{faces / 'utkface'}"
-        specs += [("utkface (cached)", DataConfig(dataset=utk, **base), "flip"),
-                  ("utkface (cached), views", DataConfig(dataset=utk, **base), "views"),
-                  ("utkface (streamed)", DataConfig(dataset=utk, cache_megabytes=0, **base),
+        specs += [("utkface (disk cache)", DataConfig(dataset=utk, **base), "flip"),
+                  ("utkface (disk cache), views", DataConfig(dataset=utk, **base), "views"),
+                  ("utkface (memory)", DataConfig(dataset=utk, cache="memory", **base),
+                   "flip"),
+                  ("utkface (streamed)", DataConfig(dataset=utk, cache="none", **base),
                    "flip")]
     if (faces / "celeba_identities").is_dir():
         specs.append(("folder (aligned=1)", DataConfig(
@@ -84,7 +87,9 @@ def main():
         load_s = time.perf_counter() - start
         rate, times = pipeline_rate(config, augment, args.batches, args.repeats)
         rows.append({"spec": name, "augment": augment, "examples": len(records),
-                     "in_memory": records.images is not None, "load_s": load_s,
+                     "reads_from": ("memory" if records.images is not None else
+                                    "decoded file" if records.cache_file else "JPEG"),
+                     "load_s": load_s,
                      "images_per_s": rate, "load_average": load_average()})
         print(f"{name}: {rate:.0f} img/s", flush=True)
 
@@ -103,7 +108,7 @@ def main():
             align.align_folder(source, Path(scratch) / "aligned", args.image_size)
             seconds = time.perf_counter() - start
         rows.append({"spec": "folder alignment (first run, OpenCV)", "augment": "",
-                     "examples": len(photos), "in_memory": False, "load_s": seconds,
+                     "examples": len(photos), "reads_from": "photos", "load_s": seconds,
                      "images_per_s": len(photos) / seconds, "load_average": load_average()})
 
     fed = []
@@ -115,7 +120,7 @@ def main():
             step_rate = row["images_per_s"]
     for row in rows:
         row["times_the_step"] = row["images_per_s"] / step_rate if step_rate else None
-    print(table(rows, ["spec", "augment", "examples", "in_memory", "load_s", "images_per_s",
+    print(table(rows, ["spec", "augment", "examples", "reads_from", "load_s", "images_per_s",
                        "times_the_step"]))
     if fed:
         print(table(fed, ["input", "images_per_s", "median_step_s", "vs_fixed_batch"]))
@@ -136,8 +141,9 @@ def fed_step(args, faces, base):
     utk = f"utkface:{faces / 'utkface'}"
     results = []
     for name, config in (("fixed in-memory batch", None),
-                         ("utkface (cached)", DataConfig(dataset=utk, **base)),
-                         ("utkface (streamed)", DataConfig(dataset=utk, cache_megabytes=0,
+                         ("utkface (disk cache)", DataConfig(dataset=utk, **base)),
+                         ("utkface (memory)", DataConfig(dataset=utk, cache="memory", **base)),
+                         ("utkface (streamed)", DataConfig(dataset=utk, cache="none",
                                                            **base))):
         loop, iterator, metrics = build(args.image_size, args.channels, args.batch_size,
                                         "compiled", data_config=config)

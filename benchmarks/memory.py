@@ -1,16 +1,17 @@
 """Peak RSS of a short training run on 2,000 versus 20,000 UTKFace images.
 
   python benchmarks/memory.py [--counts=2000,20000] [--steps=60] [--image_size=64]
-      [--cache_megabytes=0,1024]
+      [--caches=disk,none,memory]
 
 Each run is a fresh subprocess: `semiadv-pretrain --net=gender` for `--steps` steps on a
 temporary folder of symlinks to the first N UTKFace photos (sorted names; nothing copied),
-reporting its own `ru_maxrss`. Two cache settings:
+reporting its own `ru_maxrss`. Cache modes (`--cache`; target: RSS within 10% from 2,000 to
+20,000 images):
 
-  cache_megabytes=0     streaming: photos decoded from disk every step; RSS must not grow
-                        with N (target: within 10% from 2,000 to 20,000)
-  cache_megabytes=1024  the default: decoded images held in memory while they fit in the
-                        budget, so RSS grows by ~N x H x W x C bytes, bounded by the budget
+  disk    the default: photos decoded once into a file of raw rows (in a fresh temporary
+          cache dir, so the first decoding is part of the run), read from it every step
+  none    photos decoded from JPEG every step
+  memory  decoded images held in RAM (budget 1024 MiB), so RSS grows by ~N x H x W x C bytes
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def main():
     parser.add_argument("--counts", default="2000,20000")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--image_size", type=int, default=64)
-    parser.add_argument("--cache_megabytes", default="0,1024")
+    parser.add_argument("--caches", default="disk,none,memory")
     parser.add_argument("--faces", default=str(_common.REPO.parent / "shared" / "faces"))
     args = parser.parse_args()
 
@@ -59,13 +60,14 @@ def main():
             folder.mkdir()
             for photo in photos[:count]:
                 (folder / photo.name).symlink_to(photo)
-            for cache in (int(c) for c in args.cache_megabytes.split(",")):
+            for cache in args.caches.split(","):
                 workdir = Path(scratch) / f"run{count}-{cache}"
                 command = [sys.executable, "-c", CHILD, f"--dataset=utkface:{folder}",
                            f"--image_size={args.image_size}", "--channels=3",
                            "--batch_size=32", f"--workdir={workdir}", "--net=gender",
                            f"--gender_steps={args.steps}", "--classifier_width=0.5",
-                           f"--cache_megabytes={cache}", "--steps_per_loop=20",
+                           f"--cache={cache}", f"--cache_dir={workdir / 'decoded'}",
+                           "--steps_per_loop=20",
                            f"--checkpoint_every={args.steps}", "--strategy=auto"]
                 result = subprocess.run(command, capture_output=True, text=True,
                                         cwd=_common.REPO)
@@ -74,16 +76,15 @@ def main():
                     print(result.stderr[-3000:], file=sys.stderr)
                     sys.exit(f"run with {count} images failed ({result.returncode})")
                 rss_mb = json.loads(line[0][len("RSS_JSON "):])["ru_maxrss_kb"] / 1024
-                rows.append({"images": count, "cache_megabytes": cache,
-                             "mode": "streamed" if cache == 0 else "cached if it fits",
+                rows.append({"images": count, "cache": cache,
                              "image_megabytes": count * args.image_size**2 * 3 / 2**20,
                              "peak_rss_mb": rss_mb, "load_average": load_average()})
-                print(f"{count} images, cache {cache} MB: peak RSS {rss_mb:.0f} MB", flush=True)
-    for cache in {r["cache_megabytes"] for r in rows}:
-        same = [r for r in rows if r["cache_megabytes"] == cache]
+                print(f"{count} images, --cache={cache}: peak RSS {rss_mb:.0f} MB", flush=True)
+    for cache in {r["cache"] for r in rows}:
+        same = [r for r in rows if r["cache"] == cache]
         for row in same:
             row["vs_smallest"] = row["peak_rss_mb"] / same[0]["peak_rss_mb"]
-    print(table(rows, ["images", "mode", "cache_megabytes", "image_megabytes", "peak_rss_mb",
+    print(table(rows, ["images", "cache", "image_megabytes", "peak_rss_mb",
                        "vs_smallest"]))
     path = write_results("memory", {"machine": info, "args": vars(args), "rows": rows})
     print(f"wrote {path}")

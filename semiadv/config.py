@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import Any
 
 
+# `DataConfig.cache`: how photos are read after their first decoding (see `semiadv.data`).
+CACHE_MODES = ("disk", "memory", "none")
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """What data to read and how to shape it.
@@ -25,8 +29,13 @@ class DataConfig:
         seed: seed of the split assignment and of the training order.
         validation_fraction: share of identities (or photos) held out for validation.
         test_fraction: share of identities (or photos) held out for testing.
-        cache_megabytes: decoded images are held in memory when they fit in this budget,
-            otherwise streamed from disk every epoch.
+        cache: how photos of file specs are read after their first decoding: `disk` (decoded
+            and resized once into a file of raw rows under `cache_dir`, then read from it:
+            flat memory at any dataset size), `memory` (held in RAM when they fit in
+            `cache_megabytes`, else as `disk`) or `none` (decoded every time they are read).
+        cache_megabytes: the RAM budget of `cache="memory"`.
+        cache_dir: where `cache="disk"` writes (None: `$SEMIADV_CACHE_DIR/decoded`, by default
+            `~/.cache/semiadv/decoded`).
         synthetic_identities: people in the synthetic set.
         synthetic_images_per_identity: photos of each synthetic person.
         tfds_data_dir: where tensorflow-datasets keeps prepared data (None: its default).
@@ -41,7 +50,9 @@ class DataConfig:
     seed: int = 0
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
+    cache: str = "disk"
     cache_megabytes: int = 1024
+    cache_dir: str | None = None
     synthetic_identities: int = 400
     synthetic_images_per_identity: int = 8
     tfds_data_dir: str | None = None
@@ -50,6 +61,8 @@ class DataConfig:
     def __post_init__(self):
         if self.image_size < 16:
             raise ValueError(f"image_size must be at least 16, got {self.image_size}")
+        if self.cache not in CACHE_MODES:
+            raise ValueError(f"cache must be one of {CACHE_MODES}, got {self.cache!r}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
         if self.batch_size < 1:

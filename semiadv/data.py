@@ -23,6 +23,7 @@ import csv
 import dataclasses
 import functools
 import hashlib
+import json
 import os
 import re
 import zlib
@@ -89,10 +90,12 @@ def parse_spec(spec: str) -> DatasetSpec:
 class Records:
     """The examples of one split, addressable by index.
 
-    Exactly one of `images` (decoded, in memory) and `paths` (decoded when read) is set.
+    Images come from `images` (decoded, in memory) if set, else from `cache_file` (decoded
+    once into a file of raw uint8 rows, read row by row) if set, else from `paths` (decoded
+    every time they are read). `paths` names the photos of file specs whenever it is set.
     `image_tensor`, when set, is the tensor `images` is a read-only view of: the pipelines
     gather from it, so the decoded images are held once, not once for numpy and once more
-    for TensorFlow.
+    for TensorFlow. `rows[i]` is example i's row in `cache_file`.
     """
 
     male: np.ndarray
@@ -101,6 +104,8 @@ class Records:
     paths: np.ndarray | None = None
     skipped: tuple[tuple[str, str], ...] = ()
     image_tensor: tf.Tensor | None = dataclasses.field(default=None, repr=False, compare=False)
+    cache_file: str | None = None
+    rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.male)
@@ -263,12 +268,18 @@ def _aligned_copy(root: Path, config: DataConfig) -> Path:
         stat = file.stat()
         fingerprint.update(f"|{file.relative_to(root)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     key = fingerprint.hexdigest()[:12]
-    base = Path(config.align_cache_dir or Path.home() / ".cache" / "semiadv" / "aligned")
+    base = Path(config.align_cache_dir or cache_root() / "aligned")
     target = base / f"{root.name}-{config.image_size}-{key}"
     if not (target / "align_report.json").exists():
         logging.info("Aligning the photos of %s into %s", root, target)
         align.align_folder(root, target, config.image_size)
     return target
+
+
+def cache_root() -> Path:
+    """Where aligned photos and decoded images are cached unless a config names a folder:
+    `$SEMIADV_CACHE_DIR`, else `~/.cache/semiadv`."""
+    return Path(os.environ.get("SEMIADV_CACHE_DIR") or Path.home() / ".cache" / "semiadv")
 
 
 def _require_dir(path: Path) -> None:
@@ -284,8 +295,10 @@ def _require_dir(path: Path) -> None:
 def load_records(config: DataConfig, split: str) -> Records:
     """Loads the examples of one split of a file-based or synthetic spec.
 
-    Decoded images are kept in memory when they fit in `config.cache_megabytes`; otherwise the
-    records hold paths and the pipeline decodes them every epoch (it streams).
+    Photos are decoded and resized once, then read as raw rows from a file in the cache
+    (`config.cache="disk"`, the default: memory stays flat however large the set, and no epoch
+    decodes twice), or kept in memory (`"memory"`, when they fit in `config.cache_megabytes`,
+    else on disk), or decoded every time they are read (`"none"`).
 
     Raises:
       ValueError: for a bad spec or split, a missing or empty folder, or no usable images.
@@ -315,12 +328,15 @@ def load_records(config: DataConfig, split: str) -> Records:
         records.images = source["images"][chosen]
         return _share_images(records)
     records.paths = np.asarray(source["paths"])[chosen]
+    if config.cache == "none":
+        return records
     image_bytes = len(chosen) * config.image_size**2 * config.channels
-    if image_bytes <= config.cache_megabytes * 2**20:
+    if config.cache == "memory" and image_bytes <= config.cache_megabytes * 2**20:
         records = _decode_into_memory(records, config)
         if records.image_tensor is None:  # Some files failed: the kept ones were copied.
             records = _share_images(records)
-    return records
+        return records
+    return _decode_into_file(records, config)
 
 
 def _share_images(records: Records) -> Records:
@@ -348,14 +364,7 @@ def _report_skipped(dataset: str, skipped) -> None:
 
 def _decode_into_memory(records: Records, config: DataConfig) -> Records:
     """Decodes every photo once (in parallel) so epochs after the first cost no decoding."""
-    indices = tf.data.Dataset.range(len(records))
-    paths = tf.constant(records.paths)
-
-    def decode(index):
-        return index, _decode_file(paths[index], config.image_size, config.channels)
-
-    dataset = _without_autotune(
-        indices.map(decode, num_parallel_calls=_PARALLEL_CALLS).ignore_errors())
+    dataset = _decoding(records, config)
     # Decoded straight into the buffer of the tensor the pipelines will gather from: no
     # second full copy, not even for a moment (peak RSS).
     with tf.init_scope():
@@ -376,6 +385,84 @@ def _decode_into_memory(records: Records, config: DataConfig) -> Records:
                        skipped=records.skipped, image_tensor=tensor)
     return Records(male=records.male[decoded], identity=records.identity[decoded],
                    images=images[decoded], skipped=records.skipped + tuple(failed))
+
+
+def _decoding(records: Records, config: DataConfig) -> tf.data.Dataset:
+    """(index, decoded image) of every readable photo, in order, decoded in parallel."""
+    indices = tf.data.Dataset.range(len(records))
+    paths = tf.constant(records.paths)
+
+    def decode(index):
+        return index, _decode_file(paths[index], config.image_size, config.channels)
+
+    return _without_autotune(
+        indices.map(decode, num_parallel_calls=_PARALLEL_CALLS).ignore_errors())
+
+
+def _decode_into_file(records: Records, config: DataConfig) -> Records:
+    """Decodes every photo once into a file of raw uint8 rows that the pipelines read.
+
+    The file is named by a fingerprint of the photos (path, size, mtime) and the image shape,
+    so a changed photo decodes the set again instead of reading a stale row. It is written
+    under a temporary name and renamed when complete, its index (`.json`, which also records
+    the photos that failed to decode) last: a killed run leaves no half-written cache behind
+    that a later run could trust.
+    """
+    shape = (config.image_size, config.image_size, config.channels)
+    fingerprint = hashlib.sha1(repr(shape).encode())
+    for path in records.paths:
+        stat = os.stat(path)
+        fingerprint.update(f"|{os.path.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    base = Path(config.cache_dir or cache_root() / "decoded")
+    target = base / f"{fingerprint.hexdigest()[:16]}-{len(records)}x{'x'.join(map(str, shape))}"
+    index_file, rows_file = target.with_suffix(".json"), target.with_suffix(".u8")
+    row_bytes = int(np.prod(shape))
+    if not (index_file.exists() and rows_file.exists()
+            and rows_file.stat().st_size == len(records) * row_bytes):
+        base.mkdir(parents=True, exist_ok=True)
+        logging.info("%s: decoding %d photos once into %s", config.dataset, len(records),
+                     rows_file)
+        decoded = np.zeros(len(records), bool)
+        partial = rows_file.with_name(f"{rows_file.name}.{os.getpid()}.partial")
+        try:
+            with open(partial, "wb") as handle:
+                handle.truncate(len(records) * row_bytes)
+                for done, (index, image) in enumerate(
+                        _decoding(records, config).batch(256).as_numpy_iterator(), start=1):
+                    # ignore_errors drops failed photos: a batch's rows need not be contiguous.
+                    for row, pixels in zip(index, image):
+                        handle.seek(int(row) * row_bytes)
+                        handle.write(pixels.tobytes())
+                    decoded[index] = True
+                    if done % 20 == 0:
+                        logging.info("%s: decoded %d of %d photos", config.dataset,
+                                     int(decoded.sum()), len(records))
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        failed = [str(records.paths[i]) for i in np.flatnonzero(~decoded)]
+        os.replace(partial, rows_file)
+        partial_index = index_file.with_name(f"{index_file.name}.{os.getpid()}.partial")
+        partial_index.write_text(json.dumps({"shape": shape, "count": len(records),
+                                             "failed": failed}) + "\n")
+        os.replace(partial_index, index_file)
+    failed = set(json.loads(index_file.read_text())["failed"])
+    decoded = np.array([str(path) not in failed for path in records.paths])
+    _report_skipped(config.dataset, [(path, "TensorFlow could not decode it")
+                                     for path in sorted(failed)])
+    return Records(male=records.male[decoded], identity=records.identity[decoded],
+                   paths=records.paths[decoded],
+                   skipped=records.skipped + tuple((p, "TensorFlow could not decode it")
+                                                   for p in sorted(failed)),
+                   cache_file=str(rows_file), rows=np.flatnonzero(decoded).astype(np.int64))
+
+
+def _read_rows(path: bytes, rows: np.ndarray, row_bytes: int) -> np.ndarray:
+    """Reads rows of a decoded-images file (pread: no file position shared between threads,
+    and the bytes come from the page cache without being mapped into the process)."""
+    with open(path, "rb", buffering=0) as handle:
+        return np.stack([np.frombuffer(os.pread(handle.fileno(), row_bytes, int(row) * row_bytes),
+                                       np.uint8) for row in rows])
 
 
 def _decode_file(path, image_size: int, channels: int):
@@ -404,6 +491,17 @@ def _example_reader(records: Records, config: DataConfig):
         images = (records.image_tensor if records.image_tensor is not None
                   else tf.constant(records.images))
         read = lambda index: tf.gather(images, index)  # noqa: E731
+    elif records.cache_file is not None:
+        # Python reads the rows (TensorFlow has no ranged read); a 12 KB pread per face is
+        # far below the cost of the step it feeds (BENCHMARKS.md).
+        shape = (config.image_size, config.image_size, config.channels)
+        rows = tf.constant(records.rows)
+
+        def read(index):
+            pixels = tf.numpy_function(
+                functools.partial(_read_rows, row_bytes=int(np.prod(shape))),
+                [records.cache_file, rows[index][tf.newaxis]], tf.uint8, stateful=False)
+            return tf.reshape(pixels, shape)
     else:
         paths = tf.constant(records.paths)
         read = lambda index: _decode_file(paths[index], config.image_size, config.channels)  # noqa: E731

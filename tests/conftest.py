@@ -1,9 +1,13 @@
 """Test session set-up: 2 logical CPU devices, so distributed code runs in every session."""
 
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Decoded-image and alignment caches of this session (and of the workers it starts) go to a
+# fresh folder, not the user's ~/.cache/semiadv.
+os.environ["SEMIADV_CACHE_DIR"] = tempfile.mkdtemp(prefix="semiadv-test-cache-")
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402

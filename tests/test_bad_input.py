@@ -160,12 +160,12 @@ def _utkface_folder(root, huge_bytes):
     return root
 
 
-@pytest.mark.parametrize("cache_megabytes", [1024, 0])  # decoded in memory, or streamed
-def test_utkface_loader_skips_and_names_bad_files(tmp_path, huge_bytes, caplog, cache_megabytes):
+@pytest.mark.parametrize("cache", ["disk", "memory", "none"])
+def test_utkface_loader_skips_and_names_bad_files(tmp_path, huge_bytes, caplog, cache):
     root = _utkface_folder(tmp_path / "utk", huge_bytes)
     config = DataConfig(dataset=f"utkface:{root}", image_size=SIZE, batch_size=2,
-                        validation_fraction=0.0, test_fraction=0.0,
-                        cache_megabytes=cache_megabytes)
+                        validation_fraction=0.0, test_fraction=0.0, cache=cache,
+                        cache_dir=str(tmp_path / "decoded"))
     with caplog.at_level(logging.WARNING):
         records = data.load_records(config, "train")
     skipped = dict(records.skipped)

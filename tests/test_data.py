@@ -2,7 +2,9 @@
 
 import csv
 import logging
+import os
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -367,12 +369,13 @@ def _utk_config(folder, **overrides):
     return DataConfig(**{**values, **overrides})
 
 
-@pytest.mark.parametrize("cache_megabytes", [1024, 0])
-def test_utkface_skips_malformed_and_unusable_files(utkface_dir, caplog, cache_megabytes):
-    config = _utk_config(utkface_dir, cache_megabytes=cache_megabytes)
+@pytest.mark.parametrize("cache", ["disk", "memory", "none"])
+def test_utkface_skips_malformed_and_unusable_files(utkface_dir, caplog, cache):
+    config = _utk_config(utkface_dir, cache=cache)
     with caplog.at_level(logging.WARNING):
         records = data.load_records(config, "train")
-    assert (records.images is None) == (cache_megabytes == 0)
+    assert (records.images is not None) == (cache == "memory")
+    assert (records.cache_file is not None) == (cache == "disk")
     skipped = dict(records.skipped)
     bad_files = ["30_0_0_20170110224238000.jpg.chip.jpg", "31_0_0_20170110224238001.jpg.chip.jpg",
                  "32_1_0_20170110224238002.jpg.chip.jpg"]
@@ -397,16 +400,71 @@ def test_utkface_skips_malformed_and_unusable_files(utkface_dir, caplog, cache_m
     assert sorted(examples["male"].tolist()) == sorted(m for m, _ in GOOD_UTKFACE.values())
 
 
-def test_utkface_memory_and_streaming_read_the_same(utkface_dir):
-    in_memory = data.read_split(_utk_config(utkface_dir, cache_megabytes=1024), "train")
-    streamed = data.read_split(_utk_config(utkface_dir, cache_megabytes=0), "train")
-    for key in in_memory:
-        np.testing.assert_array_equal(in_memory[key], streamed[key])
+def test_utkface_every_cache_mode_reads_the_same(utkface_dir):
+    in_memory = data.read_split(_utk_config(utkface_dir, cache="memory"), "train")
+    for cache in ("disk", "none"):
+        other = data.read_split(_utk_config(utkface_dir, cache=cache), "train")
+        for key in in_memory:
+            np.testing.assert_array_equal(in_memory[key], other[key])
+    # Over the memory budget, "memory" falls back to the disk cache.
+    over_budget = data.load_records(_utk_config(utkface_dir, cache="memory", cache_megabytes=0),
+                                    "train")
+    assert over_budget.images is None and over_budget.cache_file is not None
+
+
+def test_disk_cache_decodes_once_and_redecodes_what_changed(utkface_dir, tmp_path, monkeypatch):
+    config = _utk_config(utkface_dir, cache="disk", cache_dir=str(tmp_path / "decoded"))
+    first = data.read_split(config, "train")
+    files = sorted(p.name for p in (tmp_path / "decoded").iterdir())
+    assert [Path(f).suffix for f in files] == [".json", ".u8"]  # no partial file left behind
+    rows = (tmp_path / "decoded" / files[1]).stat().st_size
+    assert rows == len(GOOD_UTKFACE) * 16 * 16 * 3
+
+    decodings = []
+    real_decoding = data._decoding
+    monkeypatch.setattr(data, "_decoding", lambda *a: decodings.append(1) or real_decoding(*a))
+    data.load_records.cache_clear()
+    again = data.read_split(config, "train")
+    assert decodings == []  # Read from the cache file, not decoded again.
+    for key in first:
+        np.testing.assert_array_equal(first[key], again[key])
+
+    # A file cut short (a killed run, a full disk) is not trusted: decoded again.
+    (tmp_path / "decoded" / files[1]).write_bytes(b"\0" * 10)
+    data.load_records.cache_clear()
+    np.testing.assert_array_equal(data.read_split(config, "train")["image"], first["image"])
+    assert decodings == [1]
+
+    # A photo rewritten with other pixels gets a new cache entry with its new pixels.
+    name = next(iter(GOOD_UTKFACE))
+    _write_jpeg(utkface_dir / name, 240)
+    os.utime(utkface_dir / name, ns=(1, 1))
+    data.load_records.cache_clear()
+    changed = data.read_split(config, "train")
+    assert decodings == [1, 1]
+    assert len(list((tmp_path / "decoded").glob("*.u8"))) == 2
+    assert not np.array_equal(changed["image"], first["image"])
+
+
+def test_disk_cache_failure_leaves_nothing_behind(utkface_dir, tmp_path, monkeypatch):
+    def broken(records, config):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(data, "_decoding", broken)
+    config = _utk_config(utkface_dir, cache="disk", cache_dir=str(tmp_path / "decoded"))
+    with pytest.raises(OSError, match="disk full"):
+        data.load_records(config, "train")
+    assert list((tmp_path / "decoded").iterdir()) == []
+
+
+def test_cache_mode_is_validated():
+    with pytest.raises(ValueError, match="cache must be one of"):
+        DataConfig(cache="ram")
 
 
 def test_utkface_splits_are_disjoint_by_file(utkface_dir):
     config = _utk_config(utkface_dir, validation_fraction=0.3, test_fraction=0.3, seed=1,
-                         cache_megabytes=0)
+                         cache="none")
     names = {split: set(data.load_records(config, split).paths.tolist()) for split in data.SPLITS}
     assert all(names.values())
     assert not names["train"] & names["validation"] and not names["train"] & names["test"]
@@ -430,7 +488,7 @@ def test_utkface_bad_folders(tmp_path):
 
 def test_utkface_real_names(shared_faces):
     folder = shared_faces / "utkface"
-    config = _utk_config(folder, cache_megabytes=0, batch_size=16)
+    config = _utk_config(folder, cache="none", batch_size=16)
     records = data.load_records(config, "train")
     assert records.images is None  # Streamed: nothing decoded up front.
     skipped = sorted(where for where, _ in records.skipped)
@@ -450,8 +508,8 @@ def test_utkface_real_copy_memory_and_streaming(shared_faces, tmp_path):
     names = sorted(p.name for p in (shared_faces / "utkface").iterdir())[:12]
     for name in names:
         shutil.copy(shared_faces / "utkface" / name, tmp_path / name)
-    in_memory = data.read_split(_utk_config(tmp_path, cache_megabytes=1024), "train")
-    streamed = data.read_split(_utk_config(tmp_path, cache_megabytes=0), "train")
+    in_memory = data.read_split(_utk_config(tmp_path, cache="memory"), "train")
+    streamed = data.read_split(_utk_config(tmp_path, cache="none"), "train")
     assert in_memory["image"].shape == (12, 16, 16, 3)
     for key in in_memory:
         np.testing.assert_array_equal(in_memory[key], streamed[key])
@@ -583,7 +641,7 @@ def test_folder_unaligned_real_photos_go_through_the_aligner(shared_faces, tmp_p
     cache = tmp_path / "aligned"
     config = DataConfig(dataset=f"folder:{source}", image_size=32, batch_size=2,
                         validation_fraction=0.0, test_fraction=0.0, align_cache_dir=str(cache),
-                        cache_megabytes=0)
+                        cache="none")
     records = data.load_records(config, "train")
     assert len(records) >= 2
     aligned = list(cache.iterdir())
@@ -617,7 +675,7 @@ def test_folder_is_aligned_again_when_its_photos_change(tmp_path, monkeypatch):
                         rng.integers(0, 255, (20, 20, 3), dtype=np.uint8))
     config = DataConfig(dataset=f"folder:{source}", image_size=16, batch_size=2,
                         validation_fraction=0.0, test_fraction=0.0,
-                        align_cache_dir=str(tmp_path / "cache"), cache_megabytes=0)
+                        align_cache_dir=str(tmp_path / "cache"), cache="none")
     assert len(data.load_records(config, "train")) == 4
     data.load_records.cache_clear()
     assert len(data.load_records(config, "train")) == 4

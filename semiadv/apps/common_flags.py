@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import flags  # noqa: E402
 
 from semiadv import data  # noqa: E402
-from semiadv.config import DataConfig  # noqa: E402
+from semiadv.config import CACHE_MODES, DataConfig  # noqa: E402
 
 DATASET = flags.DEFINE_string(
     "dataset", "synthetic",
@@ -36,10 +36,16 @@ TEST_FRACTION = flags.DEFINE_float(
     "test_fraction", 0.1, "Share of identities (or photos) held out for testing.",
     lower_bound=0.0, upper_bound=0.9)
 SEED = flags.DEFINE_integer("seed", 0, "Seed of the data splits and the training order.")
+CACHE = flags.DEFINE_enum(
+    "cache", "disk", list(CACHE_MODES),
+    "How photos are read after their first decoding: disk (decoded once into a file of raw "
+    "rows under --cache_dir, then read from it: flat memory at any dataset size), memory "
+    "(held in RAM if they fit in --cache_megabytes, else disk) or none (decoded every read).")
 CACHE_MEGABYTES = flags.DEFINE_integer(
-    "cache_megabytes", 1024,
-    "Decoded images are held in memory when they fit in this many MiB, else streamed.",
-    lower_bound=0)
+    "cache_megabytes", 1024, "RAM budget of --cache=memory, MiB.", lower_bound=0)
+CACHE_DIR = flags.DEFINE_string(
+    "cache_dir", None, "Where --cache=disk writes decoded images (default: "
+    "$SEMIADV_CACHE_DIR/decoded, else ~/.cache/semiadv/decoded).")
 SYNTHETIC_IDENTITIES = flags.DEFINE_integer(
     "synthetic_identities", 400, "People in the synthetic dataset.", lower_bound=4)
 SYNTHETIC_IMAGES_PER_IDENTITY = flags.DEFINE_integer(
@@ -64,7 +70,7 @@ def data_config() -> DataConfig:
         dataset=DATASET.value, image_size=IMAGE_SIZE.value, channels=int(CHANNELS.value),
         batch_size=BATCH_SIZE.value, seed=SEED.value,
         validation_fraction=VALIDATION_FRACTION.value, test_fraction=TEST_FRACTION.value,
-        cache_megabytes=CACHE_MEGABYTES.value,
+        cache=CACHE.value, cache_megabytes=CACHE_MEGABYTES.value, cache_dir=CACHE_DIR.value,
         synthetic_identities=SYNTHETIC_IDENTITIES.value,
         synthetic_images_per_identity=SYNTHETIC_IMAGES_PER_IDENTITY.value,
         tfds_data_dir=TFDS_DATA_DIR.value)

@@ -89,7 +89,7 @@ def cache_dir(eval_workdir: str | Path, kind: str, data_config: DataConfig,
     key = {"kind": kind, "data": dataclasses.asdict(data_config),
            "independent": dataclasses.asdict(independent)}
     # The cache dir and the memory budget do not change what is learnt.
-    for ignored in ("cache_megabytes", "align_cache_dir", "tfds_data_dir"):
+    for ignored in ("cache", "cache_megabytes", "cache_dir", "align_cache_dir", "tfds_data_dir"):
         key["data"].pop(ignored)
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     return Path(eval_workdir) / f"independent_{kind}-{digest}"
