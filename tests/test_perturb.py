@@ -112,3 +112,15 @@ def test_real_faces_are_aligned_and_perturbed(exported, shared_faces, tmp_path):
     for name, entry in report["files"].items():
         if entry["status"] == "perturbed":
             assert imageio.read_image(tmp_path / "out" / name).shape == (SIZE, SIZE, 3)
+
+
+def test_threaded_reading_writes_what_one_thread_writes(exported, photos, tmp_path):
+    folder, names, _ = photos
+    for copy in range(9):  # More photos than the threads' window, so it slides.
+        shutil.copy(folder / "a.png", folder / f"copy{copy}.png")
+    reports = {workers: perturb.perturb_folder(exported, folder, tmp_path / f"out{workers}",
+                                               align=False, batch_size=4, workers=workers)
+               for workers in (1, 3)}
+    assert reports[1]["files"] == reports[3]["files"]
+    assert reports[3]["counts"] == {"perturbed": 13, "unreadable": 2}
+    assert _digest(tmp_path / "out1") == _digest(tmp_path / "out3")

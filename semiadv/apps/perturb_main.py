@@ -28,6 +28,8 @@ SAVE_ALIGNED = flags.DEFINE_bool("save_aligned", False,
                                  "Also write the aligned originals to OUTPUT_DIR/aligned/.")
 ALIGN = flags.DEFINE_bool("align", True, "Detect and align faces; --noalign only resizes.")
 BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Photos per model call.", lower_bound=1)
+WORKERS = flags.DEFINE_integer("workers", None, "Threads reading and aligning photos "
+                               "(default: one per core).", lower_bound=1)
 
 
 def main(argv):
@@ -36,7 +38,8 @@ def main(argv):
 
     report = perturb.perturb_folder(
         EXPORT.value, INPUT_DIR.value, OUTPUT_DIR.value, prototype=PROTOTYPE.value,
-        save_aligned=SAVE_ALIGNED.value, align=ALIGN.value, batch_size=BATCH_SIZE.value)
+        save_aligned=SAVE_ALIGNED.value, align=ALIGN.value, batch_size=BATCH_SIZE.value,
+        workers=WORKERS.value)
     print(json.dumps(report["counts"]))
     for relative in report["failed"]:
         entry = report["files"][relative]
