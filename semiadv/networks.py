@@ -10,6 +10,8 @@ Images are float32 in [0, 1], shaped [batch, image_size, image_size, channels].
   (Mirjalili et al., ICB 2018); one encoder/decoder pass yields X'_SM and X'_OP.
 - `build_perturber`: the inference view of the autoencoder (same layers, same weights).
 - `build_gender_classifier`: the paper's auxiliary gender CNN.
+- `build_vgg_gender_classifier`: a VGG-style, batch-normalised gender classifier: an extra
+  auxiliary classifier of the Ensemble SAN (`TrainConfig.gender_ensemble`).
 - `build_matcher`: a VGG-Face-style (Parkhi et al., BMVC 2015) embedding network.
 - `build_independent_gender_classifier`, `build_independent_matcher`: residual networks with
   a different architecture, used as "unseen" attackers / matchers in evaluation.
@@ -29,6 +31,8 @@ _MIN_FEATURE_SIZE = 2
 _GENDER_BLOCK_FILTERS = (32, 64, 128, 256, 256)
 _GENDER_TOP_FILTERS = 512
 _VGG_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
+_VGG_GENDER_BLOCKS = ((32, 2), (64, 2), (128, 2), (256, 2), (256, 2))
+_VGG_GENDER_DENSE_UNITS = 256
 _VGG_DENSE_UNITS = 4096
 _RESNET_STEM_FILTERS = 16
 _RESNET_STAGE_FILTERS = (32, 64, 128, 256, 512)
@@ -283,6 +287,48 @@ def build_gender_classifier(image_size, channels, width=1.0, dropout=0.5, name="
     x = keras.layers.LeakyReLU(negative_slope=0.2, name="top_act")(x)
     x = keras.layers.Dropout(dropout, name="top_dropout")(x)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    logits = keras.layers.Dense(2, dtype="float32", name="logits")(x)
+    return keras.Model(inputs=image, outputs=logits, name=name)
+
+
+def build_vgg_gender_classifier(image_size, channels, width=1.0, dropout=0.5,
+                                name="vgg_gender_classifier"):
+    """Builds a VGG-style gender classifier with batch normalisation.
+
+    Blocks of two conv3x3 -> BatchNormalization -> ReLU (32, 64, 128, 256, 256 filters), each
+    followed by 2x2 max pooling; then flatten, a ReLU dense layer (256 units at width 1),
+    dropout and a 2-way dense layer. Unlike the paper's CNN it normalises batches, uses ReLU,
+    and keeps where features sit (flatten, not global pooling), so an ensemble of both is
+    diverse. Blocks are dropped from the end for small images so the feature map never shrinks
+    below 2x2.
+
+    Args:
+        image_size: Height and width of the square images, >= 16.
+        channels: 1 or 3.
+        width: Multiplier of every filter and dense unit count (at least 4 are kept).
+        dropout: Dropout rate before the logits.
+        name: Model name.
+
+    Returns:
+        A `keras.Model` mapping images [B, H, W, C] to float32 logits [B, 2] (class 1 = male).
+    """
+    _validate_image_shape(image_size, channels)
+    _validate_width(width)
+    num_blocks = _num_downsamplings(image_size, len(_VGG_GENDER_BLOCKS))
+
+    image = _image_input(image_size, channels)
+    x = image
+    for block, (filters, num_convs) in enumerate(_VGG_GENDER_BLOCKS[:num_blocks], start=1):
+        for conv in range(1, num_convs + 1):
+            x = keras.layers.Conv2D(_scaled(filters, width), 3, padding="same", use_bias=False,
+                                    name=f"block{block}_conv{conv}")(x)
+            x = keras.layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
+            x = keras.layers.ReLU(name=f"block{block}_relu{conv}")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(_scaled(_VGG_GENDER_DENSE_UNITS, width), activation="relu",
+                           name="fc")(x)
+    x = keras.layers.Dropout(dropout, name="fc_dropout")(x)
     logits = keras.layers.Dense(2, dtype="float32", name="logits")(x)
     return keras.Model(inputs=image, outputs=logits, name=name)
 
