@@ -102,6 +102,10 @@ class TrainConfig:
       strategy: auto, mirrored, multi_worker or one_device (see `semiadv.distribute`).
       gender, matcher, autoencoder, san: steps and learning rate of each stage.
       gender_weight, match_weight, pixel_weight: lambda_G, lambda_M, lambda_D of the SAN loss.
+      gender_ensemble: extra frozen auxiliary gender classifiers, beyond the paper's CNN, that
+        the SAN is trained against (Ensemble SAN); each is pre-trained in stage `gender_<k>`
+        with the gender stage's steps and learning rate (recipe: `tasks.gender_member`). The
+        SAN's gender term is then the mean over all 1 + gender_ensemble classifiers.
       match_opposite: also pull M(X'_OP) towards M(X) (the exported output is X'_OP).
       match_warmup_steps: SAN steps before the matching term switches on (the paper: 5 epochs).
       pixel_loss: l1, mse or bce, for the autoencoder pre-training and the SAN.
@@ -135,6 +139,7 @@ class TrainConfig:
     gender_weight: float = 1.0
     match_weight: float = 8.0
     pixel_weight: float = 1.0
+    gender_ensemble: int = 0
     match_opposite: bool = True
     match_warmup_steps: int = 0
     pixel_loss: str = "l1"
@@ -165,6 +170,8 @@ class TrainConfig:
         for name in ("checkpoint_every", "steps_per_loop"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.gender_ensemble < 0:
+            raise ValueError(f"gender_ensemble must be 0 or more, got {self.gender_ensemble}")
 
 
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")

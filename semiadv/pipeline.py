@@ -1,6 +1,7 @@
 """The main job: every stage that has no finished artefact in the work dir, in order.
 
-prototypes -> gender CNN -> matcher -> autoencoder pre-training -> SAN -> export -> summary.
+prototypes -> gender CNN (-> gender_1..gender_K, the Ensemble SAN's extra classifiers when
+`gender_ensemble` = K > 0) -> matcher -> autoencoder pre-training -> SAN -> export -> summary.
 
 Each stage writes its artefact atomically when it finishes (`prototypes.npz`,
 `<stage>/model.keras`), and checkpoints while it runs, so re-running the same command after
@@ -54,14 +55,29 @@ def _load(config: TrainConfig, stage: str) -> keras.Model:
     return keras.models.load_model(path, safe_mode=True)
 
 
+def gender_member_stages(config: TrainConfig) -> tuple[str, ...]:
+    """The stages of the Ensemble SAN's extra gender classifiers: `gender_1`..`gender_K`."""
+    return tuple(tasks.member_stage(k) for k in range(1, config.gender_ensemble + 1))
+
+
 def pretrain(config: TrainConfig, net: str, strategy: tf.distribute.Strategy) -> keras.Model:
-    """Trains one auxiliary network (or the autoencoder's pre-training) unless it is done."""
+    """Trains one auxiliary network (or the autoencoder's pre-training) unless it is done.
+
+    `net` is gender, gender_<k> (ensemble member k <= `config.gender_ensemble`), matcher or
+    autoencoder.
+    """
+    member = tasks.member_index(net)
+    if member is not None and member > config.gender_ensemble:
+        raise ValueError(f"{net} is ensemble member {member}, but gender_ensemble is "
+                         f"{config.gender_ensemble}")
     directory = stage_dir(config, net)
     if trainer.stage_done(directory):
         logging.info("%s: done already (%s)", net, directory / trainer.FINAL_MODEL)
         return _load(config, net)
     if net == "gender":
         task, stage = tasks.GenderTask(config), config.gender
+    elif member is not None:  # Same steps and learning rate as the paper's CNN.
+        task, stage = tasks.GenderMemberTask(config, member), config.gender
     elif net == "matcher":
         task, stage = tasks.MatcherTask(config), config.matcher
         if not data.has_identities(task.data):
@@ -71,7 +87,8 @@ def pretrain(config: TrainConfig, net: str, strategy: tf.distribute.Strategy) ->
     elif net == "autoencoder":
         task, stage = tasks.AutoencoderTask(config, ensure_prototypes(config)), config.autoencoder
     else:
-        raise ValueError(f"unknown network {net!r}: use gender, matcher or autoencoder")
+        raise ValueError(f"unknown network {net!r}: use gender, gender_<k>, matcher or "
+                         "autoencoder")
     return trainer.train(task, stage, config, strategy, directory).model
 
 
@@ -82,7 +99,8 @@ def train_san(config: TrainConfig, strategy: tf.distribute.Strategy) -> keras.Mo
         logging.info("san: done already (%s)", directory / trainer.FINAL_MODEL)
         return _load(config, "san")
     def load_models():
-        return tuple(_load(config, stage) for stage in ("autoencoder", "gender", "matcher"))
+        return (*(_load(config, stage) for stage in ("autoencoder", "gender", "matcher")),
+                tuple(_load(config, stage) for stage in gender_member_stages(config)))
 
     task = tasks.SanTask(config, ensure_prototypes(config), load_models)
     return trainer.train(task, config.san, config, strategy, directory).model
@@ -111,7 +129,7 @@ def run(config: TrainConfig) -> dict:
     """Runs every unfinished stage, then the held-out summary; returns the summary."""
     strategy = setup(config)
     ensure_prototypes(config)
-    for net in ("gender", "matcher", "autoencoder"):
+    for net in ("gender", *gender_member_stages(config), "matcher", "autoencoder"):
         pretrain(config, net, strategy)
     autoencoder = train_san(config, strategy)
     export_path = export(config, strategy)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 
 import keras
 import tensorflow as tf
@@ -103,6 +104,103 @@ class GenderTask(Task):
         cross_entropy = losses.gender_cross_entropy(logits, male) * known
         return cross_entropy, {"cross_entropy": cross_entropy,
                                "accuracy": losses.gender_accuracy(logits, male)}
+
+
+@dataclasses.dataclass(frozen=True)
+class GenderMember:
+    """One extra auxiliary gender classifier of the Ensemble SAN (see `gender_member`).
+
+    Attributes:
+      index: k >= 1 (the paper's CNN, in stage `gender`, is member 0).
+      architecture: "vgg" (`networks.build_vgg_gender_classifier`) or "cnn" (the paper's
+        `networks.build_gender_classifier`).
+      width: width multiplier of that network.
+      augment: the training augmentation: "flip", or "views" (shift, scale, flip, brightness
+        and contrast: `data.augment_view`).
+      seed: the weight-initialisation seed.
+    """
+
+    index: int
+    architecture: str
+    width: float
+    augment: str
+    seed: int
+
+    @property
+    def stage(self) -> str:
+        return member_stage(self.index)
+
+
+# Member k's (architecture, width relative to --classifier_width), cycling every 3 members,
+# while the augmentation alternates every member: members 1..6 cover all six pairs.
+_MEMBER_NETWORKS = (("vgg", 1.0), ("cnn", 0.5), ("cnn", 2.0))
+_MEMBER_AUGMENTS = ("views", "flip")
+_MEMBER_STAGE = re.compile(r"gender_([1-9][0-9]*)")
+
+
+def member_stage(index: int) -> str:
+    """The stage (and work dir folder) of ensemble member `index`: `gender_<index>`."""
+    return f"gender_{index}"
+
+
+def member_index(stage: str) -> int | None:
+    """k for a stage named `gender_<k>` (k >= 1), else None."""
+    match = _MEMBER_STAGE.fullmatch(stage)
+    return int(match.group(1)) if match else None
+
+
+def gender_member(config: TrainConfig, index: int) -> GenderMember:
+    """The recipe of ensemble member `index` (k >= 1): a deterministic function of k.
+
+    With w = `config.networks.classifier_width` and s = `config.data.seed`:
+
+      k mod 3 = 1: VGG-style, batch-normalised classifier at width w
+      k mod 3 = 2: the paper's CNN at width 0.5 w
+      k mod 3 = 0: the paper's CNN at width 2 w
+      augment: "views" for odd k, "flip" for even k
+      seed: s + k (the paper's CNN is initialised from s)
+
+    So member 1 is a VGG trained on strongly augmented views, member 2 a half-width CNN
+    trained on flips, member 3 a double-width CNN on views, and so on. The data split and
+    the training order stay those of `config.data` (the seed of the split cannot change).
+    None is the evaluation's independent ResNet: it must stay unseen by the SAN.
+    """
+    if index < 1:
+        raise ValueError(f"ensemble members are numbered from 1, got {index}")
+    architecture, relative_width = _MEMBER_NETWORKS[(index - 1) % len(_MEMBER_NETWORKS)]
+    return GenderMember(index=index, architecture=architecture,
+                        width=relative_width * config.networks.classifier_width,
+                        augment=_MEMBER_AUGMENTS[(index - 1) % len(_MEMBER_AUGMENTS)],
+                        seed=config.data.seed + index)
+
+
+def build_gender_member(member: GenderMember, image_size: int, channels: int) -> keras.Model:
+    """Member `member`'s network, initialised from its own seed (same seed, same weights)."""
+    # Like the evaluation's independent networks: an explicit seed right before building,
+    # whatever seed the caller (the trainer seeds with the data seed) set before.
+    keras.utils.set_random_seed(member.seed)
+    build = {"vgg": networks.build_vgg_gender_classifier,
+             "cnn": networks.build_gender_classifier}[member.architecture]
+    return build(image_size, channels, width=member.width, name=f"gender_member{member.index}")
+
+
+class GenderMemberTask(GenderTask):
+    """An ensemble member: `GenderTask`'s cross-entropy on the network `gender_member` says."""
+
+    def __init__(self, config: TrainConfig, index: int):
+        super().__init__(config)
+        self.member = gender_member(config, index)
+        self.name = self.member.stage
+        self.augment = self.member.augment
+
+    def build(self):
+        self.model = build_gender_member(self.member, self.data.image_size, self.data.channels)
+        return self.model
+
+    def per_example(self, batch, step):
+        if self.augment == "views":  # One augmented view is the face it learns from.
+            batch = {**batch, "image": batch["view_a"]}
+        return super().per_example(batch, step)
 
 
 class MatcherTask(Task):
@@ -217,6 +315,12 @@ class SanTask(_PrototypeTask):
     J = lambda_G [CE(G(X'_SM), y) + CE(G(X'_OP), 1 - y)] + lambda_M ||M(X'_SM) - M(X)||^2
         (+ ||M(X'_OP) - M(X)||^2 if match_opposite, from match_warmup_steps on)
         + lambda_D pixel(X, X'_SM)
+
+    With `config.gender_ensemble` = K > 0 (Ensemble SAN) the gender term is the mean of that
+    bracket over G_0 (the paper's CNN) and the K extra frozen classifiers G_1..G_K, so
+    lambda_G keeps its meaning. `gender_same`, `gender_opposite`, `accuracy_same` and
+    `flip_rate_opposite` stay G_0's (comparable with runs without an ensemble);
+    `flip_rate_ensemble` is the flip rate on X'_OP averaged over all 1 + K classifiers.
     """
 
     name = "san"
@@ -224,21 +328,33 @@ class SanTask(_PrototypeTask):
                "accuracy_same", "flip_rate_opposite")
 
     def __init__(self, config, prototypes, load_models):
-        """`load_models()` returns (autoencoder, gender CNN, matcher); `build` calls it under
-        the strategy scope so all three are mirrored like any model built there."""
+        """`load_models()` returns (autoencoder, gender CNN, matcher), plus as a 4th element
+        a sequence of the `config.gender_ensemble` extra gender classifiers (may be left out
+        when there are none). `build` calls it under the strategy scope so every network is
+        mirrored like any model built there."""
         super().__init__(config, prototypes)
         self._load_models = load_models
+        if config.gender_ensemble:
+            self.reports = SanTask.reports + ("flip_rate_ensemble",)
 
     def build(self):
         policy = MIXED_PRECISION[self.config.mixed_precision]
-        # Loaded networks keep the policy they were pre-trained with: all three compute under
-        # this run's policy instead.
+        autoencoder, gender, matcher, *rest = self._load_models()
+        if len(rest) > 1:
+            raise ValueError(f"load_models returned {3 + len(rest)} elements, not 3 or 4")
+        members = tuple(rest[0]) if rest else ()
+        if len(members) != self.config.gender_ensemble:
+            raise ValueError(f"load_models returned {len(members)} extra gender classifiers, "
+                             f"but gender_ensemble is {self.config.gender_ensemble}")
+        # Loaded networks keep the policy they were pre-trained with: all compute under this
+        # run's policy instead.
         self.model, self.gender, self.matcher = (
-            with_dtype_policy(model, policy) for model in self._load_models())
-        # Frozen: their variables never reach the optimizer, and Dropout stays in inference
-        # mode (training=False below).
-        self.gender.trainable = False
-        self.matcher.trainable = False
+            with_dtype_policy(model, policy) for model in (autoencoder, gender, matcher))
+        self.gender_members = tuple(with_dtype_policy(model, policy) for model in members)
+        # Frozen: their variables never reach the optimizer, and Dropout and BatchNormalization
+        # stay in inference mode (training=False below).
+        for frozen in (self.gender, self.matcher, *self.gender_members):
+            frozen.trainable = False
         return self.model
 
     def per_example(self, batch, step):
@@ -251,10 +367,16 @@ class SanTask(_PrototypeTask):
                               "opposite_prototype": opposite}, training=True)
         perturbed_same, perturbed_opposite = outputs["same"], outputs["opposite"]
 
-        logits_same = self.gender(perturbed_same, training=False)
-        logits_opposite = self.gender(perturbed_opposite, training=False)
-        gender_same = losses.gender_cross_entropy(logits_same, male) * known
-        gender_opposite = losses.flipped_gender_cross_entropy(logits_opposite, male) * known
+        # G_0 (the paper's CNN) first: its terms are the reported ones.
+        logits = [(classifier(perturbed_same, training=False),
+                   classifier(perturbed_opposite, training=False))
+                  for classifier in (self.gender, *self.gender_members)]
+        gender_same = [losses.gender_cross_entropy(logits_same, male) * known
+                       for logits_same, _ in logits]
+        gender_opposite = [losses.flipped_gender_cross_entropy(logits_opposite, male) * known
+                           for _, logits_opposite in logits]
+        flip_rates = [losses.flip_rate(logits_opposite, male) for _, logits_opposite in logits]
+        gender = (tf.add_n(gender_same) + tf.add_n(gender_opposite)) / float(len(logits))
 
         original_embedding = self.matcher(image, training=False)
         match_same = losses.match_distance(original_embedding,
@@ -265,11 +387,14 @@ class SanTask(_PrototypeTask):
         pixel = losses.pixel_loss(image, perturbed_same, kind=config.pixel_loss)
 
         match_on = tf.cast(step >= config.match_warmup_steps, tf.float32)
-        total = (config.gender_weight * (gender_same + gender_opposite)
+        total = (config.gender_weight * gender
                  + config.match_weight * match_on * match + config.pixel_weight * pixel)
-        return total, {
-            "loss": total, "gender_same": gender_same, "gender_opposite": gender_opposite,
+        report = {
+            "loss": total, "gender_same": gender_same[0], "gender_opposite": gender_opposite[0],
             "match_same": match_same, "match_opposite": match_opposite, "pixel": pixel,
-            "accuracy_same": losses.gender_accuracy(logits_same, male),
-            "flip_rate_opposite": losses.flip_rate(logits_opposite, male),
+            "accuracy_same": losses.gender_accuracy(logits[0][0], male),
+            "flip_rate_opposite": flip_rates[0],
         }
+        if self.gender_members:
+            report["flip_rate_ensemble"] = tf.add_n(flip_rates) / float(len(flip_rates))
+        return total, report

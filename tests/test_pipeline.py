@@ -9,9 +9,13 @@ from semiadv import pipeline
 from semiadv.config import DataConfig, NetworkConfig, StageConfig, TrainConfig
 
 
-def test_main_job_end_to_end(tmp_path, caplog):
-    stage = StageConfig(steps=4, learning_rate=1e-3)
-    config = TrainConfig(
+def tiny_job_config(tmp_path, steps=4, **overrides):
+    """The whole main job at 16x16 with narrow nets and `steps` steps a stage, in tmp_path.
+
+    Also the run of tests/test_ensemble.py.
+    """
+    stage = StageConfig(steps=steps, learning_rate=1e-3)
+    values = dict(
         data=DataConfig(dataset="synthetic", image_size=16, channels=3, batch_size=8,
                         synthetic_identities=20, synthetic_images_per_identity=4),
         networks=NetworkConfig(encoder_filters=(4, 4), decoder_filters=(8, 8),
@@ -19,6 +23,12 @@ def test_main_job_end_to_end(tmp_path, caplog):
         workdir=str(tmp_path / "work"), gender=stage, matcher=stage, autoencoder=stage,
         san=stage, checkpoint_every=2, steps_per_loop=2, export_dir=str(tmp_path / "exports"),
         export_name="tiny")
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_main_job_end_to_end(tmp_path, caplog):
+    config = tiny_job_config(tmp_path)
     summary = pipeline.run(config)
 
     work = tmp_path / "work"

@@ -1,6 +1,8 @@
 """semiadv-pretrain: trains one network of the SAN on its own.
 
   semiadv-pretrain --flagfile=flags/demo.cfg --net=gender       # cross-entropy
+  semiadv-pretrain --flagfile=flags/demo.cfg --net=gender_1 --gender_ensemble=2
+                                                                # Ensemble SAN member 1
   semiadv-pretrain --flagfile=flags/demo.cfg --net=matcher      # triplet loss
   semiadv-pretrain --flagfile=flags/demo.cfg --net=autoencoder  # pixel loss on P_SM
 """
@@ -8,10 +10,26 @@
 from absl import app, flags
 
 from semiadv.apps import train_flags
-from semiadv import pipeline
+from semiadv import pipeline, tasks
 
-NET = flags.DEFINE_enum("net", None, ["gender", "matcher", "autoencoder"],
-                        "Which network to train.", required=True)
+_NETS = ("gender", "matcher", "autoencoder")
+NET = flags.DEFINE_string(
+    "net", None, "Which network to train: gender, matcher, autoencoder, or gender_<k> "
+    "(k = 1..--gender_ensemble: an extra gender classifier of the Ensemble SAN).",
+    required=True)
+
+
+def _member(net):
+    """k of --net=gender_<k>, else 0 (None while --net is unset: `required` reports that)."""
+    return (tasks.member_index(net) or 0) if net is not None else 0
+
+
+flags.register_validator("net", lambda net: net is None or net in _NETS or _member(net) > 0,
+                         "--net must be gender, matcher, autoencoder or gender_<k> (k >= 1)")
+flags.register_multi_flags_validator(
+    ["net", "gender_ensemble"],
+    lambda values: _member(values["net"]) <= values["gender_ensemble"],
+    "--net=gender_<k> needs --gender_ensemble >= k")
 
 
 def main(argv):

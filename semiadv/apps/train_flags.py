@@ -38,6 +38,12 @@ MATCH_WEIGHT = flags.DEFINE_float("match_weight", 8.0, "lambda_M of the SAN loss
                                   lower_bound=0.0)
 PIXEL_WEIGHT = flags.DEFINE_float("pixel_weight", 1.0, "lambda_D of the SAN loss.",
                                   lower_bound=0.0)
+GENDER_ENSEMBLE = flags.DEFINE_integer(
+    "gender_ensemble", 0,
+    "Ensemble SAN: extra frozen gender classifiers, beyond the paper's CNN, that the SAN is "
+    "trained against (diverse architectures, widths, seeds and augmentations; each "
+    "pre-trained in stage gender_<k> with --gender_steps and --gender_learning_rate). The "
+    "gender loss is the mean over all of them.", lower_bound=0)
 MATCH_OPPOSITE = flags.DEFINE_boolean(
     "match_opposite", True, "Also pull M(X'_OP) towards M(X): the exported output is X'_OP.")
 MATCH_WARMUP_STEPS = flags.DEFINE_integer(
@@ -128,7 +134,8 @@ def train_config() -> TrainConfig:
                              learning_rate=STAGE_LEARNING_RATES[name].value)
            for name in STAGE_STEPS},
         gender_weight=GENDER_WEIGHT.value, match_weight=MATCH_WEIGHT.value,
-        pixel_weight=PIXEL_WEIGHT.value, match_opposite=MATCH_OPPOSITE.value,
+        pixel_weight=PIXEL_WEIGHT.value, gender_ensemble=GENDER_ENSEMBLE.value,
+        match_opposite=MATCH_OPPOSITE.value,
         match_warmup_steps=MATCH_WARMUP_STEPS.value, pixel_loss=PIXEL_LOSS.value,
         triplet_margin=TRIPLET_MARGIN.value, triplet_mining=TRIPLET_MINING.value,
         flip_augment=FLIP_AUGMENT.value, checkpoint_every=CHECKPOINT_EVERY.value,
