@@ -15,10 +15,12 @@ and the gender prototypes built from UTKFace apply to all of them.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
-import functools
 import json
 import math
+import os
+import threading
 import time
 from pathlib import Path
 from typing import Optional, Protocol, Sequence, Union
@@ -114,9 +116,8 @@ DEFAULT_EYE_CASCADES = ("haarcascade_eye.xml", "haarcascade_eye_tree_eyeglasses.
 DEFAULT_EYE_PASSES = ((1.1, 2), (1.05, 1))
 
 
-@functools.lru_cache(maxsize=None)
 def _load_cascade(name: str) -> cv2.CascadeClassifier:
-    """Loads (once) a cascade shipped with OpenCV."""
+    """Loads a cascade shipped with OpenCV (a fresh one: see `default_detector`)."""
     path = Path(cv2.data.haarcascades) / name
     cascade = cv2.CascadeClassifier(str(path))
     if cascade.empty():
@@ -250,10 +251,18 @@ def _predicted_eyes(face_box: Box) -> EyePair:
     return (x + lx * width - 0.5, y + ly * height - 0.5), (x + rx * width - 0.5, y + ry * height - 0.5)
 
 
-@functools.lru_cache(maxsize=1)
+_THREAD = threading.local()
+
+
 def default_detector() -> HaarFaceDetector:
-    """The shared HaarFaceDetector used when no detector is given."""
-    return HaarFaceDetector()
+    """The calling thread's HaarFaceDetector, used when no detector is given.
+
+    One per thread: OpenCV's cascade classifiers keep scratch state between the stages of a
+    detection, so threads aligning photos in parallel must not share one.
+    """
+    if not hasattr(_THREAD, "detector"):
+        _THREAD.detector = HaarFaceDetector()
+    return _THREAD.detector
 
 
 # --------------------------------------------------------------------------
@@ -487,6 +496,7 @@ def align_folder(
     detector: Optional[FaceDetector] = None,
     progress: bool = True,
     progress_every: int = 200,
+    workers: Optional[int] = None,
 ) -> dict:
     """Aligns every image under `input_dir` into `output_dir`.
 
@@ -507,6 +517,9 @@ def align_folder(
       detector: a FaceDetector; defaults to a shared HaarFaceDetector.
       progress: log a progress line (rate, ETA) every `progress_every` files.
       progress_every: files between progress lines.
+      workers: threads aligning files (None: one per core). OpenCV releases the GIL, so
+        threads use every core. A given `detector` is shared by the threads: pass
+        workers=1 unless it is thread-safe (the default Haar detector is one per thread).
 
     Returns:
       The report, as written.
@@ -517,18 +530,29 @@ def align_folder(
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     images = _images_to_align(input_dir, output_dir)
-    detector = detector or default_detector()
+    workers = workers or len(os.sched_getaffinity(0))
+
+    def align_one(path):
+        # Without a detector, each thread uses its own (`default_detector`).
+        return _align_file(path, output_dir / path.relative_to(input_dir), image_size,
+                           detector or default_detector())
+
     report = {"image_size": image_size, "counts": {s: 0 for s in (*STATUSES, "unreadable")}, "files": {}}
     started = time.monotonic()
-    for index, path in enumerate(images, start=1):
-        relative = path.relative_to(input_dir)
-        entry = _align_file(path, output_dir / relative, image_size, detector)
-        report["counts"][entry["status"]] += 1
-        report["files"][relative.as_posix()] = entry
-        if progress and (index % progress_every == 0 or index == len(images)):
-            _log_progress(index, len(images), time.monotonic() - started, report["counts"])
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        # map keeps the input order, so the report is the same with any number of workers.
+        entries = pool.map(align_one, images) if workers > 1 else map(align_one, images)
+        for index, (path, entry) in enumerate(zip(images, entries), start=1):
+            _record(report, path.relative_to(input_dir), entry)
+            if progress and (index % progress_every == 0 or index == len(images)):
+                _log_progress(index, len(images), time.monotonic() - started, report["counts"])
     imageio.write_bytes_atomically(output_dir / REPORT_NAME, json.dumps(report, indent=1).encode("utf-8"))
     return report
+
+
+def _record(report: dict, relative: Path, entry: dict) -> None:
+    report["counts"][entry["status"]] += 1
+    report["files"][relative.as_posix()] = entry
 
 
 def _images_to_align(input_dir: Path, output_dir: Path) -> list[Path]:

@@ -299,3 +299,24 @@ def test_all_celeba_photos_yield_crops(tmp_path):
     crop_rate = (counts["aligned"] + counts["fallback"]) / total
     print(f"{counts}, crop rate {crop_rate:.3f}, {time.monotonic() - started:.0f} s")
     assert crop_rate >= 0.95, counts
+
+
+@needs_celeba
+def test_threads_align_what_one_thread_aligns(tmp_path):
+    photos = _link_celeba(sorted(CELEBA.glob("*/*.jpg"))[:24], tmp_path / "photos")
+    reports = {workers: align.align_folder(photos, tmp_path / f"aligned{workers}", 64,
+                                           progress=False, workers=workers)
+               for workers in (1, 3)}
+    assert reports[1] == reports[3]
+    for crop in (tmp_path / "aligned1").rglob("*.jpg"):
+        twin = tmp_path / "aligned3" / crop.relative_to(tmp_path / "aligned1")
+        np.testing.assert_array_equal(imageio.read_image(crop), imageio.read_image(twin))
+
+
+def test_each_thread_has_its_own_detector():
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        detectors = list(pool.map(lambda _: align.default_detector(), range(8)))
+    assert align.default_detector() is align.default_detector()
+    assert len({id(d) for d in detectors} | {id(align.default_detector())}) >= 2

@@ -18,11 +18,14 @@ INPUT_DIR = flags.DEFINE_string("input_dir", None, "Folder of photos (searched r
                                 required=True)
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where to write crops and the report.",
                                  required=True)
+WORKERS = flags.DEFINE_integer("workers", None, "Threads aligning photos (default: one per "
+                               "core).", lower_bound=1)
 
 
 def main(argv):
     del argv
-    report = align.align_folder(INPUT_DIR.value, OUTPUT_DIR.value, common_flags.IMAGE_SIZE.value)
+    report = align.align_folder(INPUT_DIR.value, OUTPUT_DIR.value, common_flags.IMAGE_SIZE.value,
+                                workers=WORKERS.value)
     counts = report["counts"]
     print(json.dumps(counts))
     # Every photo without a crop is listed at the end, so none goes missing unnoticed.
