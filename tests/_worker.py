@@ -64,8 +64,11 @@ def _build_models(config):
                                    width=nets.matcher_width))
 
 
-def san_task(config):
-    """The SAN task over autoencoder, gender CNN and matcher whose weights a seed fixes."""
+def san_task(config, build_member=None):
+    """The SAN task over autoencoder, gender CNN and matcher whose weights a seed fixes.
+
+    With `build_member(k)`, its `config.gender_ensemble` extra gender classifiers too.
+    """
     keras.utils.set_random_seed(7)
     weights = [model.get_weights() for model in _build_models(config)]
 
@@ -73,7 +76,9 @@ def san_task(config):
         models = _build_models(config)
         for model, values in zip(models, weights):
             model.set_weights(values)
-        return models
+        if build_member is None:
+            return models
+        return (*models, tuple(build_member(k) for k in range(1, config.gender_ensemble + 1)))
 
     return tasks.SanTask(config, _prototypes(), load_models)
 

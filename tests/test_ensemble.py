@@ -16,7 +16,7 @@ from semiadv import distribute, networks, pipeline, tasks, trainer
 from semiadv.config import TrainConfig, from_dict, to_json
 
 # The tiny nets, prototypes and configs the trainer and pipeline tests use.
-from _worker import SIZE, _build_models, _prototypes, tiny_config  # noqa: E402
+from _worker import SIZE, _build_models, _prototypes, san_task, tiny_config  # noqa: E402
 from test_pipeline import tiny_job_config  # noqa: E402
 from test_trainer import _cross_entropy  # noqa: E402
 
@@ -31,17 +31,7 @@ def _member(config, index):
 
 def _ensemble_task(config):
     """A SanTask whose autoencoder, G_0 and matcher a seed fixes, with its seeded members."""
-    keras.utils.set_random_seed(7)
-    weights = [model.get_weights() for model in _build_models(config)]
-
-    def load_models():
-        models = _build_models(config)
-        for model, values in zip(models, weights):
-            model.set_weights(values)
-        members = tuple(_member(config, k) for k in range(1, config.gender_ensemble + 1))
-        return (*models, members)
-
-    return tasks.SanTask(config, _prototypes(), load_models)
+    return san_task(config, lambda k: _member(config, k))
 
 
 def test_gender_ensemble_is_validated_and_round_trips():
