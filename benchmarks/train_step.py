@@ -1,7 +1,7 @@
 """The SAN training step: images/s, FLOPs per image and the fraction of the machine's peak.
 
   python benchmarks/train_step.py [--shapes=64x3,224x1] [--batch_size=32] [--repeats=5]
-      [--variants=compiled,eager,xla,bf16,bf16_xla] [--steps_64=10] [--steps_224=1]
+      [--variants=compiled,eager,remapper,bf16,bf16_eager,bf16_remapper,xla,bf16_xla] [--steps_64=10] [--steps_224=1]
 
 Times `semiadv.trainer.make_train_loop`, the very loop `semiadv-train` runs (distributed
 step under the `auto` strategy, one optimizer update per step), on a fixed in-memory batch so
@@ -12,6 +12,9 @@ that only the step is measured (see input_pipeline.py for the input side). Varia
   xla       compiled, with the replica step under XLA (`--jit_compile`)
   bf16      compiled, Keras mixed_bfloat16 (`--mixed_precision=bfloat16`)
   bf16_xla  both
+  bf16_eager  the eager step in mixed_bfloat16 (the default precision on bf16 CPUs)
+  remapper, bf16_remapper  compiled with grappler's remapper (op fusion) on (`--remapper`);
+            every other variant runs with it off, the default
 
 Shapes: 64x3 is the UTKFace recipe (flags/utkface64.cfg widths), 224x1 the paper's
 (flags/paper_celeba224.cfg widths). FLOPs per image are counted analytically from the Keras
@@ -46,6 +49,10 @@ VARIANTS = {
     "xla": dict(compiled=True, jit_compile=True, mixed_precision="none"),
     "bf16": dict(compiled=True, jit_compile=False, mixed_precision="bfloat16"),
     "bf16_xla": dict(compiled=True, jit_compile=True, mixed_precision="bfloat16"),
+    "bf16_eager": dict(compiled=False, jit_compile=False, mixed_precision="bfloat16"),
+    "remapper": dict(compiled=True, jit_compile=False, mixed_precision="none", remapper=True),
+    "bf16_remapper": dict(compiled=True, jit_compile=False, mixed_precision="bfloat16",
+                          remapper=True),
 }
 
 
@@ -68,7 +75,10 @@ def build(size, channels, batch_size, variant, data_config=None):
         data=DataConfig(image_size=size, channels=channels, batch_size=batch_size),
         networks=nets, san=StageConfig(steps=10**6, learning_rate=2e-4), match_weight=2.0,
         jit_compile=settings["jit_compile"], mixed_precision=settings["mixed_precision"],
-        export_dir=None)
+        remapper=settings.get("remapper", False), export_dir=None)
+    # What `pipeline.setup` does for `semiadv-train`: process-wide, read when a function is
+    # first optimised, so each variant's functions get their own setting.
+    tf.config.optimizer.set_experimental_options({"remapping": config.remapper})
     rng = np.random.default_rng(0)
     male_face, female_face = rng.uniform(0.3, 0.7, (2, size, size, channels)).astype(np.float32)
     protos = prototypes.Prototypes(male_face, female_face, (male_face + female_face) / 2, 0.5,
@@ -112,8 +122,9 @@ def main():
     parser.add_argument("--shapes", default="64x3,224x1", help="SIZExCHANNELS, comma separated")
     parser.add_argument("--batch_size", type=int, default=32, help="global batch")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--variants", default="compiled,eager,xla,bf16,bf16_xla")
-    parser.add_argument("--variants_224", default="compiled,eager,bf16",
+    parser.add_argument("--variants",
+                        default="compiled,eager,remapper,bf16,bf16_eager,bf16_remapper,xla")
+    parser.add_argument("--variants_224", default="compiled,eager,remapper,bf16",
                         help="variants at 224 (each step is ~6 TFLOP at batch 32)")
     parser.add_argument("--steps_64", type=int, default=10, help="steps per timed call at 64")
     parser.add_argument("--steps_224", type=int, default=1, help="steps per timed call at 224")
@@ -187,10 +198,16 @@ def main():
         for row in rows:
             if row["shape"] == shape and base:
                 row["speedup_vs_compiled_fp32"] = base["median_step_s"] / row["median_step_s"]
+        # The target's ratio, per precision: compiled over the same step run eagerly.
+        for compiled, eager in (("compiled", "eager"), ("bf16", "bf16_eager")):
+            pair = [next((r for r in rows if r["shape"] == shape and r["variant"] == v), None)
+                    for v in (compiled, eager)]
+            if all(pair):
+                pair[0]["compiled_vs_eager"] = pair[1]["median_step_s"] / pair[0]["median_step_s"]
     print(table(rows, ["shape", "variant", "images_per_s", "median_step_s", "gflop_per_image",
                        "achieved_gflops_per_s", "fraction_of_fp32_peak",
                        "fp32_conv_peak_same_run", "fraction_of_same_run_peak",
-                       "speedup_vs_compiled_fp32"]))
+                       "speedup_vs_compiled_fp32", "compiled_vs_eager"]))
     print("FLOPs: analytic, Keras Conv2D/Dense layers (benchmarks/flops.py); "
           f"fp32 peak {peak_gflops} GFLOP/s from results/peak.json")
     path = write_results(args.output, {"machine": info, "args": vars(args),

@@ -125,6 +125,9 @@ class TrainConfig:
       mixed_precision: none (float32) or bfloat16 (Keras `mixed_bfloat16`: bfloat16 compute,
         float32 variables; the networks' outputs, losses and exported images stay float32).
       jit_compile: compile each replica step with XLA (`tf.function(jit_compile=True)`).
+      remapper: TensorFlow's grappler remapper (op fusion) pass, which is process-wide. Off by
+        default: on the SAN step it fails ("remapper failed: ... LeakyReluGrad") and the step
+        ran faster without it (BENCHMARKS.md).
     """
 
     data: DataConfig = DataConfig()
@@ -156,6 +159,7 @@ class TrainConfig:
     deterministic: bool = False
     mixed_precision: str = "none"
     jit_compile: bool = False
+    remapper: bool = False
 
     def __post_init__(self):
         if self.mixed_precision not in MIXED_PRECISION:

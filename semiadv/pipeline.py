@@ -26,9 +26,10 @@ PROTOTYPES_FILE = "prototypes.npz"
 
 
 def setup(config: TrainConfig) -> tf.distribute.Strategy:
-    """Determinism, the strategy, and the run's config written beside its artefacts."""
+    """Process-wide options, the strategy, and the run's config written beside its artefacts."""
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
+    tf.config.optimizer.set_experimental_options({"remapping": config.remapper})
     strategy = distribute.make_strategy(config.strategy)
     if distribute.is_chief(strategy):
         write_config(config, Path(config.workdir) / "config.json")

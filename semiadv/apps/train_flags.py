@@ -87,6 +87,9 @@ MIXED_PRECISION_FLAG = flags.DEFINE_enum(
     "1.5-2.4x faster with the same held-out flip rate and matcher distances (BENCHMARKS.md).")
 JIT_COMPILE = flags.DEFINE_boolean("jit_compile", False,
                                    "Compile the training step with XLA (see BENCHMARKS.md).")
+REMAPPER = flags.DEFINE_boolean(
+    "remapper", False, "TensorFlow's grappler remapper (op fusion). Off: it fails on the SAN "
+    "step and the step was faster without it (BENCHMARKS.md).")
 
 
 def bfloat16_is_native() -> bool:
@@ -145,4 +148,4 @@ def train_config() -> TrainConfig:
         export_dir=EXPORT_DIR.value or None, export_name=EXPORT_NAME.value,
         deterministic=DETERMINISTIC.value,
         mixed_precision=_mixed_precision(MIXED_PRECISION_FLAG.value),
-        jit_compile=JIT_COMPILE.value)
+        jit_compile=JIT_COMPILE.value, remapper=REMAPPER.value)
