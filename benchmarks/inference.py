@@ -139,14 +139,18 @@ def main():
         aligning.mkdir()
         for photo in photos[:args.align_photos]:
             (aligning / photo.name).symlink_to(photo)
-        for align, source in ((False, folder), (True, aligning)):
-            output = work / f"perturbed_align_{align}"
+        # workers=1 is the single-threaded reading of before; None is the default (per core).
+        for align, source, workers in ((False, folder, 1), (False, folder, None),
+                                       (True, aligning, 1), (True, aligning, None)):
+            output = work / f"perturbed_align_{align}_{workers}"
             start = time.perf_counter()
             report = perturb.perturb_folder(version_fp32, source, output, prototype="opposite",
-                                            align=align, batch_size=32)
+                                            align=align, batch_size=32, workers=workers)
             seconds = time.perf_counter() - start
             done = report["counts"].get("perturbed", 0)
-            encoded_rows.append({"path": f"semiadv-perturb {'aligning' if align else '--noalign'}",
+            threads = "1 thread" if workers == 1 else "a thread per core"
+            encoded_rows.append({"path": f"semiadv-perturb {'aligning' if align else '--noalign'}"
+                                         f", {threads}",
                                  "images": done, "images_per_s": done / seconds,
                                  "seconds": seconds,
                                  "images_per_s_after_load": done / max(seconds - load_s, 1e-9),
