@@ -141,10 +141,11 @@ def test_decoded_images_are_held_once_and_read_only():
 
 
 @pytest.mark.parametrize("flag, native, expected", [
-    (None, True, "bfloat16"), (None, False, "none"), ("--mixed_precision=none", True, "none"),
+    (None, True, "none"), (None, False, "none"), ("--mixed_precision=auto", True, "bfloat16"),
+    ("--mixed_precision=auto", False, "none"), ("--mixed_precision=none", True, "none"),
     ("--mixed_precision=bfloat16", False, "bfloat16")])
-def test_mixed_precision_flag_defaults_to_bfloat16_where_native(monkeypatch, flag, native,
-                                                                expected):
+def test_mixed_precision_flag_defaults_to_float32_and_auto_follows_the_hardware(
+        monkeypatch, flag, native, expected):
     from absl import flags
 
     from semiadv.apps import train_flags

@@ -80,11 +80,13 @@ EXPORT_NAME = flags.DEFINE_string("export_name", "semiadv", "Model name under --
 DETERMINISTIC = flags.DEFINE_boolean(
     "deterministic", False, "Enable TensorFlow op determinism (reproducible resumes, slower).")
 MIXED_PRECISION_FLAG = flags.DEFINE_enum(
-    "mixed_precision", "auto", ["auto", *MIXED_PRECISION],
-    "none: float32; bfloat16: Keras mixed_bfloat16 (bfloat16 compute, float32 weights and "
-    "outputs); auto: bfloat16 where it has native support (CPUs with avx512_bf16 or AMX, "
-    "GPUs of compute capability 8.0+), else none. On such a CPU bfloat16 trained the SAN "
-    "1.5-2.4x faster with the same held-out flip rate and matcher distances (BENCHMARKS.md).")
+    "mixed_precision", "none", ["auto", *MIXED_PRECISION],
+    "none (the default): float32; bfloat16: Keras mixed_bfloat16 (bfloat16 compute, float32 "
+    "weights and outputs); auto: bfloat16 where it has native support (CPUs with avx512_bf16 "
+    "or AMX, GPUs of compute capability 8.0+), else none. On such a CPU bfloat16 trains the "
+    "SAN 1.5-1.6x faster; at 32x32 its held-out flip rate and matcher distances matched "
+    "float32, at 64x64 it flipped 93-94% of faces against float32's 97% after the same steps "
+    "(BENCHMARKS.md), so it is not the default.")
 JIT_COMPILE = flags.DEFINE_boolean("jit_compile", False,
                                    "Compile the training step with XLA (see BENCHMARKS.md).")
 REMAPPER = flags.DEFINE_boolean(
