@@ -45,6 +45,7 @@ SPLITS = ("train", "validation", "test")
 _PARALLEL_CALLS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                       else (os.cpu_count() or 1))
 _PREFETCH_BATCHES = 4
+_UNDECODABLE = "TensorFlow could not decode it"
 # The UTKFace name: age_gender_race_date..., gender 0 = male, 1 = female. Real files have junk
 # after the date (a space, a missing dot) and dates of 16 or 18 digits: what matters (age,
 # gender, race) is there, so they are kept. Names without the race field are skipped.
@@ -364,7 +365,6 @@ def _report_skipped(dataset: str, skipped) -> None:
 
 def _decode_into_memory(records: Records, config: DataConfig) -> Records:
     """Decodes every photo once (in parallel) so epochs after the first cost no decoding."""
-    dataset = _decoding(records, config)
     # Decoded straight into the buffer of the tensor the pipelines will gather from: no
     # second full copy, not even for a moment (peak RSS).
     with tf.init_scope():
@@ -372,31 +372,56 @@ def _decode_into_memory(records: Records, config: DataConfig) -> Records:
             shape=[len(records), config.image_size, config.image_size, config.channels],
             dtype=tf.uint8, init=True)
     images = tensor._numpy()  # pylint: disable=protected-access
-    decoded = np.zeros(len(records), bool)
-    for index, image in dataset.batch(256).as_numpy_iterator():
+
+    def store(index, image):
         images[index] = image
-        decoded[index] = True
-    failed = [(str(records.paths[i]), "TensorFlow could not decode it")
-              for i in np.flatnonzero(~decoded)]
-    _report_skipped(config.dataset, failed)
+
+    failed = _decode_each(records, config, store)
     if not failed:
         images.flags.writeable = False
         return Records(male=records.male, identity=records.identity, images=images,
                        skipped=records.skipped, image_tensor=tensor)
-    return Records(male=records.male[decoded], identity=records.identity[decoded],
-                   images=images[decoded], skipped=records.skipped + tuple(failed))
+    return _kept(records, failed, images=images[_decoded_mask(records, failed)])
 
 
-def _decoding(records: Records, config: DataConfig) -> tf.data.Dataset:
-    """(index, decoded image) of every readable photo, in order, decoded in parallel."""
-    indices = tf.data.Dataset.range(len(records))
+def _decode_each(records: Records, config: DataConfig, store) -> list[str]:
+    """Decodes every photo in parallel, calling `store(indices, images)` on batches of them.
+
+    Returns:
+      The paths of the photos TensorFlow could not decode (reported, and left out of the
+      batches), in order.
+    """
     paths = tf.constant(records.paths)
 
     def decode(index):
         return index, _decode_file(paths[index], config.image_size, config.channels)
 
-    return _without_autotune(
-        indices.map(decode, num_parallel_calls=_PARALLEL_CALLS).ignore_errors())
+    dataset = _without_autotune(tf.data.Dataset.range(len(records))
+                                .map(decode, num_parallel_calls=_PARALLEL_CALLS)
+                                .ignore_errors())
+    decoded = np.zeros(len(records), bool)
+    for done, (index, image) in enumerate(dataset.batch(256).as_numpy_iterator(), start=1):
+        store(index, image)
+        decoded[index] = True
+        if done % 20 == 0:
+            logging.info("%s: decoded %d of %d photos", config.dataset, int(decoded.sum()),
+                         len(records))
+    failed = [str(records.paths[i]) for i in np.flatnonzero(~decoded)]
+    _report_skipped(config.dataset, [(path, _UNDECODABLE) for path in failed])
+    return failed
+
+
+def _decoded_mask(records: Records, failed) -> np.ndarray:
+    failed = set(failed)
+    return np.array([str(path) not in failed for path in records.paths])
+
+
+def _kept(records: Records, failed, **fields) -> Records:
+    """`records` without the photos in `failed`, with `fields` (already without them) set."""
+    kept = _decoded_mask(records, failed)
+    return Records(male=records.male[kept], identity=records.identity[kept],
+                   skipped=records.skipped + tuple((path, _UNDECODABLE) for path in failed),
+                   **fields)
 
 
 def _decode_into_file(records: Records, config: DataConfig) -> Records:
@@ -422,47 +447,39 @@ def _decode_into_file(records: Records, config: DataConfig) -> Records:
         base.mkdir(parents=True, exist_ok=True)
         logging.info("%s: decoding %d photos once into %s", config.dataset, len(records),
                      rows_file)
-        decoded = np.zeros(len(records), bool)
         partial = rows_file.with_name(f"{rows_file.name}.{os.getpid()}.partial")
         try:
             with open(partial, "wb") as handle:
                 handle.truncate(len(records) * row_bytes)
-                for done, (index, image) in enumerate(
-                        _decoding(records, config).batch(256).as_numpy_iterator(), start=1):
+
+                def store(index, image):
                     # ignore_errors drops failed photos: a batch's rows need not be contiguous.
                     for row, pixels in zip(index, image):
-                        handle.seek(int(row) * row_bytes)
-                        handle.write(pixels.tobytes())
-                    decoded[index] = True
-                    if done % 20 == 0:
-                        logging.info("%s: decoded %d of %d photos", config.dataset,
-                                     int(decoded.sum()), len(records))
+                        os.pwrite(handle.fileno(), pixels.tobytes(), int(row) * row_bytes)
+
+                failed = _decode_each(records, config, store)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-        failed = [str(records.paths[i]) for i in np.flatnonzero(~decoded)]
         os.replace(partial, rows_file)
         partial_index = index_file.with_name(f"{index_file.name}.{os.getpid()}.partial")
         partial_index.write_text(json.dumps({"shape": shape, "count": len(records),
                                              "failed": failed}) + "\n")
         os.replace(partial_index, index_file)
-    failed = set(json.loads(index_file.read_text())["failed"])
-    decoded = np.array([str(path) not in failed for path in records.paths])
-    _report_skipped(config.dataset, [(path, "TensorFlow could not decode it")
-                                     for path in sorted(failed)])
-    return Records(male=records.male[decoded], identity=records.identity[decoded],
-                   paths=records.paths[decoded],
-                   skipped=records.skipped + tuple((p, "TensorFlow could not decode it")
-                                                   for p in sorted(failed)),
-                   cache_file=str(rows_file), rows=np.flatnonzero(decoded).astype(np.int64))
+    else:
+        failed = json.loads(index_file.read_text())["failed"]
+        _report_skipped(config.dataset, [(path, _UNDECODABLE) for path in failed])
+    kept = _decoded_mask(records, failed)
+    return _kept(records, failed, paths=records.paths[kept], cache_file=str(rows_file),
+                 rows=np.flatnonzero(kept).astype(np.int64))
 
 
-def _read_rows(path: bytes, rows: np.ndarray, row_bytes: int) -> np.ndarray:
-    """Reads rows of a decoded-images file (pread: no file position shared between threads,
+def _read_row(path: bytes, row: np.int64, row_bytes: int) -> np.ndarray:
+    """One row of a decoded-images file (pread: no file position shared between threads,
     and the bytes come from the page cache without being mapped into the process)."""
     with open(path, "rb", buffering=0) as handle:
-        return np.stack([np.frombuffer(os.pread(handle.fileno(), row_bytes, int(row) * row_bytes),
-                                       np.uint8) for row in rows])
+        return np.frombuffer(os.pread(handle.fileno(), row_bytes, int(row) * row_bytes),
+                             np.uint8)
 
 
 def _decode_file(path, image_size: int, channels: int):
@@ -499,8 +516,8 @@ def _example_reader(records: Records, config: DataConfig):
 
         def read(index):
             pixels = tf.numpy_function(
-                functools.partial(_read_rows, row_bytes=int(np.prod(shape))),
-                [records.cache_file, rows[index][tf.newaxis]], tf.uint8, stateful=False)
+                functools.partial(_read_row, row_bytes=int(np.prod(shape))),
+                [records.cache_file, rows[index]], tf.uint8, stateful=False)
             return tf.reshape(pixels, shape)
     else:
         paths = tf.constant(records.paths)

@@ -421,8 +421,9 @@ def test_disk_cache_decodes_once_and_redecodes_what_changed(utkface_dir, tmp_pat
     assert rows == len(GOOD_UTKFACE) * 16 * 16 * 3
 
     decodings = []
-    real_decoding = data._decoding
-    monkeypatch.setattr(data, "_decoding", lambda *a: decodings.append(1) or real_decoding(*a))
+    real_decode_each = data._decode_each
+    monkeypatch.setattr(data, "_decode_each",
+                        lambda *a: decodings.append(1) or real_decode_each(*a))
     data.load_records.cache_clear()
     again = data.read_split(config, "train")
     assert decodings == []  # Read from the cache file, not decoded again.
@@ -447,14 +448,38 @@ def test_disk_cache_decodes_once_and_redecodes_what_changed(utkface_dir, tmp_pat
 
 
 def test_disk_cache_failure_leaves_nothing_behind(utkface_dir, tmp_path, monkeypatch):
-    def broken(records, config):
+    def broken(records, config, store):
         raise OSError("disk full")
 
-    monkeypatch.setattr(data, "_decoding", broken)
+    monkeypatch.setattr(data, "_decode_each", broken)
     config = _utk_config(utkface_dir, cache="disk", cache_dir=str(tmp_path / "decoded"))
     with pytest.raises(OSError, match="disk full"):
         data.load_records(config, "train")
     assert list((tmp_path / "decoded").iterdir()) == []
+
+
+@pytest.mark.parametrize("cache", ["disk", "memory"])
+def test_photos_tensorflow_cannot_decode_are_left_out_and_named(utkface_dir, tmp_path,
+                                                                 monkeypatch, cache):
+    real_decode_file = data._decode_file
+    bad = "21_1_0_20170110224238892.jpg.chip.jpg"
+
+    def fails_on_bad(path, image_size, channels):
+        check = tf.debugging.Assert(
+            tf.logical_not(tf.strings.regex_full_match(path, f".*{bad}")), [path])
+        with tf.control_dependencies([check]):
+            return tf.identity(real_decode_file(path, image_size, channels))
+
+    monkeypatch.setattr(data, "_decode_file", fails_on_bad)
+    config = _utk_config(utkface_dir, cache=cache, cache_dir=str(tmp_path / "decoded"))
+    for _ in range(2):  # Decoded, then (disk) read back from the cache's index.
+        data.load_records.cache_clear()
+        records = data.load_records(config, "train")
+        assert len(records) == len(GOOD_UTKFACE) - 1
+        assert dict(records.skipped)[str(utkface_dir / bad)] == "TensorFlow could not decode it"
+        examples = data.read_split(config, "train")
+        assert sorted(examples["male"].tolist()) == sorted(
+            male for name, (male, _) in GOOD_UTKFACE.items() if name != bad)
 
 
 def test_cache_mode_is_validated():
