@@ -15,11 +15,9 @@ and the gender prototypes built from UTKFace apply to all of them.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
 import math
-import os
 import threading
 import time
 from pathlib import Path
@@ -29,7 +27,7 @@ import cv2
 import numpy as np
 from absl import logging
 
-from semiadv import imageio
+from semiadv import imageio, parallel
 
 Point = tuple[float, float]
 EyePair = tuple[Point, Point]
@@ -530,8 +528,6 @@ def align_folder(
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     images = _images_to_align(input_dir, output_dir)
-    workers = workers or len(os.sched_getaffinity(0))
-
     def align_one(path):
         # Without a detector, each thread uses its own (`default_detector`).
         return _align_file(path, output_dir / path.relative_to(input_dir), image_size,
@@ -539,20 +535,16 @@ def align_folder(
 
     report = {"image_size": image_size, "counts": {s: 0 for s in (*STATUSES, "unreadable")}, "files": {}}
     started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        # map keeps the input order, so the report is the same with any number of workers.
-        entries = pool.map(align_one, images) if workers > 1 else map(align_one, images)
-        for index, (path, entry) in enumerate(zip(images, entries), start=1):
-            _record(report, path.relative_to(input_dir), entry)
-            if progress and (index % progress_every == 0 or index == len(images)):
-                _log_progress(index, len(images), time.monotonic() - started, report["counts"])
+    # In input order, so the report is the same with any number of workers.
+    entries = parallel.ordered_map(align_one, images, workers)
+    for index, (path, entry) in enumerate(zip(images, entries), start=1):
+        relative = path.relative_to(input_dir)
+        report["counts"][entry["status"]] += 1
+        report["files"][relative.as_posix()] = entry
+        if progress and (index % progress_every == 0 or index == len(images)):
+            _log_progress(index, len(images), time.monotonic() - started, report["counts"])
     imageio.write_bytes_atomically(output_dir / REPORT_NAME, json.dumps(report, indent=1).encode("utf-8"))
     return report
-
-
-def _record(report: dict, relative: Path, entry: dict) -> None:
-    report["counts"][entry["status"]] += 1
-    report["files"][relative.as_posix()] = entry
 
 
 def _images_to_align(input_dir: Path, output_dir: Path) -> list[Path]:

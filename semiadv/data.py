@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from semiadv import imageio
+from semiadv import imageio, parallel
 from semiadv.config import DataConfig
 
 SPLITS = ("train", "validation", "test")
@@ -42,8 +42,7 @@ SPLITS = ("train", "validation", "test")
 # stalled every stage boundary of a long run by up to a minute (BENCHMARKS.md). Decoding is
 # the only costly map: one call per core keeps the cores busy, and a few batches of prefetch
 # keep the step from waiting (benchmarks/input_pipeline.py).
-_PARALLEL_CALLS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                      else (os.cpu_count() or 1))
+_PARALLEL_CALLS = parallel.available_cores()
 _PREFETCH_BATCHES = 4
 _UNDECODABLE = "TensorFlow could not decode it"
 # The UTKFace name: age_gender_race_date..., gender 0 = male, 1 = female. Real files have junk

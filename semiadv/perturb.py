@@ -8,7 +8,6 @@ are never written to.
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import json
 import logging
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from semiadv import data, imageio
+from semiadv import data, imageio, parallel
 
 PROTOTYPES = ("same", "neutral", "opposite")
 REPORT_NAME = "perturb_report.json"
@@ -161,26 +160,6 @@ def _prepare_safely(path, image_shape, align):
         return None, {"status": "error", "error": f"{type(error).__name__}: {error}"}
 
 
-def _prepared(paths, image_shape, align, workers):
-    """(face, entry) of each path, in order, read and aligned by `workers` threads.
-
-    OpenCV and TensorFlow release the GIL, so threads use every core; at most a few
-    photos per thread are in flight, so memory does not grow with the folder.
-    """
-    if workers <= 1:
-        yield from (_prepare_safely(path, image_shape, align) for path in paths)
-        return
-    window = 4 * workers
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        pending = []
-        for path in paths:
-            pending.append(pool.submit(_prepare_safely, path, image_shape, align))
-            if len(pending) >= window:
-                yield pending.pop(0).result()
-        for future in pending:
-            yield future.result()
-
-
 def _write_outputs(batch, perturbed, scores, output_dir, save_aligned, report):
     for (relative, face, entry), image, score in zip(batch, perturbed, scores):
         try:
@@ -293,8 +272,9 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
               "image_shape": list(image_shape), "input_dir": str(input_dir),
               "align": bool(align), "files": {}}
     progress, batch = _Progress(len(paths)), []
-    workers = workers or len(os.sched_getaffinity(0))
-    prepared = _prepared(paths, image_shape, align, workers)
+    # Read and aligned on threads (OpenCV and TensorFlow release the GIL), in input order.
+    prepared = parallel.ordered_map(lambda path: _prepare_safely(path, image_shape, align),
+                                    paths, workers)
     for done, (path, relative, (face, entry)) in enumerate(zip(paths, relatives, prepared),
                                                           start=1):
         if face is None:
