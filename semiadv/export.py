@@ -47,7 +47,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from semiadv import data
+from semiadv import data, networks
 from semiadv import prototypes as prototypes_lib
 
 KINDS = ("same", "neutral", "opposite")
@@ -197,12 +197,8 @@ def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="se
     mixer = PrototypeMixer(image_shape, name="prototype_mixer")
     mixed = dict(zip(KINDS, mixer(label)))
     features = _encoder_decoder(autoencoder)({"image": image, "same_prototype": mixed["same"]})
-    combiner = autoencoder.get_layer("combiner")
-    outputs = {
-        kind: combiner(keras.layers.Concatenate(name=f"{kind}_combiner_concat")(
-            [features, mixed[kind]]))
-        for kind in KINDS
-    }
+    outputs = {kind: networks.combine(autoencoder, features, mixed[kind], image, f"{kind}_")
+               for kind in KINDS}
     outputs.update(male_score=score, male_label=label)
     model = keras.Model(inputs={"image": image, "male": male}, outputs=outputs, name=name)
     mixer.set_prototypes(prototypes)

@@ -134,6 +134,7 @@ def build_autoencoder(
     channels,
     encoder_filters=(8, 12),
     decoder_filters=(256, 128),
+    residual=False,
     name="autoencoder",
 ):
     """Builds the SAN convolutional autoencoder with its prototype combiner.
@@ -151,6 +152,12 @@ def build_autoencoder(
         encoder_filters: Filters of the conv3x3 -> LeakyReLU -> AveragePooling2D blocks.
         decoder_filters: Filters of the conv3x3 -> LeakyReLU -> UpSampling2D blocks; as many
             blocks as the encoder has.
+        residual: False for the paper's output, X' = sigmoid(combiner(features ⊕ P)): the
+            decoder re-synthesises the whole face through the bottleneck. True for a skip
+            connection from the input, X' = clip(X + tanh(combiner(features ⊕ P)), 0, 1):
+            the network outputs a change to the face, so detail the bottleneck cannot carry
+            (what face matchers rely on) passes through untouched. The residual combiner
+            starts at zero, so an untrained residual autoencoder returns its input.
         name: Model name.
 
     Returns:
@@ -177,15 +184,14 @@ def build_autoencoder(
     features = _apply_in_order(_make_encoder_decoder_layers(encoder_filters, decoder_filters), x)
 
     # float32 output so the images stay float32 under a mixed-precision policy.
-    combiner = keras.layers.Conv2D(
-        channels, 1, activation="sigmoid", dtype="float32", name="combiner"
-    )
-    same = combiner(
-        keras.layers.Concatenate(name="same_combiner_concat")([features, same_prototype])
-    )
-    opposite = combiner(
-        keras.layers.Concatenate(name="opposite_combiner_concat")([features, opposite_prototype])
-    )
+    if residual:
+        combiner = keras.layers.Conv2D(channels, 1, activation="tanh", kernel_initializer="zeros",
+                                       dtype="float32", name="combiner")
+    else:
+        combiner = keras.layers.Conv2D(channels, 1, activation="sigmoid", dtype="float32",
+                                       name="combiner")
+    same = _combine(combiner, features, same_prototype, image, residual, "same_")
+    opposite = _combine(combiner, features, opposite_prototype, image, residual, "opposite_")
     return keras.Model(
         inputs={
             "image": image,
@@ -195,6 +201,47 @@ def build_autoencoder(
         outputs={"same": same, "opposite": opposite},
         name=name,
     )
+
+
+# Weightless layers after the combiner of a residual autoencoder, named `<prefix><suffix>`.
+_RESIDUAL_SUFFIXES = ("residual", "clip")
+
+
+def _combine(combiner, features, prototype, image, residual, prefix):
+    """The combiner's output image for one prototype: X' (see `build_autoencoder`)."""
+    x = keras.layers.Concatenate(name=f"{prefix}combiner_concat")([features, prototype])
+    output = combiner(x)
+    if residual:
+        output = keras.layers.Add(dtype="float32", name=f"{prefix}residual")([image, output])
+        # ReLU(max_value=1) is clip(x, 0, 1) as a built-in layer: no Lambda, no custom layer.
+        output = keras.layers.ReLU(max_value=1.0, dtype="float32", name=f"{prefix}clip")(output)
+    return output
+
+
+def is_residual(autoencoder):
+    """Whether `autoencoder` (from `build_autoencoder`) adds its output to the input face."""
+    return any(layer.name == "same_residual" for layer in autoencoder.layers)
+
+
+def computes_in_float32(layer_name):
+    """Whether a layer of these networks must stay float32 under a mixed-precision policy.
+
+    The images the losses and the export read come out of them: the autoencoder's combiner
+    and residual layers, the classifiers' logits and the matchers' embeddings.
+    """
+    return (layer_name in ("combiner", "logits", "embedding", "l2_normalize")
+            or layer_name.endswith(_RESIDUAL_SUFFIXES))
+
+
+def combine(autoencoder, features, prototype, image, prefix):
+    """X' from decoded `features`, a prototype and the input `image`, with `autoencoder`'s
+    combiner (shared weights) and, when it is residual, fresh skip layers named `prefix`*.
+
+    Lets inference views (`build_perturber`, the export) decode once and combine with any
+    prototype, whichever output the autoencoder was built with.
+    """
+    return _combine(autoencoder.get_layer("combiner"), features, prototype, image,
+                    is_residual(autoencoder), prefix)
 
 
 def _count_blocks(model, prefix):
@@ -230,10 +277,9 @@ def build_perturber(autoencoder, name="perturber"):
     )
     x = autoencoder.get_layer("encoder_input_concat")([image, encoder_prototype])
     features = _apply_in_order([autoencoder.get_layer(n) for n in layer_names], x)
-    # A fresh (weightless) concatenation: the autoencoder's two are named after the
-    # prototype they carry, which here may be the neutral one.
-    x = keras.layers.Concatenate(name="combiner_input_concat")([features, combiner_prototype])
-    perturbed = autoencoder.get_layer("combiner")(x)
+    # Fresh (weightless) concatenation and skip layers: the autoencoder's are named after
+    # the prototype they carry, which here may be the neutral one.
+    perturbed = combine(autoencoder, features, combiner_prototype, image, "")
     return keras.Model(
         inputs={
             "image": image,

@@ -19,11 +19,6 @@ from semiadv import losses, networks
 from semiadv import prototypes as prototypes_lib
 from semiadv.config import MIXED_PRECISION, TrainConfig
 
-# Layers `semiadv.networks` builds in float32 whatever the policy: the images, logits and
-# embeddings the losses and the export read.
-_FLOAT32_LAYERS = frozenset({"combiner", "logits", "embedding", "l2_normalize"})
-
-
 @contextlib.contextmanager
 def dtype_policy(mixed_precision: str):
     """Sets the global Keras dtype policy of `TrainConfig.mixed_precision` for a block."""
@@ -43,7 +38,7 @@ def with_dtype_policy(model: keras.Model, policy: str) -> keras.Model:
     policy. Returns `model` itself when nothing changes.
     """
     def target(layer):
-        return "float32" if layer.name in _FLOAT32_LAYERS else policy
+        return "float32" if networks.computes_in_float32(layer.name) else policy
 
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     if all(layer.dtype_policy.name == target(layer) for layer in layers):
@@ -288,7 +283,8 @@ class _PrototypeTask(Task):
         nets = self.config.networks
         return networks.build_autoencoder(self.data.image_size, self.data.channels,
                                           encoder_filters=nets.encoder_filters,
-                                          decoder_filters=nets.decoder_filters)
+                                          decoder_filters=nets.decoder_filters,
+                                          residual=nets.residual)
 
 
 class AutoencoderTask(_PrototypeTask):

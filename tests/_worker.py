@@ -58,7 +58,8 @@ def _prototypes():
 
 def _build_models(config):
     nets = config.networks
-    return (networks.build_autoencoder(SIZE, 3, nets.encoder_filters, nets.decoder_filters),
+    return (networks.build_autoencoder(SIZE, 3, nets.encoder_filters, nets.decoder_filters,
+                                       residual=nets.residual),
             networks.build_gender_classifier(SIZE, 3, width=nets.classifier_width),
             networks.build_matcher(SIZE, 3, embedding_dim=nets.embedding_dim,
                                    width=nets.matcher_width))

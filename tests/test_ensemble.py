@@ -52,6 +52,19 @@ def test_gender_ensemble_flag_reaches_the_config():
         flags.FLAGS.unparse_flags()
 
 
+def test_residual_flag_reaches_the_config_and_round_trips():
+    from semiadv.apps import train_flags
+
+    assert not TrainConfig().networks.residual
+    try:
+        flags.FLAGS(["test", "--residual", "--mixed_precision=none"])
+        config = train_flags.train_config()
+    finally:
+        flags.FLAGS.unparse_flags()
+    assert config.networks.residual
+    assert from_dict(TrainConfig, json.loads(to_json(config))) == config
+
+
 def test_pretrain_binary_refuses_a_member_beyond_the_ensemble(tmp_path):
     # A subprocess: importing pretrain_main here would make --net required in every later
     # in-process flag parse of the session.

@@ -292,3 +292,27 @@ def test_models_config_lists_every_model(san, tmp_path, monkeypatch):
         "  }\n"
         "}\n")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_residual_autoencoder_exports_its_skip_connection(san, tmp_path):
+    """A `--residual` SAN's three signatures and `.keras` file add the change to the face."""
+    autoencoder = networks.build_autoencoder(SIZE, CHANNELS, encoder_filters=(4, 4),
+                                             decoder_filters=(8, 8), residual=True)
+    combiner = autoencoder.get_layer("combiner")
+    kernel, bias = combiner.get_weights()
+    combiner.set_weights([np.random.default_rng(3).normal(0, 0.3, kernel.shape)
+                          .astype(np.float32), bias])
+    residual = dict(san, autoencoder=autoencoder, perturber=networks.build_perturber(autoencoder))
+    version_dir = export.export_san(autoencoder, san["gender"], san["prototypes"], tmp_path, "r")
+    signatures = tf.saved_model.load(str(version_dir)).signatures
+    reloaded = tf.keras.models.load_model(version_dir / export.KERAS_FILENAME, safe_mode=True)
+    images, male = san["images"][:2], np.array([1.0, 0.0], np.float32)
+    from_keras = reloaded({"image": images, "male": male})
+    for kind in export.KINDS:
+        expected = _by_hand(residual, images, male, kind)
+        served = signatures[f"{kind}_labelled"](image=tf.constant(images), male=male)
+        np.testing.assert_allclose(served["perturbed"], expected, atol=ATOL)
+        np.testing.assert_allclose(from_keras[kind], expected, atol=ATOL)
+        # A change added to the face, not a re-synthesised face.
+        change = np.abs(expected - images)
+        assert 1e-3 < change.mean() < 0.5

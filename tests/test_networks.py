@@ -83,6 +83,58 @@ class TestAutoencoder:
             networks.build_autoencoder(16, 3, encoder_filters=(8,), decoder_filters=(16, 8))
 
 
+def randomise_combiner(autoencoder, seed=0):
+    """Gives a (zero-initialised) residual combiner weights, so its outputs change the face."""
+    combiner = autoencoder.get_layer("combiner")
+    rng = np.random.default_rng(seed)
+    kernel, bias = combiner.get_weights()
+    combiner.set_weights([rng.normal(0, 0.5, kernel.shape).astype(np.float32), bias])
+    return autoencoder
+
+
+class TestResidualAutoencoder:
+    def test_untrained_returns_its_input(self):
+        model = networks.build_autoencoder(16, 3, residual=True)
+        inputs = autoencoder_inputs(16, 3)
+        outputs = model(inputs)
+        for value in outputs.values():
+            assert value.dtype == "float32"
+            np.testing.assert_array_equal(value, inputs["image"])
+        assert networks.is_residual(model)
+        assert not networks.is_residual(networks.build_autoencoder(16, 3))
+
+    @pytest.mark.parametrize("channels", [1, 3])
+    def test_adds_a_bounded_change_and_clips_to_unit_range(self, channels):
+        model = randomise_combiner(networks.build_autoencoder(32, channels, residual=True))
+        inputs = autoencoder_inputs(32, channels)
+        outputs = {k: np.asarray(v) for k, v in model(inputs).items()}
+        image = inputs["image"]
+        for value in outputs.values():
+            assert value.min() >= 0.0 and value.max() <= 1.0
+            change = value - image
+            # tanh bounds the change to (-1, 1); the clip keeps pixels in [0, 1].
+            assert 0.01 < np.abs(change).mean() and np.abs(change).max() <= 1.0
+        # Some pixels hit the clip (a sigmoid output never reaches 0 or 1).
+        clipped = [(v == 0.0) | (v == 1.0) for v in outputs.values()]
+        assert any(c.any() for c in clipped)
+        assert np.abs(outputs["same"] - outputs["opposite"]).max() > 1e-3
+        inputs["opposite_prototype"] = inputs["same_prototype"]
+        same_again = model(inputs)
+        np.testing.assert_array_equal(same_again["same"], same_again["opposite"])
+
+    def test_perturber_and_keras_file_keep_the_skip(self, tmp_path):
+        autoencoder = randomise_combiner(networks.build_autoencoder(16, 3, residual=True))
+        inputs = autoencoder_inputs(16, 3)
+        expected = np.asarray(autoencoder(inputs)["opposite"])
+        perturber = networks.build_perturber(autoencoder)
+        np.testing.assert_array_equal(perturber(perturber_inputs(inputs)), expected)
+        path = tmp_path / "residual.keras"
+        autoencoder.save(path)
+        loaded = keras.models.load_model(path, safe_mode=True)
+        assert networks.is_residual(loaded)
+        np.testing.assert_array_equal(loaded(inputs)["opposite"], expected)
+
+
 class TestPerturber:
     def test_matches_autoencoder_opposite_output_exactly(self):
         autoencoder = networks.build_autoencoder(16, 3)

@@ -79,6 +79,18 @@ def test_with_dtype_policy_keeps_weights_and_float32_outputs():
     assert back.get_layer("block1_conv").compute_dtype == "float32"
 
 
+def test_residual_skip_stays_float32_under_mixed_bfloat16():
+    """The face passes the skip connection unrounded: bf16 would cost it ~3 digits."""
+    autoencoder = networks.build_autoencoder(SIZE, 3, (4, 4), (8, 8), residual=True)
+    mixed = tasks.with_dtype_policy(autoencoder, "mixed_bfloat16")
+    assert mixed.get_layer("decoder_conv1").compute_dtype == "bfloat16"
+    for name in ("combiner", "same_residual", "same_clip", "opposite_residual"):
+        assert mixed.get_layer(name).compute_dtype == "float32", name
+    image = np.random.default_rng(0).uniform(0, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
+    outputs = mixed({"image": image, "same_prototype": image, "opposite_prototype": image})
+    np.testing.assert_array_equal(outputs["opposite"], image)
+
+
 def test_mixed_bfloat16_san_trains_close_to_float32_and_exports_float32(tmp_path):
     weights = _fixed_models(_config(tmp_path))
     runs = {}

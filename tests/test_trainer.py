@@ -132,6 +132,34 @@ def test_san_loss_terms_equal_hand_computation(tmp_path):
     assert report["gender_same"][3] == 0.0  # Unknown gender contributes no gender loss.
 
 
+def test_residual_san_starts_at_the_identity_and_learns_a_change(tmp_path):
+    """`NetworkConfig.residual`: the distributed step trains the skip-connected autoencoder."""
+    config = _config(tmp_path, networks=dataclasses.replace(_config(tmp_path).networks,
+                                                            residual=True),
+                     san=StageConfig(steps=6, learning_rate=1e-2), checkpoint_every=3,
+                     steps_per_loop=3)
+    weights = _fixed_models(config)
+    task = _san_task(config, weights)
+    result = trainer.train(task, config.san, config, _two_devices(), tmp_path / "residual")
+    image = np.random.default_rng(0).uniform(0.1, 0.9, (4, SIZE, SIZE, 3)).astype(np.float32)
+    protos = _prototypes()
+    inputs = {"image": image, "same_prototype": np.broadcast_to(protos.male, image.shape),
+              "opposite_prototype": np.broadcast_to(protos.female, image.shape)}
+    # The zero-initialised combiner: before training, both outputs are the input itself.
+    before = _build_models(config)[0]
+    before.set_weights(weights[0])
+    for value in before(inputs).values():
+        np.testing.assert_array_equal(value, image)
+    # After it, the gender term has made X'_OP differ from the face, more than X'_SM does
+    # (the pixel loss holds X'_SM to the face, nothing holds X'_OP to it).
+    outputs = {k: v.numpy() for k, v in result.model(inputs).items()}
+    change_same = np.abs(outputs["same"] - image).mean()
+    change_opposite = np.abs(outputs["opposite"] - image).mean()
+    assert change_opposite > 1e-3 and change_opposite > change_same
+    (_, first), (_, last) = result.history
+    assert np.isfinite(last["loss"]) and last["pixel"] > 0
+
+
 def test_interrupted_run_resumes_from_last_checkpoint(tmp_path, monkeypatch):
     config = _config(tmp_path, san=StageConfig(steps=6, learning_rate=1e-2))
     weights = _fixed_models(config)

@@ -15,6 +15,11 @@ ENCODER_FILTERS = flags.DEFINE_list("encoder_filters", ["8", "12"],
                                     "Autoencoder encoder widths (the paper: 8,12).")
 DECODER_FILTERS = flags.DEFINE_list("decoder_filters", ["256", "128"],
                                     "Autoencoder decoder widths (the paper: 256,128).")
+RESIDUAL = flags.DEFINE_boolean(
+    "residual", False,
+    "Skip connection from the input: the autoencoder outputs a change added to the face, "
+    "X' = clip(X + tanh(.)), instead of re-synthesising it through the bottleneck (the "
+    "paper's). Keeps the detail face matchers use; see RESULTS.md.")
 CLASSIFIER_WIDTH = flags.DEFINE_float("classifier_width", 1.0,
                                       "Width multiplier of the gender CNN.", lower_bound=0.01)
 MATCHER_WIDTH = flags.DEFINE_float("matcher_width", 1.0, "Width multiplier of the matcher.",
@@ -132,6 +137,7 @@ def train_config() -> TrainConfig:
         networks=NetworkConfig(
             encoder_filters=_ints(ENCODER_FILTERS.value, "encoder_filters"),
             decoder_filters=_ints(DECODER_FILTERS.value, "decoder_filters"),
+            residual=RESIDUAL.value,
             classifier_width=CLASSIFIER_WIDTH.value, matcher_width=MATCHER_WIDTH.value,
             embedding_dim=EMBEDDING_DIM.value),
         workdir=common_flags.WORKDIR.value,
