@@ -79,12 +79,14 @@ class NetworkConfig:
     """Widths of the three networks (the paper's at 1.0; smaller for CPU demos and tests).
 
     `residual`: the autoencoder adds its output to the input face instead of re-synthesising
-    it (`networks.build_autoencoder`); False is the paper's.
+    it; `upsampling`: its decoder's interpolation, nearest or bilinear
+    (`networks.build_autoencoder`). False and nearest are the paper's.
     """
 
     encoder_filters: tuple[int, ...] = (8, 12)
     decoder_filters: tuple[int, ...] = (256, 128)
     residual: bool = False
+    upsampling: str = "nearest"
     classifier_width: float = 1.0
     matcher_width: float = 1.0
     embedding_dim: int = 128

@@ -36,6 +36,7 @@ _VGG_GENDER_DENSE_UNITS = 256
 _VGG_DENSE_UNITS = 4096
 _RESNET_STEM_FILTERS = 16
 _RESNET_STAGE_FILTERS = (32, 64, 128, 256, 512)
+UPSAMPLINGS = ("nearest", "bilinear")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,7 +107,7 @@ def _encoder_decoder_layer_names(num_encoder_blocks, num_decoder_blocks):
     return names
 
 
-def _make_encoder_decoder_layers(encoder_filters, decoder_filters):
+def _make_encoder_decoder_layers(encoder_filters, decoder_filters, upsampling):
     layers = []
     for index, filters in enumerate(encoder_filters, start=1):
         layers += [
@@ -118,7 +119,8 @@ def _make_encoder_decoder_layers(encoder_filters, decoder_filters):
         layers += [
             keras.layers.Conv2D(filters, 3, padding="same", name=f"decoder_conv{index}"),
             keras.layers.LeakyReLU(negative_slope=0.2, name=f"decoder_act{index}"),
-            keras.layers.UpSampling2D(2, interpolation="nearest", name=f"decoder_upsample{index}"),
+            keras.layers.UpSampling2D(2, interpolation=upsampling,
+                                      name=f"decoder_upsample{index}"),
         ]
     return layers
 
@@ -135,6 +137,7 @@ def build_autoencoder(
     encoder_filters=(8, 12),
     decoder_filters=(256, 128),
     residual=False,
+    upsampling="nearest",
     name="autoencoder",
 ):
     """Builds the SAN convolutional autoencoder with its prototype combiner.
@@ -158,6 +161,10 @@ def build_autoencoder(
             the network outputs a change to the face, so detail the bottleneck cannot carry
             (what face matchers rely on) passes through untouched. The residual combiner
             starts at zero, so an untrained residual autoencoder returns its input.
+        upsampling: "nearest" (the paper's) or "bilinear" interpolation of the decoder's
+            upsampling. The last upsampling feeds the 1x1 combiner directly, so with
+            "nearest" every output is built from 2x2 blocks of constant features: a grid
+            texture that a residual output adds onto the face, and that face matchers read.
         name: Model name.
 
     Returns:
@@ -175,13 +182,16 @@ def build_autoencoder(
             f"{encoder_filters!r} and {decoder_filters!r}."
         )
     _validate_image_shape(image_size, channels, multiple_of=2 ** len(encoder_filters))
+    if upsampling not in UPSAMPLINGS:
+        raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, got {upsampling!r}.")
 
     image = _image_input(image_size, channels, "image")
     same_prototype = _image_input(image_size, channels, "same_prototype")
     opposite_prototype = _image_input(image_size, channels, "opposite_prototype")
 
     x = keras.layers.Concatenate(name="encoder_input_concat")([image, same_prototype])
-    features = _apply_in_order(_make_encoder_decoder_layers(encoder_filters, decoder_filters), x)
+    features = _apply_in_order(
+        _make_encoder_decoder_layers(encoder_filters, decoder_filters, upsampling), x)
 
     # float32 output so the images stay float32 under a mixed-precision policy.
     if residual:

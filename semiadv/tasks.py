@@ -284,7 +284,8 @@ class _PrototypeTask(Task):
         return networks.build_autoencoder(self.data.image_size, self.data.channels,
                                           encoder_filters=nets.encoder_filters,
                                           decoder_filters=nets.decoder_filters,
-                                          residual=nets.residual)
+                                          residual=nets.residual,
+                                          upsampling=nets.upsampling)
 
 
 class AutoencoderTask(_PrototypeTask):

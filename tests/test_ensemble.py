@@ -52,16 +52,16 @@ def test_gender_ensemble_flag_reaches_the_config():
         flags.FLAGS.unparse_flags()
 
 
-def test_residual_flag_reaches_the_config_and_round_trips():
+def test_autoencoder_flags_reach_the_config_and_round_trip():
     from semiadv.apps import train_flags
 
     assert not TrainConfig().networks.residual
     try:
-        flags.FLAGS(["test", "--residual", "--mixed_precision=none"])
+        flags.FLAGS(["test", "--residual", "--upsampling=bilinear", "--mixed_precision=none"])
         config = train_flags.train_config()
     finally:
         flags.FLAGS.unparse_flags()
-    assert config.networks.residual
+    assert config.networks.residual and config.networks.upsampling == "bilinear"
     assert from_dict(TrainConfig, json.loads(to_json(config))) == config
 
 

@@ -123,7 +123,8 @@ class TestResidualAutoencoder:
         np.testing.assert_array_equal(same_again["same"], same_again["opposite"])
 
     def test_perturber_and_keras_file_keep_the_skip(self, tmp_path):
-        autoencoder = randomise_combiner(networks.build_autoencoder(16, 3, residual=True))
+        autoencoder = randomise_combiner(
+            networks.build_autoencoder(16, 3, residual=True, upsampling="bilinear"))
         inputs = autoencoder_inputs(16, 3)
         expected = np.asarray(autoencoder(inputs)["opposite"])
         perturber = networks.build_perturber(autoencoder)
@@ -132,7 +133,36 @@ class TestResidualAutoencoder:
         autoencoder.save(path)
         loaded = keras.models.load_model(path, safe_mode=True)
         assert networks.is_residual(loaded)
+        assert loaded.get_layer("decoder_upsample1").interpolation == "bilinear"
         np.testing.assert_array_equal(loaded(inputs)["opposite"], expected)
+
+
+class TestUpsampling:
+    def _blockiness(self, output):
+        """Mean |difference| between pixels inside a 2x2 block vs across block edges."""
+        columns = np.abs(np.diff(output, axis=2))
+        return columns[:, :, 0::2].mean(), columns[:, :, 1::2].mean()
+
+    def test_nearest_leaves_2x2_blocks_and_bilinear_does_not(self):
+        inputs = autoencoder_inputs(32, 3)
+        # A flat prototype: the combiner's 1x1 view of it adds no texture of its own.
+        for key in ("same_prototype", "opposite_prototype"):
+            inputs[key] = np.full_like(inputs[key], 0.5)
+        ratios = {}
+        for upsampling in networks.UPSAMPLINGS:
+            keras.utils.set_random_seed(0)
+            model = networks.build_autoencoder(32, 3, upsampling=upsampling)
+            assert model.get_layer("decoder_upsample2").interpolation == upsampling
+            inside, across = self._blockiness(np.asarray(model(inputs)["same"]))
+            ratios[upsampling] = inside / across
+        # Nearest: neighbours inside a block are equal (only the combiner's view of the image
+        # is not: here the image does not reach the combiner, so exactly 0).
+        assert ratios["nearest"] == 0.0
+        assert ratios["bilinear"] > 0.2
+
+    def test_bad_upsampling_names_the_value(self):
+        with pytest.raises(ValueError, match="'cubic'"):
+            networks.build_autoencoder(16, 3, upsampling="cubic")
 
 
 class TestPerturber:

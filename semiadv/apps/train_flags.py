@@ -20,6 +20,10 @@ RESIDUAL = flags.DEFINE_boolean(
     "Skip connection from the input: the autoencoder outputs a change added to the face, "
     "X' = clip(X + tanh(.)), instead of re-synthesising it through the bottleneck (the "
     "paper's). Keeps the detail face matchers use; see RESULTS.md.")
+UPSAMPLING = flags.DEFINE_enum(
+    "upsampling", "nearest", ["nearest", "bilinear"],
+    "Interpolation of the autoencoder decoder's upsampling (the paper: nearest, which leaves "
+    "a 2x2 block texture in the output; bilinear is smooth).")
 CLASSIFIER_WIDTH = flags.DEFINE_float("classifier_width", 1.0,
                                       "Width multiplier of the gender CNN.", lower_bound=0.01)
 MATCHER_WIDTH = flags.DEFINE_float("matcher_width", 1.0, "Width multiplier of the matcher.",
@@ -137,7 +141,7 @@ def train_config() -> TrainConfig:
         networks=NetworkConfig(
             encoder_filters=_ints(ENCODER_FILTERS.value, "encoder_filters"),
             decoder_filters=_ints(DECODER_FILTERS.value, "decoder_filters"),
-            residual=RESIDUAL.value,
+            residual=RESIDUAL.value, upsampling=UPSAMPLING.value,
             classifier_width=CLASSIFIER_WIDTH.value, matcher_width=MATCHER_WIDTH.value,
             embedding_dim=EMBEDDING_DIM.value),
         workdir=common_flags.WORKDIR.value,
