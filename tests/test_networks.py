@@ -111,9 +111,8 @@ class TestResidualAutoencoder:
         image = inputs["image"]
         for value in outputs.values():
             assert value.min() >= 0.0 and value.max() <= 1.0
-            change = value - image
-            # tanh bounds the change to (-1, 1); the clip keeps pixels in [0, 1].
-            assert 0.01 < np.abs(change).mean() and np.abs(change).max() <= 1.0
+            # The combiner changed the face, and the clip kept its pixels in [0, 1].
+            assert np.abs(value - image).mean() > 0.01
         # Some pixels hit the clip (a sigmoid output never reaches 0 or 1).
         clipped = [(v == 0.0) | (v == 1.0) for v in outputs.values()]
         assert any(c.any() for c in clipped)
