@@ -109,6 +109,11 @@ class TrainConfig:
       strategy: auto, mirrored, multi_worker or one_device (see `semiadv.distribute`).
       gender, matcher, autoencoder, san: steps and learning rate of each stage.
       gender_weight, match_weight, pixel_weight: lambda_G, lambda_M, lambda_D of the SAN loss.
+      gender_same_weight: weight of the X'_SM half of the gender term (1: the paper's; 0: the
+        gender term acts on X'_OP only, so X'_SM is free to stay the face it was).
+      ssim_weight, colour_weight: fidelity terms on X'_OP, the exported output:
+        ssim_weight x (1 - SSIM(X, X'_OP)) + colour_weight x mean ΔE*ab(X, X'_OP). 0 (the
+        paper's) leaves X'_OP to the gender and matching terms alone.
       gender_ensemble: extra frozen auxiliary gender classifiers, beyond the paper's CNN, that
         the SAN is trained against (Ensemble SAN); each is pre-trained in stage `gender_<k>`
         with the gender stage's steps and learning rate (recipe: `tasks.gender_member`). The
@@ -150,6 +155,9 @@ class TrainConfig:
     gender_weight: float = 1.0
     match_weight: float = 8.0
     pixel_weight: float = 1.0
+    gender_same_weight: float = 1.0
+    ssim_weight: float = 0.0
+    colour_weight: float = 0.0
     gender_ensemble: int = 0
     match_opposite: bool = True
     match_warmup_steps: int = 0
@@ -182,6 +190,10 @@ class TrainConfig:
         for name in ("checkpoint_every", "steps_per_loop"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("gender_weight", "match_weight", "pixel_weight", "gender_same_weight",
+                     "ssim_weight", "colour_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if self.gender_ensemble < 0:
             raise ValueError(f"gender_ensemble must be 0 or more, got {self.gender_ensemble}")
 

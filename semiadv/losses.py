@@ -13,6 +13,8 @@ they are cast to float32 first.
 
 import tensorflow as tf
 
+from semiadv import colour
+
 PIXEL_LOSS_KINDS = ("l1", "mse", "bce")
 TRIPLET_MINING = ("semi_hard", "hard")
 # Keeps log() finite in the binary cross-entropy pixel loss.
@@ -114,6 +116,27 @@ def pixel_loss(images, reconstructions, kind="l1"):
         clipped = tf.clip_by_value(reconstructions, _BCE_EPSILON, 1.0 - _BCE_EPSILON)
         values = -(images * tf.math.log(clipped) + (1.0 - images) * tf.math.log(1.0 - clipped))
     return _mean_per_example(values)
+
+
+def structural_dissimilarity(images, outputs):
+    """1 - SSIM between images and outputs in [0, 1], per example; float32 [B].
+
+    SSIM compares local means, contrasts and structure in 11x11 Gaussian windows (smaller
+    when the images are), so it punishes the blotches and texture a pixel loss averages away.
+    Colour images are compared per channel and averaged, as `tf.image.ssim` does.
+    """
+    images, outputs = _float32(images), _float32(outputs)
+    filter_size = min(11, images.shape[1], images.shape[2])
+    return 1.0 - tf.image.ssim(images, outputs, max_val=1.0, filter_size=filter_size)
+
+
+def colour_difference(images, outputs):
+    """Mean CIE76 colour difference ΔE*ab between images and outputs, per example; float32 [B].
+
+    In perceptual units (about 1 is just noticeable, 25 a green or magenta cast), so a SAN
+    that paints colour over a face pays for it even where its L1 change is small.
+    """
+    return _mean_per_example(colour.delta_e(images, outputs, epsilon=1e-6))
 
 
 def match_distance(embeddings_a, embeddings_b):

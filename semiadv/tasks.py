@@ -309,9 +309,14 @@ class AutoencoderTask(_PrototypeTask):
 class SanTask(_PrototypeTask):
     """The semi-adversarial training of the autoencoder against frozen G and M.
 
-    J = lambda_G [CE(G(X'_SM), y) + CE(G(X'_OP), 1 - y)] + lambda_M ||M(X'_SM) - M(X)||^2
+    J = lambda_G [w_SM CE(G(X'_SM), y) + CE(G(X'_OP), 1 - y)] + lambda_M ||M(X'_SM) - M(X)||^2
         (+ ||M(X'_OP) - M(X)||^2 if match_opposite, from match_warmup_steps on)
         + lambda_D pixel(X, X'_SM)
+        + lambda_SSIM (1 - SSIM(X, X'_OP)) + lambda_colour ΔE*ab(X, X'_OP)
+
+    w_SM = `gender_same_weight` (1 in the paper). The two fidelity terms (0 in the paper) keep
+    the exported output X'_OP a realistic picture of the same face: without them the SAN hides
+    gender by painting colour patches that also cost a real matcher its matches.
 
     With `config.gender_ensemble` = K > 0 (Ensemble SAN) the gender term is the mean of that
     bracket over G_0 (the paper's CNN) and the K extra frozen classifiers G_1..G_K, so
@@ -322,7 +327,7 @@ class SanTask(_PrototypeTask):
 
     name = "san"
     reports = ("loss", "gender_same", "gender_opposite", "match_same", "match_opposite", "pixel",
-               "accuracy_same", "flip_rate_opposite")
+               "ssim_opposite", "colour_opposite", "accuracy_same", "flip_rate_opposite")
 
     def __init__(self, config, prototypes, load_models):
         """`load_models()` returns (autoencoder, gender CNN, matcher), plus as a 4th element
@@ -373,7 +378,8 @@ class SanTask(_PrototypeTask):
         gender_opposite = [losses.flipped_gender_cross_entropy(logits_opposite, male) * known
                            for _, logits_opposite in logits]
         flip_rates = [losses.flip_rate(logits_opposite, male) for _, logits_opposite in logits]
-        gender = (tf.add_n(gender_same) + tf.add_n(gender_opposite)) / float(len(logits))
+        gender = ((config.gender_same_weight * tf.add_n(gender_same) + tf.add_n(gender_opposite))
+                  / float(len(logits)))
 
         original_embedding = self.matcher(image, training=False)
         match_same = losses.match_distance(original_embedding,
@@ -382,13 +388,18 @@ class SanTask(_PrototypeTask):
                                                self.matcher(perturbed_opposite, training=False))
         match = match_same + match_opposite if config.match_opposite else match_same
         pixel = losses.pixel_loss(image, perturbed_same, kind=config.pixel_loss)
+        # Reported whatever their weights, so runs with and without them compare in the logs.
+        dissimilarity = losses.structural_dissimilarity(image, perturbed_opposite)
+        colour = losses.colour_difference(image, perturbed_opposite)
 
         match_on = tf.cast(step >= config.match_warmup_steps, tf.float32)
         total = (config.gender_weight * gender
-                 + config.match_weight * match_on * match + config.pixel_weight * pixel)
+                 + config.match_weight * match_on * match + config.pixel_weight * pixel
+                 + config.ssim_weight * dissimilarity + config.colour_weight * colour)
         report = {
             "loss": total, "gender_same": gender_same[0], "gender_opposite": gender_opposite[0],
             "match_same": match_same, "match_opposite": match_opposite, "pixel": pixel,
+            "ssim_opposite": 1.0 - dissimilarity, "colour_opposite": colour,
             "accuracy_same": losses.gender_accuracy(logits[0][0], male),
             "flip_rate_opposite": flip_rates[0],
         }

@@ -237,3 +237,51 @@ def test_per_example_losses_reduce_with_compute_average_loss():
     average = tf.nn.compute_average_loss(per_example, global_batch_size=8)
     np.testing.assert_allclose(average, numpy_cross_entropy(LOGITS, MALE).sum() / 8, rtol=1e-6)
 
+
+
+class TestFidelity:
+    """`structural_dissimilarity` and `colour_difference`: the SAN's fidelity terms."""
+
+    rng = np.random.default_rng(7)
+    faces = rng.uniform(0, 1, (3, 16, 16, 3)).astype(np.float32)
+
+    def test_identical_images_cost_nothing(self):
+        np.testing.assert_allclose(losses.structural_dissimilarity(self.faces, self.faces), 0,
+                                   atol=1e-5)
+        np.testing.assert_allclose(losses.colour_difference(self.faces, self.faces), 0,
+                                   atol=1e-2)
+
+    def test_colour_difference_of_primaries(self):
+        # CIE76 ΔE*ab between pure sRGB red and green: 170.57 (textbook Lab values
+        # (53.24, 80.09, 67.20) and (87.73, -86.18, 83.18)).
+        red = np.zeros((1, 4, 4, 3), np.float32)
+        red[..., 0] = 1
+        green = np.roll(red, 1, axis=-1)
+        values = losses.colour_difference(red, green)
+        assert_per_example(values, 1)
+        np.testing.assert_allclose(values, [170.57], atol=0.05)
+
+    def test_gray_images_differ_in_lightness_only(self):
+        dark, light = np.full((1, 4, 4, 1), 0.0, np.float32), np.full((1, 4, 4, 1), 1.0, np.float32)
+        np.testing.assert_allclose(losses.colour_difference(dark, light), [100.0], atol=1e-3)
+
+    def test_dissimilarity_grows_with_noise_and_is_per_example(self):
+        noise = self.rng.normal(0, 1, self.faces.shape).astype(np.float32)
+        scales = np.array([0.0, 0.05, 0.3], np.float32)[:, None, None, None]
+        noisy = np.clip(self.faces + scales * noise, 0, 1)
+        values = losses.structural_dissimilarity(self.faces, noisy).numpy()
+        assert_per_example(tf.constant(values), 3)
+        assert values[0] < 1e-5 < values[1] < values[2]
+
+    def test_gradients_are_finite_where_images_agree(self):
+        outputs = tf.Variable(self.faces)
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum(losses.colour_difference(self.faces, outputs)
+                                  + losses.structural_dissimilarity(self.faces, outputs))
+        gradient = tape.gradient(total, outputs).numpy()
+        assert np.isfinite(gradient).all()
+        # Black and white pixels sit on the kinks of the sRGB and Lab curves.
+        edges = tf.Variable(np.round(self.faces))
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum(losses.colour_difference(self.faces, edges))
+        assert np.isfinite(tape.gradient(total, edges).numpy()).all()

@@ -86,9 +86,23 @@ def _cross_entropy(logits, label):
     return -log_softmax[np.arange(len(label)), label]
 
 
-def test_san_loss_terms_equal_hand_computation(tmp_path):
+def _lab(rgb):
+    """sRGB in [0, 1] -> CIELAB (D65), the textbook formulas in float64."""
+    rgb = rgb.astype(np.float64)
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                             [0.0193339, 0.1191920, 0.9503041]]).T / [0.95047, 1.0, 1.08883]
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]),
+                     200 * (f[..., 1] - f[..., 2])], axis=-1)
+
+
+@pytest.mark.parametrize("fidelity", [False, True], ids=["paper", "fidelity"])
+def test_san_loss_terms_equal_hand_computation(tmp_path, fidelity):
+    # `fidelity`: the SM gender term at 0.25 and the two fidelity terms on X'_OP switched on.
+    extra = dict(gender_same_weight=0.25, ssim_weight=4.0, colour_weight=0.1) if fidelity else {}
     config = _config(tmp_path, gender_weight=2.0, match_weight=3.0, pixel_weight=0.5,
-                     match_warmup_steps=5)
+                     match_warmup_steps=5, **extra)
     weights = _fixed_models(config)
     task = _san_task(config, weights)
     task.build()
@@ -116,6 +130,8 @@ def test_san_loss_terms_equal_hand_computation(tmp_path):
     match_same = ((original - task.matcher(x_sm).numpy()) ** 2).sum(axis=1)
     match_opposite = ((original - task.matcher(x_op).numpy()) ** 2).sum(axis=1)
     pixel = np.abs(image - x_sm).mean(axis=(1, 2, 3))
+    ssim = tf.image.ssim(image, x_op, max_val=1.0, filter_size=min(11, SIZE)).numpy()
+    colour = np.sqrt(((_lab(image) - _lab(x_op)) ** 2).sum(axis=-1)).mean(axis=(1, 2))
 
     for step, match_on in ((0, 0.0), (5, 1.0)):
         total, report = task.per_example(batch, tf.constant(step, tf.int64))
@@ -126,8 +142,11 @@ def test_san_loss_terms_equal_hand_computation(tmp_path):
         np.testing.assert_allclose(report["match_opposite"], match_opposite, rtol=1e-4,
                                    atol=1e-7)
         np.testing.assert_allclose(report["pixel"], pixel, rtol=1e-5)
-        expected = (2.0 * (gender_same + gender_opposite)
-                    + 3.0 * match_on * (match_same + match_opposite) + 0.5 * pixel)
+        np.testing.assert_allclose(report["ssim_opposite"], ssim, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(report["colour_opposite"], colour, rtol=1e-3, atol=1e-4)
+        expected = (2.0 * (config.gender_same_weight * gender_same + gender_opposite)
+                    + 3.0 * match_on * (match_same + match_opposite) + 0.5 * pixel
+                    + config.ssim_weight * (1 - ssim) + config.colour_weight * colour)
         np.testing.assert_allclose(total, expected, rtol=1e-4, atol=1e-6)
     assert report["gender_same"][3] == 0.0  # Unknown gender contributes no gender loss.
 

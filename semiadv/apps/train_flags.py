@@ -47,6 +47,18 @@ MATCH_WEIGHT = flags.DEFINE_float("match_weight", 8.0, "lambda_M of the SAN loss
                                   lower_bound=0.0)
 PIXEL_WEIGHT = flags.DEFINE_float("pixel_weight", 1.0, "lambda_D of the SAN loss.",
                                   lower_bound=0.0)
+GENDER_SAME_WEIGHT = flags.DEFINE_float(
+    "gender_same_weight", 1.0,
+    "Weight of the X'_SM half of the gender term (1: the paper's CE(G(X'_SM), y); 0: the "
+    "gender term acts on X'_OP only and X'_SM stays the face it was).", lower_bound=0.0)
+SSIM_WEIGHT = flags.DEFINE_float(
+    "ssim_weight", 0.0,
+    "Fidelity: weight of 1 - SSIM(X, X'_OP) in the SAN loss (0: the paper's loss).",
+    lower_bound=0.0)
+COLOUR_WEIGHT = flags.DEFINE_float(
+    "colour_weight", 0.0,
+    "Fidelity: weight of the mean CIELAB colour difference ΔE*ab(X, X'_OP) in the SAN loss "
+    "(ΔE 1 is about a just-noticeable difference; 0: the paper's loss).", lower_bound=0.0)
 GENDER_ENSEMBLE = flags.DEFINE_integer(
     "gender_ensemble", 0,
     "Ensemble SAN: extra frozen gender classifiers, beyond the paper's CNN, that the SAN is "
@@ -150,7 +162,9 @@ def train_config() -> TrainConfig:
                              learning_rate=STAGE_LEARNING_RATES[name].value)
            for name in STAGE_STEPS},
         gender_weight=GENDER_WEIGHT.value, match_weight=MATCH_WEIGHT.value,
-        pixel_weight=PIXEL_WEIGHT.value, gender_ensemble=GENDER_ENSEMBLE.value,
+        pixel_weight=PIXEL_WEIGHT.value, gender_same_weight=GENDER_SAME_WEIGHT.value,
+        ssim_weight=SSIM_WEIGHT.value, colour_weight=COLOUR_WEIGHT.value,
+        gender_ensemble=GENDER_ENSEMBLE.value,
         match_opposite=MATCH_OPPOSITE.value,
         match_warmup_steps=MATCH_WARMUP_STEPS.value, pixel_loss=PIXEL_LOSS.value,
         triplet_margin=TRIPLET_MARGIN.value, triplet_mining=TRIPLET_MINING.value,
