@@ -80,13 +80,15 @@ class NetworkConfig:
 
     `residual`: the autoencoder adds its output to the input face instead of re-synthesising
     it; `upsampling`: its decoder's interpolation, nearest or bilinear
-    (`networks.build_autoencoder`). False and nearest are the paper's.
+    (`networks.build_autoencoder`). False and nearest are the paper's. `max_change`: the
+    residual autoencoder's largest change per pixel and channel (1: unbounded, the default).
     """
 
     encoder_filters: tuple[int, ...] = (8, 12)
     decoder_filters: tuple[int, ...] = (256, 128)
     residual: bool = False
     upsampling: str = "nearest"
+    max_change: float = 1.0
     classifier_width: float = 1.0
     matcher_width: float = 1.0
     embedding_dim: int = 128

@@ -138,6 +138,7 @@ def build_autoencoder(
     decoder_filters=(256, 128),
     residual=False,
     upsampling="nearest",
+    max_change=1.0,
     name="autoencoder",
 ):
     """Builds the SAN convolutional autoencoder with its prototype combiner.
@@ -165,6 +166,9 @@ def build_autoencoder(
             upsampling. The last upsampling feeds the 1x1 combiner directly, so with
             "nearest" every output is built from 2x2 blocks of constant features: a grid
             texture that a residual output adds onto the face, and that face matchers read.
+        max_change: residual only: the largest change per pixel and channel, X' = clip(X +
+            max_change x tanh(...), 0, 1). Below 1 it bounds what the SAN can paint on a
+            face whatever the losses ask (1: no bound, no layer).
         name: Model name.
 
     Returns:
@@ -184,6 +188,9 @@ def build_autoencoder(
     _validate_image_shape(image_size, channels, multiple_of=2 ** len(encoder_filters))
     if upsampling not in UPSAMPLINGS:
         raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, got {upsampling!r}.")
+    if not 0 < max_change <= 1 or (max_change < 1 and not residual):
+        raise ValueError(f"max_change must be in (0, 1], and below 1 only for a residual "
+                         f"autoencoder; got {max_change} (residual={residual}).")
 
     image = _image_input(image_size, channels, "image")
     same_prototype = _image_input(image_size, channels, "same_prototype")
@@ -200,8 +207,9 @@ def build_autoencoder(
     else:
         combiner = keras.layers.Conv2D(channels, 1, activation="sigmoid", dtype="float32",
                                        name="combiner")
-    same = _combine(combiner, features, same_prototype, image, residual, "same_")
-    opposite = _combine(combiner, features, opposite_prototype, image, residual, "opposite_")
+    same = _combine(combiner, features, same_prototype, image, residual, max_change, "same_")
+    opposite = _combine(combiner, features, opposite_prototype, image, residual, max_change,
+                        "opposite_")
     return keras.Model(
         inputs={
             "image": image,
@@ -214,13 +222,15 @@ def build_autoencoder(
 
 
 # Weightless layers after the combiner of a residual autoencoder, named `<prefix><suffix>`.
-_RESIDUAL_SUFFIXES = ("residual", "clip")
+_RESIDUAL_SUFFIXES = ("bound", "residual", "clip")
 
 
-def _combine(combiner, features, prototype, image, residual, prefix):
+def _combine(combiner, features, prototype, image, residual, max_change, prefix):
     """The combiner's output image for one prototype: X' (see `build_autoencoder`)."""
     x = keras.layers.Concatenate(name=f"{prefix}combiner_concat")([features, prototype])
     output = combiner(x)
+    if residual and max_change < 1:
+        output = keras.layers.Rescaling(max_change, dtype="float32", name=f"{prefix}bound")(output)
     if residual:
         output = keras.layers.Add(dtype="float32", name=f"{prefix}residual")([image, output])
         # ReLU(max_value=1) is clip(x, 0, 1) as a built-in layer: no Lambda, no custom layer.
@@ -231,6 +241,12 @@ def _combine(combiner, features, prototype, image, residual, prefix):
 def is_residual(autoencoder):
     """Whether `autoencoder` (from `build_autoencoder`) adds its output to the input face."""
     return any(layer.name == "same_residual" for layer in autoencoder.layers)
+
+
+def max_change_of(autoencoder):
+    """The `max_change` `autoencoder` (from `build_autoencoder`) was built with."""
+    bound = [layer for layer in autoencoder.layers if layer.name == "same_bound"]
+    return float(bound[0].scale) if bound else 1.0
 
 
 def computes_in_float32(layer_name):
@@ -251,7 +267,7 @@ def combine(autoencoder, features, prototype, image, prefix):
     prototype, whichever output the autoencoder was built with.
     """
     return _combine(autoencoder.get_layer("combiner"), features, prototype, image,
-                    is_residual(autoencoder), prefix)
+                    is_residual(autoencoder), max_change_of(autoencoder), prefix)
 
 
 def _count_blocks(model, prefix):

@@ -285,7 +285,8 @@ class _PrototypeTask(Task):
                                           encoder_filters=nets.encoder_filters,
                                           decoder_filters=nets.decoder_filters,
                                           residual=nets.residual,
-                                          upsampling=nets.upsampling)
+                                          upsampling=nets.upsampling,
+                                          max_change=nets.max_change)
 
 
 class AutoencoderTask(_PrototypeTask):

@@ -136,6 +136,33 @@ class TestResidualAutoencoder:
         np.testing.assert_array_equal(loaded(inputs)["opposite"], expected)
 
 
+class TestMaxChange:
+    def test_bounds_the_change_and_survives_the_perturber_and_keras_file(self, tmp_path):
+        bounded = randomise_combiner(networks.build_autoencoder(16, 3, residual=True,
+                                                                max_change=0.1))
+        free = randomise_combiner(networks.build_autoencoder(16, 3, residual=True))
+        inputs = autoencoder_inputs(16, 3)
+        image = inputs["image"]
+        free_change = np.abs(np.asarray(free(inputs)["opposite"]) - image).max()
+        output = np.asarray(bounded(inputs)["opposite"])
+        assert free_change > 0.2  # The same combiner weights change far more without a bound.
+        assert 0.05 < np.abs(output - image).max() <= 0.1 + 1e-6
+        assert networks.max_change_of(bounded) == pytest.approx(0.1)
+        assert networks.max_change_of(free) == 1.0
+        perturber = networks.build_perturber(bounded)
+        np.testing.assert_allclose(perturber(perturber_inputs(inputs)), output, atol=1e-6)
+        path = tmp_path / "bounded.keras"
+        bounded.save(path)
+        loaded = keras.models.load_model(path, safe_mode=True)
+        np.testing.assert_allclose(loaded(inputs)["opposite"], output, atol=1e-6)
+
+    def test_needs_a_residual_autoencoder_and_a_bound_in_range(self):
+        with pytest.raises(ValueError, match="max_change"):
+            networks.build_autoencoder(16, 3, max_change=0.1)
+        with pytest.raises(ValueError, match="max_change"):
+            networks.build_autoencoder(16, 3, residual=True, max_change=1.5)
+
+
 class TestUpsampling:
     def _blockiness(self, output):
         """Mean |difference| between pixels inside a 2x2 block vs across block edges."""

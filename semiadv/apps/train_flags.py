@@ -24,6 +24,11 @@ UPSAMPLING = flags.DEFINE_enum(
     "upsampling", "nearest", ["nearest", "bilinear"],
     "Interpolation of the autoencoder decoder's upsampling (the paper: nearest, which leaves "
     "a 2x2 block texture in the output; bilinear is smooth).")
+MAX_CHANGE = flags.DEFINE_float(
+    "max_change", 1.0,
+    "With --residual: the largest change the autoencoder may make to a pixel's channel, "
+    "X' = clip(X + max_change * tanh(.)); bounds what the SAN can paint on a face (1: no "
+    "bound).", lower_bound=1e-3, upper_bound=1.0)
 CLASSIFIER_WIDTH = flags.DEFINE_float("classifier_width", 1.0,
                                       "Width multiplier of the gender CNN.", lower_bound=0.01)
 MATCHER_WIDTH = flags.DEFINE_float("matcher_width", 1.0, "Width multiplier of the matcher.",
@@ -154,6 +159,7 @@ def train_config() -> TrainConfig:
             encoder_filters=_ints(ENCODER_FILTERS.value, "encoder_filters"),
             decoder_filters=_ints(DECODER_FILTERS.value, "decoder_filters"),
             residual=RESIDUAL.value, upsampling=UPSAMPLING.value,
+            max_change=MAX_CHANGE.value,
             classifier_width=CLASSIFIER_WIDTH.value, matcher_width=MATCHER_WIDTH.value,
             embedding_dim=EMBEDDING_DIM.value),
         workdir=common_flags.WORKDIR.value,
