@@ -470,14 +470,18 @@ def _skeleton() -> DlibNetwork:
                       (filters, (3, 3), (1, 1), (1, 1))]
     convs = iter(convs)
     layers = []
-    for kind in _expected_kinds():
+    kinds = _expected_kinds()
+    for index, kind in enumerate(kinds):
         layer = DlibLayer(kind)
         if kind == "con_4":
             filters, kernel, strides, padding = next(convs)
             layer.config = dict(filters=filters, kernel=kernel, strides=strides, padding=padding)
         elif kind in ("max_pool_2", "avg_pool_2"):
-            pool = (3, 3) if kind == "max_pool_2" else (2, 2)
-            layer.config = dict(pool=pool, strides=(2, 2), padding=(0, 0))
+            if index == len(kinds) - 2:  # avg_pool_everything: dlib writes a 0x0 window
+                layer.config = dict(pool=(0, 0), strides=(1, 1), padding=(0, 0))
+            else:
+                pool = (3, 3) if kind == "max_pool_2" else (2, 2)
+                layer.config = dict(pool=pool, strides=(2, 2), padding=(0, 0))
         elif kind == "fc_2":
             layer.config = dict(units=DESCRIPTOR_SIZE, inputs=256)
         layers.append(layer)
