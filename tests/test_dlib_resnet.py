@@ -119,3 +119,76 @@ def test_saved_port_reloads_with_the_same_descriptors(port, tmp_path):
     faces = np.random.default_rng(0).random((2, 150, 150, 3), dtype=np.float32)
     np.testing.assert_allclose(reloaded.predict(faces, verbose=0),
                                port.predict(faces, verbose=0), atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# The chip in the graph.
+
+
+def test_fixed_warp_matches_opencv_bilinear_and_keeps_affine_ramps():
+    import cv2
+
+    matrix = np.array([[1.1, -0.05, -0.04], [0.05, 1.1, -0.06]])
+    size, out = 32, 24
+    layer = dlib_resnet.FixedAffineWarp(out, matrix)
+    image = np.random.default_rng(1).random((1, size, size, 2), dtype=np.float32)
+    got = keras.ops.convert_to_numpy(layer(image))[0]
+    # The same map in pixel indices, output -> input, for cv2.warpAffine's WARP_INVERSE_MAP.
+    to_output = np.array([[1 / out, 0, 0.5 / out], [0, 1 / out, 0.5 / out], [0, 0, 1]])
+    to_input = np.array([[size, 0, -0.5], [0, size, -0.5]])
+    pixels = to_input @ np.vstack([matrix, [0, 0, 1]]) @ to_output
+    expected = cv2.warpAffine(image[0], pixels, (out, out), flags=cv2.INTER_LINEAR
+                              | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+    # OpenCV interpolates with 5-bit fixed-point weights (errors up to ~1/64 of a step between
+    # neighbours); half a pixel off would be errors ~0.3 on this random image.
+    np.testing.assert_allclose(got, expected, atol=0.02)
+    # Bilinear sampling reproduces an affine image exactly where it does not read the border.
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float32)
+    ramp = (0.3 * cols - 0.2 * rows + 1.0)[None, :, :, None]
+    warped = keras.ops.convert_to_numpy(layer(ramp))[0, :, :, 0]
+    centres = (np.arange(out) + 0.5) / out
+    v_x, v_y = np.meshgrid(centres, centres)
+    u_x = matrix[0, 0] * v_x + matrix[0, 1] * v_y + matrix[0, 2]
+    u_y = matrix[1, 0] * v_x + matrix[1, 1] * v_y + matrix[1, 2]
+    x, y = u_x * size - 0.5, u_y * size - 0.5
+    inside = (x >= 0) & (x <= size - 1) & (y >= 0) & (y <= size - 1)
+    assert inside.mean() > 0.7
+    np.testing.assert_allclose(warped[inside], (0.3 * x - 0.2 * y + 1.0)[inside], atol=1e-4)
+    assert np.all(warped[(x < -1) | (y < -1)] == 0)
+
+
+def test_fixed_warp_gradient_is_the_exact_transpose():
+    import tensorflow as tf
+
+    layer = dlib_resnet.FixedAffineWarp(20, dlib_resnet.CHIP_IN_CROP)
+    rng = np.random.default_rng(2)
+    image = tf.constant(rng.random((2, 16, 16, 3), dtype=np.float32))
+    probe = tf.constant(rng.standard_normal((2, 20, 20, 3)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        inner = tf.reduce_sum(layer(image) * probe)
+    gradient = tape.gradient(inner, image)
+    # For a linear map L: d<L x, y>/dx = L^T y, and <x, L^T y> = <L x, y>.
+    assert float(tf.reduce_sum(image * gradient)) == pytest.approx(float(inner), rel=1e-5)
+    assert float(tf.reduce_mean(tf.abs(gradient))) > 0.1
+
+
+def test_matcher_takes_gray_crops_and_passes_gradients():
+    import tensorflow as tf
+
+    matcher = dlib_resnet.build_dlib_matcher(32, channels=1, weights=None)
+    assert matcher.output_shape == (None, 128)
+    faces = tf.constant(np.random.default_rng(3).random((2, 32, 32, 1), dtype=np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(faces)
+        descriptors = matcher(faces, training=False)
+        distance = tf.reduce_sum(tf.square(descriptors[0] - descriptors[1]))
+    gradient = tape.gradient(distance, faces)
+    assert gradient.shape == faces.shape
+    assert float(tf.reduce_max(tf.abs(gradient))) > 0
+    # Gray is repeated to RGB: the same as giving the RGB crop.
+    rgb = dlib_resnet.build_dlib_matcher(32, channels=3, weights=None)
+    rgb.set_weights(matcher.get_weights())
+    np.testing.assert_allclose(rgb(tf.repeat(faces, 3, axis=-1)), descriptors, atol=1e-5)
+    with pytest.raises(ValueError, match="channels must be 1 or 3"):
+        dlib_resnet.build_dlib_matcher(32, channels=2)
