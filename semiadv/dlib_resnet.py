@@ -679,3 +679,67 @@ def build_dlib_matcher(image_size: int, channels: int = 3, weights: Optional[boo
         chip = keras.layers.Concatenate(name="gray_to_rgb")([chip, chip, chip])
     descriptor = build_dlib_resnet(weights, path)(chip)
     return keras.Model(inputs, descriptor, name=name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Identity under jitter: the SAN's match term with dlib's network
+
+
+def jittered_views(images, jitter: float, seed=None):
+    """The same random small shift, scale and blur of each example in several image batches.
+
+    Taking the match term between jittered views of X and of X' (one draw per example, the
+    same for X and X') keeps the SAN from holding dlib's descriptor with pixel-exact features
+    that only dlib's weights read: what it keeps must survive the small misalignments and
+    blurs that any other matcher's alignment brings. Bilinear sampling (edges repeated) and a
+    separable Gaussian blur, both built from gathers and convolutions, so gradients reach X'.
+
+    Args:
+        images: list of [N, H, W, C] float tensors of one shape.
+        jitter: the largest shift, as a share of the side, and scale change (1 +- jitter);
+            the blur's sigma is drawn in [0, jitter * H / 3] pixels, once per batch.
+        seed: optional op seed.
+
+    Returns:
+        The list of jittered batches, in order.
+    """
+    import tensorflow as tf
+
+    first = images[0]
+    height, width, channels = first.shape[1:]
+    count = tf.shape(first)[0]
+    scale = tf.random.uniform([count, 1], 1.0 - jitter, 1.0 + jitter, seed=seed)
+    shift_x = tf.random.uniform([count, 1], -jitter, jitter, seed=seed)
+    shift_y = tf.random.uniform([count, 1], -jitter, jitter, seed=seed)
+    sigma = tf.random.uniform([], 0.0, jitter * height / 3.0, seed=seed)
+    row_centres, col_centres = np.mgrid[0:height, 0:width].astype(np.float32)
+    # Output pixel centre -> input: about the image centre, scaled and shifted.
+    x = ((col_centres.ravel() + 0.5) / width - 0.5) / scale + 0.5 + shift_x
+    y = ((row_centres.ravel() + 0.5) / height - 0.5) / scale + 0.5 + shift_y
+    x, y = x * width - 0.5, y * height - 0.5  # [N, P] pixel indices
+    x0, y0 = tf.floor(x), tf.floor(y)
+    indices, weights = [], []
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        cx, cy = x0 + dx, y0 + dy
+        weights.append((1 - tf.abs(x - cx)) * (1 - tf.abs(y - cy)))
+        indices.append(tf.cast(tf.clip_by_value(cy, 0, height - 1) * width
+                               + tf.clip_by_value(cx, 0, width - 1), tf.int32))
+    indices = tf.stack(indices, axis=-1)  # [N, P, 4]
+    radius = max(1, int(np.ceil(jitter * height)))
+    taps = tf.range(-radius, radius + 1, dtype=tf.float32)
+    kernel = tf.exp(-0.5 * tf.square(taps / tf.maximum(sigma, 1e-3)))
+    kernel /= tf.reduce_sum(kernel)
+    outputs = []
+    for batch in images:
+        flat = tf.reshape(batch, [-1, height * width, channels])
+        corners = tf.gather(flat, indices, batch_dims=1)  # [N, P, 4, C]
+        mix = tf.cast(tf.stack(weights, axis=-1), batch.dtype)[..., None]
+        moved = tf.reshape(tf.reduce_sum(corners * mix, axis=2), [-1, height, width, channels])
+        taps_x = tf.tile(tf.reshape(tf.cast(kernel, batch.dtype), [1, -1, 1, 1]),
+                         [1, 1, channels, 1])
+        taps_y = tf.reshape(taps_x, [-1, 1, channels, 1])
+        padded = tf.pad(moved, [[0, 0], [radius, radius], [radius, radius], [0, 0]],
+                        mode="SYMMETRIC")
+        blurred = tf.nn.depthwise_conv2d(padded, taps_x, [1, 1, 1, 1], "VALID")
+        outputs.append(tf.nn.depthwise_conv2d(blurred, taps_y, [1, 1, 1, 1], "VALID"))
+    return outputs

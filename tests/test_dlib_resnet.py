@@ -192,3 +192,166 @@ def test_matcher_takes_gray_crops_and_passes_gradients():
     np.testing.assert_allclose(rgb(tf.repeat(faces, 3, axis=-1)), descriptors, atol=1e-5)
     with pytest.raises(ValueError, match="channels must be 1 or 3"):
         dlib_resnet.build_dlib_matcher(32, channels=2)
+
+
+def _rgb(path):
+    import cv2
+
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.mark.slow
+def test_chip_transform_constants_remeasure(shared_faces):
+    """Re-measures `CHIP_IN_CROP` exactly as its comment says (about 2 minutes)."""
+    files = sorted((shared_faces / "utkface").glob("*.jpg"))[::7][:3000]
+    matrix, used = dlib_resnet.measure_chip_transform(_rgb(path) for path in files)
+    print(f"chip in crop, from {used} crops:\n{np.array2string(matrix, precision=5)}")
+    assert used > 2900
+    np.testing.assert_allclose(matrix, dlib_resnet.CHIP_IN_CROP, atol=2e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("image_size", [64, 128])
+def test_port_through_the_warp_matches_dlib_on_celeba_identities(shared_faces, image_size):
+    """TMR@FMR 1% on held-out people: the port on our crops through the fixed warp against
+    dlib with its own 5-point alignment of the same crops (a few minutes)."""
+    from semiadv import align
+    from semiadv.evaluation import metrics
+    from semiadv.evaluation.dlib_matcher import DlibMatcher
+
+    crops, identity = [], []
+    folders = sorted(path for path in (shared_faces / "celeba_identities").iterdir()
+                     if path.is_dir())
+    for person, folder in enumerate(folders):
+        for path in sorted(folder.glob("*.jpg"))[:8]:
+            crop = align.align_face(_rgb(path), image_size).crop
+            if crop is not None:
+                crops.append(crop)
+                identity.append(person)
+    faces = np.stack(crops).astype(np.float32) / 255.0
+    identity = np.asarray(identity)
+    genuine, impostor = metrics.make_pairs(identity, len(faces), impostors_per_probe=50)
+    port = dlib_resnet.build_dlib_matcher(image_size, 3)
+    rates = {}
+    for name, embeddings in (("dlib", DlibMatcher()(faces)),
+                             ("port", port.predict(faces, batch_size=32, verbose=0))):
+        rates[name] = metrics.tmr_at_fmr(metrics.similarity(embeddings, embeddings, genuine),
+                                         metrics.similarity(embeddings, embeddings, impostor),
+                                         0.01)
+    print(f"{image_size}px, {len(faces)} crops of {len(folders)} people, {len(genuine)} genuine"
+          f" and {len(impostor)} impostor pairs: TMR@FMR 1% dlib {rates['dlib']:.3f}, "
+          f"port through the warp {rates['port']:.3f}")
+    assert len(genuine) > 1000 and len(impostor) > 10000
+    assert rates["port"] >= rates["dlib"] - 0.03
+
+
+# ---------------------------------------------------------------------------------------------
+# Training the SAN against dlib's network.
+
+
+def test_jittered_views_move_all_batches_alike_and_pass_gradients():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(4)
+    faces = tf.constant(rng.random((3, 32, 32, 3), dtype=np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(faces)
+        first, second = dlib_resnet.jittered_views([faces, faces], 0.1, seed=1)
+        total = tf.reduce_sum(first * rng.standard_normal(first.shape).astype(np.float32))
+    np.testing.assert_array_equal(first, second)  # one draw per example, for every batch
+    assert first.shape == faces.shape
+    assert float(tf.reduce_mean(tf.abs(first - faces))) > 0.02  # moved and blurred
+    assert float(tf.reduce_max(tf.abs(tape.gradient(total, faces)))) > 0
+    # Without jitter the views are the faces themselves.
+    (same,) = dlib_resnet.jittered_views([faces], 0.0)
+    np.testing.assert_allclose(same, faces, atol=1e-5)
+    # A smooth ramp shifted and scaled stays a ramp of the same direction.
+    ramp = tf.constant(np.tile(np.linspace(0, 1, 32, dtype=np.float32)[None, :, None],
+                               (32, 1, 3))[None])
+    (moved,) = dlib_resnet.jittered_views([ramp], 0.1, seed=2)
+    assert np.all(np.diff(moved.numpy()[0, 16, 4:-4, 0]) > 0)
+
+
+def _dlib_san_config(tmp_path, **overrides):
+    from semiadv.config import StageConfig
+
+    from tests import _worker
+
+    config = _worker.tiny_config(tmp_path, steps=2)
+    import dataclasses
+
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, batch_size=4),
+                               san=StageConfig(steps=2, learning_rate=1e-3),
+                               matcher_network="dlib_resnet", **overrides)
+
+
+@pytest.mark.slow
+def test_san_trains_against_dlib_on_two_replicas(tmp_path):
+    """Two SAN steps on 2 replicas at 16x16 (dlib's network still runs at 150x150: about a
+    minute on an idle 2-core machine, so opt-in)."""
+    import dataclasses
+
+    from semiadv import distribute, trainer
+
+    from tests import _worker
+
+    config = _dlib_san_config(tmp_path)
+    assert config.effective_match_jitter == 0.05
+    matcher = dlib_resnet.build_dlib_matcher(_worker.SIZE, 3)
+    before = [w.copy() for w in matcher.get_weights()]
+    tiny = _worker.san_task(config)
+    loaded = tiny._load_models
+
+    def load_models():
+        autoencoder, gender, _ = loaded()
+        return autoencoder, gender, matcher
+
+    task = type(tiny)(config, _worker._prototypes(), load_models)
+    strategy = distribute.make_strategy("mirrored")
+    assert strategy.num_replicas_in_sync == 2
+    result = trainer.train(task, config.san, config, strategy, tmp_path / "san")
+    (_, report), = result.history[-1:]
+    assert np.isfinite(report["loss"])
+    assert report["match_same"] > 0 and report["match_opposite"] > 0
+    # dlib's network is frozen: only the autoencoder learned.
+    for old, new in zip(before, task.matcher.get_weights()):
+        np.testing.assert_array_equal(old, new)
+    # Under mixed bfloat16 it stays float32 whole, and its descriptors too.
+    mixed = dataclasses.replace(config, mixed_precision="bfloat16")
+    task = type(tiny)(mixed, _worker._prototypes(), load_models)
+    with strategy.scope():
+        task.build()
+    assert task.matcher.get_layer("dlib_resnet").get_layer("stem_conv").compute_dtype \
+        == "float32"
+    assert task.model.get_layer("decoder_conv1").compute_dtype == "bfloat16"
+    faces = np.random.default_rng(5).random((2, _worker.SIZE, _worker.SIZE, 3), np.float32)
+    assert task.matcher(faces).dtype == "float32"
+
+
+def test_matcher_stage_converts_dlib_without_training(port, tmp_path):
+    from semiadv import distribute, pipeline, trainer
+
+    config = _dlib_san_config(tmp_path)
+    model = pipeline.pretrain(config, "matcher", distribute.make_strategy("one_device"))
+    saved = tmp_path / "matcher" / trainer.FINAL_MODEL
+    assert saved.is_file() and trainer.stage_done(tmp_path / "matcher")
+    reloaded = keras.models.load_model(saved, safe_mode=True)
+    faces = np.random.default_rng(6).random((2, 16, 16, 3), dtype=np.float32)
+    np.testing.assert_allclose(reloaded.predict(faces, verbose=0),
+                               model.predict(faces, verbose=0), atol=1e-5)
+    # The exported descriptors are dlib's: a 16x16 face warped to the chip, through the port.
+    chips = dlib_resnet.FixedAffineWarp(150, dlib_resnet.CHIP_IN_CROP)(faces)
+    np.testing.assert_allclose(port.predict(np.asarray(chips), verbose=0),
+                               model.predict(faces, verbose=0), atol=1e-5)
+
+
+def test_config_refuses_an_unknown_matcher():
+    from semiadv.config import TrainConfig
+
+    with pytest.raises(ValueError, match="matcher_network must be one of"):
+        TrainConfig(matcher_network="vgg")
+    with pytest.raises(ValueError, match="match_jitter"):
+        TrainConfig(match_jitter=0.7)
+    assert TrainConfig().effective_match_jitter == 0.0
+    assert TrainConfig(matcher_network="dlib_resnet", match_jitter=0.0) \
+        .effective_match_jitter == 0.0
