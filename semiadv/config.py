@@ -130,6 +130,17 @@ class TrainConfig:
       image_summaries: write face images to TensorBoard (off: this is a privacy tool).
       warp_prototypes: where the dataset has landmarks (CelebA), warp each face's prototypes
         onto its eyes, nose and mouth (the paper's per-image prototype alignment).
+      matcher_network: the SAN's frozen matcher M: `triplet` (the auxiliary matcher trained
+        in the matcher stage) or `dlib_resnet` (dlib's face recognition ResNet converted to
+        Keras behind a fixed warp from our crops to its chip, `semiadv.dlib_resnet`; the
+        matcher stage only converts it unless `matcher_finetune`).
+      matcher_finetune: with `dlib_resnet`, fine-tune it with the triplet loss in the matcher
+        stage (its steps and learning rate) instead of using dlib's weights as they are.
+      match_jitter: the match term compares jittered views of X and X' (one random shift and
+        scale of up to this share of the side, and a blur, per example;
+        `dlib_resnet.jittered_views`), so the SAN keeps identity that survives other
+        matchers' alignment, not features only one network reads. None: 0.05 with
+        `dlib_resnet`, 0 (off, the paper's) with `triplet`.
       matcher_dataset: dataset spec the matcher learns identities from (None: the main
         dataset). Lets a SAN trained on a gender-labelled set without identities (UTKFace)
         keep identities that a matcher learned from an identity-labelled set.
@@ -170,6 +181,9 @@ class TrainConfig:
     checkpoint_every: int = 200
     steps_per_loop: int = 20
     image_summaries: bool = False
+    matcher_network: str = "triplet"
+    matcher_finetune: bool = False
+    match_jitter: float | None = None
     matcher_dataset: str | None = None
     warp_prototypes: bool = False
     export_dir: str | None = "exports"
@@ -196,10 +210,24 @@ class TrainConfig:
                      "ssim_weight", "colour_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if self.matcher_network not in MATCHER_NETWORKS:
+            raise ValueError(f"matcher_network must be one of {MATCHER_NETWORKS}, "
+                             f"got {self.matcher_network!r}")
+        if self.match_jitter is not None and not 0 <= self.match_jitter < 0.5:
+            raise ValueError(f"match_jitter must be in [0, 0.5), got {self.match_jitter}")
         if self.gender_ensemble < 0:
             raise ValueError(f"gender_ensemble must be 0 or more, got {self.gender_ensemble}")
 
 
+    @property
+    def effective_match_jitter(self) -> float:
+        """`match_jitter`, with None resolved by the matcher network."""
+        if self.match_jitter is not None:
+            return self.match_jitter
+        return 0.05 if self.matcher_network == "dlib_resnet" else 0.0
+
+
+MATCHER_NETWORKS = ("triplet", "dlib_resnet")
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
 # `TrainConfig.mixed_precision` -> the Keras dtype policy the networks are built with.
 MIXED_PRECISION = {"none": "float32", "bfloat16": "mixed_bfloat16"}

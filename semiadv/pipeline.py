@@ -79,6 +79,9 @@ def pretrain(config: TrainConfig, net: str, strategy: tf.distribute.Strategy) ->
         task, stage = tasks.GenderTask(config), config.gender
     elif member is not None:  # Same steps and learning rate as the paper's CNN.
         task, stage = tasks.GenderMemberTask(config, member), config.gender
+    elif net == "matcher" and config.matcher_network == "dlib_resnet" \
+            and not config.matcher_finetune:
+        return _convert_dlib_matcher(config, directory)
     elif net == "matcher":
         task, stage = tasks.MatcherTask(config), config.matcher
         if not data.has_identities(task.data):
@@ -91,6 +94,18 @@ def pretrain(config: TrainConfig, net: str, strategy: tf.distribute.Strategy) ->
         raise ValueError(f"unknown network {net!r}: use gender, gender_<k>, matcher or "
                          "autoencoder")
     return trainer.train(task, stage, config, strategy, directory).model
+
+
+def _convert_dlib_matcher(config: TrainConfig, directory: Path) -> keras.Model:
+    """The matcher stage with --matcher=dlib_resnet: dlib's network behind the chip warp,
+    written as the stage's model (no training), so the SAN and the summary load it as any."""
+    from semiadv import dlib_resnet
+
+    logging.info("matcher: dlib's face recognition ResNet, converted (no training)")
+    model = dlib_resnet.build_dlib_matcher(config.data.image_size, config.data.channels)
+    directory.mkdir(parents=True, exist_ok=True)
+    trainer._atomic_keras_save(model, directory / trainer.FINAL_MODEL)
+    return model
 
 
 def train_san(config: TrainConfig, strategy: tf.distribute.Strategy) -> keras.Model:

@@ -15,7 +15,7 @@ import re
 import keras
 import tensorflow as tf
 
-from semiadv import losses, networks
+from semiadv import dlib_resnet, losses, networks
 from semiadv import prototypes as prototypes_lib
 from semiadv.config import MIXED_PRECISION, TrainConfig
 
@@ -216,6 +216,9 @@ class MatcherTask(Task):
             self.data = dataclasses.replace(config.data, dataset=config.matcher_dataset)
 
     def build(self):
+        if self.config.matcher_network == "dlib_resnet":  # --matcher_finetune
+            self.model = dlib_resnet.build_dlib_matcher(self.data.image_size, self.data.channels)
+            return self.model
         self.model = networks.build_matcher(
             self.data.image_size, self.data.channels,
             embedding_dim=self.config.networks.embedding_dim,
@@ -351,8 +354,12 @@ class SanTask(_PrototypeTask):
                              f"but gender_ensemble is {self.config.gender_ensemble}")
         # Loaded networks keep the policy they were pre-trained with: all compute under this
         # run's policy instead.
-        self.model, self.gender, self.matcher = (
-            with_dtype_policy(model, policy) for model in (autoencoder, gender, matcher))
+        self.model, self.gender = (with_dtype_policy(model, policy)
+                                   for model in (autoencoder, gender))
+        # dlib's network stays float32 whole: its descriptors are compared to 1e-3 of dlib's,
+        # and bfloat16 would round them to ~3 digits.
+        self.matcher = with_dtype_policy(
+            matcher, "float32" if self.config.matcher_network == "dlib_resnet" else policy)
         self.gender_members = tuple(with_dtype_policy(model, policy) for model in members)
         # Frozen: their variables never reach the optimizer, and Dropout and BatchNormalization
         # stay in inference mode (training=False below).
@@ -382,11 +389,13 @@ class SanTask(_PrototypeTask):
         gender = ((config.gender_same_weight * tf.add_n(gender_same) + tf.add_n(gender_opposite))
                   / float(len(logits)))
 
-        original_embedding = self.matcher(image, training=False)
-        match_same = losses.match_distance(original_embedding,
-                                           self.matcher(perturbed_same, training=False))
-        match_opposite = losses.match_distance(original_embedding,
-                                               self.matcher(perturbed_opposite, training=False))
+        views = [image, perturbed_same, perturbed_opposite]
+        if config.effective_match_jitter > 0:  # One random shift, scale and blur per face.
+            views = dlib_resnet.jittered_views(views, config.effective_match_jitter)
+        original_embedding, same_embedding, opposite_embedding = (
+            tf.cast(self.matcher(view, training=False), tf.float32) for view in views)
+        match_same = losses.match_distance(original_embedding, same_embedding)
+        match_opposite = losses.match_distance(original_embedding, opposite_embedding)
         match = match_same + match_opposite if config.match_opposite else match_same
         pixel = losses.pixel_loss(image, perturbed_same, kind=config.pixel_loss)
         # Reported whatever their weights, so runs with and without them compare in the logs.

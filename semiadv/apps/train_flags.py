@@ -93,6 +93,21 @@ WARP_PROTOTYPES = flags.DEFINE_boolean(
     "warp_prototypes", False,
     "Where the dataset has landmarks (celeb_a), warp each face's prototypes onto its eyes, "
     "nose and mouth (the paper's per-image alignment).")
+MATCHER_NETWORK = flags.DEFINE_enum(
+    "matcher", "triplet", ["triplet", "dlib_resnet"],
+    "The SAN's frozen face matcher: triplet (trained in the matcher stage) or dlib_resnet "
+    "(dlib's face recognition ResNet converted to Keras on first use from the [dlib] extra, "
+    "behind a fixed warp from our crops to dlib's chip; the matcher stage only converts it).")
+MATCHER_FINETUNE = flags.DEFINE_boolean(
+    "matcher_finetune", False,
+    "With --matcher=dlib_resnet: fine-tune it with the triplet loss in the matcher stage "
+    "(--matcher_steps, --matcher_learning_rate) instead of using dlib's weights as they are.")
+MATCH_JITTER = flags.DEFINE_float(
+    "match_jitter", None,
+    "The match term compares X and X' under the same random shift and scale (up to this "
+    "share of the side) and blur, so the SAN keeps identity other matchers read too. "
+    "Default: 0.05 with --matcher=dlib_resnet, 0 (off) with triplet.",
+    lower_bound=0.0, upper_bound=0.49)
 MATCHER_DATASET = flags.DEFINE_string(
     "matcher_dataset", None,
     "Dataset spec the matcher learns identities from (default: --dataset), e.g. "
@@ -176,6 +191,8 @@ def train_config() -> TrainConfig:
         triplet_margin=TRIPLET_MARGIN.value, triplet_mining=TRIPLET_MINING.value,
         flip_augment=FLIP_AUGMENT.value, checkpoint_every=CHECKPOINT_EVERY.value,
         steps_per_loop=STEPS_PER_LOOP.value, image_summaries=IMAGE_SUMMARIES.value,
+        matcher_network=MATCHER_NETWORK.value, matcher_finetune=MATCHER_FINETUNE.value,
+        match_jitter=MATCH_JITTER.value,
         matcher_dataset=MATCHER_DATASET.value or None,
         warp_prototypes=WARP_PROTOTYPES.value,
         export_dir=EXPORT_DIR.value or None, export_name=EXPORT_NAME.value,
