@@ -131,10 +131,12 @@ def test_rerun_skips_what_is_written(tiny_export_16, photos, tmp_path):
 def test_outputs_inside_the_input_folder_are_not_inputs(tiny_export_16, photos):
     folder, names = photos
     output = folder / "private"
-    _run_beam(tiny_export_16, folder, output, align=False)
-    (output / ".x.png.0123.tmp").write_bytes(b"a killed worker's temporary")
+    output.mkdir()
+    shutil.copy(folder / "a.png", output / "a.png")  # A previous run's output.
+    (output / ".b.png.0123.tmp").write_bytes(b"a killed worker's temporary")
     report = _run_beam(tiny_export_16, folder, output, align=False)
     assert sorted(report["files"]) == sorted(names + ["corrupt.png", "notes.jpg"])
+    assert report["files"]["a.png"] == {"status": "already_written"}
 
 
 def test_a_bad_face_does_not_fail_its_batch(tiny_export_16):
