@@ -169,8 +169,8 @@ class PreparePhoto(beam.DoFn):
 
     def __init__(self, config):
         self.config = config
-        self.read_ms = Metrics.distribution(METRICS_NAMESPACE, "read_ms")
-        self.prepare_ms = Metrics.distribution(METRICS_NAMESPACE, "decode_align_ms")
+        self.read_us = Metrics.distribution(METRICS_NAMESPACE, "read_us")
+        self.prepare_us = Metrics.distribution(METRICS_NAMESPACE, "decode_align_us")
 
     def process(self, readable_file):
         path = readable_file.metadata.path
@@ -188,8 +188,8 @@ class PreparePhoto(beam.DoFn):
         read = time.perf_counter()
         face, entry = perturb.prepare_photo(path, self.config.image_shape, self.config.align,
                                             data=data)
-        self.read_ms.update(int(1000 * (read - start)))
-        self.prepare_ms.update(int(1000 * (time.perf_counter() - read)))
+        self.read_us.update(int(1e6 * (read - start)))
+        self.prepare_us.update(int(1e6 * (time.perf_counter() - read)))
         if face is None:
             logging.warning("skipped %s: %s", path, entry.get("error", entry["status"]))
             yield beam.pvalue.TaggedOutput(_SKIPPED, (relative, entry))
@@ -234,8 +234,8 @@ class SignatureModelHandler(ModelHandler):
             if len(batch) == 1:
                 return [PredictionResult(None, {"error": f"{type(error).__name__}: {error}"})]
             return [result for face in batch for result in self.run_inference([face], model)]
-        Metrics.distribution(METRICS_NAMESPACE, "model_ms_per_batch").update(
-            int(1000 * (time.perf_counter() - start)))
+        Metrics.distribution(METRICS_NAMESPACE, "model_us_per_batch").update(
+            int(1e6 * (time.perf_counter() - start)))
         # The face itself is not carried on (example=None): it would only cost memory.
         return [PredictionResult(None, {"perturbed": image, "male_score": float(score)})
                 for image, score in zip(perturbed, scores)]
@@ -252,7 +252,7 @@ class WriteOutput(beam.DoFn):
 
     def __init__(self, config):
         self.config = config
-        self.write_ms = Metrics.distribution(METRICS_NAMESPACE, "encode_write_ms")
+        self.write_us = Metrics.distribution(METRICS_NAMESPACE, "encode_write_us")
 
     def process(self, element):
         (relative, entry), result = element
@@ -269,7 +269,7 @@ class WriteOutput(beam.DoFn):
             entry.update(status="write_failed", error=str(error))
         else:
             entry.update(status="perturbed", male_score=result.inference["male_score"])
-        self.write_ms.update(int(1000 * (time.perf_counter() - start)))
+        self.write_us.update(int(1e6 * (time.perf_counter() - start)))
         yield relative, entry
 
 
@@ -370,8 +370,9 @@ def run(config, options=None):
 
     Returns:
         (report, timings): the report as written to output_dir, and per stage
-        {"count", "sum_ms", "mean_ms"} of the "semiadv" metrics (read_ms, decode_align_ms,
-        model_ms_per_batch, encode_write_ms) where the runner reports them.
+        {"count", "sum_s", "mean_ms"} of the "semiadv" metrics (read_us, decode_align_us,
+        model_us_per_batch, encode_write_us; summed over workers) where the runner
+        reports them.
     """
     pipeline = beam.Pipeline(options=options or PipelineOptions([]))
     build_pipeline(pipeline, config)
@@ -393,8 +394,8 @@ def _timings(result):
     for metric in query["distributions"]:
         value = metric.committed or metric.attempted
         if value is not None and value.count:
-            timings[metric.key.metric.name] = {"count": value.count, "sum_ms": value.sum,
-                                               "mean_ms": value.sum / value.count}
+            timings[metric.key.metric.name] = {"count": value.count, "sum_s": value.sum / 1e6,
+                                               "mean_ms": value.sum / value.count / 1e3}
     return timings
 
 
