@@ -48,7 +48,11 @@ def _assert_same_images(expected_dir, actual_dir, names):
         expected = imageio.read_image(expected_dir / name).astype(np.int16)
         actual = imageio.read_image(actual_dir / name).astype(np.int16)
         assert expected.shape == actual.shape == (SIZE, SIZE, 3), name
-        assert np.abs(expected - actual).max() <= 1, name  # <= 1/255
+        # The two batch the faces differently, and oneDNN's results for one face can differ
+        # by 6e-8 between batch sizes: a pixel may round to the next level (<= 1/255). JPEG
+        # spreads such a step over its 8x8 block, so JPEG outputs get one more level.
+        tolerance = 2 if name.endswith(".jpg") else 1
+        assert np.abs(expected - actual).max() <= tolerance, name
 
 
 def _assert_same_entries(expected, actual):
