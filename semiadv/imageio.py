@@ -120,7 +120,29 @@ def read_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
       ImageReadError: if the file is missing, unreadable, empty, not an
         image, truncated, corrupt or too large; the message names the file.
     """
-    data = _read_bytes(path)
+    return decode_image(_read_bytes(path), path, max_pixels)
+
+
+def decode_image(data: bytes, path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decodes an image file's bytes as uint8 RGB, exactly as `read_image` does.
+
+    For bytes that did not come from a local path (e.g. an object in a bucket read by
+    Apache Beam's filesystems).
+
+    Args:
+      data: the whole file content.
+      path: the file's name (any URL), for error messages only.
+      max_pixels: largest width * height decoded at full size.
+
+    Returns:
+      A uint8 array of shape [height, width, 3] in RGB order.
+
+    Raises:
+      ImageReadError: if the bytes are empty, not an image, truncated, corrupt or too
+        large; the message names `path`.
+    """
+    if not data:
+        raise ImageReadError(path, "empty file (0 bytes)")
     header = _inspect(path, data)
     flags = _decode_flags(path, header, max_pixels)
     decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
@@ -146,6 +168,22 @@ def write_image(path: PathLike, image: np.ndarray) -> None:
     Raises:
       ValueError: for an unsupported extension, shape, dtype or value range.
     """
+    write_bytes_atomically(path, encode_image(path, image))
+
+
+def encode_image(path: PathLike, image: np.ndarray) -> bytes:
+    """Encodes an RGB image the way `write_image` writes it, in memory.
+
+    Args:
+      path: the destination's name (any URL); its extension picks the format.
+      image: as for `write_image`.
+
+    Returns:
+      The encoded file content.
+
+    Raises:
+      ValueError: for an unsupported extension, shape, dtype or value range.
+    """
     path = Path(path)
     extension = path.suffix.lower()
     if extension not in IMAGE_EXTENSIONS:
@@ -155,7 +193,7 @@ def write_image(path: PathLike, image: np.ndarray) -> None:
     ok, encoded = cv2.imencode(extension, bgr, params)
     if not ok:
         raise ValueError(f"cannot write {str(path)!r}: OpenCV failed to encode {extension}")
-    write_bytes_atomically(path, encoded.tobytes())
+    return encoded.tobytes()
 
 
 def list_images(directory: PathLike, recursive: bool = False, include_broken_links: bool = False) -> list[Path]:

@@ -25,6 +25,9 @@ PROTOTYPES = ("same", "neutral", "opposite")
 REPORT_NAME = "perturb_report.json"
 ALIGNED_DIR = "aligned"
 DEFAULT_BATCH_SIZE = 32
+# Statuses that are not failures: "already_written" is a rerun of the Beam pipeline
+# (`semiadv.beam_perturb`) finding the output of an earlier run.
+DONE_STATUSES = ("perturbed", "already_written")
 _PROGRESS_SECONDS = 10.0
 
 
@@ -36,9 +39,13 @@ _PROGRESS_SECONDS = 10.0
 def resolve_export(export_path):
     """The SavedModel dir of `export_path`: a version dir, or a model dir (highest version).
 
+    Local paths come back as a Path; URLs (gs://...) as a str.
+
     Raises:
         FileNotFoundError: naming the path when it holds no SavedModel.
     """
+    if "://" in str(export_path):
+        return _resolve_remote_export(str(export_path))
     path = Path(export_path)
     if (path / "saved_model.pb").is_file():
         return path
@@ -49,6 +56,21 @@ def resolve_export(export_path):
         if (path / str(version) / "saved_model.pb").is_file():
             return path / str(version)
     raise FileNotFoundError(f"no SavedModel (saved_model.pb) in {str(path)!r} or in its "
+                            "integer version sub-folders")
+
+
+def _resolve_remote_export(url):
+    """resolve_export for gs:// (or any tf.io.gfile scheme) URLs, which pathlib mangles."""
+    url = url.rstrip("/")
+    if tf.io.gfile.exists(f"{url}/saved_model.pb"):
+        return url
+    children = tf.io.gfile.listdir(url) if tf.io.gfile.isdir(url) else []
+    versions = sorted((int(child.strip("/")) for child in children
+                       if child.strip("/").isdigit()), reverse=True)
+    for version in versions:
+        if tf.io.gfile.exists(f"{url}/{version}/saved_model.pb"):
+            return f"{url}/{version}"
+    raise FileNotFoundError(f"no SavedModel (saved_model.pb) in {url!r} or in its "
                             "integer version sub-folders")
 
 
@@ -123,11 +145,11 @@ def _to_uint8(image):
     return image
 
 
-def _prepare(path, image_shape, align):
+def _prepare(path, image_shape, align, data=None):
     """Reads and crops one photo; returns (float32 [H, W, C] face or None, entry dict)."""
     size, _, channels = image_shape
     try:
-        rgb = imageio.read_image(path)
+        rgb = imageio.read_image(path) if data is None else imageio.decode_image(data, path)
     except imageio.ImageReadError as error:
         return None, {"status": "unreadable", "error": str(error)}
     entry = {}
@@ -153,9 +175,25 @@ def _resizer(size, channels):
                        input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
 
 
-def _prepare_safely(path, image_shape, align):
+def prepare_photo(path, image_shape, align, data=None):
+    """Reads, aligns (or only resizes) one photo for the export; never raises.
+
+    The per-photo step of `perturb_folder`, shared with the Apache Beam pipeline
+    (`semiadv.beam_perturb`) so both give the same faces and the same report entries.
+
+    Args:
+        path: The photo's file (named in error messages; read only when `data` is None).
+        image_shape: The export's (H, W, C), from `load_signature`.
+        align: Detect and align the face; False only resizes the whole photo.
+        data: The file's bytes when they were read elsewhere (any filesystem).
+
+    Returns:
+        (face, entry): face is float32 [H, W, C] in [0, 1], or None when the photo is
+        skipped; entry is its report entry so far (`status` and `error` when skipped,
+        `align_status` when aligned).
+    """
     try:
-        return _prepare(path, image_shape, align)
+        return _prepare(path, image_shape, align, data)
     except Exception as error:  # noqa: BLE001  A batch job goes on past any one bad photo.
         return None, {"status": "error", "error": f"{type(error).__name__}: {error}"}
 
@@ -211,13 +249,14 @@ def _write_json(path, content):
     os.replace(handle.name, path)
 
 
-def _finish_report(report):
+def finish_report(report):
+    """Adds "counts" per status and "failed" (names neither perturbed nor already done)."""
     counts = {}
     for entry in report["files"].values():
         counts[entry["status"]] = counts.get(entry["status"], 0) + 1
     report["counts"] = counts
     report["failed"] = sorted(relative for relative, entry in report["files"].items()
-                              if entry["status"] != "perturbed")
+                              if entry["status"] not in DONE_STATUSES)
     return report
 
 
@@ -273,7 +312,7 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
               "align": bool(align), "files": {}}
     progress, batch = _Progress(len(paths)), []
     # Read and aligned on threads (OpenCV and TensorFlow release the GIL), in input order.
-    prepared = parallel.ordered_map(lambda path: _prepare_safely(path, image_shape, align),
+    prepared = parallel.ordered_map(lambda path: prepare_photo(path, image_shape, align),
                                     paths, workers)
     for done, (path, relative, (face, entry)) in enumerate(zip(paths, relatives, prepared),
                                                           start=1):
@@ -290,6 +329,6 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
         _run_batch(signature, batch, output_dir, save_aligned, report)
     progress.update(len(paths), force=True)
     del loaded  # Held until the last batch: the signature reads its variables.
-    _finish_report(report)
+    finish_report(report)
     _write_json(output_dir / REPORT_NAME, report)
     return report
