@@ -176,7 +176,10 @@ def test_align_folder_report_layout_and_names(photo_folder, tmp_path):
     assert report["counts"] == {"aligned": 2, "fallback": 1, "no_face": 1, "unreadable": 3}
     files = report["files"]
     assert sorted(files) == ["a/b/mid.png", "a/bright.jpg", "a/notes.jpg", "a/truncated.jpg", "bright2.png", "dark.jpg", "empty.png"]
-    assert files["a/bright.jpg"] == {"status": "aligned"}
+    # A detector without `eyes_from` is named generically.
+    assert files["a/bright.jpg"] == {"status": "aligned", "eyes_from": "detector"}
+    assert report["eyes_from"] == {"detector": 2}
+    assert report["detector"] == "BrightnessDetector"
     assert files["a/b/mid.png"] == {"status": "fallback"}
     assert files["dark.jpg"] == {"status": "no_face"}
     assert "not an image" in files["a/notes.jpg"]["error"]
