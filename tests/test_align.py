@@ -376,7 +376,7 @@ def test_dlib_puts_celeba_eyes_on_the_canonical_points(shared_faces):
 def test_dlib_threads_align_what_one_thread_aligns(shared_faces):
     import concurrent.futures
 
-    photos = [imageio.read_image(p) for p in _celeba_sample(shared_faces, 16)]
+    photos = [imageio.read_image(p) for p in _celeba_sample(shared_faces, 6)]
     alone = [align.align_face(rgb, 32, align.make_detector("dlib")) for rgb in photos]
     # Two threads at once, each with its own detector from default_detector("dlib").
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -385,7 +385,7 @@ def test_dlib_threads_align_what_one_thread_aligns(shared_faces):
         assert (one.status, one.eyes_from) == (other.status, other.eyes_from)
         if one.crop is not None:
             np.testing.assert_array_equal(one.crop, other.crop)
-    assert sum(r.eyes_from == "landmarks" for r in alone) >= 14
+    assert sum(r.eyes_from == "landmarks" for r in alone) >= 5
 
 
 @needs_dlib
