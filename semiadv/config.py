@@ -41,6 +41,10 @@ class DataConfig:
         tfds_data_dir: where tensorflow-datasets keeps prepared data (None: its default).
         align_cache_dir: where unaligned `folder:` photos are aligned to (None: a folder under
             `~/.cache/semiadv`).
+        align_detector: the face detector unaligned `folder:` photos are aligned with
+            (`semiadv.align.DETECTORS`: "haar", or "dlib" with the `[dlib]` extra); part of the
+            alignment cache key. "haar" by default so the recipes' results and existing caches
+            stay as they were.
     """
 
     dataset: str = "synthetic"
@@ -57,6 +61,7 @@ class DataConfig:
     synthetic_images_per_identity: int = 8
     tfds_data_dir: str | None = None
     align_cache_dir: str | None = None
+    align_detector: str = "haar"
 
     def __post_init__(self):
         if self.image_size < 16:
@@ -65,6 +70,8 @@ class DataConfig:
             raise ValueError(f"cache must be one of {CACHE_MODES}, got {self.cache!r}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if self.align_detector not in ("haar", "dlib"):  # semiadv.align.DETECTORS (OpenCV-free here)
+            raise ValueError(f"align_detector must be 'haar' or 'dlib', got {self.align_detector!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {self.batch_size}")
         held_out = self.validation_fraction + self.test_fraction

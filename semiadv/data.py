@@ -257,13 +257,15 @@ def _read_identity_folders(root: Path):
 def _aligned_copy(root: Path, config: DataConfig) -> Path:
     """Aligns a folder of photos once into a cache dir.
 
-    The cache key covers the folder, the size and every photo's name, size and mtime, so
-    adding, replacing or removing a photo aligns the folder again instead of reusing a
-    stale copy.
+    The cache key covers the folder, the size, the detector and every photo's name, size and
+    mtime, so adding, replacing or removing a photo aligns the folder again instead of reusing
+    a stale copy. (The Haar detector adds nothing to the key: caches made before detectors
+    could be chosen stay valid.)
     """
     from semiadv import align  # OpenCV cascades load lazily: only folder specs need them.
 
-    fingerprint = hashlib.sha1(f"{root.resolve()}|{config.image_size}".encode())
+    detector_key = "" if config.align_detector == "haar" else f"|detector={config.align_detector}"
+    fingerprint = hashlib.sha1(f"{root.resolve()}|{config.image_size}{detector_key}".encode())
     for file in imageio.list_images(root, recursive=True):
         stat = file.stat()
         fingerprint.update(f"|{file.relative_to(root)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
@@ -272,7 +274,7 @@ def _aligned_copy(root: Path, config: DataConfig) -> Path:
     target = base / f"{root.name}-{config.image_size}-{key}"
     if not (target / "align_report.json").exists():
         logging.info("Aligning the photos of %s into %s", root, target)
-        align.align_folder(root, target, config.image_size)
+        align.align_folder(root, target, config.image_size, detector_name=config.align_detector)
     return target
 
 

@@ -3,6 +3,9 @@
 import json
 import logging
 import math
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -176,7 +179,10 @@ def test_align_folder_report_layout_and_names(photo_folder, tmp_path):
     assert report["counts"] == {"aligned": 2, "fallback": 1, "no_face": 1, "unreadable": 3}
     files = report["files"]
     assert sorted(files) == ["a/b/mid.png", "a/bright.jpg", "a/notes.jpg", "a/truncated.jpg", "bright2.png", "dark.jpg", "empty.png"]
-    assert files["a/bright.jpg"] == {"status": "aligned"}
+    # A detector without `eyes_from` is named generically.
+    assert files["a/bright.jpg"] == {"status": "aligned", "eyes_from": "detector"}
+    assert report["eyes_from"] == {"detector": 2}
+    assert report["detector"] == "BrightnessDetector"
     assert files["a/b/mid.png"] == {"status": "fallback"}
     assert files["dark.jpg"] == {"status": "no_face"}
     assert "not an image" in files["a/notes.jpg"]["error"]
@@ -320,3 +326,134 @@ def test_each_thread_has_its_own_detector():
         detectors = list(pool.map(lambda _: align.default_detector(), range(8)))
     assert align.default_detector() is align.default_detector()
     assert len({id(d) for d in detectors} | {id(align.default_detector())}) >= 2
+
+
+# --------------------------------------------------------------------------
+# The dlib detector (HOG faces, 5-point landmarks): needs the [dlib] extra.
+
+needs_dlib = pytest.mark.skipif(not align.dlib_available(), reason='dlib not installed: pip install -e ".[dlib]"')
+
+
+def _celeba_sample(shared_faces, count):
+    """`count` CelebA photos spread over the identities (a fixed, sorted stride)."""
+    photos = sorted((shared_faces / "celeba_identities").glob("*/*.jpg"))
+    return photos[:: len(photos) // count][:count]
+
+
+def _eyes_measured_on_crop(detector, crop):
+    """Landmark eye centres on an aligned crop, from the face box its canonical eyes imply."""
+    (left_x, eye_y), (right_x, _) = align.canonical_eye_points(crop.shape[0])
+    (box_left, box_eyes), (box_right, _) = align.EYES_IN_FACE_BOX
+    # The Haar-convention box whose predicted eyes are the canonical ones.
+    width = (right_x - left_x) / (box_right - box_left)
+    box = (round(left_x + 0.5 - box_left * width), round(eye_y + 0.5 - box_eyes * width), round(width), round(width))
+    return detector.landmark_eyes(crop, box)
+
+
+@needs_dlib
+def test_dlib_puts_celeba_eyes_on_the_canonical_points(shared_faces):
+    detector = align.make_detector("dlib")
+    size = 96  # big enough for the predictor to measure eyes to a pixel on the crop
+    canonical = align.canonical_eye_points(size)
+    errors, by_landmarks = [], 0
+    for path in _celeba_sample(shared_faces, 12):
+        result = align.align_face(imageio.read_image(path), size, detector)
+        assert result.status in ("aligned", "fallback"), path
+        if result.eyes_from != "landmarks":
+            continue
+        by_landmarks += 1
+        # The detected eyes map onto the canonical points exactly (the warp)...
+        np.testing.assert_allclose(align._apply(result.transform, result.eyes), canonical, atol=1e-6)
+        # ...and the crop shows the eyes there (the landmarks were right).
+        measured = _eyes_measured_on_crop(detector, result.crop)
+        assert measured is not None, path
+        errors.append(np.abs(np.array(measured) - canonical).max())
+    assert by_landmarks >= 11, by_landmarks
+    assert np.median(errors) <= 1.5 and max(errors) <= 4.0, errors
+
+
+@needs_dlib
+def test_dlib_threads_align_what_one_thread_aligns(shared_faces):
+    import concurrent.futures
+
+    photos = [imageio.read_image(p) for p in _celeba_sample(shared_faces, 6)]
+    alone = [align.align_face(rgb, 32, align.make_detector("dlib")) for rgb in photos]
+    # Two threads at once, each with its own detector from default_detector("dlib").
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda rgb: align.align_face(rgb, 32, align.default_detector("dlib")), photos * 2))
+    for one, other in zip(alone * 2, together):
+        assert (one.status, one.eyes_from) == (other.status, other.eyes_from)
+        if one.crop is not None:
+            np.testing.assert_array_equal(one.crop, other.crop)
+    assert sum(r.eyes_from == "landmarks" for r in alone) >= 5
+
+
+@needs_dlib
+def test_dlib_folder_report_names_detector_and_eye_sources(shared_faces, tmp_path):
+    photos = _link_celeba(_celeba_sample(shared_faces, 8), tmp_path / "photos")
+    report = align.align_folder(photos, tmp_path / "aligned", 32, progress=False, detector_name="dlib")
+    assert report["detector"] == "dlib"
+    aligned = [entry for entry in report["files"].values() if entry["status"] == "aligned"]
+    assert sum(report["eyes_from"].values()) == len(aligned) == report["counts"]["aligned"]
+    assert report["eyes_from"].get("landmarks", 0) >= 7
+    assert all(entry["eyes_from"] in ("landmarks", "cascade") for entry in aligned)
+
+
+def test_missing_dlib_is_named_and_haar_is_the_fallback_default(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "dlib", None)  # `import dlib` now raises ImportError
+    monkeypatch.setitem(align._DEFAULT, "name", None)
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[dlib\]"'):
+        align.make_detector("dlib")
+    with pytest.raises(ImportError, match="dlib"):
+        align.set_default_detector("dlib")
+    with pytest.raises(ValueError, match="'cnn'"):
+        align.set_default_detector("cnn")
+    with caplog.at_level(logging.WARNING):
+        assert align.default_detector_name() == "haar"
+        assert align.default_detector_name() == "haar"
+    assert sum("dlib is not installed" in r.getMessage() for r in caplog.records) == 1  # warned once
+    assert isinstance(align.default_detector(), align.HaarFaceDetector)
+
+
+@pytest.mark.parametrize("module, extra", [("align_main", ["--image_size=32"]),
+                                           ("perturb_main", ["--export=/nonexistent"])])
+def test_binaries_without_dlib_fail_in_one_line(module, extra, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "dlib.py").write_text('raise ImportError("No module named \'dlib\' (blocked by the test)")\n')
+    (tmp_path / "photos").mkdir()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": os.pathsep.join([str(blocker), str(Path(__file__).resolve().parents[1])])}
+    result = subprocess.run([sys.executable, "-m", f"semiadv.apps.{module}", "--detector=dlib",
+                             f"--input_dir={tmp_path / 'photos'}", f"--output_dir={tmp_path / 'out'}", *extra],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2, result.stderr
+    # One line of ours (TensorFlow's start-up chatter aside), no traceback.
+    ours = [line for line in result.stderr.splitlines() if "dlib" in line]
+    assert len(ours) == 1 and 'pip install -e ".[dlib]"' in ours[0] and ours[0].startswith("--detector=dlib"), result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_alignment_cache_key_depends_on_the_detector(tmp_path):
+    import hashlib
+
+    from semiadv import data
+    from semiadv.config import DataConfig
+
+    root = tmp_path / "people"
+    imageio.write_image(root / "a" / "1.png", np.full((40, 40, 3), 128, np.uint8))
+    targets = {}
+    for name in align.DETECTORS if align.dlib_available() else ("haar",):
+        config = DataConfig(dataset=f"folder:{root}", image_size=16, align_cache_dir=str(tmp_path / "cache"), align_detector=name)
+        targets[name] = data._aligned_copy(root, config)
+        assert json.loads((targets[name] / align.REPORT_NAME).read_text())["detector"] == name
+    # The Haar key is the one used before detectors could be chosen: old caches stay valid.
+    legacy = hashlib.sha1(f"{root.resolve()}|16".encode())
+    stat = (root / "a" / "1.png").stat()
+    legacy.update(f"|a/1.png:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    assert targets["haar"].name == f"people-16-{legacy.hexdigest()[:12]}"
+    if "dlib" in targets:
+        assert targets["dlib"] != targets["haar"]
+    with pytest.raises(ValueError, match="align_detector"):
+        DataConfig(align_detector="cnn")

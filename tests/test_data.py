@@ -684,8 +684,9 @@ def test_folder_is_aligned_again_when_its_photos_change(tmp_path, monkeypatch):
 
     calls = []
 
-    def fake_align_folder(source, target, image_size):
+    def fake_align_folder(source, target, image_size, detector_name):
         # Stands in for the aligner: "aligned" crops are the photos themselves.
+        assert detector_name == "haar"  # DataConfig's default
         calls.append(str(target))
         shutil.copytree(source, target, dirs_exist_ok=True)
         (target / "align_report.json").write_text("{}")

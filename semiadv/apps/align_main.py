@@ -1,9 +1,10 @@
 """semiadv-align: detects, aligns and crops the faces of a folder of photos.
 
-  semiadv-align --input_dir=photos --output_dir=aligned --image_size=64
+  semiadv-align --input_dir=photos --output_dir=aligned --image_size=64 [--detector=dlib|haar]
 
 Writes one crop per photo (same relative path and name) and `align_report.json` with each
-photo's status: aligned (eyes found), fallback (face box only) or no_face / unreadable.
+photo's status: aligned (eyes found; `eyes_from` says by landmarks or eye cascades),
+fallback (face box only) or no_face / unreadable.
 """
 
 import json
@@ -20,10 +21,20 @@ OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where to write crops and t
                                  required=True)
 WORKERS = flags.DEFINE_integer("workers", None, "Threads aligning photos (default: one per "
                                "core).", lower_bound=1)
+DETECTOR = flags.DEFINE_enum(
+    "detector", None, list(align.DETECTORS),
+    "Face detector: dlib (dlib's HOG faces and 5-point landmarks, Haar as fallback; needs "
+    "pip install -e \".[dlib]\") or haar (OpenCV's Haar cascades). Default: dlib if installed, "
+    "else haar.")
 
 
 def main(argv):
     del argv
+    try:
+        align.set_default_detector(DETECTOR.value)
+    except ImportError as error:
+        print(f"--detector={DETECTOR.value}: {error}", file=sys.stderr)
+        return 2
     report = align.align_folder(INPUT_DIR.value, OUTPUT_DIR.value, common_flags.IMAGE_SIZE.value,
                                 workers=WORKERS.value)
     counts = report["counts"]

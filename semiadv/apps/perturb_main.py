@@ -1,7 +1,7 @@
 """semiadv-perturb: hides the gender of the faces in a folder of photos with an export.
 
   semiadv-perturb --export=exports/san --input_dir=photos --output_dir=private \
-      --prototype=opposite [--save_aligned] [--noalign]
+      --prototype=opposite [--save_aligned] [--noalign] [--detector=dlib|haar]
 
 Writes each perturbed face under its relative name, plus perturb_report.json. Exits
 non-zero only when no photo could be perturbed.
@@ -30,10 +30,25 @@ ALIGN = flags.DEFINE_bool("align", True, "Detect and align faces; --noalign only
 BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Photos per model call.", lower_bound=1)
 WORKERS = flags.DEFINE_integer("workers", None, "Threads reading and aligning photos "
                                "(default: one per core).", lower_bound=1)
+# Listed here, not imported from semiadv.align: the binary's --help should not load OpenCV.
+DETECTOR = flags.DEFINE_enum(
+    "detector", None, ["haar", "dlib"],
+    "Face detector: dlib (dlib's HOG faces and 5-point landmarks, Haar as fallback; needs "
+    "pip install -e \".[dlib]\") or haar (OpenCV's Haar cascades). Default: dlib if installed, "
+    "else haar.")
 
 
 def main(argv):
     del argv
+    if ALIGN.value:
+        from semiadv import align
+
+        try:
+            # perturb_folder aligns with the default detector: the flag sets it.
+            align.set_default_detector(DETECTOR.value)
+        except ImportError as error:
+            print(f"--detector={DETECTOR.value}: {error}", file=sys.stderr)
+            return 2
     from semiadv import perturb
 
     report = perturb.perturb_folder(

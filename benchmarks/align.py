@@ -1,0 +1,170 @@
+"""Face alignment: dlib (HOG faces, 5-point landmarks) against OpenCV's Haar cascades.
+
+  python benchmarks/align.py [--image_size=64] [--detectors=dlib,haar] [--every=1]
+      [--perturb_every=4] [--workers=N] [--name=align]
+
+On the in-the-wild CelebA identity photos (`../shared/faces/celeba_identities`, 1,672 photos
+of 97 people), for each detector, in one run:
+
+  align only   `align.align_folder` (a thread per core): share of photos cropped, share
+               eye-aligned and eye-aligned by landmarks, photos/s
+  end to end   `perturb.perturb_folder` (read, align, perturb, write PNG; a thread per core)
+               with an export of a random SAN of the UTKFace recipe's widths (weights do not
+               change the cost) on every `--perturb_every`-th photo, photos/s
+  identity     dlib's face recognition ResNet (semiadv/evaluation/dlib_matcher.py) on the
+               crops: TMR at FMR 1% over genuine / impostor pairs of the held-out identities
+               (the `test` split of a `folder:` spec with the default DataConfig) and of all
+               97, on the photos every detector cropped (the same pairs for all)
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import _common
+from _common import load_average, machine, table, write_results
+
+RECIPE = dict(encoder_filters=(8, 12), decoder_filters=(64, 32), classifier_width=0.5)
+
+
+def _export(work: Path, size: int) -> Path:
+    """A random SAN with the UTKFace recipe's widths, exported as `semiadv-perturb` reads it."""
+    import keras
+    import numpy as np
+
+    from semiadv import export, networks, prototypes
+
+    rng = np.random.default_rng(0)
+    male_face, female_face = rng.uniform(0.3, 0.7, (2, size, size, 3)).astype(np.float32)
+    protos = prototypes.Prototypes(male_face, female_face, (male_face + female_face) / 2, 0.5,
+                                   (1, 1))
+    keras.utils.set_random_seed(0)
+    autoencoder = networks.build_autoencoder(size, 3, RECIPE["encoder_filters"],
+                                             RECIPE["decoder_filters"])
+    gender = networks.build_gender_classifier(size, 3, width=RECIPE["classifier_width"])
+    return export.export_san(autoencoder, gender, protos, work / "exports", "san")
+
+
+def _identity_rows(celeba: Path, crops: dict[str, Path], reports: dict[str, dict]) -> list[dict]:
+    """TMR@FMR 1% of dlib's matcher on each detector's crops, on the photos all cropped."""
+    import numpy as np
+
+    from semiadv import data, imageio
+    from semiadv.config import DataConfig
+    from semiadv.evaluation import dlib_matcher, metrics
+
+    folders = sorted(d.name for d in celeba.iterdir() if d.is_dir())  # identities
+    config = DataConfig()
+    # The same split a `folder:` spec makes (identities numbered by sorted folder name).
+    held_out = set(np.array(folders)[data.split_of([f"id:{i}" for i in range(len(folders))],
+                                                   config.seed, config.validation_fraction,
+                                                   config.test_fraction) == "test"])
+    common = sorted(set.intersection(*(
+        {name for name, entry in report["files"].items()
+         if entry["status"] in ("aligned", "fallback")} for report in reports.values())))
+    matcher = dlib_matcher.make()
+    rows = []
+    for subset, names in (("held-out identities", [n for n in common if n.split("/")[0] in held_out]),
+                          ("all 97 identities", common)):
+        identity = np.array([folders.index(n.split("/")[0]) for n in names])
+        genuine, impostor = metrics.make_pairs(identity, len(names), impostors_per_probe=200)
+        for detector, folder in crops.items():
+            faces = np.stack([imageio.read_image(folder / n) for n in names]).astype(np.float32) / 255
+            embeddings = matcher(faces)
+            scores = lambda pairs: metrics.similarity(embeddings, embeddings, pairs)  # noqa: E731
+            rows.append({"detector": detector, "subset": subset, "photos": len(names),
+                         "identities": len(set(identity)), "genuine_pairs": len(genuine),
+                         "impostor_pairs": len(impostor),
+                         "tmr_at_fmr_1pct": metrics.tmr_at_fmr(scores(genuine), scores(impostor),
+                                                               0.01),
+                         "auc": metrics.roc_auc(scores(genuine), scores(impostor))})
+            print(f"identity, {subset}, {detector}: TMR@FMR1% {rows[-1]['tmr_at_fmr_1pct']:.3f}",
+                  flush=True)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image_size", type=int, default=64)
+    parser.add_argument("--detectors", default="dlib,haar")
+    parser.add_argument("--perturb_every", type=int, default=4,
+                        help="end to end on every N-th photo (Haar is slow); 0: skip")
+    parser.add_argument("--every", type=int, default=1,
+                        help="use only every N-th photo throughout (a quick check)")
+    parser.add_argument("--workers", type=int, default=None, help="threads (default: per core)")
+    parser.add_argument("--name", default="align", help="results file benchmarks/results/NAME.json")
+    parser.add_argument("--faces", default=str(_common.REPO.parent / "shared" / "faces"))
+    args = parser.parse_args()
+
+    from semiadv import align, perturb
+
+    info = machine()
+    celeba = Path(args.faces) / "celeba_identities"
+    photos = sorted(celeba.glob("*/*.jpg"))[::args.every]
+    scratch = tempfile.TemporaryDirectory()
+    work = Path(scratch.name)
+    for folder, chosen in (("all", photos), ("subset", photos[::max(args.perturb_every, 1)])):
+        for photo in chosen:
+            target = work / folder / photo.relative_to(celeba)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(photo)
+    subset = work / "subset"
+    if args.every != 1:
+        celeba = work / "all"  # symlinks, so the identity folders are the same
+    version = _export(work, args.image_size)
+    perturb.load_signature(version, "opposite")  # warm the loader once for every detector
+
+    rows, crops, reports = [], {}, {}
+    for name in args.detectors.split(","):
+        align.default_detector(name)  # model loading is not part of the rate
+        start = time.perf_counter()
+        report = align.align_folder(celeba, work / f"aligned_{name}", args.image_size,
+                                    progress=False, workers=args.workers, detector_name=name)
+        seconds = time.perf_counter() - start
+        counts, total = report["counts"], len(report["files"])
+        crops[name], reports[name] = work / f"aligned_{name}", report
+        landmarks = report["eyes_from"].get("landmarks", 0)
+        rows.append({"detector": name, "path": "semiadv-align", "photos": total,
+                     "cropped": (counts["aligned"] + counts["fallback"]) / total,
+                     "eye_aligned": counts["aligned"] / total,
+                     "by_landmarks": landmarks / total, "no_face": counts["no_face"],
+                     "seconds": seconds, "photos_per_s": total / seconds,
+                     "load_average": load_average()})
+        print(f"align {name}: {rows[-1]}", flush=True)
+
+        if not args.perturb_every:
+            continue
+        align.set_default_detector(name)  # what semiadv-perturb --detector does
+        start = time.perf_counter()
+        report = perturb.perturb_folder(version, subset, work / f"perturbed_{name}",
+                                        prototype="opposite", batch_size=32, workers=args.workers)
+        seconds = time.perf_counter() - start
+        total = len(report["files"])
+        perturbed = report["counts"].get("perturbed", 0)
+        statuses = [entry.get("align_status") for entry in report["files"].values()]
+        rows.append({"detector": name, "path": "semiadv-perturb", "photos": total,
+                     "cropped": perturbed / total,
+                     "eye_aligned": statuses.count("aligned") / total,
+                     "seconds": seconds, "photos_per_s": total / seconds,
+                     "load_average": load_average()})
+        print(f"perturb {name}: {rows[-1]}", flush=True)
+    align.set_default_detector(None)
+
+    # A comparison: with one detector there is nothing to compare the crops with.
+    identity = _identity_rows(celeba, crops, reports) if len(crops) > 1 else []
+    print(table(rows, ["detector", "path", "photos", "cropped", "eye_aligned", "by_landmarks",
+                       "seconds", "photos_per_s", "load_average"]))
+    print(table(identity, ["detector", "subset", "photos", "identities", "genuine_pairs",
+                           "impostor_pairs", "tmr_at_fmr_1pct", "auc"]))
+    path = write_results(args.name, {"machine": info, "args": vars(args), "rows": rows,
+                                   "identity": identity})
+    print(f"wrote {path}")
+    scratch.cleanup()
+
+
+if __name__ == "__main__":
+    main()
