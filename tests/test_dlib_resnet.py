@@ -303,7 +303,7 @@ def test_jittered_views_move_all_batches_alike_and_pass_gradients():
 def _dlib_san_config(tmp_path, **overrides):
     from semiadv.config import StageConfig
 
-    from tests import _worker
+    import _worker
 
     config = _worker.tiny_config(tmp_path, steps=2)
     import dataclasses
@@ -321,7 +321,7 @@ def test_san_trains_against_dlib_on_two_replicas(tmp_path):
 
     from semiadv import distribute, trainer
 
-    from tests import _worker
+    import _worker
 
     config = _dlib_san_config(tmp_path)
     assert config.effective_match_jitter == 0.05
@@ -383,3 +383,28 @@ def test_config_refuses_an_unknown_matcher():
     assert TrainConfig().effective_match_jitter == 0.0
     assert TrainConfig(matcher_network="dlib_resnet", match_jitter=0.0) \
         .effective_match_jitter == 0.0
+
+
+def test_matcher_flags_reach_the_config_and_round_trip():
+    import json
+
+    from absl import flags
+
+    from semiadv.apps import train_flags
+    from semiadv.config import TrainConfig, from_dict, to_json
+
+    try:
+        flags.FLAGS(["test", "--matcher=dlib_resnet", "--matcher_finetune",
+                     "--mixed_precision=none"])
+        config = train_flags.train_config()
+    finally:
+        flags.FLAGS.unparse_flags()
+    assert config.matcher_network == "dlib_resnet" and config.matcher_finetune
+    assert config.match_jitter is None and config.effective_match_jitter == 0.05
+    assert from_dict(TrainConfig, json.loads(to_json(config))) == config
+    try:
+        flags.FLAGS(["test", "--match_jitter=0", "--mixed_precision=none"])
+        config = train_flags.train_config()
+    finally:
+        flags.FLAGS.unparse_flags()
+    assert config.matcher_network == "triplet" and config.effective_match_jitter == 0.0
