@@ -228,7 +228,7 @@ def _tmr(embeddings, genuine, impostor):
 def celeba_rates():
     """TMR@FMR 1% on held-out people (128x128 crops of our aligner): dlib with its own
     5-point alignment of each crop, the port through dlib's per-crop chip framing, and the
-    port through the one fixed warp (about 10 minutes on a shared 2-core machine)."""
+    port through the one fixed warp (19 minutes on a 2-core machine shared with other jobs)."""
     from semiadv.evaluation import metrics
     from semiadv.evaluation.dlib_matcher import DlibMatcher
 
