@@ -108,8 +108,10 @@ def text(config: TrainConfig, summary: dict, command_args: list[str] = ()) -> st
     """The end-of-run summary of `pipeline.run`'s `summary` for the run of `config`."""
     export_path = summary.get("export")
     lines = ["semiadv-train finished.", "Trained:", *trained_lines(config)]
-    lines.append(f"Precision: {_PRECISIONS.get(config.mixed_precision, config.mixed_precision)}"
-                 " (the export computes in float32)")
+    precision = _PRECISIONS.get(config.mixed_precision, config.mixed_precision)
+    if config.mixed_precision != "none":
+        precision += "; the export computes in float32"
+    lines.append(f"Precision: {precision}")
     lines.append(f"Work dir: {Path(config.workdir).resolve()} (config.json, each stage's "
                  "model.keras and TensorBoard logs, summary.json)")
     if export_path:
