@@ -174,7 +174,8 @@ def float32_copy(model):
     return tasks.with_dtype_policy(model, "float32")
 
 
-def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="serving_perturber"):
+def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="serving_perturber",
+                            float32=True):
     """Builds the one model that serves every mode of the SAN, from built-in layers only.
 
     Args:
@@ -183,6 +184,10 @@ def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="se
             images [B, H, W, C] -> logits [B, 2], class 1 = male.
         prototypes: A `semiadv.prototypes.Prototypes` of the autoencoder's image shape.
         name: Model name.
+        float32: True (the default) to compute every layer in float32 (see `float32_copy`).
+            False keeps the precision the networks were trained in: a mixed_bfloat16 export
+            serves 1.2-1.4x faster at batches of 32-256 on CPUs with bfloat16 (BENCHMARKS.md
+            §6), but its SavedModel and .keras file then agree only to bfloat16 precision.
 
     Returns:
         A frozen float32 `keras.Model` taking `{"image": [B, H, W, C] float32 in [0, 1],
@@ -206,8 +211,9 @@ def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="se
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
-        autoencoder = float32_copy(autoencoder)
-        gender_classifier = float32_copy(gender_classifier)
+        if float32:
+            autoencoder = float32_copy(autoencoder)
+            gender_classifier = float32_copy(gender_classifier)
         image = keras.Input(shape=image_shape, name="image")
         male = keras.Input(shape=(), name="male")
         male_column = keras.layers.Reshape((1,), name="male_column")(male)
@@ -501,7 +507,8 @@ def _write_version(model, temp_dir):
     model.save(temp_dir / KERAS_FILENAME)
 
 
-def export_san(autoencoder, gender_classifier, prototypes, export_base, name, version=None):
+def export_san(autoencoder, gender_classifier, prototypes, export_base, name, version=None,
+               float32=True):
     """Exports a trained SAN as `export_base/<name>/<version>/` and updates models.config.
 
     The version is written to a hidden temporary dir beside the versions (TF Serving ignores
@@ -515,6 +522,8 @@ def export_san(autoencoder, gender_classifier, prototypes, export_base, name, ve
         export_base: TF Serving model base path (e.g. `exports/`).
         name: Model name: letters, digits, '_', '.', '-'.
         version: Integer >= 1, or None for one more than the highest existing version.
+        float32: Compute in float32 whatever the training precision (the default; see
+            `build_serving_perturber`).
 
     Returns:
         The version dir (absolute). It holds the SavedModel and `perturber.keras`.
@@ -528,7 +537,7 @@ def export_san(autoencoder, gender_classifier, prototypes, export_base, name, ve
     model_dir = export_base / name
     model_dir.mkdir(parents=True, exist_ok=True)
     version = _choose_version(model_dir, version)
-    model = build_serving_perturber(autoencoder, gender_classifier, prototypes)
+    model = build_serving_perturber(autoencoder, gender_classifier, prototypes, float32=float32)
 
     temp_dir = model_dir / f"{_TEMP_PREFIX}{version}-{uuid.uuid4().hex}"
     final_dir = model_dir / str(version)

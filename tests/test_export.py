@@ -434,6 +434,18 @@ def test_export_computes_in_float32_whatever_the_training_policy(san):
                                    atol=ATOL)
 
 
+def test_export_can_keep_the_training_precision(san):
+    """float32=False serves a bfloat16-trained SAN in bfloat16 (faster on bf16 CPUs)."""
+    autoencoder, gender = _bfloat16_san()
+    model = export.build_serving_perturber(autoencoder, gender, san["prototypes"],
+                                           float32=False)
+    policies = {layer.name: layer.dtype_policy.name for layer in _layers(model)}
+    assert policies["encoder_conv1"] == policies["block1_conv"] == "mixed_bfloat16"
+    outputs = model({"image": san["images"], "male": -np.ones(6, np.float32)})
+    assert outputs["opposite"].dtype == "float32"
+    assert np.isfinite(outputs["opposite"]).all()
+
+
 def test_serving_model_has_only_built_in_layers(san):
     for layer in _layers(san["model"]):
         assert type(layer).__module__.startswith("keras."), (layer.name, type(layer))
