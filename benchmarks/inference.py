@@ -66,7 +66,7 @@ def main():
     version_fp32 = export.export_san(autoencoder, gender, protos, work / "exports", "fp32")
     version_bf16 = export.export_san(tasks.with_dtype_policy(autoencoder, "mixed_bfloat16"),
                                      tasks.with_dtype_policy(gender, "mixed_bfloat16"),
-                                     protos, work / "exports", "bf16")
+                                     protos, work / "exports", "bf16", float32=False)
     loaded_fp32 = tf.saved_model.load(str(version_fp32))
     loaded_bf16 = tf.saved_model.load(str(version_bf16))
     serving = export.build_serving_perturber(autoencoder, gender, protos)

@@ -1,14 +1,16 @@
 """Exports a trained SAN for TF Serving and for Keras.
 
 One Keras functional model, the *serving perturber*, holds everything inference needs: the
-autoencoder's layers, the auxiliary gender CNN and the three prototypes (as non-trainable
-weights of the registered `PrototypeMixer` layer). It is saved twice:
+autoencoder's layers, the auxiliary gender CNN and the three prototypes (as the frozen
+weights of Dense layers). It is made of built-in Keras layers only and computes in float32.
+It is saved twice:
 
 - as a SavedModel with named signatures, for TF Serving and `tf.saved_model.load`;
-- as `perturber.keras` inside the same version dir, for `keras.models.load_model(...,
-  safe_mode=True)`. TF Serving only reads `saved_model.pb`, `variables/` and `assets*/`
-  from a version dir, so the extra file is ignored there, and it travels (and is
-  published atomically) with the SavedModel it matches.
+- as `perturber.keras` inside the same version dir, for `keras.models.load_model(path)`
+  (safe mode) in any Python with Keras 3, without semiadv installed. TF Serving only reads
+  `saved_model.pb`, `variables/` and `assets*/` from a version dir, so the extra file is
+  ignored there, and it travels (and is published atomically) with the SavedModel it
+  matches.
 
 Layout under the TF Serving base path::
 
@@ -20,7 +22,7 @@ Signatures (serving_default = opposite):
 
 - `same`, `neutral`, `opposite`: `image` float32 [N, H, W, C] in [0, 1] ->
   `perturbed` float32 [N, H, W, C], `male_score` float32 [N]. The gender comes from the
-  auxiliary CNN; the prototypes follow its *hard* label round(male_score), like training,
+  auxiliary CNN; the prototypes follow its *hard* label (male_score >= 0.5), like training,
   where the autoencoder only ever saw pure male or female prototypes. N may be 0. Pixels
   must be finite and in [0, 1] (up to `PIXEL_TOLERANCE`, then clipped): anything else, like
   NaN or 0..255 values, fails with InvalidArgumentError instead of giving a wrong face, so
@@ -47,7 +49,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from semiadv import data, networks
+from semiadv import data, networks, tasks
 from semiadv import prototypes as prototypes_lib
 
 KINDS = ("same", "neutral", "opposite")
@@ -61,13 +63,190 @@ _NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 # ---------------------------------------------------------------------------------------------
-# Registered custom layers (no Lambda layers: safe loading refuses them).
+# The serving model: built-in Keras layers only, so `keras.models.load_model` opens
+# perturber.keras in a process that never imported semiadv.
+# ---------------------------------------------------------------------------------------------
+
+
+def _image_shape(autoencoder):
+    return tuple(int(size) for size in autoencoder.get_layer("image").batch_shape[1:])
+
+
+def _encoder_decoder(autoencoder):
+    """The autoencoder's image ⊕ same-prototype -> decoded features part, sharing its layers.
+
+    The features are computed once and combined with each of the three prototypes, instead
+    of running the encoder three times as `build_perturber` would.
+    """
+    features = autoencoder.get_layer("same_combiner_concat").input[0]
+    return keras.Model(
+        inputs={"image": autoencoder.get_layer("image").output,
+                "same_prototype": autoencoder.get_layer("same_prototype").output},
+        outputs=features, name="encoder_decoder")
+
+
+def _constant_dense(units, name, use_bias=True):
+    """A frozen float32 Dense layer whose weights are constants set after it is built.
+
+    A Dense layer with fixed weights is how a built-in layer multiplies by a constant
+    matrix: it selects, permutes and mixes the label columns and holds the prototypes.
+    """
+    return keras.layers.Dense(units, use_bias=use_bias, trainable=False, dtype="float32",
+                              name=name)
+
+
+def _label_layers(male, logits):
+    """Label weights [B, 2] = [1 - label, label], male score [B, 1] and label [B, 1].
+
+    The label is the caller's `male` clipped to [0, 1] where it is given (>= 0), else the
+    hard label of the gender CNN: male when its probability of male is >= 0.5. Built-in
+    layers only; every step is exact for 0/1 values (one-hot indicators, products with 0 or
+    1, sums with 0), so a hard or given label reaches the prototypes unchanged. Returns also
+    the layers holding constants with their weights, to be set once built.
+    """
+    probabilities = keras.layers.Softmax(dtype="float32", name="male_probabilities")(logits)
+    pick_male = _constant_dense(1, "male_score_column", use_bias=False)
+    score = pick_male(probabilities)
+    # One-hot of the bucket: [1, 0] below the boundary, [0, 1] at or above it.
+    hard = keras.layers.Discretization(bin_boundaries=[0.5], output_mode="one_hot",
+                                       dtype="float32", name="hard_label")(score)
+    known = keras.layers.Discretization(bin_boundaries=[0.0], output_mode="one_hot",
+                                        dtype="float32", name="label_given")(male)
+    clipped = keras.layers.ReLU(max_value=1.0, dtype="float32", name="male_clip")(male)
+    given_weights = _constant_dense(2, "given_label_weights")   # c -> [1 - c, c]
+    given = given_weights(clipped)
+    spread_known = _constant_dense(2, "known_mask", use_bias=False)      # [u, k] -> [k, k]
+    spread_unknown = _constant_dense(2, "unknown_mask", use_bias=False)  # [u, k] -> [u, u]
+    weights = keras.layers.Add(dtype="float32", name="label_weights")([
+        keras.layers.Multiply(dtype="float32", name="given_if_known")(
+            [spread_known(known), given]),
+        keras.layers.Multiply(dtype="float32", name="hard_if_unknown")(
+            [spread_unknown(known), hard]),
+    ])
+    pick_label = _constant_dense(1, "male_label_column", use_bias=False)
+    label = pick_label(weights)
+    column = np.array([[0.0], [1.0]], np.float32)  # [u, v] -> v
+    constants = [
+        (pick_male, [column]),
+        (pick_label, [column]),
+        (given_weights, [np.array([[-1.0, 1.0]], np.float32), np.array([1.0, 0.0], np.float32)]),
+        (spread_known, [np.array([[0.0, 0.0], [1.0, 1.0]], np.float32)]),
+        (spread_unknown, [np.array([[1.0, 1.0], [0.0, 0.0]], np.float32)]),
+    ]
+    return weights, score, label, constants
+
+
+def _prototype_layers(weights, image_shape, prototypes):
+    """(same, neutral, opposite) prototypes [B, H, W, C] mixed by label weights [1 - y, y].
+
+    The prototypes are the kernels of frozen Dense layers without activation:
+    P_SM = (1 - y) P_female + y P_male, P_OP = y P_female + (1 - y) P_male (the weights
+    swapped), P_NT = 0 * weights + P_neutral (a bias). Also returns the constant layers.
+    """
+    size = int(np.prod(image_shape))
+    swap = _constant_dense(2, "opposite_label_weights", use_bias=False)
+    gendered = _constant_dense(size, "male_female_prototypes", use_bias=False)
+    neutral = _constant_dense(size, "neutral_prototype_constant")
+    flat = {"same": gendered(weights), "opposite": gendered(swap(weights)),
+            "neutral": neutral(weights)}
+    mixed = {kind: keras.layers.Reshape(image_shape, dtype="float32",
+                                        name=f"{kind}_prototype")(flat[kind])
+             for kind in KINDS}
+    female, male = (np.asarray(p, np.float32).reshape(1, size)
+                    for p in (prototypes.female, prototypes.male))
+    constants = [
+        (swap, [np.array([[0.0, 1.0], [1.0, 0.0]], np.float32)]),
+        (gendered, [np.concatenate([female, male])]),
+        (neutral, [np.zeros((2, size), np.float32),
+                   np.asarray(prototypes.neutral, np.float32).reshape(size)]),
+    ]
+    return mixed, constants
+
+
+def float32_copy(model):
+    """`model`, or a copy with the same weights, computing every layer in float32.
+
+    A network trained under mixed_bfloat16 keeps that per-layer policy in its `.keras` file;
+    in bfloat16 the result depends on how a runtime fuses the ops (TF Serving's optimised
+    graph and Keras's eager calls round at different places), so the export computes in
+    float32, where every runtime gives the same answer (the weights are float32 anyway).
+    """
+    return tasks.with_dtype_policy(model, "float32")
+
+
+def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="serving_perturber",
+                            float32=True):
+    """Builds the one model that serves every mode of the SAN, from built-in layers only.
+
+    Args:
+        autoencoder: A model returned by `networks.build_autoencoder` (trained).
+        gender_classifier: The auxiliary gender CNN (`networks.build_gender_classifier`),
+            images [B, H, W, C] -> logits [B, 2], class 1 = male.
+        prototypes: A `semiadv.prototypes.Prototypes` of the autoencoder's image shape.
+        name: Model name.
+        float32: True (the default) to compute every layer in float32 (see `float32_copy`).
+            False keeps the precision the networks were trained in: a mixed_bfloat16 export
+            serves 1.2-1.4x faster at batches of 32-256 on CPUs with bfloat16 (BENCHMARKS.md
+            §6), but its SavedModel and .keras file then agree only to bfloat16 precision.
+
+    Returns:
+        A frozen float32 `keras.Model` taking `{"image": [B, H, W, C] float32 in [0, 1],
+        "male": [B] float32}` (`male` in [0, 1], or negative to let the gender CNN decide
+        with its hard label: male when male_score >= 0.5) and returning `{"same", "neutral",
+        "opposite"}` perturbed images [B, H, W, C] float32, `"male_score"` [B] (the CNN's
+        probability of male) and `"male_label"` [B] (the label the prototypes were mixed
+        with). Whatever dtype policy the networks were trained under, every layer computes
+        in float32 (see `float32_copy`).
+
+    Raises:
+        ValueError: If the prototypes or the gender CNN do not fit the autoencoder's shape.
+    """
+    image_shape = _image_shape(autoencoder)
+    prototypes_lib.check_shape(prototypes, image_shape[0], image_shape[2])
+    classifier_shape = tuple(gender_classifier.inputs[0].shape[1:])
+    if classifier_shape != image_shape:
+        raise ValueError(f"the gender classifier takes images of shape {classifier_shape}, "
+                         f"the autoencoder {image_shape}")
+    # The layers made here (the copies' and networks.combine's too) take the global policy.
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        if float32:
+            autoencoder = float32_copy(autoencoder)
+            gender_classifier = float32_copy(gender_classifier)
+        image = keras.Input(shape=image_shape, name="image")
+        male = keras.Input(shape=(), name="male")
+        male_column = keras.layers.Reshape((1,), name="male_column")(male)
+        weights, score, label, label_constants = _label_layers(
+            male_column, gender_classifier(image))
+        mixed, prototype_constants = _prototype_layers(weights, image_shape, prototypes)
+        features = _encoder_decoder(autoencoder)({"image": image,
+                                                  "same_prototype": mixed["same"]})
+        outputs = {kind: networks.combine(autoencoder, features, mixed[kind], image,
+                                          f"{kind}_")
+                   for kind in KINDS}
+        outputs.update(
+            male_score=keras.layers.Reshape((), name="male_score")(score),
+            male_label=keras.layers.Reshape((), name="male_label")(label))
+        model = keras.Model(inputs={"image": image, "male": male}, outputs=outputs, name=name)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    for layer, values in (*label_constants, *prototype_constants):
+        layer.set_weights(values)
+    model.trainable = False
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Deprecated custom layers: exports written before the serving model was built from
+# built-in layers reference them; kept registered so those perturber.keras files still load
+# (after `import semiadv.export`). New exports never use them.
 # ---------------------------------------------------------------------------------------------
 
 
 @keras.saving.register_keras_serializable(package="semiadv")
 class MaleLabel(keras.layers.Layer):
-    """Turns gender logits and a caller's label into (label used, male score).
+    """Deprecated (old exports only): gender logits and a caller's label -> (label, score).
 
     Inputs: `[male, logits]`, `male` [B] float (negative = unknown), `logits` [B, 2] (class 1 =
     male). Returns `(label, score)`, both [B] float32: `score` is the softmax probability of
@@ -93,12 +272,11 @@ class MaleLabel(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="semiadv")
 class PrototypeMixer(keras.layers.Layer):
-    """Holds the male, female and neutral prototypes and mixes them per example.
+    """Deprecated (old exports only): holds the three prototypes and mixes them per example.
 
     Input: `male` [B] in [0, 1]. Returns `(same, neutral, opposite)` prototypes, each
     [B, H, W, C]: P_SM = m * P_male + (1 - m) * P_female, P_OP = (1 - m) * P_male + m * P_female,
-    P_NT the stored neutral prototype. The prototypes are non-trainable weights, so they are
-    saved with the model's weights, not in its config.
+    P_NT the stored neutral prototype.
     """
 
     def __init__(self, image_shape, **kwargs):
@@ -139,71 +317,6 @@ class PrototypeMixer(keras.layers.Layer):
         config = super().get_config()
         config["image_shape"] = list(self.image_shape)
         return config
-
-
-# ---------------------------------------------------------------------------------------------
-# The serving model.
-# ---------------------------------------------------------------------------------------------
-
-
-def _image_shape(autoencoder):
-    return tuple(int(size) for size in autoencoder.get_layer("image").batch_shape[1:])
-
-
-def _encoder_decoder(autoencoder):
-    """The autoencoder's image ⊕ same-prototype -> decoded features part, sharing its layers.
-
-    The features are computed once and combined with each of the three prototypes, instead
-    of running the encoder three times as `build_perturber` would.
-    """
-    features = autoencoder.get_layer("same_combiner_concat").input[0]
-    return keras.Model(
-        inputs={"image": autoencoder.get_layer("image").output,
-                "same_prototype": autoencoder.get_layer("same_prototype").output},
-        outputs=features, name="encoder_decoder")
-
-
-def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="serving_perturber"):
-    """Builds the one model that serves every mode of the SAN.
-
-    Args:
-        autoencoder: A model returned by `networks.build_autoencoder` (trained).
-        gender_classifier: The auxiliary gender CNN (`networks.build_gender_classifier`),
-            images [B, H, W, C] -> logits [B, 2], class 1 = male.
-        prototypes: A `semiadv.prototypes.Prototypes` of the autoencoder's image shape.
-        name: Model name.
-
-    Returns:
-        A frozen `keras.Model` taking `{"image": [B, H, W, C] float32 in [0, 1], "male": [B]
-        float32}` (`male` in [0, 1], or negative to let the gender CNN decide with its hard
-        label) and returning `{"same", "neutral", "opposite"}` perturbed images [B, H, W, C]
-        float32, `"male_score"` [B] (the CNN's probability of male) and `"male_label"` [B]
-        (the label the prototypes were mixed with).
-
-    Raises:
-        ValueError: If the prototypes or the gender CNN do not fit the autoencoder's shape.
-    """
-    image_shape = _image_shape(autoencoder)
-    prototypes_lib.check_shape(prototypes, image_shape[0], image_shape[2])
-    classifier_shape = tuple(gender_classifier.inputs[0].shape[1:])
-    if classifier_shape != image_shape:
-        raise ValueError(f"the gender classifier takes images of shape {classifier_shape}, "
-                         f"the autoencoder {image_shape}")
-
-    image = keras.Input(shape=image_shape, name="image")
-    male = keras.Input(shape=(), name="male")
-    logits = gender_classifier(image)
-    label, score = MaleLabel(name="male_label")([male, logits])
-    mixer = PrototypeMixer(image_shape, name="prototype_mixer")
-    mixed = dict(zip(KINDS, mixer(label)))
-    features = _encoder_decoder(autoencoder)({"image": image, "same_prototype": mixed["same"]})
-    outputs = {kind: networks.combine(autoencoder, features, mixed[kind], image, f"{kind}_")
-               for kind in KINDS}
-    outputs.update(male_score=score, male_label=label)
-    model = keras.Model(inputs={"image": image, "male": male}, outputs=outputs, name=name)
-    mixer.set_prototypes(prototypes)
-    model.trainable = False
-    return model
 
 
 def image_shape_of(model):
@@ -277,7 +390,7 @@ def _checked_male(male, image):
 
 
 def _unknown_male(image):
-    # Negative = "let the gender CNN decide" (see MaleLabel).
+    # Negative = "let the gender CNN decide" (see _label_layers).
     return -tf.ones(tf.shape(image)[:1], tf.float32)
 
 
@@ -394,7 +507,8 @@ def _write_version(model, temp_dir):
     model.save(temp_dir / KERAS_FILENAME)
 
 
-def export_san(autoencoder, gender_classifier, prototypes, export_base, name, version=None):
+def export_san(autoencoder, gender_classifier, prototypes, export_base, name, version=None,
+               float32=True):
     """Exports a trained SAN as `export_base/<name>/<version>/` and updates models.config.
 
     The version is written to a hidden temporary dir beside the versions (TF Serving ignores
@@ -408,6 +522,8 @@ def export_san(autoencoder, gender_classifier, prototypes, export_base, name, ve
         export_base: TF Serving model base path (e.g. `exports/`).
         name: Model name: letters, digits, '_', '.', '-'.
         version: Integer >= 1, or None for one more than the highest existing version.
+        float32: Compute in float32 whatever the training precision (the default; see
+            `build_serving_perturber`).
 
     Returns:
         The version dir (absolute). It holds the SavedModel and `perturber.keras`.
@@ -421,7 +537,7 @@ def export_san(autoencoder, gender_classifier, prototypes, export_base, name, ve
     model_dir = export_base / name
     model_dir.mkdir(parents=True, exist_ok=True)
     version = _choose_version(model_dir, version)
-    model = build_serving_perturber(autoencoder, gender_classifier, prototypes)
+    model = build_serving_perturber(autoencoder, gender_classifier, prototypes, float32=float32)
 
     temp_dir = model_dir / f"{_TEMP_PREFIX}{version}-{uuid.uuid4().hex}"
     final_dir = model_dir / str(version)

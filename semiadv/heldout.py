@@ -18,12 +18,15 @@ from semiadv.config import DataConfig
 def san_summary(autoencoder: keras.Model, gender: keras.Model, matcher: keras.Model,
                 prototypes: prototypes_lib.Prototypes, config: DataConfig,
                 split: str = "test") -> dict[str, float]:
-    """Auxiliary classifier accuracy on originals, X'_SM and X'_OP, and matcher distances.
+    """Auxiliary classifier accuracy on originals, X'_SM and X'_OP, matcher distances, SSIM.
 
     Returns:
       {"examples", "accuracy_original", "accuracy_same", "flip_rate_opposite",
-       "match_distance_same", "match_distance_opposite", "match_distance_impostor"}: the last
-      is the mean distance between different faces, the scale the other two are read against.
+       "match_distance_same", "match_distance_opposite", "match_distance_impostor",
+       "ssim_same", "ssim_opposite"}: `match_distance_impostor` is the mean distance between
+      different faces, the scale the other two are read against; `ssim_*` is the mean
+      structural similarity (tf.image.ssim, 1 = identical) of X'_SM and X'_OP to the
+      original faces, how much of the face the perturbation keeps.
     """
     male_prototype = tf.constant(prototypes.male)
     female_prototype = tf.constant(prototypes.female)
@@ -49,6 +52,8 @@ def san_summary(autoencoder: keras.Model, gender: keras.Model, matcher: keras.Mo
             "match_distance_opposite": losses.match_distance(
                 original, matcher(outputs["opposite"], training=False)),
             "match_distance_impostor": losses.match_distance(original, tf.roll(original, 1, 0)),
+            "ssim_same": tf.image.ssim(image, outputs["same"], max_val=1.0),
+            "ssim_opposite": tf.image.ssim(image, outputs["opposite"], max_val=1.0),
         }
 
     totals: dict[str, list[np.ndarray]] = {}

@@ -1,5 +1,6 @@
 """Tests of semiadv.export: the serving model, its SavedModel signatures and versioning."""
 
+import os
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from semiadv import export, networks
+from semiadv import export, networks, tasks
 from semiadv.prototypes import Prototypes
 
 SIZE, CHANNELS = 16, 3
@@ -91,6 +92,18 @@ def test_serving_model_infers_hard_label_when_male_negative(san):
     np.testing.assert_array_equal(outputs["male_label"], hard)
     np.testing.assert_allclose(outputs["opposite"], _by_hand(san, images, hard, "opposite"),
                                atol=ATOL)
+
+
+def test_serving_model_mixes_given_and_inferred_labels_in_one_batch(san):
+    images = san["images"]
+    hard = np.round(_male_score(san, images))
+    male = np.array([-1, 0.25, -0.5, 1, 0, -1], np.float32)
+    expected_label = np.where(male < 0, hard, male)
+    outputs = san["model"]({"image": images, "male": male})
+    np.testing.assert_array_equal(outputs["male_label"], expected_label)
+    for kind in export.KINDS:
+        np.testing.assert_allclose(outputs[kind], _by_hand(san, images, expected_label, kind),
+                                   atol=ATOL)
 
 
 def test_serving_model_rejects_mismatched_prototypes(san):
@@ -316,3 +329,144 @@ def test_residual_autoencoder_exports_its_skip_connection(san, tmp_path):
         # A change added to the face, not a re-synthesised face.
         change = np.abs(expected - images)
         assert 1e-3 < change.mean() < 0.5
+
+
+# ---------------------------------------------------------------------------------------------
+# perturber.keras without semiadv, and a bfloat16-trained SAN.
+
+# Run in a fresh interpreter: semiadv is made unimportable before Keras loads the file, so
+# any reference to a semiadv layer would fail, and the script checks nothing imported it.
+_LOAD_WITHOUT_SEMIADV = """
+import sys
+sys.modules["semiadv"] = None  # `import semiadv` now raises ImportError.
+import numpy as np
+import tensorflow as tf
+inputs = np.load(sys.argv[1])
+outputs = {}
+for name in inputs.files:
+    if name.startswith("path_"):
+        continue
+    model = tf.keras.models.load_model(str(inputs["path_" + name]))
+    result = model({"image": inputs[name], "male": -np.ones(len(inputs[name]), np.float32)})
+    for key, value in result.items():
+        outputs[name + "/" + key] = np.asarray(value)
+assert not [m for m in sys.modules if m.split(".")[0] == "semiadv" and sys.modules[m]]
+np.savez(sys.argv[2], **outputs)
+"""
+
+
+def _load_in_fresh_python(tmp_path, keras_files, images):
+    """Each `.keras` file's outputs on `images`, computed by a Python that has no semiadv."""
+    arrays = {name: images for name in keras_files}
+    arrays.update({f"path_{name}": np.array(str(path)) for name, path in keras_files.items()})
+    np.savez(tmp_path / "inputs.npz", **arrays)
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", ""),
+           "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", _LOAD_WITHOUT_SEMIADV, str(tmp_path / "inputs.npz"),
+         str(tmp_path / "outputs.npz")], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with np.load(tmp_path / "outputs.npz") as outputs:
+        return {key: outputs[key] for key in outputs.files}
+
+
+def _bfloat16_san():
+    """A residual SAN whose networks were built (as trained) under mixed_bfloat16."""
+    keras.utils.set_random_seed(4)
+    with tasks.dtype_policy("bfloat16"):
+        autoencoder = networks.build_autoencoder(SIZE, CHANNELS, encoder_filters=(4, 4),
+                                                 decoder_filters=(8, 8), residual=True,
+                                                 upsampling="bilinear")
+        gender = networks.build_gender_classifier(SIZE, CHANNELS, width=0.125)
+    combiner = autoencoder.get_layer("combiner")
+    kernel, bias = combiner.get_weights()
+    combiner.set_weights([np.random.default_rng(5).normal(0, 0.3, kernel.shape)
+                          .astype(np.float32), bias])
+    return autoencoder, gender
+
+
+def _layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _layers(layer)
+
+
+def test_keras_file_loads_without_semiadv_and_matches_saved_model(san, exported, tmp_path):
+    """Both exports (float32, and a SAN trained in bfloat16) open with Keras alone and give
+    the SavedModel's outputs."""
+    autoencoder, gender = _bfloat16_san()
+    assert autoencoder.get_layer("encoder_conv1").dtype_policy.name == "mixed_bfloat16"
+    bf16_dir = export.export_san(autoencoder, gender, san["prototypes"], tmp_path / "bf16", "b")
+    version_dirs = {"float32": exported["dir"], "bfloat16": bf16_dir}
+    images = san["images"]
+    from_keras = _load_in_fresh_python(
+        tmp_path, {name: path / export.KERAS_FILENAME for name, path in version_dirs.items()},
+        images)
+    for name, version_dir in version_dirs.items():
+        signatures = tf.saved_model.load(str(version_dir)).signatures
+        for kind in export.KINDS:
+            served = signatures[kind](image=tf.constant(images))
+            np.testing.assert_allclose(from_keras[f"{name}/{kind}"], served["perturbed"],
+                                       atol=ATOL, err_msg=f"{name} {kind}")
+            np.testing.assert_allclose(from_keras[f"{name}/male_score"], served["male_score"],
+                                       atol=ATOL, err_msg=name)
+        # A change was made, so agreeing is not trivial.
+        assert np.abs(from_keras[f"{name}/opposite"] - images).max() > 1e-2
+
+
+def test_export_computes_in_float32_whatever_the_training_policy(san):
+    """A bfloat16-trained SAN is served by its float32 copy, even under a bfloat16 policy."""
+    autoencoder, gender = _bfloat16_san()
+    images, male = san["images"], np.array([1, 0, 1, 0, 0.25, 1], np.float32)
+    with tasks.dtype_policy("bfloat16"):
+        model = export.build_serving_perturber(autoencoder, gender, san["prototypes"])
+    assert keras.config.dtype_policy().name == "float32"
+    policies = {layer.name: layer.dtype_policy.name for layer in _layers(model)}
+    assert set(policies.values()) == {"float32"}, policies
+    # The same numbers as the float32 networks' hand computation.
+    float32_san = dict(san, autoencoder=tasks.with_dtype_policy(autoencoder, "float32"))
+    float32_san["perturber"] = networks.build_perturber(float32_san["autoencoder"])
+    outputs = model({"image": images, "male": male})
+    for kind in export.KINDS:
+        np.testing.assert_allclose(outputs[kind], _by_hand(float32_san, images, male, kind),
+                                   atol=ATOL)
+
+
+def test_export_can_keep_the_training_precision(san):
+    """float32=False serves a bfloat16-trained SAN in bfloat16 (faster on bf16 CPUs)."""
+    autoencoder, gender = _bfloat16_san()
+    model = export.build_serving_perturber(autoencoder, gender, san["prototypes"],
+                                           float32=False)
+    policies = {layer.name: layer.dtype_policy.name for layer in _layers(model)}
+    assert policies["encoder_conv1"] == policies["block1_conv"] == "mixed_bfloat16"
+    outputs = model({"image": san["images"], "male": -np.ones(6, np.float32)})
+    assert outputs["opposite"].dtype == "float32"
+    assert np.isfinite(outputs["opposite"]).all()
+
+
+def test_serving_model_has_only_built_in_layers(san):
+    for layer in _layers(san["model"]):
+        assert type(layer).__module__.startswith("keras."), (layer.name, type(layer))
+
+
+def test_old_exports_with_custom_layers_still_load(tmp_path):
+    """perturber.keras files written with MaleLabel / PrototypeMixer load after importing
+    semiadv.export."""
+    male = keras.Input(shape=(), name="male")
+    logits = keras.Input(shape=(2,), name="logits")
+    label, score = export.MaleLabel(name="male_label")([male, logits])
+    mixer = export.PrototypeMixer((SIZE, SIZE, CHANNELS), name="prototype_mixer")
+    same, neutral, opposite = mixer(label)
+    model = keras.Model({"male": male, "logits": logits},
+                        {"label": label, "score": score, "opposite": opposite})
+    prototypes = _prototypes(np.random.default_rng(2))
+    mixer.set_prototypes(prototypes)
+    model.save(tmp_path / "old.keras")
+    loaded = keras.models.load_model(tmp_path / "old.keras", safe_mode=True)
+    outputs = loaded({"male": np.array([-1.0, 0.0], np.float32),
+                      "logits": np.array([[0.0, 3.0], [0.0, 3.0]], np.float32)})
+    np.testing.assert_array_equal(outputs["label"], [1.0, 0.0])
+    np.testing.assert_allclose(outputs["opposite"][0], prototypes.female, atol=ATOL)
+    np.testing.assert_allclose(outputs["opposite"][1], prototypes.male, atol=ATOL)

@@ -40,6 +40,16 @@ def test_paper_recipe_matches_the_paper():
     assert config.match_warmup_steps == 5 * steps_per_epoch
 
 
+def test_demo_uses_the_residual_bilinear_autoencoder():
+    """The demo shows faces: the paper's autoencoder re-synthesises a 32x32 face through its
+    bottleneck into a blob (issue 13), the residual one changes the face it is given."""
+    config = _config_from(Path(FLAGFILES[0]).parent / "demo.cfg")
+    assert config.networks.residual and config.networks.upsampling == "bilinear"
+    # A residual autoencoder starts as the identity: nothing to pre-train.
+    assert config.autoencoder.steps == 0
+    assert (config.data.dataset, config.data.image_size) == ("synthetic", 32)
+
+
 def test_paper_recipe_runs_two_steps_on_mock_celeb_a(tmp_path):
     config = _config_from(
         Path(FLAGFILES[0]).parent / "paper_celeba224.cfg", "--image_size=32",

@@ -3,24 +3,24 @@
   semiadv-train --flagfile=flags/demo.cfg
 
 prototypes -> gender CNN -> matcher -> autoencoder pre-training -> SAN -> export, then a
-held-out summary. Re-running the same command resumes where a killed run stopped.
+held-out summary: what was trained, where it went, what it does to held-out faces and the
+commands to run next. Re-running the same command resumes where a killed run stopped.
 """
 
-import json
+import sys
 
 from absl import app
 
 from semiadv.apps import train_flags
-from semiadv import pipeline
+from semiadv import pipeline, run_summary
 
 
 def main(argv):
     del argv
     config = train_flags.train_config()
     summary = pipeline.run(config)
-    print(f"export: {summary.pop('export')}")
-    print("held-out summary (auxiliary networks):")
-    print(json.dumps(summary, indent=2))
+    # The evaluation reads the same data flags: the next commands repeat this run's flags.
+    print(run_summary.text(config, summary, sys.argv[1:]), end="")
 
 
 def run():
