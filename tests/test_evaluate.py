@@ -374,7 +374,8 @@ def test_verdict_reads_only_the_unseen_networks():
     gender = report.gender_verdict(result)
     # The unseen classifier that still reads gender best decides: 30% is only partly hidden.
     assert gender.startswith("**Is gender hidden from classifiers the SAN never saw?** Partly")
-    assert "at least 30.0%" in gender and "indep 45.0%" in gender and "aux" not in gender
+    assert "at least 30.0%" in gender and "cloud 30.0%, 10.0% on the originals" in gender
+    assert "indep 45.0%" in gender and "aux" not in gender
     identity = report.identity_verdict(result)
     # The strongest unseen matcher (not the seen one at 100% kept): 0.32 / 0.80 = 40% kept.
     assert "** No: the strongest of them (onnx) keeps 40.0%" in identity
@@ -382,7 +383,11 @@ def test_verdict_reads_only_the_unseen_networks():
     assert "** Yes:" in report.gender_verdict(result)
     assert "** Yes:" in report.identity_verdict(result)  # 97.5% kept.
     result = _metrics({"aux": (True, 0.9)}, {"weak": (False, 0.05, 0.05)})
-    assert "Unknown: no classifier" in report.gender_verdict(result)
+    assert "Unknown: no unseen classifier" in report.gender_verdict(result)
+    # A classifier that cannot read gender on the originals says nothing about OP.
+    result["gender"]["coin"] = _entry(False, original={"error_rate": 0.5},
+                                      opposite={"error_rate": 0.5})
+    assert "Unknown: no unseen classifier" in report.gender_verdict(result)
     assert "Unknown: the strongest" in report.identity_verdict(result)
 
 

@@ -144,7 +144,8 @@ class OnnxMatcher:
         self.origin = "plug-in"
         self.input_size = self._check_input(str(path))
         self._input_name = self._session.get_inputs()[0].name
-        self._landmarks = landmarks_lib.DlibLandmarks(config.landmarks)
+        landmarks_lib.require_dlib()  # Fails now, naming the extra, not at the first face.
+        self._landmarks = None  # Read at the first face: the 68-point model is 100 MB.
         channel_order = [2, 1, 0] if config.colour == "BGR" else [0, 1, 2]
         self._channel_order = np.array(channel_order)
         self._mean = np.asarray(config.mean, np.float32)
@@ -189,6 +190,8 @@ class OnnxMatcher:
         if pixels.shape[-1] == 1:
             pixels = np.repeat(pixels, 3, axis=-1)
         faces = np.zeros((len(pixels), self.input_size, self.input_size, 3), np.uint8)
+        if len(pixels) and self._landmarks is None:
+            self._landmarks = landmarks_lib.DlibLandmarks(self.config.landmarks)
         for index, face in enumerate(pixels):
             points, found = self._landmarks(face)
             self.detected += int(found)
