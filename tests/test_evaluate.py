@@ -424,3 +424,23 @@ def test_roc_legends_carry_the_auc_and_name_hidden_twins(tmp_path):
     assert labels["opposite"] == "OP (AUC 0.750), same as original"
     report.plot_roc(tmp_path / "roc.png", "t", curves, "x", "y")
     assert (tmp_path / "roc.png").stat().st_size > 0
+
+
+def test_work_dir_networks_are_seen_with_ensemble_members_in_order(tmp_path):
+    from semiadv import networks
+
+    gender = networks.build_gender_classifier(16, 3, width=0.125)
+    for stage in ("gender", "gender_1", "gender_2", "gender_10"):
+        (tmp_path / stage).mkdir()
+        gender.save(tmp_path / stage / "model.keras")
+    (tmp_path / "matcher").mkdir()
+    networks.build_matcher(16, 3, embedding_dim=8, width=0.125).save(
+        tmp_path / "matcher" / "model.keras")
+    evaluators = evaluate_lib._auxiliary(str(tmp_path))
+    assert [(e.name, e.kind, e.origin) for e in evaluators] == [
+        ("auxiliary CNN", "gender", "auxiliary"),
+        ("ensemble member 1", "gender", "ensemble"),
+        ("ensemble member 2", "gender", "ensemble"),
+        ("ensemble member 10", "gender", "ensemble"),
+        ("auxiliary matcher", "matcher", "auxiliary")]
+    assert all(evaluate_lib.is_seen(e) for e in evaluators)
