@@ -174,3 +174,18 @@ def test_mobilefacenet_recognises_held_out_people(celeba_crops, shared_faces):
     # 112-pixel crops; ours are 64-pixel crops enlarged to the template.
     assert tmr >= 0.75, tmr
     assert matcher.detected >= 0.7 * matcher.aligned  # 235 of 291 when written.
+
+
+def test_evaluation_config_plugs_onnx_matchers_in_unseen(tmp_path):
+    from semiadv import evaluate
+
+    path = _centre_pixel_model(tmp_path / "m.onnx", "NCHW")
+    with pytest.raises(ValueError, match="colour='CMYK'"):  # Checked before any work.
+        evaluate.EvaluationConfig(export="e", output_dir="o",
+                                  onnx_matchers=(f"{path}?colour=cmyk",))
+    config = evaluate.EvaluationConfig(export="e", output_dir="o", independent=False,
+                                       entry_points=False,
+                                       onnx_matchers=(path, f"{path}?name=told&seen=1"))
+    evaluators = evaluate.gather_evaluators(config, config.data)
+    assert [(name, evaluate.is_seen(e)) for name, e in evaluators] == [
+        ("m.onnx (ONNX)", False), ("told", True)]
