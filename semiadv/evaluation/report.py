@@ -165,8 +165,9 @@ def gender_verdict(metrics: dict) -> str:
             errors[name] = (original, opposite)
     if not errors:
         return ("**Is gender hidden from classifiers the SAN never saw?** Unknown: no unseen "
-                "classifier that reads gender on the originals was evaluated (keep "
-                "`--independent` or plug one in).")
+                "classifier that reads gender on the originals (error below "
+                f"{_cell(HIDDEN_ERROR)} there) was evaluated (train the independent one "
+                "longer, or plug one in).")
     worst = min(errors, key=lambda name: errors[name][1])
     original, opposite = errors[worst]
     answer = ("Yes" if opposite >= HIDDEN_ERROR
