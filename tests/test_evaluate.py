@@ -374,7 +374,8 @@ def test_verdict_reads_only_the_unseen_networks():
     gender = report.gender_verdict(result)
     # The unseen classifier that still reads gender best decides: 30% is only partly hidden.
     assert gender.startswith("**Is gender hidden from classifiers the SAN never saw?** Partly")
-    assert "at least 30.0%" in gender and "indep 45.0%" in gender and "aux" not in gender
+    assert "at least 30.0%" in gender and "cloud 30.0%, 10.0% on the originals" in gender
+    assert "indep 45.0%" in gender and "aux" not in gender
     identity = report.identity_verdict(result)
     # The strongest unseen matcher (not the seen one at 100% kept): 0.32 / 0.80 = 40% kept.
     assert "** No: the strongest of them (onnx) keeps 40.0%" in identity
@@ -382,7 +383,11 @@ def test_verdict_reads_only_the_unseen_networks():
     assert "** Yes:" in report.gender_verdict(result)
     assert "** Yes:" in report.identity_verdict(result)  # 97.5% kept.
     result = _metrics({"aux": (True, 0.9)}, {"weak": (False, 0.05, 0.05)})
-    assert "Unknown: no classifier" in report.gender_verdict(result)
+    assert "Unknown: no unseen classifier" in report.gender_verdict(result)
+    # A classifier that cannot read gender on the originals says nothing about OP.
+    result["gender"]["coin"] = _entry(False, original={"error_rate": 0.5},
+                                      opposite={"error_rate": 0.5})
+    assert "Unknown: no unseen classifier" in report.gender_verdict(result)
     assert "Unknown: the strongest" in report.identity_verdict(result)
 
 
@@ -419,3 +424,23 @@ def test_roc_legends_carry_the_auc_and_name_hidden_twins(tmp_path):
     assert labels["opposite"] == "OP (AUC 0.750), same as original"
     report.plot_roc(tmp_path / "roc.png", "t", curves, "x", "y")
     assert (tmp_path / "roc.png").stat().st_size > 0
+
+
+def test_work_dir_networks_are_seen_with_ensemble_members_in_order(tmp_path):
+    from semiadv import networks
+
+    gender = networks.build_gender_classifier(16, 3, width=0.125)
+    for stage in ("gender", "gender_1", "gender_2", "gender_10"):
+        (tmp_path / stage).mkdir()
+        gender.save(tmp_path / stage / "model.keras")
+    (tmp_path / "matcher").mkdir()
+    networks.build_matcher(16, 3, embedding_dim=8, width=0.125).save(
+        tmp_path / "matcher" / "model.keras")
+    evaluators = evaluate_lib._auxiliary(str(tmp_path))
+    assert [(e.name, e.kind, e.origin) for e in evaluators] == [
+        ("auxiliary CNN", "gender", "auxiliary"),
+        ("ensemble member 1", "gender", "ensemble"),
+        ("ensemble member 2", "gender", "ensemble"),
+        ("ensemble member 10", "gender", "ensemble"),
+        ("auxiliary matcher", "matcher", "auxiliary")]
+    assert all(evaluate_lib.is_seen(e) for e in evaluators)

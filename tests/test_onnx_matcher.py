@@ -19,18 +19,27 @@ from semiadv.evaluation import landmarks, metrics, onnx_matcher, plugins  # noqa
 MOBILEFACENET = "evaluators/mobilefacenet_paddle.onnx"
 
 
-def _channel_mean_model(path, layout: str, side: int = 112, batch="N"):
-    """An ONNX model returning each input channel's spatial mean: [N, 3] "embeddings"."""
+def _centre_pixel_model(path, layout: str, side: int = 112, batch="N"):
+    """An ONNX model returning the input's centre pixel (all channels): [N, 3] "embeddings".
+
+    The template's centre lies between the eyes and the nose, inside any face crop, so the
+    model sees exactly one pixel of the crop after colour order and normalisation.
+    """
+    centre = side // 2
     if layout == "NCHW":
         shape, axes = [batch, 3, side, side], [2, 3]
     else:
         shape, axes = [batch, side, side, 3], [1, 2]
-    axes_tensor = helper.make_tensor("axes", TensorProto.INT64, [2], axes)
+    constants = [helper.make_tensor("starts", TensorProto.INT64, [2], [centre, centre]),
+                 helper.make_tensor("ends", TensorProto.INT64, [2], [centre + 1, centre + 1]),
+                 helper.make_tensor("axes", TensorProto.INT64, [2], axes),
+                 helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 3])]
     graph = helper.make_graph(
-        [helper.make_node("ReduceMean", ["x", "axes"], ["embedding"], keepdims=0)],
-        "channel_mean", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["pixel"]),
+         helper.make_node("Reshape", ["pixel", "shape"], ["embedding"])],
+        "centre_pixel", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [batch, 3])],
-        initializer=[axes_tensor])
+        initializer=constants)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 8  # Readable by every onnxruntime of the last years.
     onnx.checker.check_model(model)
@@ -39,7 +48,7 @@ def _channel_mean_model(path, layout: str, side: int = 112, batch="N"):
 
 
 def _uniform_faces(colours, side=32):
-    """One uniformly coloured crop per RGB colour (uint8 values / 255): a warp keeps them."""
+    """One uniformly coloured crop per RGB colour (uint8 values / 255)."""
     pixels = np.asarray(colours, np.uint8)[:, None, None, :]
     return np.broadcast_to(pixels, (len(colours), side, side, 3)).astype(np.float32) / 255
 
@@ -51,8 +60,9 @@ def _unit(rows):
 
 def test_defaults_feed_bgr_arcface_normalised_nchw(tmp_path):
     matcher = onnx_matcher.OnnxMatcher(onnx_matcher.parse_spec(
-        _channel_mean_model(tmp_path / "m.onnx", "NCHW")))
+        _centre_pixel_model(tmp_path / "m.onnx", "NCHW")))
     assert (matcher.kind, matcher.input_size, matcher.seen) == ("matcher", 112, False)
+    assert matcher.config.landmarks == "5"
     colours = [[204, 102, 51], [10, 200, 90]]
     embeddings = matcher(_uniform_faces(colours))
     # BGR, (p - 127.5) / 127.5: the model sees the channels reversed, then normalised.
@@ -63,8 +73,9 @@ def test_defaults_feed_bgr_arcface_normalised_nchw(tmp_path):
 
 
 def test_layout_colour_and_normalisation_are_configurable(tmp_path):
-    path = _channel_mean_model(tmp_path / "nhwc.onnx", "NHWC", side=64)
-    spec = f"{path}?layout=nhwc&colour=RGB&mean=100,120,140&std=50,60,70&name=toy&seen=1"
+    path = _centre_pixel_model(tmp_path / "nhwc.onnx", "NHWC", side=64)
+    spec = (f"{path}?layout=nhwc&colour=RGB&mean=100,120,140&std=50,60,70&name=toy&seen=1"
+            "&landmarks=68")
     matcher = plugins.check_evaluator(onnx_matcher.make(spec), "test")
     assert (matcher.name, matcher.seen, matcher.input_size) == ("toy", True, 64)
     colours = [[204, 102, 51], [10, 200, 90], [255, 0, 128]]
@@ -73,7 +84,7 @@ def test_layout_colour_and_normalisation_are_configurable(tmp_path):
     model_input = matcher.model_input(faces)
     assert model_input.shape == (3, 64, 64, 3)
     expected = (np.asarray(colours, np.float64) - [100, 120, 140]) / [50, 60, 70]
-    np.testing.assert_allclose(model_input[:, 7, 30], expected, atol=1e-6)
+    np.testing.assert_allclose(model_input[:, 32, 30], expected, atol=1e-6)
     np.testing.assert_allclose(plugins.apply(matcher, _uniform_faces(colours)), _unit(expected),
                                atol=1e-5)
     # Grey crops are taken as R = G = B; an empty batch gives no embeddings.
@@ -84,7 +95,7 @@ def test_layout_colour_and_normalisation_are_configurable(tmp_path):
 
 
 def test_environment_variable_names_the_model_for_the_evaluator_flag(tmp_path, monkeypatch):
-    path = _channel_mean_model(tmp_path / "m.onnx", "NCHW")
+    path = _centre_pixel_model(tmp_path / "m.onnx", "NCHW")
     monkeypatch.setenv(onnx_matcher.ENVIRONMENT_VARIABLE, f"{path}?colour=RGB")
     matcher = plugins.load_factory("semiadv.evaluation.onnx_matcher:make")
     assert matcher.config.colour == "RGB" and matcher.name == "m.onnx (ONNX)"
@@ -100,7 +111,7 @@ def test_bad_models_and_specs_get_clear_errors(tmp_path, monkeypatch):
     garbage.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="garbage.onnx.*cannot be read"):
         onnx_matcher.make(str(garbage))
-    nhwc = _channel_mean_model(tmp_path / "nhwc.onnx", "NHWC")
+    nhwc = _centre_pixel_model(tmp_path / "nhwc.onnx", "NHWC")
     with pytest.raises(ValueError, match=r"nhwc.onnx.*\[N, 3, H, W\].*layout="):
         onnx_matcher.make(nhwc)  # The default layout is NCHW.
     with pytest.raises(ValueError, match="layout='NWHC'"):
@@ -109,9 +120,13 @@ def test_bad_models_and_specs_get_clear_errors(tmp_path, monkeypatch):
         onnx_matcher.make(f"{nhwc}?size=3")
     with pytest.raises(ValueError, match="std needs 1 or 3 values"):
         onnx_matcher.make(f"{nhwc}?layout=NHWC&std=1,2")
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # As if it were not installed.
+    good = f"{nhwc}?layout=NHWC"
+    monkeypatch.setitem(sys.modules, "dlib", None)  # As if it were not installed.
+    with pytest.raises(ImportError, match=r"semiadv\[dlib\]"):
+        onnx_matcher.make(good)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(ImportError, match=r"semiadv\[onnx\]"):
-        onnx_matcher.make(nhwc)
+        onnx_matcher.make(good)
 
 
 def test_warp_puts_the_landmarks_on_the_template():
@@ -155,4 +170,22 @@ def test_mobilefacenet_recognises_held_out_people(celeba_crops, shared_faces):
     genuine, impostor = metrics.make_pairs(celeba_crops["identity"], len(embeddings), 50)
     tmr = metrics.tmr_at_fmr(metrics.similarity(embeddings, embeddings, genuine),
                              metrics.similarity(embeddings, embeddings, impostor), 0.01)
-    assert tmr >= 0.8, tmr  # MEASURED when written
+    # 80.4% when written (dlib's ResNet: 75.8% on the same pairs). The README's 0.94 was on
+    # 112-pixel crops; ours are 64-pixel crops enlarged to the template.
+    assert tmr >= 0.75, tmr
+    assert matcher.detected >= 0.7 * matcher.aligned  # 235 of 291 when written.
+
+
+def test_evaluation_config_plugs_onnx_matchers_in_unseen(tmp_path):
+    from semiadv import evaluate
+
+    path = _centre_pixel_model(tmp_path / "m.onnx", "NCHW")
+    with pytest.raises(ValueError, match="colour='CMYK'"):  # Checked before any work.
+        evaluate.EvaluationConfig(export="e", output_dir="o",
+                                  onnx_matchers=(f"{path}?colour=cmyk",))
+    config = evaluate.EvaluationConfig(export="e", output_dir="o", independent=False,
+                                       entry_points=False,
+                                       onnx_matchers=(path, f"{path}?name=told&seen=1"))
+    evaluators = evaluate.gather_evaluators(config, config.data)
+    assert [(name, evaluate.is_seen(e)) for name, e in evaluators] == [
+        ("m.onnx (ONNX)", False), ("told", True)]

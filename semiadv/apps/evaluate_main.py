@@ -33,7 +33,7 @@ EVALUATOR = flags.DEFINE_multi_string(
 ONNX_MATCHER = flags.DEFINE_multi_string(
     "onnx_matcher", [],
     "An ArcFace-style ONNX face matcher to plug in (repeatable): PATH[?layout=NCHW|NHWC&"
-    "colour=BGR|RGB&mean=127.5&std=127.5&landmarks=68|5&name=...&seen=0|1]; needs "
+    "colour=BGR|RGB&mean=127.5&std=127.5&landmarks=5|68&name=...&seen=0|1]; needs "
     "pip install 'semiadv[onnx,dlib]'. See semiadv/evaluation/onnx_matcher.py.")
 ENTRY_POINTS = flags.DEFINE_boolean(
     "entry_points", True, "Also load the evaluators of the semiadv.evaluators entry-point group.")
