@@ -35,6 +35,8 @@ def rgb_to_lab(images):
         float32 [..., 3]: L* in [0, 100], a* and b* (0 for grays).
     """
     images = tf.cast(images, tf.float32)
+    if images.shape[-1] not in (1, 3):
+        raise ValueError(f"want sRGB images [..., 3] (or gray [..., 1]), got shape {images.shape}")
     if images.shape[-1] == 1:
         images = tf.concat([images] * 3, axis=-1)
     linear = _srgb_to_linear(tf.clip_by_value(images, 0.0, 1.0))
@@ -52,7 +54,7 @@ def delta_e(images_a, images_b, epsilon=0.0):
             images agree (training), 0 gives the exact value (reports).
 
     Returns:
-        float32 [...]: ΔE*ab (1 is about a just-noticeable difference).
+        float32 [...]: ΔE*ab (about 2.3 is a just-noticeable difference).
     """
     difference = rgb_to_lab(images_a) - rgb_to_lab(images_b)
     return tf.sqrt(tf.reduce_sum(tf.square(difference), axis=-1) + epsilon)

@@ -133,7 +133,7 @@ def structural_dissimilarity(images, outputs):
 def colour_difference(images, outputs):
     """Mean CIE76 colour difference ΔE*ab between images and outputs, per example; float32 [B].
 
-    In perceptual units (about 1 is just noticeable, 25 a green or magenta cast), so a SAN
+    In perceptual units (about 2.3 is just noticeable, 25 a green or magenta cast), so a SAN
     that paints colour over a face pays for it even where its L1 change is small.
     """
     return _mean_per_example(colour.delta_e(images, outputs, epsilon=1e-6))

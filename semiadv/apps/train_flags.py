@@ -63,7 +63,7 @@ SSIM_WEIGHT = flags.DEFINE_float(
 COLOUR_WEIGHT = flags.DEFINE_float(
     "colour_weight", 0.0,
     "Fidelity: weight of the mean CIELAB colour difference ΔE*ab(X, X'_OP) in the SAN loss "
-    "(ΔE 1 is about a just-noticeable difference; 0: the paper's loss).", lower_bound=0.0)
+    "(ΔE about 2.3 is just noticeable; 0: the paper's loss).", lower_bound=0.0)
 GENDER_ENSEMBLE = flags.DEFINE_integer(
     "gender_ensemble", 0,
     "Ensemble SAN: extra frozen gender classifiers, beyond the paper's CNN, that the SAN is "

@@ -2,8 +2,8 @@
 
 - SSIM and PSNR (`metrics.image_quality`, TensorFlow's, max_val=1).
 - ΔE*ab (CIE76): the Euclidean distance in CIELAB between each output pixel and the original's,
-  averaged over the pixels of an image. sRGB (IEC 61966-2-1) -> linear RGB -> XYZ -> L*a*b*
-  with the D65 white point. About 2.3 is a just-noticeable difference; 100+ is another colour.
+  averaged over the pixels of an image (`semiadv.colour`, the conversion the SAN's colour term
+  trains with). About 2.3 is a just-noticeable difference; 100+ is another colour.
 - Face detector hit rate: the share of outputs in which the package's face detector
   (`semiadv.align.default_detector()`) still finds a face, among the photos whose original it
   found a face in. A privacy tool whose outputs stop being faces fails this.
@@ -13,15 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from semiadv import colour
 from semiadv.evaluation import metrics
-
-# Linear sRGB -> CIE XYZ (D65), IEC 61966-2-1.
-_RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                        [0.2126729, 0.7151522, 0.0721750],
-                        [0.0193339, 0.1191920, 0.9503041]])
-# The D65 reference white (Y = 1).
-D65_WHITE = np.array([0.95047, 1.0, 1.08883])
-_EPSILON = (6 / 29) ** 3
 
 # The Haar cascades want a face with some context around it and at least 20 pixels wide; our
 # crops are tight. Each image is padded by this fraction of its side on every edge (edge pixels
@@ -31,31 +24,10 @@ DETECTION_PADDING = 0.25
 DETECTION_SIDE = 160
 
 
-def srgb_to_lab(images: np.ndarray) -> np.ndarray:
-    """CIELAB (L* in [0, 100]) of sRGB values in [0, 1], D65 white; any leading shape [..., 3].
-
-    One channel (grey) is taken as R = G = B.
-    """
-    rgb = np.clip(np.asarray(images, np.float64), 0.0, 1.0)
-    if rgb.shape[-1] == 1:
-        rgb = np.repeat(rgb, 3, axis=-1)
-    if rgb.shape[-1] != 3:
-        raise ValueError(f"want sRGB images [..., 3] (or [..., 1]), got shape {rgb.shape}")
-    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-    xyz = linear @ _RGB_TO_XYZ.T / D65_WHITE
-    f = np.where(xyz > _EPSILON, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]),
-                     200 * (f[..., 1] - f[..., 2])], axis=-1)
-
-
-def delta_e76(originals: np.ndarray, outputs: np.ndarray) -> np.ndarray:
-    """Per-pixel ΔE*ab (CIE76) between two sRGB arrays [..., C] in [0, 1] -> [...]."""
-    return np.linalg.norm(srgb_to_lab(originals) - srgb_to_lab(outputs), axis=-1)
-
-
 def mean_delta_e(originals: np.ndarray, outputs: np.ndarray) -> np.ndarray:
     """Mean ΔE*ab over the pixels of each image: [N, H, W, C] pairs -> [N]."""
-    return delta_e76(originals, outputs).reshape(len(originals), -1).mean(axis=1)
+    values = colour.delta_e(np.asarray(originals, np.float32), np.asarray(outputs, np.float32))
+    return values.numpy().reshape(len(originals), -1).mean(axis=1)
 
 
 def faces_found(images: np.ndarray, detector=None) -> np.ndarray:
