@@ -7,16 +7,16 @@ held-out summary. Re-running the same command resumes where a killed run stopped
 """
 
 import json
+import sys
 
-from absl import app
-
-from semiadv.apps import train_flags
-from semiadv import pipeline
+from semiadv.apps import cli, common_flags, train_flags
+from semiadv import pipeline, stages
 
 
 def main(argv):
     del argv
-    config = train_flags.train_config()
+    config = train_flags.checked_train_config()
+    stages.retrain(config, train_flags.RETRAIN_FROM.value)
     summary = pipeline.run(config)
     print(f"export: {summary.pop('export')}")
     print("held-out summary (auxiliary networks):")
@@ -24,7 +24,8 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main, "semiadv-train",
+            key_flag_modules=(sys.modules[__name__], train_flags, common_flags))
 
 
 if __name__ == "__main__":
