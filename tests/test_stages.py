@@ -3,6 +3,8 @@ settings that shape no weights take effect, and --retrain_from retrains what it 
 
 import dataclasses
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -41,73 +43,108 @@ def _record(config, stage):
     return json.loads(stages.record_path(config.workdir, stage).read_text())["settings"]
 
 
-def test_rerun_with_changed_flags_refuses_then_retrains_on_request(tmp_path):
-    config = tiny_job_config(tmp_path, steps=2)
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished tiny work dir (no export: exporting takes half a minute)."""
+    config = tiny_job_config(tmp_path_factory.mktemp("trained"), steps=2, export_dir=None)
     pipeline.run(config)
-    work = tmp_path / "work"
-    for stage in ("prototypes", "gender", "matcher", "autoencoder", "san"):
-        assert stages.record_path(work, stage).exists(), stage
-    assert _record(config, "san")["san.steps"] == 2
-    config_json = (work / "config.json").read_text()
+    return config
 
+
+@pytest.fixture
+def finished(trained, tmp_path):
+    """A copy of the finished work dir, for a test to change."""
+    shutil.copytree(trained.workdir, tmp_path / "work")
+    return dataclasses.replace(trained, workdir=str(tmp_path / "work"))
+
+
+def test_finished_stages_are_recorded(finished):
+    for stage in ("prototypes", "gender", "matcher", "autoencoder", "san"):
+        assert stages.record_path(finished.workdir, stage).exists(), stage
+    assert _record(finished, "san")["san.steps"] == 2
+    assert _record(finished, "san")["match_weight"] == 8.0
+    assert "san.steps" not in _record(finished, "gender")
+    stages.check(finished)
+
+
+def test_rerun_with_changed_flags_refuses_before_writing(finished, tmp_path):
+    work = Path(finished.workdir)
+    config_json = (work / "config.json").read_text()
     # The issue's rerun: new SAN steps and weight, and a new export dir.
-    changed = dataclasses.replace(config, san=StageConfig(steps=4, learning_rate=1e-3),
+    changed = dataclasses.replace(finished, san=StageConfig(steps=4, learning_rate=1e-3),
                                   match_weight=2.0, export_dir=str(tmp_path / "elsewhere"))
     with pytest.raises(stages.StageMismatchError) as refusal:
         pipeline.run(changed)
     message = str(refusal.value)
     assert "--san_steps: 2 -> 4 (finished stage san)" in message
-    assert "--match_weight: 8.0 -> 2.0" in message
+    assert "--match_weight: 8.0 -> 2.0 (finished stage san)" in message
     assert "--retrain_from=san" in message and "--workdir" in message
     assert "export_dir" not in message
     assert (work / "config.json").read_text() == config_json  # Nothing was written.
     assert not (tmp_path / "elsewhere").exists()
+    # Settings that shape no weights are no reason to refuse.
+    stages.check(dataclasses.replace(finished, export_dir=str(tmp_path / "elsewhere"),
+                                     checkpoint_every=1, steps_per_loop=1, jit_compile=True))
 
-    # A setting that shapes no weights takes effect: the new export dir gets an export.
-    moved = dataclasses.replace(config, export_dir=str(tmp_path / "elsewhere"),
-                                checkpoint_every=1)
-    summary = pipeline.run(moved)
-    assert summary["export"] == str(tmp_path / "elsewhere" / "tiny" / "1")
-    assert json.loads((work / "config.json").read_text())["export_dir"] == moved.export_dir
 
-    # --retrain_from=san deletes the SAN stage only; the rerun trains it with the new flags.
-    gender_model = (work / "gender" / "model.keras").stat().st_mtime_ns
-    assert stages.retrain(changed, ["san"]) == ("san",)
-    assert not (work / "san").exists()
-    pipeline.run(changed)
-    assert _record(changed, "san")["san.steps"] == 4
-    assert _record(changed, "san")["match_weight"] == 2.0
-    assert _record(changed, "gender")["gender.steps"] == 2
-    assert (work / "gender" / "model.keras").stat().st_mtime_ns == gender_model
-    assert json.loads((work / "config.json").read_text())["san"]["steps"] == 4
-    stages.check(changed)  # Now consistent.
-
-    # Retraining the wrong stage leaves the changed one refused, and deletes nothing.
-    wider = dataclasses.replace(changed, gender=StageConfig(steps=3, learning_rate=1e-3))
-    with pytest.raises(stages.StageMismatchError, match=r"--retrain_from=gender"):
+def test_retrain_from_deletes_the_stage_and_what_is_trained_from_it(finished):
+    work = Path(finished.workdir)
+    wider = dataclasses.replace(finished, gender=StageConfig(steps=3, learning_rate=1e-3))
+    # Retraining another stage leaves the changed one refused, and deletes nothing.
+    with pytest.raises(stages.StageMismatchError, match=r"--retrain_from=gender\b"):
         stages.retrain(wider, ["matcher"])
     assert (work / "matcher" / "model.keras").exists()
-    # gender is retrained with the SAN trained from it, not the matcher or autoencoder.
+    with pytest.raises(ValueError, match="--retrain_from=gender_1: no such stage"):
+        stages.retrain(wider, ["gender_1"])
+    # The SAN is trained from the gender CNN; the matcher and autoencoder are not.
     assert stages.retrain(wider, ["gender"]) == ("gender", "san")
-    assert (work / "matcher" / "model.keras").exists()
     assert not (work / "gender").exists() and not (work / "san").exists()
+    assert (work / "matcher" / "model.keras").exists()
+    assert (work / "autoencoder" / "model.keras").exists()
+    stages.check(wider)
+    # The prototypes shape the autoencoder's pre-training too.
+    assert stages.retrain(wider, ["prototypes"]) == ("prototypes", "autoencoder", "san")
+    assert not (work / "prototypes.npz").exists() and not (work / "autoencoder").exists()
 
 
-def test_work_dir_without_records_is_judged_by_its_config_json(tmp_path):
-    config = tiny_job_config(tmp_path, steps=2, export_dir=None)
-    work = tmp_path / "work"
-    pipeline.run(config)
+def test_work_dir_without_records_is_judged_by_its_config_json(finished):
+    work = Path(finished.workdir)
     # As trained before stage records existed.
     (work / stages.PROTOTYPES_RECORD).unlink()
     for stage in ("gender", "matcher", "autoencoder", "san"):
         (work / stage / stages.RECORD_NAME).unlink()
     with pytest.raises(stages.StageMismatchError, match=r"--autoencoder_steps: 2 -> 5"):
         stages.check(dataclasses.replace(
-            config, autoencoder=StageConfig(steps=5, learning_rate=1e-3)))
-    stages.check(dataclasses.replace(config, steps_per_loop=1))  # Shapes no weights.
-    with pytest.raises(stages.StageMismatchError, match=r"--retrain_from=prototypes,gender,matcher"):
+            finished, autoencoder=StageConfig(steps=5, learning_rate=1e-3)))
+    stages.check(dataclasses.replace(finished, steps_per_loop=1))  # Shapes no weights.
+    with pytest.raises(stages.StageMismatchError,
+                       match=r"--retrain_from=prototypes,gender,matcher\b"):
         stages.check(dataclasses.replace(
-            config, data=dataclasses.replace(config.data, seed=5)))
-    # The next run adopts config.json as each finished stage's record.
-    pipeline.run(config)
-    assert _record(config, "autoencoder")["autoencoder.steps"] == 2
+            finished, data=dataclasses.replace(finished.data, seed=5)))
+
+
+@pytest.mark.slow
+def test_new_export_dir_exports_and_retrained_stage_is_recorded(finished, tmp_path):
+    """End to end (exports twice, trains the SAN again: minutes on a shared CPU)."""
+    work = Path(finished.workdir)
+    # A setting that shapes no weights takes effect: the new export dir gets an export.
+    moved = dataclasses.replace(finished, export_dir=str(tmp_path / "elsewhere"))
+    summary = pipeline.run(moved)
+    assert summary["export"] == str(tmp_path / "elsewhere" / "tiny" / "1")
+    assert json.loads((work / "config.json").read_text())["export_dir"] == moved.export_dir
+    again = dataclasses.replace(moved, export_dir=str(tmp_path / "third"))
+    assert pipeline.run(again)["export"] == str(tmp_path / "third" / "tiny" / "1")
+
+    gender_model = (work / "gender" / "model.keras").stat().st_mtime_ns
+    changed = dataclasses.replace(again, san=StageConfig(steps=4, learning_rate=1e-3),
+                                  match_weight=2.0)
+    assert stages.retrain(changed, ["san"]) == ("san",)
+    summary = pipeline.run(changed)
+    assert _record(changed, "san")["san.steps"] == 4
+    assert _record(changed, "san")["match_weight"] == 2.0
+    assert _record(changed, "gender")["gender.steps"] == 2
+    assert (work / "gender" / "model.keras").stat().st_mtime_ns == gender_model
+    assert json.loads((work / "config.json").read_text())["san"]["steps"] == 4
+    # The retrained SAN is exported anew (its old export marker went with the stage).
+    assert summary["export"] == str(tmp_path / "third" / "tiny" / "2")
+    stages.check(changed)

@@ -93,14 +93,14 @@ def evaluation_config():
 
 def _check(config) -> None:
     """What the evaluation needs, checked before it starts (`UserError`s)."""
-    preflight.export(config.export)
-    preflight.writable_dir(config.output_dir, "--output_dir")
-    preflight.writable_dir(config.eval_workdir, "--eval_workdir")
+    for spec in config.evaluators:
+        preflight.evaluator(spec)
     preflight.dataset(config.data.dataset)
     if config.identity_dataset:
         preflight.dataset(config.identity_dataset, "--identity_dataset")
-    for spec in config.evaluators:
-        preflight.evaluator(spec)
+    preflight.export(config.export)
+    preflight.writable_dir(config.output_dir, "--output_dir")
+    preflight.writable_dir(config.eval_workdir, "--eval_workdir")
     if config.workdir:
         missing = [str(Path(config.workdir) / stage / "model.keras")
                    for stage in ("gender", "matcher")

@@ -39,8 +39,8 @@ WORKERS = flags.DEFINE_integer("workers", None, "Threads reading and aligning ph
 
 def main(argv):
     del argv
-    preflight.export(EXPORT.value)
     preflight.folders(INPUT_DIR.value, OUTPUT_DIR.value)
+    preflight.export(EXPORT.value)
     from semiadv import perturb
 
     report = perturb.perturb_folder(
