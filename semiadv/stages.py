@@ -229,10 +229,13 @@ def _mismatch_message(config: TrainConfig, found: list[Difference]) -> str:
         f"{', '.join(item.stage for item in items)})"
         for (flag, _), items in by_flag.items())
     stages = _minimal_retrain(sorted({d.stage for d in found}), config)
+    last = [s for s in stage_order(config) if s in {d.stage for d in found}][-1]
+    witness = record_path(config.workdir, last)
+    if not witness.exists():
+        witness = Path(config.workdir) / CONFIG_NAME
     return (f"work dir {config.workdir} was trained with other settings than these flags: "
             f"{listed}. Nothing was changed. To keep the finished stages, run again with the "
-            f"flags they were trained with (see {record_path(config.workdir, 'san')} or "
-            f"{Path(config.workdir) / CONFIG_NAME}), or use a new --workdir; to train them "
+            f"flags they were trained with (see {witness}), or use a new --workdir; to train them "
             f"again with the new flags add --retrain_from={','.join(stages)} (deletes them "
             "and the stages trained from them)")
 
@@ -262,10 +265,13 @@ def _is_chief_process() -> bool:
 
 
 def retrain(config: TrainConfig, stages=()) -> tuple[str, ...]:
-    """Deletes `stages` and every stage trained from them, so the next run trains them anew.
+    """Deletes the named finished stages that `config` would train differently, and every
+    stage trained from them, so the run that follows trains them anew.
 
-    Checks everything first: unknown stages, and finished stages that would still differ
-    from `config` after the deletion, are refused with nothing deleted.
+    A named stage whose record matches `config` is kept, as is an unfinished one: running
+    the same command again (to resume after a crash, say) deletes nothing more. Everything
+    is checked first: unknown stages, and finished stages outside the named ones that would
+    still differ, are refused with nothing deleted.
 
     Returns:
       The stages deleted (in training order).
@@ -279,12 +285,17 @@ def retrain(config: TrainConfig, stages=()) -> tuple[str, ...]:
         if stage not in order:
             raise UserValueError(f"--retrain_from={stage}: no such stage in this run (stages: "
                                  f"{', '.join(order)})")
-    doomed = tuple(s for s in order if any(s in trained_from(t, config) for t in stages))
+    allowed = {s for s in order if any(s in trained_from(t, config) for t in stages)}
+    changed = {difference.stage for difference in differences(config)} & allowed
+    doomed = tuple(s for s in order if any(s in trained_from(c, config) for c in changed))
     found = differences(config, skip=doomed)
     if found:
         raise StageMismatchError(_mismatch_message(config, found))
+    workdir = Path(config.workdir)
+    # Partly trained stages go too: their checkpoints were trained from the old stages.
+    doomed = tuple(s for s in doomed if (workdir / (
+        PROTOTYPES_FILES[0] if s == "prototypes" else s)).exists())
     if _is_chief_process():
-        workdir = Path(config.workdir)
         for stage in doomed:
             if stage == "prototypes":
                 for name in PROTOTYPES_FILES:

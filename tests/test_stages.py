@@ -102,9 +102,19 @@ def test_retrain_from_deletes_the_stage_and_what_is_trained_from_it(finished):
     assert (work / "matcher" / "model.keras").exists()
     assert (work / "autoencoder" / "model.keras").exists()
     stages.check(wider)
+    assert stages.retrain(wider, ["gender"]) == ()  # The same command again deletes no more.
+    # A new seed changes every finished stage (gender and san are gone): the prototypes
+    # alone do not cover the matcher.
+    reseeded = dataclasses.replace(finished, data=dataclasses.replace(finished.data, seed=5))
+    with pytest.raises(stages.StageMismatchError,
+                       match=r"--seed: 0 -> 5 \(finished stage matcher\).*--retrain_from=matcher"):
+        stages.retrain(reseeded, ["prototypes"])
+    assert (work / "prototypes.npz").exists()
     # The prototypes shape the autoencoder's pre-training too.
-    assert stages.retrain(wider, ["prototypes"]) == ("prototypes", "autoencoder", "san")
+    assert stages.retrain(reseeded, ["prototypes", "gender", "matcher"]) == (
+        "prototypes", "matcher", "autoencoder")
     assert not (work / "prototypes.npz").exists() and not (work / "autoencoder").exists()
+    assert not (work / stages.PROTOTYPES_RECORD).exists()
 
 
 def test_work_dir_without_records_is_judged_by_its_config_json(finished):
@@ -148,3 +158,5 @@ def test_new_export_dir_exports_and_retrained_stage_is_recorded(finished, tmp_pa
     # The retrained SAN is exported anew (its old export marker went with the stage).
     assert summary["export"] == str(tmp_path / "third" / "tiny" / "2")
     stages.check(changed)
+    assert stages.retrain(changed, ["san"]) == ()  # The same command again keeps it.
+    assert (work / "san" / "model.keras").exists()

@@ -95,6 +95,16 @@ def _declare_key_flags(modules) -> None:
             flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
 
+def _library_info_filter(record) -> bool:
+    """Drops the INFO lines TensorFlow and Keras log through absl (e.g. "Sharding callback
+    duration" at every checkpoint); keeps ours and every warning."""
+    import logging as std_logging
+
+    path = record.pathname.replace("\\", "/")
+    return record.levelno >= std_logging.WARNING or not (
+        "/tensorflow/" in path or "/keras/" in path or "/tf_keras/" in path)
+
+
 def run(main: Callable[[list[str]], int | None], binary: str, key_flag_modules=(),
         lenient_flagfiles: bool = False) -> None:
     """`absl.app.run(main)`, with user errors reported in one line and exit code 2.
@@ -117,6 +127,7 @@ def run(main: Callable[[list[str]], int | None], binary: str, key_flag_modules=(
             import warnings
             warnings.filterwarnings("ignore", module="keras")
             warnings.filterwarnings("ignore", module="tensorflow")
+            logging.get_absl_logger().addFilter(_library_info_filter)
         logging.set_verbosity(logging.INFO)
         try:
             return main(argv)
