@@ -3,7 +3,9 @@
   semiadv-train --flagfile=flags/demo.cfg
 
 prototypes -> gender CNN -> matcher -> autoencoder pre-training -> SAN -> export, then a
-held-out summary. Re-running the same command resumes where a killed run stopped.
+held-out summary. Re-running the same command resumes where a killed run stopped; a rerun
+whose flags would change a finished stage refuses (`--retrain_from=STAGE` trains it again:
+see semiadv/stages.py).
 """
 
 import json
