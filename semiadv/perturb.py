@@ -250,7 +250,8 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
         batch_size: Photos per call of the signature.
         workers: Threads reading and aligning photos (None: one per core).
         overwrite: False skips the photos whose output exists already (an earlier run's),
-            counted in the report's "skipped_existing".
+            counted in the report's "skipped_existing"; the report then lists this run's
+            photos only, and a run that skips every photo leaves the earlier report as is.
 
     Returns:
         The report: per relative file name `{"status", "male_score"?, "align_status"?,
@@ -307,5 +308,6 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
     progress.update(len(paths), force=True)
     del loaded  # Held until the last batch: the signature reads its variables.
     _finish_report(report)
-    _write_json(output_dir / REPORT_NAME, report)
+    if paths or not skipped_existing:  # A run with nothing left to do keeps the last report.
+        _write_json(output_dir / REPORT_NAME, report)
     return report

@@ -48,7 +48,8 @@ def main(argv):
         save_aligned=SAVE_ALIGNED.value, align=ALIGN.value, batch_size=BATCH_SIZE.value,
         workers=WORKERS.value, overwrite=OVERWRITE.value)
     counts = report["counts"]
-    print(json.dumps(counts))
+    if counts:
+        print(json.dumps(counts))
     for relative in report["failed"]:
         entry = report["files"][relative]
         print(f"{relative}: {entry['status']} {entry.get('error', '')}".rstrip(), file=sys.stderr)
