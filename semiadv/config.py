@@ -11,9 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from semiadv.errors import UserValueError
+
 
 # `DataConfig.cache`: how photos are read after their first decoding (see `semiadv.data`).
 CACHE_MODES = ("disk", "memory", "none")
+# `NetworkConfig.upsampling`: the autoencoder decoder's interpolation (`networks.UPSAMPLINGS`).
+UPSAMPLINGS = ("nearest", "bilinear")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,21 +68,30 @@ class DataConfig:
     align_detector: str = "haar"
 
     def __post_init__(self):
-        if self.image_size < 16:
-            raise ValueError(f"image_size must be at least 16, got {self.image_size}")
+        # UserValueError (a ValueError): the binaries report these in one line, exit 2.
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) \
+                or self.image_size < 16:
+            raise UserValueError(f"image_size must be an integer >= 16, got {self.image_size!r}")
         if self.cache not in CACHE_MODES:
-            raise ValueError(f"cache must be one of {CACHE_MODES}, got {self.cache!r}")
+            raise UserValueError(f"cache must be one of {CACHE_MODES}, got {self.cache!r}")
         if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+            raise UserValueError(f"channels must be 1 or 3, got {self.channels}")
         if self.align_detector not in ("haar", "dlib"):  # semiadv.align.DETECTORS (OpenCV-free here)
-            raise ValueError(f"align_detector must be 'haar' or 'dlib', got {self.align_detector!r}")
+            raise UserValueError(
+                f"align_detector must be 'haar' or 'dlib', got {self.align_detector!r}")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+            raise UserValueError(f"batch_size must be positive, got {self.batch_size}")
         held_out = self.validation_fraction + self.test_fraction
         if not (0 <= self.validation_fraction < 1 and 0 <= self.test_fraction < 1 and held_out < 1):
-            raise ValueError(
+            raise UserValueError(
                     "validation_fraction and test_fraction must be in [0, 1) and sum to less than 1, got "
                     f"{self.validation_fraction} and {self.test_fraction}")
+        if self.cache_megabytes < 0:
+            raise UserValueError(f"cache_megabytes must be 0 or more, got {self.cache_megabytes}")
+        if self.synthetic_identities < 4 or self.synthetic_images_per_identity < 2:
+            raise UserValueError(
+                "synthetic_identities must be >= 4 and synthetic_images_per_identity >= 2, got "
+                f"{self.synthetic_identities} and {self.synthetic_images_per_identity}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +113,35 @@ class NetworkConfig:
     matcher_width: float = 1.0
     embedding_dim: int = 128
 
+    def __post_init__(self):
+        if not self.encoder_filters or len(self.encoder_filters) != len(self.decoder_filters):
+            raise UserValueError(
+                "encoder_filters and decoder_filters must be non-empty and equally long (one "
+                f"decoder block per encoder block), got {list(self.encoder_filters)} and "
+                f"{list(self.decoder_filters)}")
+        if any(f < 1 for f in (*self.encoder_filters, *self.decoder_filters)):
+            raise UserValueError(
+                "encoder_filters and decoder_filters must be positive, got "
+                f"{list(self.encoder_filters)} and {list(self.decoder_filters)}")
+        if self.upsampling not in UPSAMPLINGS:
+            raise UserValueError(f"upsampling must be one of {UPSAMPLINGS}, got "
+                                 f"{self.upsampling!r}")
+        for name in ("classifier_width", "matcher_width"):
+            if not getattr(self, name) > 0:
+                raise UserValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.embedding_dim < 2:
+            raise UserValueError(f"embedding_dim must be at least 2, got {self.embedding_dim}")
+        if not 0 < self.max_change <= 1 or (self.max_change < 1 and not self.residual):
+            raise UserValueError(f"max_change must be in (0, 1], and below 1 only with residual; "
+                                 f"got {self.max_change} (residual={self.residual})")
+
+    @property
+    def image_size_multiple(self) -> int:
+        """What image_size must be a multiple of: the autoencoder halves the image once per
+        encoder block (average pooling) and doubles it once per decoder block, so only then
+        does its output have the input's size."""
+        return 2 ** len(self.encoder_filters)
+
 
 @dataclasses.dataclass(frozen=True)
 class StageConfig:
@@ -107,6 +149,12 @@ class StageConfig:
 
     steps: int = 1000
     learning_rate: float = 1e-3
+
+    def __post_init__(self):
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
+            raise UserValueError(f"steps must be an integer >= 0, got {self.steps!r}")
+        if not self.learning_rate >= 0:
+            raise UserValueError(f"learning_rate must be >= 0, got {self.learning_rate}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,29 +250,38 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, "
-                             f"got {self.mixed_precision!r}")
+            raise UserValueError(f"mixed_precision must be one of {tuple(MIXED_PRECISION)}, "
+                                 f"got {self.mixed_precision!r}")
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+            raise UserValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.pixel_loss not in ("l1", "mse", "bce"):
-            raise ValueError(f"pixel_loss must be l1, mse or bce, got {self.pixel_loss!r}")
+            raise UserValueError(f"pixel_loss must be l1, mse or bce, got {self.pixel_loss!r}")
         if self.triplet_mining not in ("semi_hard", "hard"):
-            raise ValueError(f"triplet_mining must be semi_hard or hard, got {self.triplet_mining!r}")
+            raise UserValueError(
+                f"triplet_mining must be semi_hard or hard, got {self.triplet_mining!r}")
         for name in ("checkpoint_every", "steps_per_loop"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("gender_weight", "match_weight", "pixel_weight", "gender_same_weight",
-                     "ssim_weight", "colour_weight"):
+                raise UserValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("gender_ensemble", "match_warmup_steps"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+                raise UserValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        for name in ("gender_weight", "match_weight", "pixel_weight", "triplet_margin",
+                     "gender_same_weight", "ssim_weight", "colour_weight"):
+            if not getattr(self, name) >= 0:
+                raise UserValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.matcher_network not in MATCHER_NETWORKS:
-            raise ValueError(f"matcher_network must be one of {MATCHER_NETWORKS}, "
-                             f"got {self.matcher_network!r}")
+            raise UserValueError(f"matcher_network must be one of {MATCHER_NETWORKS}, "
+                                 f"got {self.matcher_network!r}")
         if self.match_jitter is not None and not 0 <= self.match_jitter < 0.5:
-            raise ValueError(f"match_jitter must be in [0, 0.5), got {self.match_jitter}")
-        if self.gender_ensemble < 0:
-            raise ValueError(f"gender_ensemble must be 0 or more, got {self.gender_ensemble}")
-
+            raise UserValueError(f"match_jitter must be in [0, 0.5), got {self.match_jitter}")
+        multiple = self.networks.image_size_multiple
+        if self.data.image_size % multiple:
+            below = self.data.image_size - self.data.image_size % multiple
+            raise UserValueError(
+                f"image_size {self.data.image_size} is not a multiple of {multiple}: the "
+                f"autoencoder's {len(self.networks.encoder_filters)} encoder blocks each halve "
+                f"the image (encoder_filters={list(self.networks.encoder_filters)}); use "
+                f"{max(below, 16)} or {below + multiple}")
 
     @property
     def effective_match_jitter(self) -> float:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from semiadv.errors import UserValueError
 from semiadv import data, imageio, parallel
 
 PROTOTYPES = ("same", "neutral", "opposite")
@@ -236,9 +237,11 @@ class _Progress:
             return
         self.last = now
         rate = done / max(now - self.start, 1e-9)
-        eta = (self.total - done) / rate if rate > 0 else float("inf")
-        logging.info("processed %d/%d photos, %.1f photos/s, ETA %.0f s", done, self.total,
-                     rate, eta)
+        if rate > 0:
+            logging.info("processed %d/%d photos, %.1f photos/s, ETA %.0f s", done, self.total,
+                         rate, (self.total - done) / rate)
+        else:
+            logging.info("processed %d/%d photos", done, self.total)
 
 
 def _write_json(path, content):
@@ -266,7 +269,8 @@ def finish_report(report):
 
 
 def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", image_size=None,
-                   save_aligned=False, align=True, batch_size=DEFAULT_BATCH_SIZE, workers=None):
+                   save_aligned=False, align=True, batch_size=DEFAULT_BATCH_SIZE, workers=None,
+                   overwrite=True):
     """Perturbs every photo of a folder (recursively) with an exported SAN.
 
     Args:
@@ -284,6 +288,9 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
             resizes whole photos (for already aligned crops).
         batch_size: Photos per call of the signature.
         workers: Threads reading and aligning photos (None: one per core).
+        overwrite: False skips the photos whose output exists already (an earlier run's),
+            counted in the report's "skipped_existing"; the report then lists this run's
+            photos only, and a run that skips every photo leaves the earlier report as is.
 
     Returns:
         The report: per relative file name `{"status", "male_score"?, "align_status"?,
@@ -291,7 +298,8 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
         Statuses: perturbed, unreadable, no_face, error, write_failed.
 
     Raises:
-        ValueError: for refused folders, an unknown prototype or a size mismatch.
+        ValueError: for refused folders, an unknown prototype, a size mismatch or an input
+            folder without photos.
         FileNotFoundError / NotADirectoryError: for a missing export or input folder.
     """
     input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
@@ -301,7 +309,16 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
         raise ValueError(f"image_size={image_size} but the export takes {image_shape[0]}x"
                          f"{image_shape[1]} faces")
     paths = _list_inputs(input_dir, output_dir)
+    if not paths:
+        raise UserValueError(f"no photos in {str(input_dir)!r} (looked for "
+                             f"{', '.join(imageio.IMAGE_EXTENSIONS)} files, recursively)")
     relatives = [path.relative_to(input_dir).as_posix() for path in paths]
+    skipped_existing = 0
+    if not overwrite:
+        fresh = [(path, relative) for path, relative in zip(paths, relatives)
+                 if not (output_dir / relative).exists()]
+        skipped_existing = len(paths) - len(fresh)
+        paths, relatives = [p for p, _ in fresh], [r for _, r in fresh]
     if save_aligned and any(r.split("/")[0] == ALIGNED_DIR for r in relatives):
         raise ValueError(f"input_dir has an {ALIGNED_DIR!r} sub-folder whose outputs would mix "
                          "with the aligned originals: run without save_aligned")
@@ -309,7 +326,7 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
     output_dir.mkdir(parents=True, exist_ok=True)
     report = {"export": str(resolve_export(export_path)), "prototype": prototype,
               "image_shape": list(image_shape), "input_dir": str(input_dir),
-              "align": bool(align), "files": {}}
+              "align": bool(align), "skipped_existing": skipped_existing, "files": {}}
     progress, batch = _Progress(len(paths)), []
     # Read and aligned on threads (OpenCV and TensorFlow release the GIL), in input order.
     prepared = parallel.ordered_map(lambda path: prepare_photo(path, image_shape, align),
@@ -330,5 +347,6 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
     progress.update(len(paths), force=True)
     del loaded  # Held until the last batch: the signature reads its variables.
     finish_report(report)
-    _write_json(output_dir / REPORT_NAME, report)
+    if paths or not skipped_existing:  # A run with nothing left to do keeps the last report.
+        _write_json(output_dir / REPORT_NAME, report)
     return report

@@ -17,20 +17,32 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from semiadv import data, distribute, heldout, prototypes_job, tasks, trainer
+from semiadv import data, distribute, heldout, prototypes_job, stages, tasks, trainer
 from semiadv import prototypes as prototypes_lib
 from semiadv.config import TrainConfig, write_config
+from semiadv.errors import UserValueError
 
 STAGES = ("prototypes", "gender", "matcher", "autoencoder", "san", "export")
 PROTOTYPES_FILE = "prototypes.npz"
 
 
 def setup(config: TrainConfig) -> tf.distribute.Strategy:
-    """Process-wide options, the strategy, and the run's config written beside its artefacts."""
+    """Process-wide options, the strategy, and the run's config written beside its artefacts.
+
+    Raises:
+      stages.StageMismatchError: before anything is written, when the config would train a
+        stage the work dir has finished differently (see `semiadv.stages`).
+    """
+    stages.check(config)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     tf.config.optimizer.set_experimental_options({"remapping": config.remapper})
     strategy = distribute.make_strategy(config.strategy)
+    if config.data.batch_size % strategy.num_replicas_in_sync:
+        raise UserValueError(
+            f"batch_size {config.data.batch_size} does not split evenly over the "
+            f"{strategy.num_replicas_in_sync} replicas of {distribute.describe(strategy)}: "
+            f"use a multiple of {strategy.num_replicas_in_sync}")
     if distribute.is_chief(strategy):
         write_config(config, Path(config.workdir) / "config.json")
     return strategy
@@ -41,6 +53,7 @@ def ensure_prototypes(config: TrainConfig) -> prototypes_lib.Prototypes:
     if not path.exists():
         logging.info("prototypes: averaging the training faces of %s", config.data.dataset)
         prototypes_job.compute_and_save(config.data, path)
+    stages.record(config, "prototypes")
     return prototypes_lib.load_prototypes(path)
 
 
@@ -74,6 +87,8 @@ def pretrain(config: TrainConfig, net: str, strategy: tf.distribute.Strategy) ->
     directory = stage_dir(config, net)
     if trainer.stage_done(directory):
         logging.info("%s: done already (%s)", net, directory / trainer.FINAL_MODEL)
+        if distribute.is_chief(strategy):
+            stages.record(config, net)  # Work dirs trained before stage records: adopt.
         return _load(config, net)
     if net == "gender":
         task, stage = tasks.GenderTask(config), config.gender
@@ -93,7 +108,10 @@ def pretrain(config: TrainConfig, net: str, strategy: tf.distribute.Strategy) ->
     else:
         raise ValueError(f"unknown network {net!r}: use gender, gender_<k>, matcher or "
                          "autoencoder")
-    return trainer.train(task, stage, config, strategy, directory).model
+    model = trainer.train(task, stage, config, strategy, directory).model
+    if distribute.is_chief(strategy):
+        stages.record(config, net)
+    return model
 
 
 def _convert_dlib_matcher(config: TrainConfig, directory: Path) -> keras.Model:
@@ -113,13 +131,18 @@ def train_san(config: TrainConfig, strategy: tf.distribute.Strategy) -> keras.Mo
     directory = stage_dir(config, "san")
     if trainer.stage_done(directory):
         logging.info("san: done already (%s)", directory / trainer.FINAL_MODEL)
+        if distribute.is_chief(strategy):
+            stages.record(config, "san")  # Work dirs trained before stage records: adopt.
         return _load(config, "san")
     def load_models():
         return (*(_load(config, stage) for stage in ("autoencoder", "gender", "matcher")),
                 tuple(_load(config, stage) for stage in gender_member_stages(config)))
 
     task = tasks.SanTask(config, ensure_prototypes(config), load_models)
-    return trainer.train(task, config.san, config, strategy, directory).model
+    model = trainer.train(task, config.san, config, strategy, directory).model
+    if distribute.is_chief(strategy):
+        stages.record(config, "san")
+    return model
 
 
 def export(config: TrainConfig, strategy: tf.distribute.Strategy) -> Path | None:
@@ -131,8 +154,10 @@ def export(config: TrainConfig, strategy: tf.distribute.Strategy) -> Path | None
     marker = stage_dir(config, "san") / "exported.json"
     if marker.exists():
         path = Path(json.loads(marker.read_text())["path"])
-        logging.info("export: done already (%s)", path)
-        return path
+        # A new --export_dir or --export_name gets an export of its own.
+        if path.parent.resolve() == (Path(config.export_dir) / config.export_name).resolve():
+            logging.info("export: done already (%s)", path)
+            return path
     if not distribute.is_chief(strategy):
         return None
     path = export_lib.export_san(_load(config, "san"), _load(config, "gender"),

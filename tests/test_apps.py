@@ -48,3 +48,13 @@ def test_train_help_lists_the_stage_flags():
         assert f"--{name}:" in result.stdout, name
     for name in ("image_summaries", "match_opposite"):  # Booleans: --[no]name.
         assert f"--[no]{name}:" in result.stdout, name
+
+
+def test_help_lists_each_binarys_own_flags_only():
+    train = _run("train_main", "--help")
+    for name in ("san_steps", "match_weight", "image_size", "retrain_from", "verbose"):
+        assert f"--{name}:" in train.stdout or f"--[no]{name}:" in train.stdout, name
+    evaluate = _run("evaluate_main", "--helpfull")
+    assert "--export:" in evaluate.stdout and "--image_size:" in evaluate.stdout
+    for name in ("san_steps", "match_weight", "encoder_filters", "retrain_from"):
+        assert f"--{name}:" not in evaluate.stdout, name

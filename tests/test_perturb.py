@@ -124,3 +124,26 @@ def test_threaded_reading_writes_what_one_thread_writes(exported, photos, tmp_pa
     assert reports[1]["files"] == reports[3]["files"]
     assert reports[3]["counts"] == {"perturbed": 13, "unreadable": 2}
     assert _digest(tmp_path / "out1") == _digest(tmp_path / "out3")
+
+
+def test_existing_outputs_are_skipped_unless_overwrite(exported, photos, tmp_path):
+    folder, names, _ = photos
+    output = tmp_path / "out"
+    first = perturb.perturb_folder(exported, folder, output, align=False, overwrite=False)
+    assert first["counts"]["perturbed"] == 4 and first["skipped_existing"] == 0
+    (output / "a.png").write_bytes(b"an earlier output, kept")
+    (output / "b.png").unlink()  # Only this one is missing: only it is perturbed again.
+    second = perturb.perturb_folder(exported, folder, output, align=False, overwrite=False)
+    assert second["skipped_existing"] == 3
+    assert second["counts"] == {"perturbed": 1, "unreadable": 2}
+    assert (output / "a.png").read_bytes() == b"an earlier output, kept"
+    third = perturb.perturb_folder(exported, folder, output, align=False, overwrite=True)
+    assert third["skipped_existing"] == 0 and third["counts"]["perturbed"] == 4
+    assert imageio.read_image(output / "a.png").shape == (SIZE, SIZE, 3)
+
+
+def test_empty_folder_is_refused_naming_it(exported, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"no photos in .*empty"):
+        perturb.perturb_folder(exported, tmp_path / "empty", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -144,11 +144,18 @@ def test_save_and_load_round_trip(tmp_path, channels):
     for name in ("male", "female", "neutral"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(original, name))
     assert loaded.male_weight == 0.3 and loaded.counts == (30, 70)
-    # The PNG shows male | neutral | female side by side.
-    strip = imageio.read_image(path.with_suffix(".png"))
-    assert strip.shape == (16, 48, 3)
-    expected = np.rint(original.female[..., 0] * 255)
-    np.testing.assert_allclose(strip[:, 32:, 0], expected, atol=1)
+    # The PNG shows male | neutral | female, each upscaled (nearest) to >= 128 px.
+    figure = imageio.read_image(path.with_suffix(".png"))
+    side, corners = prototypes.figure_panels(16)
+    assert side == 128 and figure.shape[1] >= 3 * 128 and figure.shape[2] == 3
+    for image, (top, left) in zip((original.male, original.neutral, original.female), corners):
+        panel = figure[top:top + side, left:left + side]
+        expected = np.rint(np.repeat(image, 3 // channels, axis=-1) * 255)
+        np.testing.assert_allclose(panel[::8, ::8], expected, atol=1)
+        np.testing.assert_array_equal(panel[::8, ::8], panel[7::8, 7::8])  # Nearest blocks.
+        # The label band above each panel has dark text on white.
+        band = figure[top - prototypes.FIGURE_LABEL_HEIGHT:top - 2, left:left + side]
+        assert band.min() < 100 and np.median(band) == 255
     # Only the two files are left: no temporary names.
     assert sorted(p.name for p in path.parent.iterdir()) == ["prototypes.npz", "prototypes.png"]
 

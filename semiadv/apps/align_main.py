@@ -10,11 +10,13 @@ fallback (face box only) or no_face / unreadable.
 import json
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from semiadv.apps import common_flags  # noqa: F401  (defines --image_size)
-from semiadv import align
+from semiadv.apps import cli, common_flags  # common_flags defines --image_size.
+from semiadv import align, preflight
+from semiadv.errors import UserValueError
 
+flags.declare_key_flag("image_size")
 INPUT_DIR = flags.DEFINE_string("input_dir", None, "Folder of photos (searched recursively).",
                                 required=True)
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where to write crops and the report.",
@@ -30,11 +32,11 @@ DETECTOR = flags.DEFINE_enum(
 
 def main(argv):
     del argv
+    preflight.folders(INPUT_DIR.value, OUTPUT_DIR.value)
     try:
         align.set_default_detector(DETECTOR.value)
     except ImportError as error:
-        print(f"--detector={DETECTOR.value}: {error}", file=sys.stderr)
-        return 2
+        raise UserValueError(f"--detector={DETECTOR.value}: {error}") from None
     report = align.align_folder(INPUT_DIR.value, OUTPUT_DIR.value, common_flags.IMAGE_SIZE.value,
                                 workers=WORKERS.value)
     counts = report["counts"]
@@ -48,11 +50,12 @@ def main(argv):
     if cropped == 0:
         print(f"no face could be cropped from {INPUT_DIR.value}", file=sys.stderr)
         return 1
+    print(f"crops: {OUTPUT_DIR.value}; report: {OUTPUT_DIR.value}/align_report.json")
     return 0
 
 
 def run():
-    app.run(main)
+    cli.run(main, "semiadv-align", key_flag_modules=(sys.modules[__name__],))
 
 
 if __name__ == "__main__":

@@ -6,24 +6,20 @@ Only binaries import this module; they turn the flags into config dataclasses wi
 
 from __future__ import annotations
 
-import os
+from absl import flags
 
-# TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) buries the binaries' own
-# output; users can still raise it with TF_CPP_MIN_LOG_LEVEL=0.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import flags  # noqa: E402
-
-from semiadv import data  # noqa: E402
-from semiadv.config import CACHE_MODES, DataConfig  # noqa: E402
+from semiadv import data
+from semiadv.config import CACHE_MODES, DataConfig
 
 DATASET = flags.DEFINE_string(
     "dataset", "synthetic",
     "Dataset spec: synthetic (embedded, no download), utkface:PATH, folder:PATH "
     "(labels.csv or PATH/<identity>/*.jpg; add ?aligned=1 if the photos are already aligned), "
     "celeb_a or lfw (tensorflow-datasets).")
-IMAGE_SIZE = flags.DEFINE_integer("image_size", 32, "Side of the square face images, pixels.",
-                                  lower_bound=16)
+IMAGE_SIZE = flags.DEFINE_integer(
+    "image_size", 32, "Side of the square face images, pixels: >= 16; to train, a multiple of "
+    "2**(number of --encoder_filters), i.e. of 4 with the default 8,12 (the autoencoder halves "
+    "the image once per encoder block).", lower_bound=16)
 CHANNELS = flags.DEFINE_enum("channels", "3", ["1", "3"], "1 = gray, 3 = RGB.")
 BATCH_SIZE = flags.DEFINE_integer(
     "batch_size", 32, "GLOBAL batch size, split over all replicas and workers.", lower_bound=1)

@@ -7,15 +7,21 @@
 
 Writes metrics.json, report.md, ROC plots and (with --save_grid) grid.png to --output_dir.
 The auxiliary networks come from --workdir only when the flag is given.
+
+A recipe's flagfile sets training flags too: this binary reads the data flags it shares with
+semiadv-train from it (so it evaluates with exactly the data the SAN trained on) and ignores
+the training flags, which it does not define. On the command line every flag must be its own.
 """
 
-from absl import app, flags
+import sys
+from pathlib import Path
 
-from semiadv.apps import common_flags
-# Unused here, but defined so that the recipes' flagfiles (which set training flags too)
-# parse: `--flagfile=flags/demo.cfg` evaluates with exactly the data flags it trained with.
-from semiadv.apps import train_flags  # noqa: F401
+from absl import flags
+
+from semiadv.apps import cli, common_flags
+from semiadv import preflight
 from semiadv.config import StageConfig
+from semiadv.errors import UserFileNotFoundError
 
 EXPORT = flags.DEFINE_string("export", None, "Export version dir, or model dir (latest version).",
                              required=True)
@@ -91,17 +97,40 @@ def evaluation_config():
         batch_size=EVAL_BATCH_SIZE.value)
 
 
+def _check(config) -> None:
+    """What the evaluation needs, checked before it starts (`UserError`s)."""
+    for spec in config.evaluators:
+        preflight.evaluator(spec)
+    preflight.dataset(config.data.dataset)
+    if config.identity_dataset:
+        preflight.dataset(config.identity_dataset, "--identity_dataset")
+    preflight.export(config.export)
+    preflight.writable_dir(config.output_dir, "--output_dir")
+    preflight.writable_dir(config.eval_workdir, "--eval_workdir")
+    if config.workdir:
+        missing = [str(Path(config.workdir) / stage / "model.keras")
+                   for stage in ("gender", "matcher")
+                   if not (Path(config.workdir) / stage / "model.keras").is_file()]
+        if missing:
+            raise UserFileNotFoundError(
+                f"--workdir={config.workdir}: lacks {', '.join(missing)}; give the work dir "
+                "semiadv-train trained, or leave --workdir out")
+
+
 def main(argv):
     del argv
+    with cli.building_config():
+        config = evaluation_config()
+    _check(config)
     from semiadv import evaluate
 
-    config = evaluation_config()
     evaluate.evaluate(config)
     print(f"report: {config.output_dir}/report.md")
 
 
 def run():
-    app.run(main)
+    cli.run(main, "semiadv-evaluate", key_flag_modules=(sys.modules[__name__], common_flags),
+            lenient_flagfiles=True)
 
 
 if __name__ == "__main__":

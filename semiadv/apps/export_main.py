@@ -10,10 +10,13 @@ perturber.keras) and EXPORT_DIR/models.config, then prints the version dir.
 import sys
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
-from semiadv.apps import common_flags  # noqa: F401  (defines --workdir)
+from semiadv.apps import cli, common_flags  # common_flags defines --workdir.
+from semiadv import preflight
+from semiadv.errors import UserFileNotFoundError
 
+flags.declare_key_flag("workdir")
 EXPORT_DIR = flags.DEFINE_string("export_dir", "exports", "TF Serving model base path.")
 EXPORT_NAME = flags.DEFINE_string("export_name", "san", "Model name under --export_dir.")
 VERSION = flags.DEFINE_integer("version", None,
@@ -25,25 +28,25 @@ _INPUTS = {"autoencoder": "san/model.keras", "gender_classifier": "gender/model.
 
 
 def _required_files(workdir):
-    """The work dir's input files; raises FileNotFoundError naming every missing one."""
+    """The work dir's input files; raises UserFileNotFoundError naming every missing one."""
     paths = {role: Path(workdir) / relative for role, relative in _INPUTS.items()}
     missing = [f"{path} ({role})" for role, path in paths.items() if not path.is_file()]
     if missing:
-        raise FileNotFoundError(f"work dir {workdir} lacks: " + ", ".join(missing))
+        raise UserFileNotFoundError(
+            f"--workdir={workdir}: not a finished training work dir, it lacks "
+            + ", ".join(missing) + "; train it first (semiadv-train) or give the --workdir "
+            "semiadv-train used")
     return paths
 
 
 def main(argv):
     del argv
+    paths = _required_files(common_flags.WORKDIR.value)
+    preflight.writable_dir(EXPORT_DIR.value, "--export_dir")
     import keras
 
     from semiadv import export, prototypes
 
-    try:
-        paths = _required_files(common_flags.WORKDIR.value)
-    except FileNotFoundError as error:
-        print(error, file=sys.stderr)
-        return 1
     autoencoder = keras.models.load_model(paths["autoencoder"], compile=False, safe_mode=True)
     gender = keras.models.load_model(paths["gender_classifier"], compile=False, safe_mode=True)
     version_dir = export.export_san(autoencoder, gender,
@@ -54,7 +57,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main, "semiadv-export", key_flag_modules=(sys.modules[__name__],))
 
 
 if __name__ == "__main__":

@@ -1,32 +1,38 @@
 """semiadv-perturb: hides the gender of the faces in a folder of photos with an export.
 
   semiadv-perturb --export=exports/san --input_dir=photos --output_dir=private \
-      --prototype=opposite [--save_aligned] [--noalign] [--detector=dlib|haar]
+      --prototype=opposite [--save_aligned] [--noalign] [--overwrite] [--detector=dlib|haar]
 
-Writes each perturbed face under its relative name, plus perturb_report.json. Exits
-non-zero only when no photo could be perturbed.
+Writes each perturbed face under its relative name, plus perturb_report.json, and says where
+they went. Photos whose output exists already (from an earlier run) are skipped, and
+counted, unless --overwrite. Exits non-zero only when no photo could be perturbed.
 """
 
 import json
-import os
 import sys
+from pathlib import Path
 
-# TensorFlow's C++ start-up chatter buries the binary's own output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import flags
 
-from absl import app, flags  # noqa: E402
+from semiadv.apps import cli
+from semiadv import preflight
+from semiadv.errors import UserValueError
 
 EXPORT = flags.DEFINE_string("export", None, "Export version dir, or model dir (latest version).",
                              required=True)
 INPUT_DIR = flags.DEFINE_string("input_dir", None, "Folder of photos (searched recursively).",
                                 required=True)
-OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where perturbed photos and the report go.",
-                                 required=True)
+OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "Where perturbed photos and perturb_report.json go: not --input_dir "
+    "nor a folder containing it (a sub-folder of it is fine).", required=True)
 PROTOTYPE = flags.DEFINE_enum("prototype", "opposite", ["opposite", "same", "neutral"],
                               "Which prototype the faces are re-rendered with.")
 SAVE_ALIGNED = flags.DEFINE_bool("save_aligned", False,
                                  "Also write the aligned originals to OUTPUT_DIR/aligned/.")
 ALIGN = flags.DEFINE_bool("align", True, "Detect and align faces; --noalign only resizes.")
+OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Perturb photos whose output exists already (from an earlier run) "
+    "again; by default they are skipped and counted.")
 BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Photos per model call.", lower_bound=1)
 WORKERS = flags.DEFINE_integer("workers", None, "Threads reading and aligning photos "
                                "(default: one per core).", lower_bound=1)
@@ -40,6 +46,8 @@ DETECTOR = flags.DEFINE_enum(
 
 def main(argv):
     del argv
+    preflight.folders(INPUT_DIR.value, OUTPUT_DIR.value)
+    preflight.export(EXPORT.value)
     if ALIGN.value:
         from semiadv import align
 
@@ -47,27 +55,38 @@ def main(argv):
             # perturb_folder aligns with the default detector: the flag sets it.
             align.set_default_detector(DETECTOR.value)
         except ImportError as error:
-            print(f"--detector={DETECTOR.value}: {error}", file=sys.stderr)
-            return 2
+            raise UserValueError(f"--detector={DETECTOR.value}: {error}") from None
     from semiadv import perturb
 
     report = perturb.perturb_folder(
         EXPORT.value, INPUT_DIR.value, OUTPUT_DIR.value, prototype=PROTOTYPE.value,
         save_aligned=SAVE_ALIGNED.value, align=ALIGN.value, batch_size=BATCH_SIZE.value,
-        workers=WORKERS.value)
-    print(json.dumps(report["counts"]))
+        workers=WORKERS.value, overwrite=OVERWRITE.value)
+    counts = report["counts"]
+    if counts:
+        print(json.dumps(counts))
     for relative in report["failed"]:
         entry = report["files"][relative]
         print(f"{relative}: {entry['status']} {entry.get('error', '')}".rstrip(), file=sys.stderr)
-    # Batch jobs go on past bad files; only a run that produced nothing fails.
-    if not report["counts"].get("perturbed"):
+    output = Path(OUTPUT_DIR.value)
+    skipped = report.get("skipped_existing", 0)
+    if skipped:
+        print(f"skipped {skipped} photo(s) whose output exists already in {output} (from an "
+              "earlier run); --overwrite perturbs them again")
+    if not counts.get("perturbed"):
+        if skipped and not report["failed"]:
+            return 0  # Everything was done by an earlier run.
+        # Batch jobs go on past bad files; only a run that produced nothing fails.
         print(f"no photo could be perturbed from {INPUT_DIR.value}", file=sys.stderr)
         return 1
+    print(f"perturbed {counts['perturbed']} photo(s) into {output}"
+          + (f" (aligned originals in {output / 'aligned'})" if SAVE_ALIGNED.value else ""))
+    print(f"report: {output / perturb.REPORT_NAME}")
     return 0
 
 
 def run():
-    app.run(main)
+    cli.run(main, "semiadv-perturb", key_flag_modules=(sys.modules[__name__],))
 
 
 if __name__ == "__main__":

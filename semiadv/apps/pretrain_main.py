@@ -7,10 +7,12 @@
   semiadv-pretrain --flagfile=flags/demo.cfg --net=autoencoder  # pixel loss on P_SM
 """
 
-from absl import app, flags
+import sys
 
-from semiadv.apps import train_flags
-from semiadv import pipeline, tasks
+from absl import flags
+
+from semiadv.apps import cli, common_flags, train_flags
+from semiadv import pipeline, stages, tasks
 
 _NETS = ("gender", "matcher", "autoencoder")
 NET = flags.DEFINE_string(
@@ -34,14 +36,16 @@ flags.register_multi_flags_validator(
 
 def main(argv):
     del argv
-    config = train_flags.train_config()
+    config = train_flags.checked_train_config()
+    stages.retrain(config, train_flags.RETRAIN_FROM.value)
     strategy = pipeline.setup(config)
     pipeline.pretrain(config, NET.value, strategy)
     print(f"{NET.value}: {pipeline.stage_dir(config, NET.value) / 'model.keras'}")
 
 
 def run():
-    app.run(main)
+    cli.run(main, "semiadv-pretrain",
+            key_flag_modules=(sys.modules[__name__], train_flags, common_flags))
 
 
 if __name__ == "__main__":

@@ -4,10 +4,14 @@
       --output=models/utkface64/prototypes.npz
 """
 
-from absl import app, flags, logging
+import sys
+from pathlib import Path
 
-from semiadv.apps import common_flags
-from semiadv import prototypes_job
+from absl import flags, logging
+
+from semiadv.apps import cli, common_flags
+from semiadv import preflight, prototypes_job
+from semiadv.errors import UserValueError
 
 OUTPUT = flags.DEFINE_string("output", None, "Where to write the prototypes (.npz); a PNG of "
                              "the three side by side is written next to it.", required=True)
@@ -18,15 +22,23 @@ MALE_WEIGHT = flags.DEFINE_float(
 
 def main(argv):
     del argv
-    result = prototypes_job.compute_and_save(common_flags.data_config(), OUTPUT.value,
+    with cli.building_config():
+        data_config = common_flags.data_config()
+    if Path(OUTPUT.value).suffix != ".npz":
+        raise UserValueError(f"--output={OUTPUT.value}: must be a .npz file, e.g. "
+                             "models/run/prototypes.npz")
+    preflight.dataset(data_config.dataset)
+    preflight.writable_dir(Path(OUTPUT.value).parent, "--output")
+    result = prototypes_job.compute_and_save(data_config, OUTPUT.value,
                                              MALE_WEIGHT.value)
     logging.info("Wrote %s (%d male and %d female faces, neutral male weight %.3f)",
                  OUTPUT.value, *result.counts, result.male_weight)
-    print(f"prototypes: {OUTPUT.value}")
+    print(f"prototypes: {OUTPUT.value} (figure: {Path(OUTPUT.value).with_suffix('.png')})")
 
 
 def run():
-    app.run(main)
+    cli.run(main, "semiadv-prototypes",
+            key_flag_modules=(sys.modules[__name__], common_flags))
 
 
 if __name__ == "__main__":

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import os
+
 from absl import flags
 
 from semiadv.apps import common_flags
 from semiadv.config import MIXED_PRECISION, STRATEGIES, NetworkConfig, StageConfig, TrainConfig
+from semiadv.errors import UserValueError
 
 STRATEGY = flags.DEFINE_enum(
     "strategy", "auto", list(STRATEGIES),
     "auto: MirroredStrategy over the GPUs (or the CPU); mirrored; multi_worker "
     "(MultiWorkerMirroredStrategy from TF_CONFIG); one_device.")
-ENCODER_FILTERS = flags.DEFINE_list("encoder_filters", ["8", "12"],
-                                    "Autoencoder encoder widths (the paper: 8,12).")
+ENCODER_FILTERS = flags.DEFINE_list(
+    "encoder_filters", ["8", "12"],
+    "Autoencoder encoder widths (the paper: 8,12), one block each; every block halves the "
+    "image, so --image_size must be a multiple of 2**(number of blocks).")
 DECODER_FILTERS = flags.DEFINE_list("decoder_filters", ["256", "128"],
-                                    "Autoencoder decoder widths (the paper: 256,128).")
+                                    "Autoencoder decoder widths (the paper: 256,128), as many "
+                                    "as --encoder_filters.")
 RESIDUAL = flags.DEFINE_boolean(
     "residual", False,
     "Skip connection from the input: the autoencoder outputs a change added to the face, "
@@ -115,9 +121,48 @@ MATCHER_DATASET = flags.DEFINE_string(
     "Same --image_size and --channels.")
 flags.register_validator("matcher_dataset", lambda spec: spec is None or common_flags.valid_spec(spec))
 
+
+def _filters(values):
+    try:
+        return tuple(int(v) for v in values)
+    except ValueError:
+        return None
+
+
+def _valid_autoencoder(values):
+    """--encoder_filters/--decoder_filters are integers, as many, and fit --image_size."""
+    encoder, decoder = _filters(values["encoder_filters"]), _filters(values["decoder_filters"])
+    if encoder is None or decoder is None or not all(f > 0 for f in encoder + decoder):
+        raise flags.ValidationError(
+            f"--encoder_filters={','.join(values['encoder_filters'])} and --decoder_filters="
+            f"{','.join(values['decoder_filters'])} must be positive integers, e.g. 8,12")
+    if not encoder or len(encoder) != len(decoder):
+        raise flags.ValidationError(
+            f"--encoder_filters={','.join(values['encoder_filters'])} and --decoder_filters="
+            f"{','.join(values['decoder_filters'])} must be equally long (one decoder block "
+            "per encoder block)")
+    size, multiple = values["image_size"], 2 ** len(encoder)
+    if size is not None and size % multiple:
+        below = size - size % multiple
+        raise flags.ValidationError(
+            f"--image_size={size} is not a multiple of {multiple}: each of the autoencoder's "
+            f"{len(encoder)} encoder blocks (--encoder_filters) halves the image; use "
+            f"--image_size={max(below, 16)} or {below + multiple}")
+    return True
+
+
+flags.register_multi_flags_validator(["image_size", "encoder_filters", "decoder_filters"],
+                                     _valid_autoencoder)
+
 EXPORT_DIR = flags.DEFINE_string("export_dir", "exports",
                                  "TF Serving model base path; empty: no export.")
 EXPORT_NAME = flags.DEFINE_string("export_name", "semiadv", "Model name under --export_dir.")
+RETRAIN_FROM = flags.DEFINE_list(
+    "retrain_from", [],
+    "Stages to delete and train again, with every stage trained from them (san, and the "
+    "autoencoder for prototypes), e.g. --retrain_from=san after changing --san_steps. "
+    "Without it a rerun whose flags change a finished stage refuses and lists the "
+    "differences. Stages: prototypes, gender, gender_<k>, matcher, autoencoder, san.")
 DETERMINISTIC = flags.DEFINE_boolean(
     "deterministic", False, "Enable TensorFlow op determinism (reproducible resumes, slower).")
 MIXED_PRECISION_FLAG = flags.DEFINE_enum(
@@ -159,20 +204,13 @@ def _mixed_precision(value: str) -> str:
     return value
 
 
-def _ints(values, flag):
-    try:
-        return tuple(int(v) for v in values)
-    except ValueError as error:
-        raise flags.ValidationError(f"--{flag} must be integers, got {values}") from error
-
-
 def train_config() -> TrainConfig:
     """The `TrainConfig` the flags describe."""
     return TrainConfig(
         data=common_flags.data_config(),
         networks=NetworkConfig(
-            encoder_filters=_ints(ENCODER_FILTERS.value, "encoder_filters"),
-            decoder_filters=_ints(DECODER_FILTERS.value, "decoder_filters"),
+            encoder_filters=_filters(ENCODER_FILTERS.value),
+            decoder_filters=_filters(DECODER_FILTERS.value),
             residual=RESIDUAL.value, upsampling=UPSAMPLING.value,
             max_change=MAX_CHANGE.value,
             classifier_width=CLASSIFIER_WIDTH.value, matcher_width=MATCHER_WIDTH.value,
@@ -199,3 +237,24 @@ def train_config() -> TrainConfig:
         deterministic=DETERMINISTIC.value,
         mixed_precision=_mixed_precision(MIXED_PRECISION_FLAG.value),
         jit_compile=JIT_COMPILE.value, remapper=REMAPPER.value)
+
+
+def checked_train_config() -> TrainConfig:
+    """`train_config()`, with what the run needs checked before any work (`UserError`s)."""
+    from semiadv import preflight
+    from semiadv.apps import cli
+
+    with cli.building_config():
+        config = train_config()
+    preflight.tf_config()
+    if config.strategy == "multi_worker" and not (
+            os.environ.get("TF_CONFIG") or os.environ.get("SLURM_PROCID")):
+        raise UserValueError("--strategy=multi_worker needs TF_CONFIG (or a Slurm job step, "
+                             "srun); see the README's multi-worker section")
+    preflight.dataset(config.data.dataset)
+    if config.matcher_dataset:
+        preflight.dataset(config.matcher_dataset, "--matcher_dataset")
+    preflight.writable_dir(config.workdir, "--workdir")
+    if config.export_dir:
+        preflight.writable_dir(config.export_dir, "--export_dir")
+    return config

@@ -4,27 +4,29 @@
 
 prototypes -> gender CNN -> matcher -> autoencoder pre-training -> SAN -> export, then a
 held-out summary: what was trained, where it went, what it does to held-out faces and the
-commands to run next. Re-running the same command resumes where a killed run stopped.
+commands to run next. Re-running the same command resumes where a killed run stopped; a rerun
+whose flags would change a finished stage refuses (`--retrain_from=STAGE` trains it again:
+see semiadv/stages.py).
 """
 
 import sys
 
-from absl import app
-
-from semiadv.apps import train_flags
-from semiadv import pipeline, run_summary
+from semiadv.apps import cli, common_flags, train_flags
+from semiadv import pipeline, run_summary, stages
 
 
 def main(argv):
     del argv
-    config = train_flags.train_config()
+    config = train_flags.checked_train_config()
+    stages.retrain(config, train_flags.RETRAIN_FROM.value)
     summary = pipeline.run(config)
     # The evaluation reads the same data flags: the next commands repeat this run's flags.
     print(run_summary.text(config, summary, sys.argv[1:]), end="")
 
 
 def run():
-    app.run(main)
+    cli.run(main, "semiadv-train",
+            key_flag_modules=(sys.modules[__name__], train_flags, common_flags))
 
 
 if __name__ == "__main__":

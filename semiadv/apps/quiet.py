@@ -1,0 +1,49 @@
+"""Quiet TensorFlow by default in the binaries, with a way back (`SEMIADV_VERBOSE=1`).
+
+TensorFlow's C++ side logs from the moment it is imported: the CUDA stubs' "Could not find
+cuda drivers" lines are written before absl's C++ logging is initialised, so no environment
+variable hides them, and the error-level "failed call to cuInit" on CPU-only machines needs
+TF_CPP_MIN_LOG_LEVEL=3. So, unless verbose, the import runs with the process's stderr file
+descriptor pointed at /dev/null (Python errors raised by the import still show: they are
+printed after it is restored), and TF_CPP_MIN_LOG_LEVEL defaults to 3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+
+def verbose_requested(argv, environ) -> bool:
+    """True when `SEMIADV_VERBOSE=1` or `--verbose` is among the arguments."""
+    return environ.get("SEMIADV_VERBOSE", "") not in ("", "0") or "--verbose" in argv
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull():
+    """Points file descriptor 2 (what C++ code writes to) at /dev/null for a block."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # No real stderr (an embedded interpreter): nothing to hide.
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def quiet_tensorflow(verbose: bool) -> None:
+    """Imports TensorFlow quietly (unless `verbose`) and lowers its Python loggers to errors."""
+    if verbose or "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _stderr_to_devnull():
+        import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")
