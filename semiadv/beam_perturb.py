@@ -287,6 +287,8 @@ def write_report(entries, config):
     """Writes perturb_report.json (semiadv-perturb's format) from all (relative, entry)."""
     path = output_path(config, perturb.REPORT_NAME)
     files = dict(entries)
+    # semiadv-perturb's count of photos skipped because their output existed.
+    skipped_existing = sum(entry["status"] == "already_written" for entry in files.values())
     # A rerun after a finished run keeps that run's entries (male_score) for what it skips.
     previous = (_read_json(path) or {}).get("files", {})
     for relative, entry in files.items():
@@ -296,7 +298,7 @@ def write_report(entries, config):
     report = {"export": config.export, "prototype": config.prototype,
               "image_shape": list(config.image_shape), "input_dir": config.input_dir,
               "input_pattern": config.input_pattern, "align": config.align,
-              "files": files}
+              "skipped_existing": skipped_existing, "files": files}
     perturb.finish_report(report)
     write_atomically(path, json.dumps(report, indent=2, sort_keys=True).encode("utf-8"))
     return report["counts"]

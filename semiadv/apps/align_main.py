@@ -32,11 +32,11 @@ DETECTOR = flags.DEFINE_enum(
 
 def main(argv):
     del argv
-    preflight.folders(INPUT_DIR.value, OUTPUT_DIR.value)
-    try:
+    try:  # A flag's own mistake first, before the folders are looked at.
         align.set_default_detector(DETECTOR.value)
     except ImportError as error:
         raise UserValueError(f"--detector={DETECTOR.value}: {error}") from None
+    preflight.folders(INPUT_DIR.value, OUTPUT_DIR.value)
     report = align.align_folder(INPUT_DIR.value, OUTPUT_DIR.value, common_flags.IMAGE_SIZE.value,
                                 workers=WORKERS.value)
     counts = report["counts"]

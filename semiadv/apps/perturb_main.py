@@ -46,9 +46,7 @@ DETECTOR = flags.DEFINE_enum(
 
 def main(argv):
     del argv
-    preflight.folders(INPUT_DIR.value, OUTPUT_DIR.value)
-    preflight.export(EXPORT.value)
-    if ALIGN.value:
+    if ALIGN.value:  # A flag's own mistake first, before the folders are looked at.
         from semiadv import align
 
         try:
@@ -56,6 +54,8 @@ def main(argv):
             align.set_default_detector(DETECTOR.value)
         except ImportError as error:
             raise UserValueError(f"--detector={DETECTOR.value}: {error}") from None
+    preflight.folders(INPUT_DIR.value, OUTPUT_DIR.value)
+    preflight.export(EXPORT.value)
     from semiadv import perturb
 
     report = perturb.perturb_folder(
