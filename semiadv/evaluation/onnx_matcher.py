@@ -185,12 +185,7 @@ class OnnxMatcher:
 
     def aligned_faces(self, images: np.ndarray) -> np.ndarray:
         """uint8 RGB [N, S, S, 3]: each crop warped onto the template (S = the model's side)."""
-        images = np.asarray(images, np.float32)
-        if images.ndim != 4 or images.shape[-1] not in (1, 3):
-            raise ValueError(f"{self.name}: want images [N, H, W, 1 or 3], got {images.shape}")
-        pixels = np.clip(np.round(images * 255), 0, 255).astype(np.uint8)
-        if pixels.shape[-1] == 1:
-            pixels = np.repeat(pixels, 3, axis=-1)
+        pixels = landmarks_lib.rgb_uint8(images, self.name)
         faces = np.zeros((len(pixels), self.input_size, self.input_size, 3), np.uint8)
         if len(pixels) and self._landmarks is None:
             self._landmarks = landmarks_lib.DlibLandmarks(self.config.landmarks)
