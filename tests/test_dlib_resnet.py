@@ -408,3 +408,21 @@ def test_matcher_flags_reach_the_config_and_round_trip():
     finally:
         flags.FLAGS.unparse_flags()
     assert config.matcher_network == "triplet" and config.effective_match_jitter == 0.0
+
+
+def test_align_detector_flag_reaches_the_data_config():
+    from absl import flags
+
+    from semiadv.apps import train_flags
+
+    try:
+        flags.FLAGS(["test", "--align_detector=dlib", "--mixed_precision=none"])
+        config = train_flags.train_config()
+    finally:
+        flags.FLAGS.unparse_flags()
+    assert config.data.align_detector == "dlib"
+    try:
+        flags.FLAGS(["test", "--mixed_precision=none"])
+        assert train_flags.train_config().data.align_detector == "haar"
+    finally:
+        flags.FLAGS.unparse_flags()
