@@ -122,7 +122,7 @@ def _convert_dlib_matcher(config: TrainConfig, directory: Path) -> keras.Model:
     logging.info("matcher: dlib's face recognition ResNet, converted (no training)")
     model = dlib_resnet.build_dlib_matcher(config.data.image_size, config.data.channels)
     directory.mkdir(parents=True, exist_ok=True)
-    trainer._atomic_keras_save(model, directory / trainer.FINAL_MODEL)
+    trainer.atomic_keras_save(model, directory / trainer.FINAL_MODEL)
     return model
 
 

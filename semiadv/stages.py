@@ -30,14 +30,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from semiadv import tasks
+from semiadv import tasks, trainer
 from semiadv.config import TrainConfig
 from semiadv.errors import UserValueError
 
 RECORD_NAME = "stage_config.json"
 PROTOTYPES_RECORD = "prototypes_config.json"
 PROTOTYPES_FILES = ("prototypes.npz", "prototypes.png", PROTOTYPES_RECORD)
-FINAL_MODEL = "model.keras"  # trainer.FINAL_MODEL, whose presence marks a stage done.
 CONFIG_NAME = "config.json"
 
 # Settings that shape no trained weights.
@@ -138,7 +137,7 @@ def record_path(workdir: str | Path, stage: str) -> Path:
 def is_done(workdir: str | Path, stage: str) -> bool:
     if stage == "prototypes":
         return (Path(workdir) / "prototypes.npz").exists()
-    return (Path(workdir) / stage / FINAL_MODEL).exists()
+    return trainer.stage_done(Path(workdir) / stage)
 
 
 def record(config: TrainConfig, stage: str) -> None:

@@ -66,7 +66,7 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
-def _atomic_keras_save(model: keras.Model, path: Path) -> None:
+def atomic_keras_save(model: keras.Model, path: Path) -> None:
     """Saves a `.keras` file under a temporary name and renames it: no half-written file."""
     partial = path.with_name(f".partial-{os.getpid()}-{path.name}")
     model.save(partial)
@@ -132,7 +132,7 @@ def train(task: Task, stage: StageConfig, config: TrainConfig, strategy: tf.dist
                                  manager, start, stage_dir, preemption)
         with distribute.saving_dir(strategy, stage_dir) as target:
             target.mkdir(parents=True, exist_ok=True)
-            _atomic_keras_save(model, target / FINAL_MODEL)
+            atomic_keras_save(model, target / FINAL_MODEL)
     finally:
         if scratch is not None:
             # A non-chief's private copy, removed however the stage ends (done, non-finite
