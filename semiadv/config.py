@@ -171,11 +171,19 @@ class TrainConfig:
       ssim_weight, colour_weight: fidelity terms on X'_OP, the exported output:
         ssim_weight x (1 - SSIM(X, X'_OP)) + colour_weight x mean ΔE*ab(X, X'_OP). 0 (the
         paper's) leaves X'_OP to the gender and matching terms alone.
+      colour_tolerance: ΔE*ab each face may change by for free: the colour term is
+        colour_weight x max(mean ΔE*ab - colour_tolerance, 0). ΔE is L1-like at zero (its
+        gradient has unit size however small the change), so without a tolerance any weight
+        that stops colour casts also pins a residual autoencoder, which starts as the
+        identity, to its input (RESULTS.md). 0: the plain mean ΔE*ab.
       gender_ensemble: extra frozen auxiliary gender classifiers, beyond the paper's CNN, that
         the SAN is trained against (Ensemble SAN); each is pre-trained in stage `gender_<k>`
         with the gender stage's steps and learning rate (recipe: `tasks.gender_member`). The
         SAN's gender term is then the mean over all 1 + gender_ensemble classifiers.
       match_opposite: also pull M(X'_OP) towards M(X) (the exported output is X'_OP).
+      match_same: pull M(X'_SM) towards M(X) (the paper's match term). Off, the matcher runs
+        on X and X'_OP only, 4/7 of its cost with dlib's ResNet, and X'_SM is held to the
+        face by the pixel term alone; needs match_opposite.
       match_warmup_steps: SAN steps before the matching term switches on (the paper: 5 epochs).
       pixel_loss: l1, mse or bce, for the autoencoder pre-training and the SAN.
       triplet_margin, triplet_mining: the matcher's triplet loss.
@@ -226,8 +234,10 @@ class TrainConfig:
     gender_same_weight: float = 1.0
     ssim_weight: float = 0.0
     colour_weight: float = 0.0
+    colour_tolerance: float = 0.0
     gender_ensemble: int = 0
     match_opposite: bool = True
+    match_same: bool = True
     match_warmup_steps: int = 0
     pixel_loss: str = "l1"
     triplet_margin: float = 0.2
@@ -266,9 +276,12 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise UserValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
         for name in ("gender_weight", "match_weight", "pixel_weight", "triplet_margin",
-                     "gender_same_weight", "ssim_weight", "colour_weight"):
+                     "gender_same_weight", "ssim_weight", "colour_weight", "colour_tolerance"):
             if not getattr(self, name) >= 0:
                 raise UserValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not (self.match_same or self.match_opposite):
+            raise UserValueError("match_same and match_opposite are both off: the SAN would "
+                                 "have no identity term; turn one of them on")
         if self.matcher_network not in MATCHER_NETWORKS:
             raise UserValueError(f"matcher_network must be one of {MATCHER_NETWORKS}, "
                                  f"got {self.matcher_network!r}")

@@ -316,7 +316,9 @@ class SanTask(_PrototypeTask):
     J = lambda_G [w_SM CE(G(X'_SM), y) + CE(G(X'_OP), 1 - y)] + lambda_M ||M(X'_SM) - M(X)||^2
         (+ ||M(X'_OP) - M(X)||^2 if match_opposite, from match_warmup_steps on)
         + lambda_D pixel(X, X'_SM)
-        + lambda_SSIM (1 - SSIM(X, X'_OP)) + lambda_colour ΔE*ab(X, X'_OP)
+        + lambda_SSIM (1 - SSIM(X, X'_OP)) + lambda_colour max(ΔE*ab(X, X'_OP) - tolerance, 0)
+
+    (the SM match term only if match_same, which the paper has).
 
     w_SM = `gender_same_weight` (1 in the paper). The two fidelity terms (0 in the paper) keep
     the exported output X'_OP a realistic picture of the same face: without them the SAN hides
@@ -389,23 +391,31 @@ class SanTask(_PrototypeTask):
         gender = ((config.gender_same_weight * tf.add_n(gender_same) + tf.add_n(gender_opposite))
                   / float(len(logits)))
 
-        views = [image, perturbed_same, perturbed_opposite]
+        # The matcher sees only the views a match term needs: with dlib's ResNet it is most
+        # of the step's cost.
+        names = (["same"] if config.match_same else []) + (
+            ["opposite"] if config.match_opposite else [])
+        views = [image] + [outputs[name] for name in names]
         if config.effective_match_jitter > 0:  # One random shift, scale and blur per face.
             views = dlib_resnet.jittered_views(views, config.effective_match_jitter)
-        original_embedding, same_embedding, opposite_embedding = (
+        original_embedding, *embeddings = (
             tf.cast(self.matcher(view, training=False), tf.float32) for view in views)
-        match_same = losses.match_distance(original_embedding, same_embedding)
-        match_opposite = losses.match_distance(original_embedding, opposite_embedding)
-        match = match_same + match_opposite if config.match_opposite else match_same
+        distances = {name: losses.match_distance(original_embedding, embedding)
+                     for name, embedding in zip(names, embeddings)}
+        # A term left out is reported as 0, so the logs keep their columns.
+        match_same, match_opposite = (distances.get(name, tf.zeros_like(male, tf.float32))
+                                      for name in ("same", "opposite"))
+        match = tf.add_n(list(distances.values()))
         pixel = losses.pixel_loss(image, perturbed_same, kind=config.pixel_loss)
         # Reported whatever their weights, so runs with and without them compare in the logs.
         dissimilarity = losses.structural_dissimilarity(image, perturbed_opposite)
         colour = losses.colour_difference(image, perturbed_opposite)
+        colour_cost = tf.nn.relu(colour - config.colour_tolerance)
 
         match_on = tf.cast(step >= config.match_warmup_steps, tf.float32)
         total = (config.gender_weight * gender
                  + config.match_weight * match_on * match + config.pixel_weight * pixel
-                 + config.ssim_weight * dissimilarity + config.colour_weight * colour)
+                 + config.ssim_weight * dissimilarity + config.colour_weight * colour_cost)
         report = {
             "loss": total, "gender_same": gender_same[0], "gender_opposite": gender_opposite[0],
             "match_same": match_same, "match_opposite": match_opposite, "pixel": pixel,

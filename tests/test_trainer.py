@@ -97,10 +97,15 @@ def _lab(rgb):
                      200 * (f[..., 1] - f[..., 2])], axis=-1)
 
 
-@pytest.mark.parametrize("fidelity", [False, True], ids=["paper", "fidelity"])
+@pytest.mark.parametrize("fidelity", [False, True, "tolerance"],
+                         ids=["paper", "fidelity", "tolerance_no_match_same"])
 def test_san_loss_terms_equal_hand_computation(tmp_path, fidelity):
-    # `fidelity`: the SM gender term at 0.25 and the two fidelity terms on X'_OP switched on.
+    # `fidelity`: the SM gender term at 0.25 and the two fidelity terms on X'_OP switched on;
+    # "tolerance" also leaves out the SM match term and frees the colour term below a
+    # tolerance set (below) between the faces' ΔE values, so both sides of the hinge count.
     extra = dict(gender_same_weight=0.25, ssim_weight=4.0, colour_weight=0.1) if fidelity else {}
+    if fidelity == "tolerance":
+        extra["match_same"] = False
     config = _config(tmp_path, gender_weight=2.0, match_weight=3.0, pixel_weight=0.5,
                      match_warmup_steps=5, **extra)
     weights = _fixed_models(config)
@@ -132,6 +137,14 @@ def test_san_loss_terms_equal_hand_computation(tmp_path, fidelity):
     pixel = np.abs(image - x_sm).mean(axis=(1, 2, 3))
     ssim = tf.image.ssim(image, x_op, max_val=1.0, filter_size=min(11, SIZE)).numpy()
     colour = np.sqrt(((_lab(image) - _lab(x_op)) ** 2).sum(axis=-1)).mean(axis=(1, 2))
+    colour_cost = colour
+    if fidelity == "tolerance":
+        match_same = np.zeros_like(match_same)
+        tolerance = float(np.median(colour))
+        assert colour.min() < tolerance < colour.max()
+        colour_cost = np.maximum(colour - tolerance, 0.0)
+        config = dataclasses.replace(config, colour_tolerance=tolerance)
+        task.config = config
 
     for step, match_on in ((0, 0.0), (5, 1.0)):
         total, report = task.per_example(batch, tf.constant(step, tf.int64))
@@ -146,7 +159,7 @@ def test_san_loss_terms_equal_hand_computation(tmp_path, fidelity):
         np.testing.assert_allclose(report["colour_opposite"], colour, rtol=1e-3, atol=1e-4)
         expected = (2.0 * (config.gender_same_weight * gender_same + gender_opposite)
                     + 3.0 * match_on * (match_same + match_opposite) + 0.5 * pixel
-                    + config.ssim_weight * (1 - ssim) + config.colour_weight * colour)
+                    + config.ssim_weight * (1 - ssim) + config.colour_weight * colour_cost)
         np.testing.assert_allclose(total, expected, rtol=1e-4, atol=1e-6)
     assert report["gender_same"][3] == 0.0  # Unknown gender contributes no gender loss.
 

@@ -41,6 +41,9 @@ DEFAULT = {
         "--gender_steps=-1", "{tmp}/w"),
 }
 SLOW = {
+    "no_identity_term": (
+        "train_main", ["--nomatch_same", "--nomatch_opposite", "--workdir={tmp}/w"],
+        "match_same and match_opposite are both off", "{tmp}/w"),
     "export_workdir_without_model": (
         "export_main", ["--workdir={tmp}/empty", "--export_dir={tmp}/exports"],
         "--workdir={tmp}/empty: not a finished training work dir", "{tmp}/exports"),

@@ -70,6 +70,11 @@ COLOUR_WEIGHT = flags.DEFINE_float(
     "colour_weight", 0.0,
     "Fidelity: weight of the mean CIELAB colour difference ΔE*ab(X, X'_OP) in the SAN loss "
     "(ΔE about 2.3 is just noticeable; 0: the paper's loss).", lower_bound=0.0)
+COLOUR_TOLERANCE = flags.DEFINE_float(
+    "colour_tolerance", 0.0,
+    "Fidelity: mean ΔE*ab each face may change by before --colour_weight costs anything "
+    "(the term is colour_weight x max(ΔE - tolerance, 0)); lets a residual autoencoder move "
+    "off the identity at the start, which a plain ΔE term prevents.", lower_bound=0.0)
 GENDER_ENSEMBLE = flags.DEFINE_integer(
     "gender_ensemble", 0,
     "Ensemble SAN: extra frozen gender classifiers, beyond the paper's CNN, that the SAN is "
@@ -78,6 +83,11 @@ GENDER_ENSEMBLE = flags.DEFINE_integer(
     "gender loss is the mean over all of them.", lower_bound=0)
 MATCH_OPPOSITE = flags.DEFINE_boolean(
     "match_opposite", True, "Also pull M(X'_OP) towards M(X): the exported output is X'_OP.")
+MATCH_SAME = flags.DEFINE_boolean(
+    "match_same", True,
+    "Pull M(X'_SM) towards M(X) (the paper's match term). --nomatch_same runs the matcher on "
+    "X and X'_OP only (4/7 of its cost with --matcher=dlib_resnet) and holds X'_SM to the "
+    "face by the pixel term alone.")
 MATCH_WARMUP_STEPS = flags.DEFINE_integer(
     "match_warmup_steps", 0, "SAN steps before the matching term switches on.", lower_bound=0)
 PIXEL_LOSS = flags.DEFINE_enum("pixel_loss", "l1", ["l1", "mse", "bce"],
@@ -223,6 +233,7 @@ def train_config() -> TrainConfig:
         gender_weight=GENDER_WEIGHT.value, match_weight=MATCH_WEIGHT.value,
         pixel_weight=PIXEL_WEIGHT.value, gender_same_weight=GENDER_SAME_WEIGHT.value,
         ssim_weight=SSIM_WEIGHT.value, colour_weight=COLOUR_WEIGHT.value,
+        colour_tolerance=COLOUR_TOLERANCE.value, match_same=MATCH_SAME.value,
         gender_ensemble=GENDER_ENSEMBLE.value,
         match_opposite=MATCH_OPPOSITE.value,
         match_warmup_steps=MATCH_WARMUP_STEPS.value, pixel_loss=PIXEL_LOSS.value,
