@@ -17,8 +17,12 @@ from semiadv.config import DataConfig
 
 def san_summary(autoencoder: keras.Model, gender: keras.Model, matcher: keras.Model,
                 prototypes: prototypes_lib.Prototypes, config: DataConfig,
-                split: str = "test") -> dict[str, float]:
+                split: str = "test", max_examples: int | None = 1000) -> dict[str, float]:
     """Auxiliary classifier accuracy on originals, X'_SM and X'_OP, matcher distances, SSIM.
+
+    Reads the first `max_examples` faces of `split` (None: all): a quick look, whose
+    binomial error at 1,000 faces is about 1.5 points, where running dlib's ResNet on all
+    2,344 UTKFace test faces took two and a half minutes of a 45-minute budget.
 
     Returns:
       {"examples", "accuracy_original", "accuracy_same", "flip_rate_opposite",
@@ -57,10 +61,14 @@ def san_summary(autoencoder: keras.Model, gender: keras.Model, matcher: keras.Mo
         }
 
     totals: dict[str, list[np.ndarray]] = {}
+    seen = 0
     for batch in data.make_dataset(config, split, training=False):
+        if max_examples is not None and seen >= max_examples:
+            break
         for name, values in evaluate(batch).items():
             totals.setdefault(name, []).append(values.numpy())
-    values = {name: np.concatenate(parts) for name, parts in totals.items()}
+        seen += len(totals["known"][-1])
+    values = {name: np.concatenate(parts)[:max_examples] for name, parts in totals.items()}
     known = values.pop("known") > 0
     summary = {"examples": int(len(known))}
     for name, per_example in values.items():

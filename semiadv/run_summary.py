@@ -27,13 +27,22 @@ def _autoencoder_kind(config: TrainConfig) -> str:
     return f"{kind} autoencoder, {network.upsampling} upsampling"
 
 
+def _matcher_kind(config: TrainConfig) -> str:
+    if config.matcher_network == "triplet":
+        return f"triplet loss, {_steps(config.matcher.steps)}"
+    if config.matcher_finetune:
+        return (f"dlib's face recognition ResNet, fine-tuned with the triplet loss for "
+                f"{_steps(config.matcher.steps)}")
+    return "dlib's face recognition ResNet, converted (not trained here)"
+
+
 def trained_lines(config: TrainConfig) -> list[str]:
     """The stages of the run, each with its steps."""
     lines = [f"  gender CNN (auxiliary classifier): {_steps(config.gender.steps)}"]
     for member in range(1, config.gender_ensemble + 1):
         lines.append(f"  extra gender classifier gender_{member}: {_steps(config.gender.steps)}")
     lines += [
-        f"  face matcher (triplet loss): {_steps(config.matcher.steps)}",
+        f"  face matcher: {_matcher_kind(config)}",
         f"  autoencoder pre-training: {_steps(config.autoencoder.steps)}",
         f"  SAN ({_autoencoder_kind(config)}): {_steps(config.san.steps)}",
     ]

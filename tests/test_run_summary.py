@@ -29,6 +29,11 @@ def test_heldout_ssim_is_one_for_an_untouched_face_and_lower_for_a_resynthesised
     identity = networks.build_autoencoder(SIZE, 3, (4, 4), (8, 8), residual=True)
     untouched = heldout.san_summary(identity, gender, matcher, _prototypes(), config.data)
     assert untouched["examples"] > 0
+    # A cap that is not a whole number of batches still reads exactly that many faces.
+    capped = heldout.san_summary(identity, gender, matcher, _prototypes(), config.data,
+                                 max_examples=untouched["examples"] // 2 + 1)
+    assert capped["examples"] == untouched["examples"] // 2 + 1
+    assert capped["ssim_opposite"] == pytest.approx(1.0, abs=1e-5)
     assert untouched["ssim_same"] == pytest.approx(1.0, abs=1e-5)
     assert untouched["ssim_opposite"] == pytest.approx(1.0, abs=1e-5)
     assert untouched["match_distance_same"] == pytest.approx(0.0, abs=1e-6)
@@ -65,6 +70,10 @@ def test_summary_text_says_what_each_number_means_and_what_to_run_next(tmp_path)
     assert "0.5000" in line("matcher distance between different faces")
     assert "SAN (re-synthesising (the paper's) autoencoder, nearest upsampling): 7 steps" in text
     assert "autoencoder pre-training: 400 steps" in text
+    assert "face matcher: triplet loss, " in text
+    dlib = run_summary.text(dataclasses.replace(config, matcher_network="dlib_resnet"),
+                            _summary())
+    assert "face matcher: dlib's face recognition ResNet, converted (not trained here)" in dlib
     assert line("Precision:").startswith("Precision: float32")
     assert line("Work dir:").startswith(f"Work dir: {(tmp_path / 'work').resolve()} ")
     assert line("Export:").startswith("Export: /srv/exports/demo/3 ")
