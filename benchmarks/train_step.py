@@ -33,6 +33,11 @@ counts its 29 convolutions and the descriptor layer, nested models included). Fr
 of the float32 peak measured by
 peak.py (run it first; its JSON is read) and of a float32 conv measured just before and after
 each variant in this run (the machine is shared: the same-run fraction is the fair one).
+
+oneDNN: TensorFlow 2.21 runs its oneDNN kernels by default only on CPUs with AVX-512-class
+neural-network features (off on the AVX2-only machine of issue 11, which then runs Eigen's)
+unless TF_ENABLE_ONEDNN_OPTS=1 is set: set it for peak.py too, so the peak and the step use
+the same kernels. Each row records which ran (`onednn`).
 """
 
 from __future__ import annotations
@@ -187,6 +192,15 @@ def build(size, channels, batch_size, variant, data_config=None, matcher="triple
     return loop, iter(dataset), metrics
 
 
+def onednn_enabled():
+    """Whether this TensorFlow process runs oneDNN kernels (None if TF cannot say)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -214,6 +228,7 @@ def main():
     from peak import conv_row
 
     info = machine()
+    info["onednn"] = onednn_enabled()
     peak = read_peak()
     peak_gflops = peak["float32_peak_gflops_per_s"] if peak else None
     rows = []
@@ -250,6 +265,7 @@ def main():
         images_per_s = args.batch_size / seconds_per_step
         gflops = per_image * images_per_s / 1e9
         row = {"shape": f"{size}x{size}x{channels}", "matcher": matcher, "variant": variant,
+               "onednn": info["onednn"],
                "steps_per_call": steps, "repeats": args.repeats,
                "warmup_s": round(warmup_s, 2), "median_step_s": seconds_per_step,
                "min_step_s": min(times) / steps, "images_per_s": images_per_s,
@@ -281,7 +297,8 @@ def main():
                        "fp32_conv_peak_same_run", "fraction_of_same_run_peak",
                        "speedup_vs_compiled_fp32", "compiled_vs_eager"]))
     print("FLOPs: analytic, Keras Conv2D/Dense layers (benchmarks/flops.py); "
-          f"fp32 peak {peak_gflops} GFLOP/s from results/peak.json")
+          f"fp32 peak {peak_gflops} GFLOP/s from results/peak.json; "
+          f"oneDNN {'on' if info['onednn'] else 'off'}")
     path = write_results(args.output, {"machine": info, "args": vars(args),
                                        "fp32_peak_gflops_per_s": peak_gflops, "rows": rows})
     print(f"wrote {path}")
