@@ -621,10 +621,11 @@ class FixedAffineWarp(keras.layers.Layer):
 
     Output pixel centres, in normalised coordinates v in [0, 1]^2, sample the input at
     `matrix @ [v, 1]` (normalised too, so the layer fits any input size); samples outside the
-    input read 0, as dlib's chips do. It is a fixed sparse linear map (at most 4 input
-    pixels per output pixel), applied as one sparse-dense matmul on pixel-major images, so
-    the gradient is its exact transpose (the same matmul, adjoint) and reaches the input.
-    (A batched gather of the 4 corners did the same 2.5-3x slower, forward and backward.)
+    input read 0, as dlib's chips do. It is a fixed sparse linear map built from gathers, so
+    the gradient is its exact transpose and reaches the input. The images are made
+    pixel-major ([H*W, N*C]) so that each of the 4 corners is one row gather, whose gradient
+    is one segment sum: 2.5-3x faster forward and backward than gathering along the pixel
+    axis of [N, H*W, C]. (A sparse-dense matmul was as fast, but XLA cannot compile it.)
     """
 
     def __init__(self, output_size: int, matrix, **kwargs):
@@ -643,20 +644,15 @@ class FixedAffineWarp(keras.layers.Layer):
         u_x, u_y = np.asarray(self.matrix) @ grid
         x, y = u_x * width - 0.5, u_y * height - 0.5
         x0, y0 = np.floor(x), np.floor(y)
-        rows, columns, weights = [], [], []
+        indices, weights = [], []
         for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
             cx, cy = x0 + dx, y0 + dy
             weight = (1 - np.abs(x - cx)) * (1 - np.abs(y - cy))
-            # Corners outside the input read 0: they are left out of the matrix.
-            inside = (cx >= 0) & (cx < width) & (cy >= 0) & (cy < height) & (weight != 0)
-            rows.append(np.flatnonzero(inside))
-            columns.append((cy * width + cx)[inside])
-            weights.append(weight[inside])
-        rows, columns, weights = (np.concatenate(part) for part in (rows, columns, weights))
-        order = np.lexsort((columns, rows))  # the sparse matrix's canonical row-major order
-        self._entries = np.stack([rows[order], columns[order]], axis=1).astype(np.int64)
-        self._values = weights[order].astype(np.float32)
-        self._dense_shape = (size * size, height * width)
+            inside = (cx >= 0) & (cx < width) & (cy >= 0) & (cy < height)
+            indices.append(np.clip(cy, 0, height - 1) * width + np.clip(cx, 0, width - 1))
+            weights.append(np.where(inside, weight, 0.0))
+        self._indices = np.stack(indices).astype(np.int32)  # [4, P]
+        self._weights = np.stack(weights).astype(np.float32)[..., None]  # [4, P, 1]
         self.built = True
 
     def call(self, images):
@@ -664,11 +660,11 @@ class FixedAffineWarp(keras.layers.Layer):
 
         height, width, channels = images.shape[1:]
         size = self.output_size
-        warp = tf.SparseTensor(self._entries, self._values, self._dense_shape)
-        # Pixels first, [H*W, N*C]: every image and channel is a column of one matmul.
+        # Pixels first, [H*W, N*C]: every image and channel is a column of each gather.
         pixels = tf.reshape(tf.transpose(tf.cast(images, tf.float32), [1, 2, 0, 3]),
                             [height * width, -1])
-        sampled = tf.sparse.sparse_dense_matmul(warp, pixels)
+        sampled = tf.add_n([tf.gather(pixels, self._indices[corner]) * self._weights[corner]
+                            for corner in range(4)])
         sampled = tf.transpose(tf.reshape(sampled, [size, size, -1, channels]), [2, 0, 1, 3])
         return tf.cast(sampled, images.dtype)
 

@@ -206,6 +206,25 @@ def test_fixed_warp_equals_the_pixel_by_pixel_bilinear_map():
         np.testing.assert_allclose(warped, _bilinear_reference(image, matrix, 20), atol=1e-5)
 
 
+def test_warp_and_jitter_compile_with_xla():
+    # --jit_compile must keep working with the dlib matcher: no op XLA cannot compile.
+    import tensorflow as tf
+
+    images = tf.constant(np.random.default_rng(8).random((2, 16, 16, 3), dtype=np.float32))
+    layer = dlib_resnet.FixedAffineWarp(20, dlib_resnet.CHIP_IN_CROP)
+
+    def warp_and_gradient():
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            (view,) = dlib_resnet.jittered_views([images], 0.1, seed=1)
+            total = tf.reduce_sum(tf.square(layer(view)))
+        return layer(images), tape.gradient(total, images)
+
+    compiled, gradient = tf.function(warp_and_gradient, jit_compile=True)()
+    np.testing.assert_allclose(compiled, layer(images), atol=1e-5)
+    assert float(tf.reduce_max(tf.abs(gradient))) > 0
+
+
 def test_fixed_warp_gradient_is_the_exact_transpose():
     import tensorflow as tf
 
