@@ -30,9 +30,9 @@ flags/utkface64_dlib.cfg: residual bilinear autoencoder, max_change, its loss we
 the paper's (flags/paper_celeba224.cfg widths; dlib needs RGB: 224x3). FLOPs per image are
 counted analytically from the Keras Conv2D/Dense layers (benchmarks/flops.py; dlib's ResNet
 counts its 29 convolutions and the descriptor layer, nested models included). Fractions are
-of the float32 peak measured by
-peak.py (run it first; its JSON is read) and of a float32 conv measured just before and after
-each variant in this run (the machine is shared: the same-run fraction is the fair one).
+of the float32 peak measured by peak.py (run it first; its JSON is read) and of a float32
+conv measured just before and after each variant in this run (the machine is shared: the
+same-run fraction is the fair one).
 
 oneDNN: TensorFlow 2.21 runs its oneDNN kernels by default only on CPUs with AVX-512-class
 neural-network features (off on the AVX2-only machine of issue 11, which then runs Eigen's)
