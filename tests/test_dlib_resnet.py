@@ -112,6 +112,39 @@ def test_conversion_is_cached_and_reused(tmp_path, monkeypatch):
     assert list(tmp_path.rglob("*.partial*")) == []
 
 
+def test_cache_of_another_layout_is_not_read(tmp_path, monkeypatch):
+    # A cache written before the input normalisation was folded into the stem conv (the
+    # same file's hash, no layout version in the name) must not be served to this layout.
+    monkeypatch.setenv("SEMIADV_CACHE_DIR", str(tmp_path))
+    cached = dlib_resnet.cache_path()
+    assert f".v{dlib_resnet._LAYOUT_VERSION}." in cached.name
+    stale = cached.with_name(cached.name.split(".")[0] + ".npz")
+    stale.parent.mkdir(parents=True)
+    np.savez(stale, **{"stem_conv/kernel": np.zeros((7, 7, 3, 32), np.float32)})
+    converted = dlib_resnet.load_converted()
+    assert cached.is_file()
+    assert np.abs(converted["stem_conv/kernel"]).max() > 0.01
+
+
+def test_input_normalisation_is_folded_into_the_stem():
+    import tensorflow as tf
+
+    network = dlib_resnet.read_dat()
+    stem, affine = network.layers[0], network.layers[1]
+    weights = dlib_resnet.load_converted()
+    rng = np.random.default_rng(5)
+    chips = rng.random((2, 21, 21, 3), dtype=np.float32)
+    # dlib's own order: (255 x - mean) / 256, its conv, then the affine scale and shift.
+    fed = (255.0 * chips - np.asarray(network.means, np.float32)) / 256.0
+    kernel = stem.arrays["kernel"].transpose(2, 3, 1, 0)
+    expected = (tf.nn.conv2d(fed, kernel, 2, "VALID") + stem.arrays["bias"]) \
+        * affine.arrays["gamma"] + affine.arrays["beta"]
+    got = tf.nn.conv2d(chips, weights["stem_conv/kernel"], 2, "VALID") + weights["stem_conv/bias"]
+    np.testing.assert_allclose(got, expected, atol=1e-4 * float(tf.reduce_max(tf.abs(expected))))
+    assert not any(isinstance(layer, keras.layers.Normalization)
+                   for layer in dlib_resnet.build_dlib_resnet(weights=None).layers)
+
+
 # ---------------------------------------------------------------------------------------------
 # The chip in the graph.
 
@@ -146,6 +179,50 @@ def test_fixed_warp_matches_opencv_bilinear_and_keeps_affine_ramps():
     assert inside.mean() > 0.7
     np.testing.assert_allclose(warped[inside], (0.3 * x - 0.2 * y + 1.0)[inside], atol=1e-4)
     assert np.all(warped[(x < -1) | (y < -1)] == 0)
+
+
+def _bilinear_reference(image, matrix, out):
+    """The warp written out pixel by pixel: 4 corners, zeros outside (numpy, float64)."""
+    height, width = image.shape[:2]
+    result = np.zeros((out, out, image.shape[2]))
+    for row in range(out):
+        for col in range(out):
+            v = np.array([(col + 0.5) / out, (row + 0.5) / out, 1.0])
+            x = (matrix[0] @ v) * width - 0.5
+            y = (matrix[1] @ v) * height - 0.5
+            for cy in (np.floor(y), np.floor(y) + 1):
+                for cx in (np.floor(x), np.floor(x) + 1):
+                    if 0 <= cx < width and 0 <= cy < height:
+                        weight = (1 - abs(x - cx)) * (1 - abs(y - cy))
+                        result[row, col] += weight * image[int(cy), int(cx)]
+    return result
+
+
+def test_fixed_warp_equals_the_pixel_by_pixel_bilinear_map():
+    matrix = np.array([[1.1, -0.05, -0.04], [0.05, 1.1, -0.06]])
+    images = np.random.default_rng(6).random((3, 16, 16, 2), dtype=np.float32)
+    got = keras.ops.convert_to_numpy(dlib_resnet.FixedAffineWarp(20, matrix)(images))
+    for image, warped in zip(images, got):
+        np.testing.assert_allclose(warped, _bilinear_reference(image, matrix, 20), atol=1e-5)
+
+
+def test_warp_and_jitter_compile_with_xla():
+    # --jit_compile must keep working with the dlib matcher: no op XLA cannot compile.
+    import tensorflow as tf
+
+    images = tf.constant(np.random.default_rng(8).random((2, 16, 16, 3), dtype=np.float32))
+    layer = dlib_resnet.FixedAffineWarp(20, dlib_resnet.CHIP_IN_CROP)
+
+    def warp_and_gradient():
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            (view,) = dlib_resnet.jittered_views([images], 0.1, seed=1)
+            total = tf.reduce_sum(tf.square(layer(view)))
+        return layer(images), tape.gradient(total, images)
+
+    compiled, gradient = tf.function(warp_and_gradient, jit_compile=True)()
+    np.testing.assert_allclose(compiled, layer(images), atol=1e-5)
+    assert float(tf.reduce_max(tf.abs(gradient))) > 0
 
 
 def test_fixed_warp_gradient_is_the_exact_transpose():
@@ -298,6 +375,72 @@ def test_jittered_views_move_all_batches_alike_and_pass_gradients():
                                (32, 1, 3))[None])
     (moved,) = dlib_resnet.jittered_views([ramp], 0.1, seed=2)
     assert np.all(np.diff(moved.numpy()[0, 16, 4:-4, 0]) > 0)
+
+
+def _gather_jittered_views(images, jitter, seed=None):
+    """jittered_views as first written: 4-corner gathers and a depthwise blur (reference)."""
+    import tensorflow as tf
+
+    first = images[0]
+    height, width, channels = first.shape[1:]
+    count = tf.shape(first)[0]
+    scale = tf.random.uniform([count, 1], 1.0 - jitter, 1.0 + jitter, seed=seed)
+    shift_x = tf.random.uniform([count, 1], -jitter, jitter, seed=seed)
+    shift_y = tf.random.uniform([count, 1], -jitter, jitter, seed=seed)
+    sigma = tf.random.uniform([], 0.0, jitter * height / 3.0, seed=seed)
+    row_centres, col_centres = np.mgrid[0:height, 0:width].astype(np.float32)
+    x = ((col_centres.ravel() + 0.5) / width - 0.5) / scale + 0.5 + shift_x
+    y = ((row_centres.ravel() + 0.5) / height - 0.5) / scale + 0.5 + shift_y
+    x, y = x * width - 0.5, y * height - 0.5
+    x0, y0 = tf.floor(x), tf.floor(y)
+    indices, weights = [], []
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        cx, cy = x0 + dx, y0 + dy
+        weights.append((1 - tf.abs(x - cx)) * (1 - tf.abs(y - cy)))
+        indices.append(tf.cast(tf.clip_by_value(cy, 0, height - 1) * width
+                               + tf.clip_by_value(cx, 0, width - 1), tf.int32))
+    indices = tf.stack(indices, axis=-1)
+    radius = max(1, int(np.ceil(jitter * height)))
+    taps = tf.range(-radius, radius + 1, dtype=tf.float32)
+    kernel = tf.exp(-0.5 * tf.square(taps / tf.maximum(sigma, 1e-3)))
+    kernel /= tf.reduce_sum(kernel)
+    outputs = []
+    for batch in images:
+        flat = tf.reshape(batch, [-1, height * width, channels])
+        corners = tf.gather(flat, indices, batch_dims=1)
+        mix = tf.stack(weights, axis=-1)[..., None]
+        moved = tf.reshape(tf.reduce_sum(corners * mix, axis=2), [-1, height, width, channels])
+        taps_x = tf.tile(tf.reshape(kernel, [1, -1, 1, 1]), [1, 1, channels, 1])
+        taps_y = tf.reshape(taps_x, [-1, 1, channels, 1])
+        padded = tf.pad(moved, [[0, 0], [radius, radius], [radius, radius], [0, 0]],
+                        mode="SYMMETRIC")
+        blurred = tf.nn.depthwise_conv2d(padded, taps_x, [1, 1, 1, 1], "VALID")
+        outputs.append(tf.nn.depthwise_conv2d(blurred, taps_y, [1, 1, 1, 1], "VALID"))
+    return outputs
+
+
+@pytest.mark.parametrize("size,jitter", [(32, 0.1), (24, 0.05), (16, 0.3)])
+def test_separable_jitter_equals_gathers_and_depthwise_blur(size, jitter):
+    # The same random draws (same seeds, same order), the same views, and the same gradients.
+    import tensorflow as tf
+
+    rng = np.random.default_rng(7)
+    faces, outputs = (tf.constant(rng.random((4, size, size, 3), dtype=np.float32))
+                      for _ in range(2))
+    probe = tf.constant(rng.standard_normal((4, size, size, 3)).astype(np.float32))
+    results = []
+    for jitter_fn in (dlib_resnet.jittered_views, _gather_jittered_views):
+        tf.random.set_seed(11)
+        with tf.GradientTape() as tape:
+            tape.watch(outputs)
+            views = jitter_fn([faces, outputs], jitter, seed=3)
+            inner = tf.reduce_sum(views[1] * probe)
+        results.append((views, tape.gradient(inner, outputs)))
+    (views, gradient), (expected_views, expected_gradient) = results
+    for view, expected in zip(views, expected_views):
+        np.testing.assert_allclose(view, expected, atol=1e-5)
+    np.testing.assert_allclose(gradient, expected_gradient, atol=1e-4)
+    assert float(tf.reduce_mean(tf.abs(views[1] - outputs))) > 0.01
 
 
 def _dlib_san_config(tmp_path, **overrides):
