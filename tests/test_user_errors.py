@@ -185,3 +185,20 @@ def test_verbose_is_opt_in(tmp_path):
     loud = _run("train_main", args, tmp_path, extra_env={"SEMIADV_VERBOSE": "1"})
     assert loud.returncode == 2
     assert len(loud.stderr.strip().splitlines()) > 1, loud.stderr  # TensorFlow's lines too.
+
+
+@pytest.mark.parametrize("setting, enabled", [(None, True), ("0", False)])
+def test_binaries_prefer_onednn_unless_told_not_to(setting, enabled):
+    """TensorFlow enables oneDNN itself only on AVX-512 VNNI/BF16 or AMX CPUs; the binaries
+    ask for it everywhere (2.5x on the dlib SAN step on AVX2), and an explicit 0 wins."""
+    env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    if setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = setting
+    code = ("import os, semiadv.apps; "
+            "from tensorflow.python.util import _pywrap_util_port as port; "
+            "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], port.IsMklEnabled())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**env, "PYTHONPATH": str(REPO_ROOT)}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [setting or "1", str(enabled)]
+

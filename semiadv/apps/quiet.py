@@ -6,6 +6,10 @@ variable hides them, and the error-level "failed call to cuInit" on CPU-only mac
 TF_CPP_MIN_LOG_LEVEL=3. So, unless verbose, the import runs with the process's stderr file
 descriptor pointed at /dev/null (Python errors raised by the import still show: they are
 printed after it is restored), and TF_CPP_MIN_LOG_LEVEL defaults to 3.
+
+The binaries also default TF_ENABLE_ONEDNN_OPTS to 1 (`prefer_onednn`): TensorFlow turns
+oneDNN's CPU kernels on by itself only on CPUs with AVX-512 VNNI/BF16 or AMX, and on an
+AVX2-only CPU its Eigen kernels ran the dlib-matcher SAN step 2.5x slower (BENCHMARKS.md §2b).
 """
 
 from __future__ import annotations
@@ -37,6 +41,15 @@ def _stderr_to_devnull():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def prefer_onednn(environ) -> None:
+    """Defaults TF_ENABLE_ONEDNN_OPTS to 1 in `environ` (os.environ) unless the user set it.
+
+    Read once, when TensorFlow is imported: call this before. `TF_ENABLE_ONEDNN_OPTS=0`
+    keeps the Eigen kernels (bit-for-bit the results of earlier versions on such CPUs).
+    """
+    environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 def quiet_tensorflow(verbose: bool) -> None:
