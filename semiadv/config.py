@@ -171,11 +171,12 @@ class TrainConfig:
       ssim_weight, colour_weight: fidelity terms on X'_OP, the exported output:
         ssim_weight x (1 - SSIM(X, X'_OP)) + colour_weight x mean ΔE*ab(X, X'_OP). 0 (the
         paper's) leaves X'_OP to the gender and matching terms alone.
-      colour_tolerance: ΔE*ab each face may change by for free: the colour term is
-        colour_weight x max(mean ΔE*ab - colour_tolerance, 0). ΔE is L1-like at zero (its
-        gradient has unit size however small the change), so without a tolerance any weight
-        that stops colour casts also pins a residual autoencoder, which starts as the
-        identity, to its input (RESULTS.md). 0: the plain mean ΔE*ab.
+      colour_tolerance: ΔE*ab each pixel may change by for free: the colour term is
+        colour_weight x the mean over pixels of max(ΔE*ab - colour_tolerance, 0). ΔE is
+        L1-like at zero (its gradient has unit size however small the change), so without a
+        tolerance any weight that stops colour casts also pins a residual autoencoder, which
+        starts as the identity, to its input; per pixel, so that a local patch pays for
+        itself (RESULTS.md). 0: the plain mean ΔE*ab.
       gender_ensemble: extra frozen auxiliary gender classifiers, beyond the paper's CNN, that
         the SAN is trained against (Ensemble SAN); each is pre-trained in stage `gender_<k>`
         with the gender stage's steps and learning rate (recipe: `tasks.gender_member`). The

@@ -261,6 +261,17 @@ class TestFidelity:
         assert_per_example(values, 1)
         np.testing.assert_allclose(values, [170.57], atol=0.05)
 
+    def test_colour_excess_is_a_hinge_per_pixel(self):
+        # Half the pixels change by ΔE 100 (black -> white), half not at all: the mean ΔE is
+        # 50, the per-pixel excess over 30 is (100 - 30) / 2 = 35 (a hinge of the mean: 20).
+        dark = np.zeros((1, 4, 4, 1), np.float32)
+        half = dark.copy()
+        half[:, :2] = 1.0
+        np.testing.assert_allclose(losses.colour_excess(dark, half, 30.0), [35.0], atol=1e-2)
+        np.testing.assert_allclose(losses.colour_excess(dark, half, 0.0),
+                                   losses.colour_difference(dark, half), atol=1e-4)
+        np.testing.assert_allclose(losses.colour_excess(dark, half, 150.0), [0.0])
+
     def test_gray_images_differ_in_lightness_only(self):
         dark, light = np.full((1, 4, 4, 1), 0.0, np.float32), np.full((1, 4, 4, 1), 1.0, np.float32)
         np.testing.assert_allclose(losses.colour_difference(dark, light), [100.0], atol=1e-3)

@@ -72,9 +72,10 @@ COLOUR_WEIGHT = flags.DEFINE_float(
     "(ΔE about 2.3 is just noticeable; 0: the paper's loss).", lower_bound=0.0)
 COLOUR_TOLERANCE = flags.DEFINE_float(
     "colour_tolerance", 0.0,
-    "Fidelity: mean ΔE*ab each face may change by before --colour_weight costs anything "
-    "(the term is colour_weight x max(ΔE - tolerance, 0)); lets a residual autoencoder move "
-    "off the identity at the start, which a plain ΔE term prevents.", lower_bound=0.0)
+    "Fidelity: ΔE*ab each pixel may change by before --colour_weight costs anything (the "
+    "term is colour_weight x the mean over pixels of max(ΔE - tolerance, 0)); lets a "
+    "residual autoencoder move off the identity at the start, which a plain ΔE term "
+    "prevents, while a local colour patch still pays.", lower_bound=0.0)
 GENDER_ENSEMBLE = flags.DEFINE_integer(
     "gender_ensemble", 0,
     "Ensemble SAN: extra frozen gender classifiers, beyond the paper's CNN, that the SAN is "
