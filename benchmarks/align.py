@@ -1,13 +1,14 @@
 """Face alignment: dlib (HOG faces, 5-point landmarks) against OpenCV's Haar cascades.
 
-  python benchmarks/align.py [--image_size=64] [--detectors=dlib,haar] [--every=1]
+  python benchmarks/align.py [--image_size=64] [--detectors=dlib,dlib-noweak,haar] [--every=1]
       [--perturb_every=4] [--workers=N] [--name=align]
 
 On the in-the-wild CelebA identity photos (`../shared/faces/celeba_identities`, 1,672 photos
 of 97 people), for each detector, in one run:
 
   align only   `align.align_folder` (a thread per core): share of photos cropped, share
-               eye-aligned and eye-aligned by landmarks, photos/s
+               eye-aligned and eye-aligned by landmarks, photos/s, process CPU ms per photo
+               (all threads; meaningful under load where photos/s is not)
   end to end   `perturb.perturb_folder` (read, align, perturb, write PNG; a thread per core)
                with an export of a random SAN of the UTKFace recipe's widths (weights do not
                change the cost) on every `--perturb_every`-th photo, photos/s
@@ -15,12 +16,16 @@ of 97 people), for each detector, in one run:
                crops: TMR at FMR 1% over genuine / impostor pairs of the held-out identities
                (the `test` split of a `folder:` spec with the default DataConfig) and of all
                97, on the photos every detector cropped (the same pairs for all)
+
+Detectors: "dlib" and "haar" (as `--detector` names them), and "dlib-noweak", the dlib
+detector before weak HOG faces were taken (align only and identity: a before/after check).
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +33,33 @@ import _common
 from _common import load_average, machine, table, write_results
 
 RECIPE = dict(encoder_filters=(8, 12), decoder_filters=(64, 32), classifier_width=0.5)
+# Detector variants for before/after comparisons (align only and identity; end to end
+# runs only for the named detectors, which semiadv-perturb can use).
+VARIANTS = {
+    # dlib as it was before weak HOG faces were taken (straight to the Haar cascades).
+    "dlib-noweak": lambda align: align.DlibFaceDetector(candidate_threshold=None),
+}
+
+
+class _PerThread:
+    """A FaceDetector made per thread by `factory` (dlib's objects are one per thread)."""
+
+    def __init__(self, factory):
+        self._factory, self._local = factory, threading.local()
+
+    def _detector(self):
+        if not hasattr(self._local, "detector"):
+            self._local.detector = self._factory()
+        return self._local.detector
+
+    def detect_faces(self, gray):
+        return self._detector().detect_faces(gray)
+
+    def detect_eyes(self, gray, face_box):
+        return self._detector().detect_eyes(gray, face_box)
+
+    def locate_eyes(self, gray, face_box):
+        return self._detector().locate_eyes(gray, face_box)
 
 
 def _export(work: Path, size: int) -> Path:
@@ -90,7 +122,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image_size", type=int, default=64)
-    parser.add_argument("--detectors", default="dlib,haar")
+    parser.add_argument("--detectors", default="dlib,haar",
+                        help=f"comma-separated: {', '.join(('haar', 'dlib', *VARIANTS))}")
     parser.add_argument("--perturb_every", type=int, default=4,
                         help="end to end on every N-th photo (Haar is slow); 0: skip")
     parser.add_argument("--every", type=int, default=1,
@@ -120,11 +153,16 @@ def main():
 
     rows, crops, reports = [], {}, {}
     for name in args.detectors.split(","):
-        align.default_detector(name)  # model loading is not part of the rate
-        start = time.perf_counter()
+        if name in VARIANTS:
+            detector = _PerThread(lambda name=name: VARIANTS[name](align))
+            kwargs = {"detector": detector}
+        else:
+            align.default_detector(name)  # model loading is not part of the rate
+            kwargs = {"detector_name": name}
+        start, cpu = time.perf_counter(), time.process_time()
         report = align.align_folder(celeba, work / f"aligned_{name}", args.image_size,
-                                    progress=False, workers=args.workers, detector_name=name)
-        seconds = time.perf_counter() - start
+                                    progress=False, workers=args.workers, **kwargs)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         counts, total = report["counts"], len(report["files"])
         crops[name], reports[name] = work / f"aligned_{name}", report
         landmarks = report["eyes_from"].get("landmarks", 0)
@@ -133,16 +171,16 @@ def main():
                      "eye_aligned": counts["aligned"] / total,
                      "by_landmarks": landmarks / total, "no_face": counts["no_face"],
                      "seconds": seconds, "photos_per_s": total / seconds,
-                     "load_average": load_average()})
+                     "cpu_ms_per_photo": 1e3 * cpu / total, "load_average": load_average()})
         print(f"align {name}: {rows[-1]}", flush=True)
 
-        if not args.perturb_every:
+        if not args.perturb_every or name in VARIANTS:
             continue
         align.set_default_detector(name)  # what semiadv-perturb --detector does
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         report = perturb.perturb_folder(version, subset, work / f"perturbed_{name}",
                                         prototype="opposite", batch_size=32, workers=args.workers)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         total = len(report["files"])
         perturbed = report["counts"].get("perturbed", 0)
         statuses = [entry.get("align_status") for entry in report["files"].values()]
@@ -150,14 +188,14 @@ def main():
                      "cropped": perturbed / total,
                      "eye_aligned": statuses.count("aligned") / total,
                      "seconds": seconds, "photos_per_s": total / seconds,
-                     "load_average": load_average()})
+                     "cpu_ms_per_photo": 1e3 * cpu / total, "load_average": load_average()})
         print(f"perturb {name}: {rows[-1]}", flush=True)
     align.set_default_detector(None)
 
     # A comparison: with one detector there is nothing to compare the crops with.
     identity = _identity_rows(celeba, crops, reports) if len(crops) > 1 else []
     print(table(rows, ["detector", "path", "photos", "cropped", "eye_aligned", "by_landmarks",
-                       "seconds", "photos_per_s", "load_average"]))
+                       "seconds", "photos_per_s", "cpu_ms_per_photo", "load_average"]))
     print(table(identity, ["detector", "subset", "photos", "identities", "genuine_pairs",
                            "impostor_pairs", "tmr_at_fmr_1pct", "auc"]))
     path = write_results(args.name, {"machine": info, "args": vars(args), "rows": rows,

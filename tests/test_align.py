@@ -460,3 +460,91 @@ def test_alignment_cache_key_depends_on_the_detector(tmp_path):
         assert targets["dlib"] != targets["haar"]
     with pytest.raises(ValueError, match="align_detector"):
         DataConfig(align_detector="cnn")
+
+
+def test_haar_passes_sharing_a_scan_find_what_separate_scans_find(shared_faces):
+    # alt2 at min_neighbors 3 then 1 share one scan: the boxes must be detectMultiScale's own.
+    cascade = align._load_cascade("haarcascade_frontalface_alt2.xml")
+    compared = found = 0
+    for path in _celeba_sample(shared_faces, 10):
+        gray = cv2.equalizeHist(cv2.cvtColor(imageio.read_image(path), cv2.COLOR_RGB2GRAY))
+        raw = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=0, minSize=(20, 20))
+        for min_neighbors in (1, 3):
+            expected = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=min_neighbors, minSize=(20, 20))
+            ours = align._group_boxes(raw, min_neighbors)
+            # OpenCV may round a group's mean a pixel differently from cv2.groupRectangles.
+            assert len(ours) == len(expected), path
+            if len(expected):
+                np.testing.assert_allclose(np.sort(np.asarray(ours), axis=0), np.sort(np.asarray(expected), axis=0), atol=1)
+            compared += 1
+            found += len(expected) > 0
+    assert compared == 20 and found >= 12, found
+
+
+class _CountingHaar:
+    """The Haar fallback, counting its face searches."""
+
+    def __init__(self):
+        self.haar = align.HaarFaceDetector()
+        self.face_searches = 0
+
+    def detect_faces(self, gray):
+        self.face_searches += 1
+        return self.haar.detect_faces(gray)
+
+    def detect_eyes(self, gray, face_box):
+        return self.haar.detect_eyes(gray, face_box)
+
+
+def _weak_face_photos(shared_faces, count):
+    """Photos (grayscale) in which HOG finds faces only below dlib's threshold of 0."""
+    import dlib
+
+    hog = dlib.get_frontal_face_detector()
+    weak = []
+    for path in sorted((shared_faces / "celeba_identities").glob("*/*.jpg"))[::7]:
+        gray = cv2.cvtColor(imageio.read_image(path), cv2.COLOR_RGB2GRAY)
+        runs = [hog.run(gray, upsample, align.DLIB_CANDIDATE_THRESHOLD) for upsample in (0, 1)]
+        scores = [score for _, run_scores, _ in runs for score in run_scores]
+        if scores and max(scores) < 0:
+            weak.append(gray)
+            if len(weak) == count:
+                break
+    return weak
+
+
+@needs_dlib
+def test_dlib_takes_a_weak_hog_face_with_plausible_landmarks_before_haar(shared_faces):
+    photos = _weak_face_photos(shared_faces, 8)
+    assert len(photos) == 8
+    taken = 0
+    for gray in photos:
+        haar = _CountingHaar()
+        detector = align.DlibFaceDetector(haar=haar)
+        boxes = detector.detect_faces(gray)
+        if haar.face_searches == 0:  # a candidate was taken: one face, with plausible landmarks
+            taken += 1
+            assert len(boxes) == 1 and detector.landmark_eyes(gray, boxes[0]) is not None
+        # Without candidates, the same photo goes straight to the cascades.
+        strict_haar = _CountingHaar()
+        align.DlibFaceDetector(haar=strict_haar, candidate_threshold=None).detect_faces(gray)
+        assert strict_haar.face_searches == 1
+    # Most weak faces are faces (6 of these 8); the rest go on to the cascades.
+    assert taken >= 5, taken
+
+
+@needs_dlib
+def test_dlib_weak_face_with_implausible_landmarks_falls_back_to_haar(shared_faces, monkeypatch):
+    (gray,) = _weak_face_photos(shared_faces, 1)
+    haar = _CountingHaar()
+    detector = align.DlibFaceDetector(haar=haar)
+    # As for a false face: the landmarks never look like eyes.
+    monkeypatch.setattr(detector, "landmark_eyes", lambda gray, box: None)
+    assert detector.detect_faces(gray) == haar.haar.detect_faces(gray)
+    assert haar.face_searches == 1
+
+
+@needs_dlib
+def test_dlib_candidate_threshold_must_not_exceed_dlibs():
+    with pytest.raises(ValueError, match="candidate_threshold"):
+        align.DlibFaceDetector(candidate_threshold=0.5)
