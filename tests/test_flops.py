@@ -123,5 +123,6 @@ def test_dlib_step_at_64_uses_the_dlib_recipe_settings():
     assert nets.max_change == float(flags["max_change"])
     assert nets.classifier_width == float(flags["classifier_width"])
     train = train_step.DLIB_RECIPE_64["train"]
-    for name in ("match_weight", "gender_same_weight", "ssim_weight", "colour_weight"):
+    for name in ("match_weight", "gender_same_weight", "ssim_weight", "colour_weight",
+                 "colour_tolerance", "pixel_weight"):
         assert train[name] == float(flags[name]), name
