@@ -438,7 +438,7 @@ def test_binaries_without_dlib_fail_in_one_line(module, extra, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_alignment_cache_key_depends_on_the_detector(tmp_path):
+def test_alignment_cache_key_depends_on_the_detector(tmp_path, monkeypatch):
     import hashlib
 
     from semiadv import data
@@ -458,6 +458,11 @@ def test_alignment_cache_key_depends_on_the_detector(tmp_path):
     assert targets["haar"].name == f"people-16-{legacy.hexdigest()[:12]}"
     if "dlib" in targets:
         assert targets["dlib"] != targets["haar"]
+        # dlib's copies made before weak faces were taken (threshold None) are not reused.
+        monkeypatch.setattr(align, "DLIB_CANDIDATE_THRESHOLD", None)
+        config = DataConfig(dataset=f"folder:{root}", image_size=16,
+                            align_cache_dir=str(tmp_path / "cache"), align_detector="dlib")
+        assert data._aligned_copy(root, config) != targets["dlib"]
     with pytest.raises(ValueError, match="align_detector"):
         DataConfig(align_detector="cnn")
 
