@@ -398,11 +398,11 @@ class SanTask(_PrototypeTask):
         views = [image] + [outputs[name] for name in names]
         if config.effective_match_jitter > 0:  # One random shift, scale and blur per face.
             views = dlib_resnet.jittered_views(views, config.effective_match_jitter)
-        # One call on all views: a batch of 64-96 keeps dlib's small late layers (9x9 and 5x5
-        # maps) busier than three calls of 32.
-        original_embedding, *embeddings = tf.split(
-            tf.cast(self.matcher(tf.concat(views, axis=0), training=False), tf.float32),
-            len(views), axis=0)
+        # One call per view, not one on the concatenated views: the backward pass of a
+        # concatenated call computes input gradients for X's half too, which no loss needs
+        # (measured 15% slower, BENCHMARKS.md §2b).
+        original_embedding, *embeddings = (
+            tf.cast(self.matcher(view, training=False), tf.float32) for view in views)
         distances = {name: losses.match_distance(original_embedding, embedding)
                      for name, embedding in zip(names, embeddings)}
         # A term left out is reported as 0, so the logs keep their columns.
