@@ -287,10 +287,12 @@ DLIB_BOX_IN_HAAR_BOX = (0.018, 0.104, 0.961)
 # dlib's HOG window is 80 px: photos whose longer side is at most this are
 # searched again upsampled 2x when the first search finds no face.
 DLIB_UPSAMPLE_MAX_SIDE = 400
-# HOG detections scoring below 0 (dlib's own threshold) down to this are kept as
-# candidates: when no search finds a face at 0, the best candidate whose 5-point
-# landmarks are plausible is taken before the (~15x costlier) Haar cascades run.
-# Both searches run once at this threshold, so the candidates cost nothing extra.
+# `DlibFaceDetector(candidate_threshold=DLIB_CANDIDATE_THRESHOLD)`: HOG detections
+# scoring below 0 (dlib's own threshold) down to this are kept as candidates: when no
+# search finds a face at 0, the best candidate whose 5-point landmarks are plausible is
+# taken before the (~15x costlier) Haar cascades run. 1.4x faster aligning in the wild
+# (BENCHMARKS.md §9c), but OFF by default: HOG scores -0.78 on a 40x40 noise image and up
+# to -0.32 on 1 in 60 noise images, and the landmark check then calls noise a face.
 DLIB_CANDIDATE_THRESHOLD = -0.8
 
 
@@ -332,7 +334,7 @@ class DlibFaceDetector:
 
     def __init__(self, haar: Optional[HaarFaceDetector] = None,
                  upsample_max_side: int = DLIB_UPSAMPLE_MAX_SIDE,
-                 candidate_threshold: Optional[float] = DLIB_CANDIDATE_THRESHOLD):
+                 candidate_threshold: Optional[float] = None):
         """Loads dlib's detector and landmark model.
 
         Args:
@@ -343,7 +345,8 @@ class DlibFaceDetector:
           candidate_threshold: when no HOG search finds a face at dlib's
             threshold (0), its best detection scoring at least this (< 0)
             whose landmarks are plausible is the face, before the Haar
-            cascades are tried; None: straight to the Haar cascades.
+            cascades are tried (`DLIB_CANDIDATE_THRESHOLD`: faster, but it can take
+            noise for a face); None (the default): straight to the Haar cascades.
 
         Raises:
           ImportError: naming `pip install -e ".[dlib]"` if dlib or

@@ -260,14 +260,11 @@ def _aligned_copy(root: Path, config: DataConfig) -> Path:
     The cache key covers the folder, the size, the detector and every photo's name, size and
     mtime, so adding, replacing or removing a photo aligns the folder again instead of reusing
     a stale copy. (The Haar detector adds nothing to the key: caches made before detectors
-    could be chosen stay valid. dlib's adds its weak-face threshold, which changed its crops.)
+    could be chosen stay valid.)
     """
     from semiadv import align  # OpenCV cascades load lazily: only folder specs need them.
 
     detector_key = "" if config.align_detector == "haar" else f"|detector={config.align_detector}"
-    if config.align_detector == "dlib" and align.DLIB_CANDIDATE_THRESHOLD is not None:
-        # Weak HOG faces changed dlib's crops of some photos: never reuse copies made before.
-        detector_key += f"|candidates={align.DLIB_CANDIDATE_THRESHOLD}"
     fingerprint = hashlib.sha1(f"{root.resolve()}|{config.image_size}{detector_key}".encode())
     for file in imageio.list_images(root, recursive=True):
         stat = file.stat()

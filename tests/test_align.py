@@ -438,7 +438,7 @@ def test_binaries_without_dlib_fail_in_one_line(module, extra, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_alignment_cache_key_depends_on_the_detector(tmp_path, monkeypatch):
+def test_alignment_cache_key_depends_on_the_detector(tmp_path):
     import hashlib
 
     from semiadv import data
@@ -458,11 +458,6 @@ def test_alignment_cache_key_depends_on_the_detector(tmp_path, monkeypatch):
     assert targets["haar"].name == f"people-16-{legacy.hexdigest()[:12]}"
     if "dlib" in targets:
         assert targets["dlib"] != targets["haar"]
-        # dlib's copies made before weak faces were taken (threshold None) are not reused.
-        monkeypatch.setattr(align, "DLIB_CANDIDATE_THRESHOLD", None)
-        config = DataConfig(dataset=f"folder:{root}", image_size=16,
-                            align_cache_dir=str(tmp_path / "cache"), align_detector="dlib")
-        assert data._aligned_copy(root, config) != targets["dlib"]
     with pytest.raises(ValueError, match="align_detector"):
         DataConfig(align_detector="cnn")
 
@@ -525,7 +520,8 @@ def test_dlib_takes_a_weak_hog_face_with_plausible_landmarks_before_haar(shared_
     taken = 0
     for gray in photos:
         haar = _CountingHaar()
-        detector = align.DlibFaceDetector(haar=haar)
+        detector = align.DlibFaceDetector(haar=haar,
+                                          candidate_threshold=align.DLIB_CANDIDATE_THRESHOLD)
         boxes = detector.detect_faces(gray)
         if haar.face_searches == 0:  # a candidate was taken: one face, with plausible landmarks
             taken += 1
@@ -542,7 +538,7 @@ def test_dlib_takes_a_weak_hog_face_with_plausible_landmarks_before_haar(shared_
 def test_dlib_weak_face_with_implausible_landmarks_falls_back_to_haar(shared_faces, monkeypatch):
     (gray,) = _weak_face_photos(shared_faces, 1)
     haar = _CountingHaar()
-    detector = align.DlibFaceDetector(haar=haar)
+    detector = align.DlibFaceDetector(haar=haar, candidate_threshold=align.DLIB_CANDIDATE_THRESHOLD)
     # As for a false face: the landmarks never look like eyes.
     monkeypatch.setattr(detector, "landmark_eyes", lambda gray, box: None)
     assert detector.detect_faces(gray) == haar.haar.detect_faces(gray)
