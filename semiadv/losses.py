@@ -139,17 +139,19 @@ def colour_difference(images, outputs):
     return _mean_per_example(colour.delta_e(images, outputs, epsilon=1e-6))
 
 
-def colour_excess(images, outputs, tolerance: float):
-    """Mean over pixels of max(ΔE*ab - tolerance, 0), per example; float32 [B].
+def colour_difference_and_excess(images, outputs, tolerance: float):
+    """(mean ΔE*ab, mean over pixels of max(ΔE*ab - tolerance, 0)), per example; float32 [B].
+
+    Both from one ΔE map: the SAN reports the first and trains on the second.
 
     A hinge per pixel, not on the face's mean: a change of up to `tolerance` anywhere is free
     (the residual autoencoder can start, where a plain ΔE term, L1-like at zero, pins it to
     its input), while a local patch pays for every unit above it. A hinge on the mean let
     the SAN concentrate its change into strong orange and violet patches on the eyes and
-    lips at a mean ΔE of 3.3 (RESULTS.md). With tolerance 0 it is `colour_difference`.
+    lips at a mean ΔE of 3.3 (RESULTS.md). With tolerance 0 both are `colour_difference`.
     """
-    excess = colour.delta_e(images, outputs, epsilon=1e-6) - tolerance
-    return _mean_per_example(tf.nn.relu(excess))
+    delta = colour.delta_e(images, outputs, epsilon=1e-6)
+    return _mean_per_example(delta), _mean_per_example(tf.nn.relu(delta - tolerance))
 
 
 def match_distance(embeddings_a, embeddings_b):

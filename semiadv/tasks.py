@@ -412,9 +412,8 @@ class SanTask(_PrototypeTask):
         pixel = losses.pixel_loss(image, perturbed_same, kind=config.pixel_loss)
         # Reported whatever their weights, so runs with and without them compare in the logs.
         dissimilarity = losses.structural_dissimilarity(image, perturbed_opposite)
-        colour = losses.colour_difference(image, perturbed_opposite)
-        colour_cost = (losses.colour_excess(image, perturbed_opposite, config.colour_tolerance)
-                       if config.colour_tolerance > 0 else colour)
+        colour, colour_cost = losses.colour_difference_and_excess(
+            image, perturbed_opposite, config.colour_tolerance)
 
         match_on = tf.cast(step >= config.match_warmup_steps, tf.float32)
         total = (config.gender_weight * gender

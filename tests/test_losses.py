@@ -267,10 +267,14 @@ class TestFidelity:
         dark = np.zeros((1, 4, 4, 1), np.float32)
         half = dark.copy()
         half[:, :2] = 1.0
-        np.testing.assert_allclose(losses.colour_excess(dark, half, 30.0), [35.0], atol=1e-2)
-        np.testing.assert_allclose(losses.colour_excess(dark, half, 0.0),
-                                   losses.colour_difference(dark, half), atol=1e-4)
-        np.testing.assert_allclose(losses.colour_excess(dark, half, 150.0), [0.0])
+        mean, excess = losses.colour_difference_and_excess(dark, half, 30.0)
+        np.testing.assert_allclose(mean, [50.0], atol=1e-2)
+        np.testing.assert_allclose(excess, [35.0], atol=1e-2)
+        mean, excess = losses.colour_difference_and_excess(dark, half, 0.0)
+        np.testing.assert_allclose(excess, losses.colour_difference(dark, half), atol=1e-4)
+        np.testing.assert_allclose(mean, excess, atol=1e-6)
+        np.testing.assert_allclose(losses.colour_difference_and_excess(dark, half, 150.0)[1],
+                                   [0.0])
 
     def test_gray_images_differ_in_lightness_only(self):
         dark, light = np.full((1, 4, 4, 1), 0.0, np.float32), np.full((1, 4, 4, 1), 1.0, np.float32)
