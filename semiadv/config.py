@@ -205,6 +205,12 @@ class TrainConfig:
         `dlib_resnet.jittered_views`), so the SAN keeps identity that survives other
         matchers' alignment, not features only one network reads. None: 0.05 with
         `dlib_resnet`, 0 (off, the paper's) with `triplet`.
+      gender_jitter: the gender term reads jittered views of X'_SM and X'_OP (a random shift
+        and scale of up to this share of the side, and a blur: `dlib_resnet.jittered_views`),
+        a fresh draw for each classifier, so the SAN must hide gender in a way that survives
+        the misalignments of classifiers it never saw rather than in pixel-exact patterns its
+        own classifier reads (the input diversity of transferable adversarial examples).
+        0: off (the paper's).
       matcher_dataset: dataset spec the matcher learns identities from (None: the main
         dataset). Lets a SAN trained on a gender-labelled set without identities (UTKFace)
         keep identities that a matcher learned from an identity-labelled set.
@@ -250,6 +256,7 @@ class TrainConfig:
     matcher_network: str = "triplet"
     matcher_finetune: bool = False
     match_jitter: float | None = None
+    gender_jitter: float = 0.0
     matcher_dataset: str | None = None
     warp_prototypes: bool = False
     export_dir: str | None = "exports"
@@ -288,6 +295,8 @@ class TrainConfig:
                                  f"got {self.matcher_network!r}")
         if self.match_jitter is not None and not 0 <= self.match_jitter < 0.5:
             raise UserValueError(f"match_jitter must be in [0, 0.5), got {self.match_jitter}")
+        if not 0 <= self.gender_jitter < 0.5:
+            raise UserValueError(f"gender_jitter must be in [0, 0.5), got {self.gender_jitter}")
         multiple = self.networks.image_size_multiple
         if self.data.image_size % multiple:
             below = self.data.image_size - self.data.image_size % multiple

@@ -313,7 +313,8 @@ class AutoencoderTask(_PrototypeTask):
 class SanTask(_PrototypeTask):
     """The semi-adversarial training of the autoencoder against frozen G and M.
 
-    J = lambda_G [w_SM CE(G(X'_SM), y) + CE(G(X'_OP), 1 - y)] + lambda_M ||M(X'_SM) - M(X)||^2
+    J = lambda_G [w_SM CE(G(X'_SM), y) + CE(G(X'_OP), 1 - y)]  (G reads jittered views if
+        gender_jitter > 0) + lambda_M ||M(X'_SM) - M(X)||^2
         (+ ||M(X'_OP) - M(X)||^2 if match_opposite, from match_warmup_steps on)
         + lambda_D pixel(X, X'_SM)
         + lambda_SSIM (1 - SSIM(X, X'_OP)) + lambda_colour mean_pixels max(ΔE*ab(X, X'_OP) - tolerance, 0)
@@ -380,9 +381,12 @@ class SanTask(_PrototypeTask):
         perturbed_same, perturbed_opposite = outputs["same"], outputs["opposite"]
 
         # G_0 (the paper's CNN) first: its terms are the reported ones.
-        logits = [(classifier(perturbed_same, training=False),
-                   classifier(perturbed_opposite, training=False))
-                  for classifier in (self.gender, *self.gender_members)]
+        logits = []
+        for classifier in (self.gender, *self.gender_members):
+            views = (perturbed_same, perturbed_opposite)
+            if config.gender_jitter > 0:  # A fresh draw per classifier: more diverse views.
+                views = dlib_resnet.jittered_views(list(views), config.gender_jitter)
+            logits.append(tuple(classifier(view, training=False) for view in views))
         gender_same = [losses.gender_cross_entropy(logits_same, male) * known
                        for logits_same, _ in logits]
         gender_opposite = [losses.flipped_gender_cross_entropy(logits_opposite, male) * known

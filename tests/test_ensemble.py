@@ -252,3 +252,83 @@ def test_main_job_pretrains_the_members(tmp_path):
     assert json.loads((work / "config.json").read_text())["gender_ensemble"] == 1
     assert 0.0 <= summary["flip_rate_opposite"] <= 1.0
     assert summary["export"] is None
+
+
+def test_gender_jitter_is_validated_and_reaches_the_config():
+    from semiadv.apps import train_flags
+
+    assert TrainConfig().gender_jitter == 0.0
+    with pytest.raises(ValueError, match=r"gender_jitter must be in \[0, 0.5\), got 0.6"):
+        TrainConfig(gender_jitter=0.6)
+    try:
+        flags.FLAGS(["test", "--gender_jitter=0.1", "--mixed_precision=none"])
+        config = train_flags.train_config()
+    finally:
+        flags.FLAGS.unparse_flags()
+    assert config.gender_jitter == 0.1
+    assert from_dict(TrainConfig, json.loads(to_json(config))) == config
+    # A SAN trained with other views is another SAN: a resumed run must not mix them.
+    from semiadv import stages
+    assert "gender_jitter" in stages.STAGE_SETTINGS["san"]
+
+
+def test_gender_jitter_feeds_each_classifier_its_own_views(tmp_path, monkeypatch):
+    from semiadv import dlib_resnet
+
+    config = dataclasses.replace(_ensemble_config(tmp_path, 2), gender_jitter=0.1,
+                                 match_weight=0.0, pixel_weight=0.0)
+    task = _ensemble_task(config)
+    task.build()
+    classifiers = (task.gender, *task.gender_members)
+    rng = np.random.default_rng(1)
+    for classifier in classifiers:
+        # Random nets barely tell random faces apart: scaled up, their logits move with the
+        # pixels, so rolled and unrolled views score apart.
+        logits_layer = classifier.get_layer("logits")
+        logits_layer.kernel.assign(logits_layer.kernel * 100.0)
+    # A stand-in for the random views that each call makes different and checkable: call k
+    # rolls the images k + 1 pixels down.
+    calls = []
+
+    def views(images, jitter):
+        assert jitter == 0.1 and len(images) == 2
+        calls.append(len(calls) + 1)
+        return [tf.roll(image, calls[-1], axis=1) for image in images]
+
+    monkeypatch.setattr(dlib_resnet, "jittered_views", views)
+    image = rng.uniform(0, 1, (4, SIZE, SIZE, 3)).astype(np.float32)
+    male = np.array([1, 0, 1, 0])
+    batch = {"image": tf.constant(image), "male": tf.constant(male, tf.int64)}
+    total, report = task.per_example(batch, tf.constant(0, tf.int64))
+    assert calls == [1, 2, 3]  # One draw per classifier, G_0 first.
+
+    same, opposite = task.prototypes_of(batch)
+    outputs = task.model({"image": batch["image"], "same_prototype": same,
+                          "opposite_prototype": opposite})
+    expected, plain = [], []
+    for shift, classifier in enumerate(classifiers, start=1):
+        for views_of, into in ((lambda x: np.roll(x, shift, axis=1), expected),
+                               (lambda x: x, plain)):
+            logits_sm = classifier(views_of(outputs["same"].numpy())).numpy()
+            logits_op = classifier(views_of(outputs["opposite"].numpy())).numpy()
+            into.append(_cross_entropy(logits_sm, male) + _cross_entropy(logits_op, 1 - male))
+    np.testing.assert_allclose(total, np.mean(expected, axis=0), rtol=1e-4, atol=1e-6)
+    # The views matter: the unjittered term is another number.
+    assert not np.allclose(total, np.mean(plain, axis=0), rtol=1e-3)
+
+
+def test_gender_jitter_passes_gradients_to_the_autoencoder(tmp_path):
+    config = dataclasses.replace(_ensemble_config(tmp_path, 1), gender_jitter=0.1,
+                                 match_weight=0.0, pixel_weight=0.0)
+    task = _ensemble_task(config)
+    task.build()
+    rng = np.random.default_rng(2)
+    batch = {"image": tf.constant(rng.uniform(0, 1, (4, SIZE, SIZE, 3)).astype(np.float32)),
+             "male": tf.constant([1, 0, 1, 0], tf.int64)}
+    with tf.GradientTape() as tape:
+        total, _ = task.per_example(batch, tf.constant(0, tf.int64))
+        loss = tf.reduce_mean(total)
+    gradients = tape.gradient(loss, task.model.trainable_variables)
+    norms = [float(tf.norm(g)) for g in gradients if g is not None]
+    assert len(norms) == len(task.model.trainable_variables)
+    assert all(np.isfinite(norms)) and max(norms) > 0

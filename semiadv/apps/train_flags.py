@@ -125,6 +125,12 @@ MATCH_JITTER = flags.DEFINE_float(
     "share of the side) and blur, so the SAN keeps identity other matchers read too. "
     "Default: 0.05 with --matcher=dlib_resnet, 0 (off) with triplet.",
     lower_bound=0.0, upper_bound=0.49)
+GENDER_JITTER = flags.DEFINE_float(
+    "gender_jitter", 0.0,
+    "The gender term reads X'_SM and X'_OP under a random shift and scale (up to this share "
+    "of the side) and blur, a fresh draw per classifier, so the gender edit survives other "
+    "classifiers' alignment (transfers to unseen classifiers). 0: off, the paper's.",
+    lower_bound=0.0, upper_bound=0.49)
 MATCHER_DATASET = flags.DEFINE_string(
     "matcher_dataset", None,
     "Dataset spec the matcher learns identities from (default: --dataset), e.g. "
@@ -242,7 +248,7 @@ def train_config() -> TrainConfig:
         flip_augment=FLIP_AUGMENT.value, checkpoint_every=CHECKPOINT_EVERY.value,
         steps_per_loop=STEPS_PER_LOOP.value, image_summaries=IMAGE_SUMMARIES.value,
         matcher_network=MATCHER_NETWORK.value, matcher_finetune=MATCHER_FINETUNE.value,
-        match_jitter=MATCH_JITTER.value,
+        match_jitter=MATCH_JITTER.value, gender_jitter=GENDER_JITTER.value,
         matcher_dataset=MATCHER_DATASET.value or None,
         warp_prototypes=WARP_PROTOTYPES.value,
         export_dir=EXPORT_DIR.value or None, export_name=EXPORT_NAME.value,
