@@ -18,6 +18,7 @@ from semiadv.errors import UserValueError
 CACHE_MODES = ("disk", "memory", "none")
 # `NetworkConfig.upsampling`: the autoencoder decoder's interpolation (`networks.UPSAMPLINGS`).
 UPSAMPLINGS = ("nearest", "bilinear")
+ENCODER_PROTOTYPES = ("same", "own")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +103,10 @@ class NetworkConfig:
     it; `upsampling`: its decoder's interpolation, nearest or bilinear
     (`networks.build_autoencoder`). False and nearest are the paper's. `max_change`: the
     residual autoencoder's largest change per pixel and channel (1: unbounded, the default).
+    `encoder_prototype`: "same" (the paper's: one encoder pass with the same-gender prototype
+    serves both outputs, so X'_OP is X'_SM's features mixed with the other prototype) or
+    "own" (each output's encoder sees its own prototype: a face-specific change towards the
+    other gender, at twice the autoencoder's cost).
     """
 
     encoder_filters: tuple[int, ...] = (8, 12)
@@ -109,6 +114,7 @@ class NetworkConfig:
     residual: bool = False
     upsampling: str = "nearest"
     max_change: float = 1.0
+    encoder_prototype: str = "same"
     classifier_width: float = 1.0
     matcher_width: float = 1.0
     embedding_dim: int = 128
@@ -126,6 +132,9 @@ class NetworkConfig:
         if self.upsampling not in UPSAMPLINGS:
             raise UserValueError(f"upsampling must be one of {UPSAMPLINGS}, got "
                                  f"{self.upsampling!r}")
+        if self.encoder_prototype not in ENCODER_PROTOTYPES:
+            raise UserValueError(f"encoder_prototype must be one of {ENCODER_PROTOTYPES}, got "
+                                 f"{self.encoder_prototype!r}")
         for name in ("classifier_width", "matcher_width"):
             if not getattr(self, name) > 0:
                 raise UserValueError(f"{name} must be positive, got {getattr(self, name)}")

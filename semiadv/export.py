@@ -75,8 +75,9 @@ def _image_shape(autoencoder):
 def _encoder_decoder(autoencoder):
     """The autoencoder's image ⊕ same-prototype -> decoded features part, sharing its layers.
 
-    The features are computed once and combined with each of the three prototypes, instead
-    of running the encoder three times as `build_perturber` would.
+    With the paper's encoder (`encoder_prototype="same"`) the features are computed once and
+    combined with each of the three prototypes, instead of running the encoder three times
+    as `build_perturber` would; with "own" this part runs once per prototype.
     """
     features = autoencoder.get_layer("same_combiner_concat").input[0]
     return keras.Model(
@@ -220,9 +221,14 @@ def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="se
         weights, score, label, label_constants = _label_layers(
             male_column, gender_classifier(image))
         mixed, prototype_constants = _prototype_layers(weights, image_shape, prototypes)
-        features = _encoder_decoder(autoencoder)({"image": image,
-                                                  "same_prototype": mixed["same"]})
-        outputs = {kind: networks.combine(autoencoder, features, mixed[kind], image,
+        encoder_decoder = _encoder_decoder(autoencoder)
+        own = networks.encoder_prototype_of(autoencoder) == "own"
+        # "own": each output's encoder saw its own prototype in training (the neutral one too).
+        shared = None if own else encoder_decoder({"image": image,
+                                                    "same_prototype": mixed["same"]})
+        features = {kind: encoder_decoder({"image": image, "same_prototype": mixed[kind]})
+                    if own else shared for kind in KINDS}
+        outputs = {kind: networks.combine(autoencoder, features[kind], mixed[kind], image,
                                           f"{kind}_")
                    for kind in KINDS}
         outputs.update(

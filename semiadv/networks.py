@@ -37,6 +37,8 @@ _VGG_DENSE_UNITS = 4096
 _RESNET_STEM_FILTERS = 16
 _RESNET_STAGE_FILTERS = (32, 64, 128, 256, 512)
 UPSAMPLINGS = ("nearest", "bilinear")
+# What the encoder sees beside the face (`build_autoencoder`'s `encoder_prototype`).
+ENCODER_PROTOTYPES = ("same", "own")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,6 +141,7 @@ def build_autoencoder(
     residual=False,
     upsampling="nearest",
     max_change=1.0,
+    encoder_prototype="same",
     name="autoencoder",
 ):
     """Builds the SAN convolutional autoencoder with its prototype combiner.
@@ -169,6 +172,12 @@ def build_autoencoder(
         max_change: residual only: the largest change per pixel and channel, X' = clip(X +
             max_change x tanh(...), 0, 1). Below 1 it bounds what the SAN can paint on a
             face whatever the losses ask (1: no bound, no layer).
+        encoder_prototype: "same" (the paper's): the encoder sees the face with the
+            same-gender prototype and one decoded pass serves both outputs, so X'_OP differs
+            from X'_SM only by the combiner's 1x1 mix of the two prototypes: one fixed
+            overlay for every face of a gender. "own": each output's encoder sees the face
+            with that output's prototype (the same layers run twice), so the change towards
+            the other gender can depend on the face: twice the autoencoder's cost.
         name: Model name.
 
     Returns:
@@ -196,9 +205,17 @@ def build_autoencoder(
     same_prototype = _image_input(image_size, channels, "same_prototype")
     opposite_prototype = _image_input(image_size, channels, "opposite_prototype")
 
+    if encoder_prototype not in ENCODER_PROTOTYPES:
+        raise ValueError(f"encoder_prototype must be one of {ENCODER_PROTOTYPES}, got "
+                         f"{encoder_prototype!r}.")
+
+    layers = _make_encoder_decoder_layers(encoder_filters, decoder_filters, upsampling)
     x = keras.layers.Concatenate(name="encoder_input_concat")([image, same_prototype])
-    features = _apply_in_order(
-        _make_encoder_decoder_layers(encoder_filters, decoder_filters, upsampling), x)
+    features = _apply_in_order(layers, x)
+    opposite_features = features
+    if encoder_prototype == "own":  # The same layers (weights) on the face ⊕ P_OP.
+        x = keras.layers.Concatenate(name=OPPOSITE_ENCODER_CONCAT)([image, opposite_prototype])
+        opposite_features = _apply_in_order(layers, x)
 
     # float32 output so the images stay float32 under a mixed-precision policy.
     if residual:
@@ -208,8 +225,8 @@ def build_autoencoder(
         combiner = keras.layers.Conv2D(channels, 1, activation="sigmoid", dtype="float32",
                                        name="combiner")
     same = _combine(combiner, features, same_prototype, image, residual, max_change, "same_")
-    opposite = _combine(combiner, features, opposite_prototype, image, residual, max_change,
-                        "opposite_")
+    opposite = _combine(combiner, opposite_features, opposite_prototype, image, residual,
+                        max_change, "opposite_")
     return keras.Model(
         inputs={
             "image": image,
@@ -236,6 +253,16 @@ def _combine(combiner, features, prototype, image, residual, max_change, prefix)
         # ReLU(max_value=1) is clip(x, 0, 1) as a built-in layer: no Lambda, no custom layer.
         output = keras.layers.ReLU(max_value=1.0, dtype="float32", name=f"{prefix}clip")(output)
     return output
+
+
+# The layer only an autoencoder built with encoder_prototype="own" has.
+OPPOSITE_ENCODER_CONCAT = "opposite_encoder_input_concat"
+
+
+def encoder_prototype_of(autoencoder):
+    """The `encoder_prototype` `autoencoder` (from `build_autoencoder`) was built with."""
+    own = any(layer.name == OPPOSITE_ENCODER_CONCAT for layer in autoencoder.layers)
+    return "own" if own else "same"
 
 
 def is_residual(autoencoder):
@@ -280,10 +307,11 @@ def _count_blocks(model, prefix):
 def build_perturber(autoencoder, name="perturber"):
     """Builds the inference view of a SAN autoencoder, sharing its layers and weights.
 
-    The encoder sees image ⊕ `encoder_prototype` (the same-gender prototype during training);
-    the combiner merges the decoded features with `combiner_prototype` (at inference the
-    neutral or the opposite prototype). Training the autoencoder therefore trains the
-    perturber: no weights are copied.
+    The encoder sees image ⊕ `encoder_prototype` (during training the same-gender prototype,
+    or with `encoder_prototype="own"` the output's own prototype: then pass the same image
+    to both inputs); the combiner merges the decoded features with `combiner_prototype` (at
+    inference the neutral or the opposite prototype). Training the autoencoder therefore
+    trains the perturber: no weights are copied.
 
     Args:
         autoencoder: A model returned by `build_autoencoder`.

@@ -56,6 +56,7 @@ STAGE_SETTINGS = {
     "autoencoder": ("autoencoder.steps", "autoencoder.learning_rate",
                     "networks.encoder_filters", "networks.decoder_filters",
                     "networks.residual", "networks.upsampling", "networks.max_change",
+                    "networks.encoder_prototype",
                     "pixel_loss", "warp_prototypes"),
     "san": ("san.steps", "san.learning_rate", "gender_weight", "match_weight",
             "pixel_weight", "gender_ensemble", "match_opposite", "match_warmup_steps",

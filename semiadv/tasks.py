@@ -289,7 +289,8 @@ class _PrototypeTask(Task):
                                           decoder_filters=nets.decoder_filters,
                                           residual=nets.residual,
                                           upsampling=nets.upsampling,
-                                          max_change=nets.max_change)
+                                          max_change=nets.max_change,
+                                          encoder_prototype=nets.encoder_prototype)
 
 
 class AutoencoderTask(_PrototypeTask):

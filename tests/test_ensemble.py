@@ -332,3 +332,24 @@ def test_gender_jitter_passes_gradients_to_the_autoencoder(tmp_path):
     norms = [float(tf.norm(g)) for g in gradients if g is not None]
     assert len(norms) == len(task.model.trainable_variables)
     assert all(np.isfinite(norms)) and max(norms) > 0
+
+
+def test_encoder_prototype_is_validated_and_reaches_the_autoencoder():
+    from semiadv import networks, stages
+    from semiadv.apps import train_flags
+    from semiadv.config import NetworkConfig
+
+    assert NetworkConfig().encoder_prototype == "same"
+    with pytest.raises(ValueError, match="encoder_prototype must be one of"):
+        NetworkConfig(encoder_prototype="opposite")
+    try:
+        flags.FLAGS(["test", "--encoder_prototype=own", "--mixed_precision=none"])
+        config = train_flags.train_config()
+    finally:
+        flags.FLAGS.unparse_flags()
+    assert config.networks.encoder_prototype == "own"
+    assert from_dict(TrainConfig, json.loads(to_json(config))) == config
+    assert "networks.encoder_prototype" in stages.STAGE_SETTINGS["autoencoder"]
+    task = tasks.AutoencoderTask(dataclasses.replace(
+        config, data=dataclasses.replace(config.data, image_size=SIZE)), _prototypes())
+    assert networks.encoder_prototype_of(task.build_autoencoder()) == "own"

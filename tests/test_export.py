@@ -331,6 +331,43 @@ def test_residual_autoencoder_exports_its_skip_connection(san, tmp_path):
         assert 1e-3 < change.mean() < 0.5
 
 
+def test_own_prototype_encoder_exports_each_outputs_own_pass(san, tmp_path):
+    """With encoder_prototype="own" each signature's encoder sees that signature's prototype."""
+    autoencoder = networks.build_autoencoder(SIZE, CHANNELS, encoder_filters=(4, 4),
+                                             decoder_filters=(8, 8), residual=True,
+                                             encoder_prototype="own")
+    combiner = autoencoder.get_layer("combiner")
+    kernel, bias = combiner.get_weights()
+    combiner.set_weights([np.random.default_rng(4).normal(0, 0.3, kernel.shape)
+                          .astype(np.float32), bias])
+    perturber = networks.build_perturber(autoencoder)
+    version_dir = export.export_san(autoencoder, san["gender"], san["prototypes"], tmp_path, "o")
+    signatures = tf.saved_model.load(str(version_dir)).signatures
+    reloaded = tf.keras.models.load_model(version_dir / export.KERAS_FILENAME, safe_mode=True)
+    images, male = san["images"][:2], np.array([1.0, 0.0], np.float32)
+    p = san["prototypes"]
+    y = male.reshape(-1, 1, 1, 1)
+    prototype = {"same": y * p.male + (1 - y) * p.female,
+                 "opposite": (1 - y) * p.male + y * p.female,
+                 "neutral": np.broadcast_to(p.neutral, images.shape)}
+    # The training model's own X'_OP is what the opposite signature serves.
+    trained = autoencoder({"image": images, "same_prototype": prototype["same"],
+                           "opposite_prototype": prototype["opposite"]})
+    from_keras = reloaded({"image": images, "male": male})
+    for kind in export.KINDS:
+        own = prototype[kind].astype(np.float32)
+        expected = perturber({"image": images, "encoder_prototype": own,
+                              "combiner_prototype": own}).numpy()
+        served = signatures[f"{kind}_labelled"](image=tf.constant(images), male=male)
+        np.testing.assert_allclose(served["perturbed"], expected, atol=ATOL)
+        np.testing.assert_allclose(from_keras[kind], expected, atol=ATOL)
+        if kind in trained:
+            np.testing.assert_allclose(expected, trained[kind], atol=ATOL)
+    # A one-pass export would have given the opposite output the same-prototype features.
+    one_pass = _by_hand(dict(san, perturber=perturber), images, male, "opposite")
+    assert np.abs(one_pass - from_keras["opposite"]).max() > 1e-4
+
+
 # ---------------------------------------------------------------------------------------------
 # perturber.keras without semiadv, and a bfloat16-trained SAN.
 

@@ -136,6 +136,60 @@ class TestResidualAutoencoder:
         np.testing.assert_array_equal(loaded(inputs)["opposite"], expected)
 
 
+class TestOwnPrototypeEncoder:
+    """encoder_prototype="own": each output's encoder sees that output's prototype."""
+
+    def test_opposite_output_decodes_the_face_with_the_opposite_prototype(self):
+        shared = randomise_combiner(networks.build_autoencoder(16, 3, residual=True))
+        own = randomise_combiner(networks.build_autoencoder(16, 3, residual=True,
+                                                            encoder_prototype="own"))
+        own.set_weights(shared.get_weights())  # Same layers, same weights: only wiring differs.
+        assert networks.encoder_prototype_of(own) == "own"
+        assert networks.encoder_prototype_of(shared) == "same"
+        assert len(own.get_layer("encoder_conv1")._inbound_nodes) == 2
+        inputs = autoencoder_inputs(16, 3)
+
+        def decoded(model, inputs):
+            """The features each output's combiner reads."""
+            view = keras.Model(model.inputs, [model.get_layer(f"{kind}_combiner_concat").input[0]
+                                              for kind in ("same", "opposite")])
+            return [np.asarray(x) for x in view(inputs)]
+
+        same_features, opposite_features = decoded(shared, inputs)
+        # One decoded pass: X'_OP differs from X'_SM only by the combiner's mix of the two
+        # prototypes, the same overlay whatever the face.
+        np.testing.assert_array_equal(same_features, opposite_features)
+        own_same, own_opposite = decoded(own, inputs)
+        np.testing.assert_array_equal(own_same, same_features)
+        assert np.abs(own_opposite - own_same).max() > 1e-3
+        # The opposite pass is the same layers run on the face and the opposite prototype.
+        swapped = dict(inputs, same_prototype=inputs["opposite_prototype"])
+        np.testing.assert_allclose(decoded(own, swapped)[0], own_opposite, atol=1e-6)
+        outputs = {k: np.asarray(v) for k, v in own(inputs).items()}
+        np.testing.assert_array_equal(outputs["same"], np.asarray(shared(inputs)["same"]))
+        assert np.abs(outputs["opposite"] - np.asarray(shared(inputs)["opposite"])).max() > 1e-3
+
+    def test_perturber_and_keras_file_reproduce_the_opposite_output(self, tmp_path):
+        own = randomise_combiner(networks.build_autoencoder(16, 3, residual=True,
+                                                            encoder_prototype="own"))
+        inputs = autoencoder_inputs(16, 3)
+        expected = np.asarray(own(inputs)["opposite"])
+        perturber = networks.build_perturber(own)
+        np.testing.assert_allclose(perturber({"image": inputs["image"],
+                                              "encoder_prototype": inputs["opposite_prototype"],
+                                              "combiner_prototype": inputs["opposite_prototype"]}),
+                                   expected, atol=1e-6)
+        path = tmp_path / "own.keras"
+        own.save(path)
+        loaded = keras.models.load_model(path, safe_mode=True)
+        assert networks.encoder_prototype_of(loaded) == "own"
+        np.testing.assert_array_equal(loaded(inputs)["opposite"], expected)
+
+    def test_bad_value_names_it(self):
+        with pytest.raises(ValueError, match="encoder_prototype must be one of"):
+            networks.build_autoencoder(16, 3, encoder_prototype="opposite")
+
+
 class TestMaxChange:
     def test_bounds_the_change_and_survives_the_perturber_and_keras_file(self, tmp_path):
         bounded = randomise_combiner(networks.build_autoencoder(16, 3, residual=True,

@@ -35,6 +35,12 @@ MAX_CHANGE = flags.DEFINE_float(
     "With --residual: the largest change the autoencoder may make to a pixel's channel, "
     "X' = clip(X + max_change * tanh(.)); bounds what the SAN can paint on a face (1: no "
     "bound).", lower_bound=1e-3, upper_bound=1.0)
+ENCODER_PROTOTYPE = flags.DEFINE_enum(
+    "encoder_prototype", "same", ["same", "own"],
+    "What the autoencoder's encoder sees beside the face: same (the paper's: the same-gender "
+    "prototype, one decoded pass for both outputs, so X'_OP differs from X'_SM only by a fixed "
+    "mix of the two prototypes) or own (each output's own prototype: a face-specific change "
+    "towards the other gender, twice the autoencoder's cost).")
 CLASSIFIER_WIDTH = flags.DEFINE_float("classifier_width", 1.0,
                                       "Width multiplier of the gender CNN.", lower_bound=0.01)
 MATCHER_WIDTH = flags.DEFINE_float("matcher_width", 1.0, "Width multiplier of the matcher.",
@@ -229,7 +235,7 @@ def train_config() -> TrainConfig:
             encoder_filters=_filters(ENCODER_FILTERS.value),
             decoder_filters=_filters(DECODER_FILTERS.value),
             residual=RESIDUAL.value, upsampling=UPSAMPLING.value,
-            max_change=MAX_CHANGE.value,
+            max_change=MAX_CHANGE.value, encoder_prototype=ENCODER_PROTOTYPE.value,
             classifier_width=CLASSIFIER_WIDTH.value, matcher_width=MATCHER_WIDTH.value,
             embedding_dim=EMBEDDING_DIM.value),
         workdir=common_flags.WORKDIR.value,
