@@ -188,7 +188,8 @@ def _exit_without_finalizing():
     DirectRunner stops its workers one after the other, waiting for each process to end, so
     two workers' teardowns were the last ~3 s of every run (issue 12).
     """
-    failed = getattr(sys, "last_value", None) is not None  # An uncaught exception ends main.
+    # An uncaught exception ending the harness's main sets these (last_exc from Python 3.12).
+    failed = any(getattr(sys, name, None) is not None for name in ("last_value", "last_exc"))
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -435,6 +436,9 @@ def read_image_shape(export, prototype):
 def make_config(export, input_pattern, output_dir, prototype="opposite", align=True,
                 batch_size=perturb.DEFAULT_BATCH_SIZE):
     """Checks the arguments and reads the export's image shape.
+
+    Only the export's saved_model.pb is read here (`read_image_shape`); each worker loads
+    the export itself, so an export with unreadable variables fails in the workers.
 
     Raises:
         FileNotFoundError: for a missing export or a pattern that matches nothing.

@@ -213,6 +213,7 @@ def test_only_sdk_worker_processes_skip_their_teardown(monkeypatch):
     monkeypatch.setattr(beam_perturb.logging, "shutdown", lambda: None)
     monkeypatch.setattr(beam_perturb.os, "_exit", fake_exit)
     monkeypatch.delattr(sys, "last_value", raising=False)
+    monkeypatch.delattr(sys, "last_exc", raising=False)
     with pytest.raises(Exited) as exited:
         registered[0]()
     assert exited.value.args == (0,)
