@@ -12,7 +12,9 @@ dataset, perturbs the same photos with:
   beam mp     `beam_perturb.run` on the DirectRunner's batch engine (FnApiRunner) with
               --direct_num_workers=WORKERS --direct_running_mode=multi_processing
   beam start  the same Beam run on 2 photos: the fixed cost (worker processes importing
-              TensorFlow, loading the export), subtracted for the "after start-up" rate
+              TensorFlow, loading the export), subtracted for the "after start-up" rate;
+              its parts: the driver's make_config, and per worker process (the two run
+              in parallel) importing TensorFlow + semiadv and loading the export
 
 UTKFace photos are aligned crops (run with --noalign, as BENCHMARKS.md §6); the CelebA
 photos are in the wild (aligned by `semiadv.align`, whichever detector is the default).
@@ -120,7 +122,8 @@ def main():
         source_dir = _link_folder(work / f"in_{len(rows)}", sources, root)
         tiny_dir = _link_folder(work / f"tiny_{len(rows)}", sources[:2], root)
         times = {"threaded": [], "beam": [], "beam_start": []}
-        timings = {}
+        config_times = {"beam": [], "beam_start": []}
+        timings, start_timings = {}, {}
         for round_ in range(args.repeats):
             outputs = {key: work / f"out_{key}" for key in times}
             for output in outputs.values():
@@ -134,10 +137,13 @@ def main():
                 config = beam_perturb.make_config(str(version), str(folder),
                                                   str(outputs[key]), align=align,
                                                   batch_size=args.batch_size)
+                config_times[key].append(time.perf_counter() - start)
                 report, measured = beam_perturb.run(config, PipelineOptions(beam_options))
                 times[key].append(time.perf_counter() - start)
                 if key == "beam":
                     beam_report, timings = report, measured
+                else:
+                    start_timings = measured
             print(f"{name} round {round_}: " + ", ".join(
                 f"{key} {values[-1]:.1f} s" for key, values in times.items()), flush=True)
         done = threaded["counts"].get("perturbed", 0)
@@ -150,13 +156,21 @@ def main():
                          "perturbed": done, "s": seconds, "photos_per_s": len(sources) / seconds,
                          "vs_threaded": best["threaded"] / seconds})
         rows[-1]["start_s"] = best["beam_start"]
+        # The start-up's parts: the driver's make_config, then per worker process (each
+        # in parallel with the other) its imports and its load of the export.
+        rows[-1]["start_config_s"] = min(config_times["beam_start"])
+        for part in ("import", "load_model"):
+            metric = start_timings.get(f"startup_{part}_us")
+            if metric:
+                rows[-1][f"start_{part}_s"] = metric["sum_s"] / metric["count"]
         rows[-1]["after_start_photos_per_s"] = len(sources) / max(
             best["beam"] - best["beam_start"], 1e-9)
-        stages[name] = {"beam_metrics": timings,
+        stages[name] = {"beam_metrics": timings, "beam_start_metrics": start_timings,
                         "one_thread": _stage_split(sources, align, IMAGE_SIZE)}
         print(f"{name}: {stages[name]}", flush=True)
     columns = ["photos", "candidate", "files", "perturbed", "s", "photos_per_s", "vs_threaded",
-               "start_s", "after_start_photos_per_s"]
+               "start_s", "start_config_s", "start_import_s", "start_load_model_s",
+               "after_start_photos_per_s"]
     print(table(rows, columns))
     path = write_results(args.output, {"machine": info, "args": vars(args), "rows": rows,
                                        "stages": stages})

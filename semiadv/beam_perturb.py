@@ -21,6 +21,7 @@ user errors.
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import json
 import logging
@@ -31,6 +32,7 @@ import uuid
 
 # TensorFlow's C++ start-up chatter buries the binary's own output (workers inherit it).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+_IMPORT_START = time.perf_counter()  # Each worker's share of the start-up: these imports.
 
 import apache_beam as beam  # noqa: E402
 import numpy as np  # noqa: E402
@@ -45,6 +47,8 @@ from apache_beam.ml.inference.base import (KeyedModelHandler, ModelHandler,  # n
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
 from semiadv import imageio, perturb  # noqa: E402
+
+_IMPORT_S = time.perf_counter() - _IMPORT_START
 
 METRICS_NAMESPACE = "semiadv"
 _SKIPPED = "skipped"
@@ -158,6 +162,53 @@ def write_atomically(path, data):
         raise
 
 
+# The module the DirectRunner's multi_processing workers (and Dataflow's) run as __main__.
+_SDK_WORKER_MAIN = os.path.join("apache_beam", "runners", "worker", "sdk_worker_main.py")
+_exit_registered = False
+# Start-up costs of this process, reported once as metrics from inside a bundle (metrics
+# updated in setup() belong to no bundle and are dropped).
+_startup = {"import_s": _IMPORT_S, "load_model_s": None}
+
+
+def _report_startup(name):
+    """Emits this process's start-up cost `name` (seconds) once, as a distribution in us."""
+    seconds = _startup.get(name)
+    if seconds is not None:
+        Metrics.distribution(METRICS_NAMESPACE, f"startup_{name[:-2]}_us").update(
+            int(1e6 * seconds))
+        _startup[name] = None
+
+
+def _exit_without_finalizing():
+    """atexit hook of SDK worker processes: exits now, with the interpreter's exit code.
+
+    The harness has returned when this runs: every bundle is finished (outputs renamed in
+    place) and its log handler closed. What is skipped is only the interpreter's teardown
+    of TensorFlow's modules, 1-1.7 s per worker on a loaded 2-core machine; and the
+    DirectRunner stops its workers one after the other, waiting for each process to end, so
+    two workers' teardowns were the last ~3 s of every run (issue 12).
+    """
+    # An uncaught exception ending the harness's main sets these (last_exc from Python 3.12).
+    failed = any(getattr(sys, name, None) is not None for name in ("last_value", "last_exc"))
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001  A closed stream has nothing left to flush.
+            pass
+    os._exit(1 if failed else 0)
+
+
+def exit_fast_in_sdk_worker():
+    """In an SDK worker process (not the driver, not an in-process runner), ends the process
+    without interpreter teardown once the harness is done. Idempotent; cheap to call."""
+    global _exit_registered
+    if not _exit_registered and sys.argv and sys.argv[0].endswith(_SDK_WORKER_MAIN):
+        # Registered last, so it runs first: the handlers it skips are teardown only.
+        atexit.register(_exit_without_finalizing)
+        _exit_registered = True
+
+
 # ---------------------------------------------------------------------------------------------
 # The pipeline's steps.
 # ---------------------------------------------------------------------------------------------
@@ -172,7 +223,11 @@ class PreparePhoto(beam.DoFn):
         self.read_us = Metrics.distribution(METRICS_NAMESPACE, "read_us")
         self.prepare_us = Metrics.distribution(METRICS_NAMESPACE, "decode_align_us")
 
+    def setup(self):
+        exit_fast_in_sdk_worker()
+
     def process(self, readable_file):
+        _report_startup("import_s")
         path = readable_file.metadata.path
         relative = relative_name(path, self.config.input_dir)
         if FileSystems.exists(output_path(self.config, relative)):
@@ -222,9 +277,15 @@ class SignatureModelHandler(ModelHandler):
         self.prototype = prototype
 
     def load_model(self):
-        return _LoadedSignature(*perturb.load_signature(self.export, self.prototype)[:2])
+        start = time.perf_counter()
+        model = _LoadedSignature(*perturb.load_signature(self.export, self.prototype)[:2])
+        _startup["load_model_s"] = time.perf_counter() - start
+        logging.info("loaded %s (%s) in %.2f s", self.export, self.prototype,
+                     _startup["load_model_s"])
+        return model
 
     def run_inference(self, batch, model, inference_args=None):
+        _report_startup("load_model_s")
         signature = model.signature
         start = time.perf_counter()
         try:
@@ -253,6 +314,9 @@ class WriteOutput(beam.DoFn):
     def __init__(self, config):
         self.config = config
         self.write_us = Metrics.distribution(METRICS_NAMESPACE, "encode_write_us")
+
+    def setup(self):
+        exit_fast_in_sdk_worker()
 
     def process(self, element):
         (relative, entry), result = element
@@ -330,9 +394,51 @@ def build_pipeline(pipeline, config):
 # ---------------------------------------------------------------------------------------------
 
 
+def read_image_shape(export, prototype):
+    """The (H, W, C) of a signature's `image` input, read from saved_model.pb alone.
+
+    `perturb.load_signature` restores every function of the export (1.5-2 s of CPU for the
+    SAN's 11 signatures) and the driver needs only this shape: the workers load their own
+    copy. The checks and messages are `load_signature`'s.
+
+    Raises:
+        FileNotFoundError: when `export` holds no SavedModel.
+        ValueError: for an unknown prototype, an export without that signature or with
+            an image input that is not [None, H, W, C], or an unreadable saved_model.pb.
+    """
+    if prototype not in perturb.PROTOTYPES:
+        raise ValueError(f"prototype must be one of {perturb.PROTOTYPES}, got {prototype!r}")
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = f"{str(perturb.resolve_export(export)).rstrip('/')}/saved_model.pb"
+    saved_model = saved_model_pb2.SavedModel()
+    try:
+        with tf.io.gfile.GFile(path, "rb") as handle:
+            saved_model.ParseFromString(handle.read())
+    except DecodeError as error:
+        raise ValueError(f"export {export}: cannot parse {path}: {error}") from None
+    serving = [graph for graph in saved_model.meta_graphs
+               if "serve" in graph.meta_info_def.tags] or saved_model.meta_graphs[:1]
+    signatures = serving[0].signature_def if serving else {}
+    if prototype not in signatures:
+        names = sorted(name for name in signatures if not name.startswith("__"))
+        raise ValueError(f"export {export} has no signature {prototype!r} (it has {names})")
+    image = signatures[prototype].inputs.get("image")
+    shape = None if image is None or image.tensor_shape.unknown_rank else [
+        dim.size if dim.size >= 0 else None for dim in image.tensor_shape.dim]
+    if shape is None or len(shape) != 4 or None in shape[1:]:
+        raise ValueError(f"export {export}: signature {prototype!r} has image shape {shape}, "
+                         "expected [None, H, W, C]")
+    return tuple(int(size) for size in shape[1:])
+
+
 def make_config(export, input_pattern, output_dir, prototype="opposite", align=True,
                 batch_size=perturb.DEFAULT_BATCH_SIZE):
     """Checks the arguments and reads the export's image shape.
+
+    Only the export's saved_model.pb is read here (`read_image_shape`); each worker loads
+    the export itself, so an export with unreadable variables fails in the workers.
 
     Raises:
         FileNotFoundError: for a missing export or a pattern that matches nothing.
@@ -341,8 +447,7 @@ def make_config(export, input_pattern, output_dir, prototype="opposite", align=T
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    loaded, _, image_shape = perturb.load_signature(export, prototype)
-    del loaded  # Only its shape is needed here; workers load their own.
+    image_shape = read_image_shape(export, prototype)
     pattern, input_dir = normalize_pattern(input_pattern)
     output_dir = _normalized(output_dir)
     if output_dir == input_dir:
@@ -373,8 +478,9 @@ def run(config, options=None):
     Returns:
         (report, timings): the report as written to output_dir, and per stage
         {"count", "sum_s", "mean_ms"} of the "semiadv" metrics (read_us, decode_align_us,
-        model_us_per_batch, encode_write_us; summed over workers) where the runner
-        reports them.
+        model_us_per_batch, encode_write_us; summed over workers; and per worker
+        process, once: startup_import_us for importing TensorFlow and semiadv,
+        startup_load_model_us for loading the export) where the runner reports them.
     """
     pipeline = beam.Pipeline(options=options or PipelineOptions([]))
     build_pipeline(pipeline, config)

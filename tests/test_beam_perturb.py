@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +38,11 @@ def photos(tmp_path):
     return folder, names
 
 
-def _run_beam(export, pattern, output, *beam_args, **kwargs):
+def _run_beam(export, pattern, output, *beam_args, timings=None, **kwargs):
     config = beam_perturb.make_config(str(export), str(pattern), str(output), **kwargs)
-    report, _ = beam_perturb.run(config, PipelineOptions([RUNNER, *beam_args]))
+    report, measured = beam_perturb.run(config, PipelineOptions([RUNNER, *beam_args]))
+    if timings is not None:
+        timings.update(measured)
     return report
 
 
@@ -169,6 +172,58 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["face.png"]
 
 
+def test_image_shape_is_read_without_loading_the_export(tiny_export_16, tmp_path):
+    for prototype in perturb.PROTOTYPES:
+        shape = beam_perturb.read_image_shape(str(tiny_export_16), prototype)
+        assert shape == perturb.load_signature(tiny_export_16, prototype)[2] == (SIZE, SIZE, 3)
+    # A model dir resolves to its newest version, as for semiadv-perturb.
+    assert beam_perturb.read_image_shape(str(tiny_export_16.parent), "same") == (SIZE, SIZE, 3)
+    with pytest.raises(ValueError, match="prototype must be one of"):
+        beam_perturb.read_image_shape(str(tiny_export_16), "other")
+    with pytest.raises(FileNotFoundError, match="saved_model.pb"):
+        beam_perturb.read_image_shape(str(tmp_path / "missing"), "same")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"\xff\xff\xff not a SavedModel")
+    with pytest.raises(ValueError, match="cannot parse"):
+        beam_perturb.read_image_shape(str(broken), "same")
+
+
+def test_only_sdk_worker_processes_skip_their_teardown(monkeypatch):
+    registered = []
+    monkeypatch.setattr(beam_perturb.atexit, "register", registered.append)
+    monkeypatch.setattr(beam_perturb, "_exit_registered", False)
+    monkeypatch.setattr(sys, "argv", ["pytest", "tests/test_beam_perturb.py"])
+    beam_perturb.exit_fast_in_sdk_worker()  # The driver, or an in-process runner.
+    assert registered == []
+    worker_main = os.path.join("/venv", "apache_beam", "runners", "worker",
+                               "sdk_worker_main.py")
+    monkeypatch.setattr(sys, "argv", [worker_main])
+    beam_perturb.exit_fast_in_sdk_worker()
+    beam_perturb.exit_fast_in_sdk_worker()  # Every DoFn's setup calls it: registered once.
+    assert registered == [beam_perturb._exit_without_finalizing]
+
+    class Exited(Exception):
+        pass
+
+    def fake_exit(code):
+        raise Exited(code)
+
+    # Not the real ones: pytest's log handlers must survive, and so must this process.
+    monkeypatch.setattr(beam_perturb.logging, "shutdown", lambda: None)
+    monkeypatch.setattr(beam_perturb.os, "_exit", fake_exit)
+    monkeypatch.delattr(sys, "last_value", raising=False)
+    monkeypatch.delattr(sys, "last_exc", raising=False)
+    with pytest.raises(Exited) as exited:
+        registered[0]()
+    assert exited.value.args == (0,)
+    # The harness raised (an uncaught exception sets sys.last_value): the exit code says so.
+    monkeypatch.setattr(sys, "last_value", RuntimeError("harness failed"), raising=False)
+    with pytest.raises(Exited) as exited:
+        registered[0]()
+    assert exited.value.args == (1,)
+
+
 def test_patterns_name_outputs_relative_to_their_folder(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -221,7 +276,13 @@ def test_two_worker_processes_write_what_one_process_writes(tiny_export_16, phot
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
     single = _run_beam(tiny_export_16, folder, tmp_path / "one", align=False)
+    timings = {}
     multi = _run_beam(tiny_export_16, folder, tmp_path / "two", "--direct_num_workers=2",
-                      "--direct_running_mode=multi_processing", align=False)
+                      "--direct_running_mode=multi_processing", align=False, timings=timings)
     _assert_same_entries(single["files"], multi["files"])
     _assert_same_images(tmp_path / "one", tmp_path / "two", names)
+    # Each worker process said once (not per photo or batch) what its imports and loading
+    # the export cost; Reshuffle may rarely leave one of the two workers without photos.
+    assert 1 <= timings["startup_import_us"]["count"] <= 2
+    assert 1 <= timings["startup_load_model_us"]["count"] <= 2
+    assert timings["startup_load_model_us"]["sum_s"] > 0
