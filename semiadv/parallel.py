@@ -275,6 +275,9 @@ class _ProcessPool:
 
 def _worker_main(task_fd: int, result_fd: int) -> None:
     """A worker process's loop: (index, item) in, (index, status, result) out, until EOF."""
+    # Ctrl-C reaches the whole process group: the parent handles it and closes the pipes,
+    # and this worker then ends after its item, without a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     tasks = open(task_fd, "rb", buffering=0)
     results = open(result_fd, "wb", buffering=0)
     try:

@@ -210,6 +210,8 @@ def _prepared_photos(paths, image_shape, align, workers, pool):
         detector_name = align_lib.default_detector_name()  # This process's choice, for all.
     # Workers read, decode and align (numpy, OpenCV, dlib; no TensorFlow); the resize to
     # the export's input stays here, in the one function the threads use too.
+    # No worker started for nothing: each costs about a second (a rerun may have few left).
+    workers = min(workers or parallel.available_cores(), max(len(paths), 1))
     crops = parallel.process_map(
         functools.partial(photoprep.prepare_crop, size=image_shape[0], align=align,
                           detector_name=detector_name),

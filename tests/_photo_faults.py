@@ -1,5 +1,6 @@
-"""A photo step that kills its own worker process on photos named kill*: for the tests of
-semiadv-perturb's process pool (imported by its workers, so no TensorFlow here)."""
+"""Photo steps for the tests of semiadv-perturb's process pool, run in its workers (so this
+module imports no TensorFlow): one that kills its worker on photos named kill*, one that
+says which of TensorFlow's modules the worker holds."""
 
 import os
 import signal
@@ -12,3 +13,12 @@ def prepare_or_die(path, *args, **kwargs):
     if Path(path).name.startswith("kill"):
         os.kill(os.getpid(), signal.SIGKILL)
     return photoprep.prepare_crop(path, *args, **kwargs)
+
+
+def heavy_modules_after(path, *args, **kwargs):
+    """The photo step, then which of TensorFlow's modules this process has imported."""
+    import sys
+
+    photoprep.prepare_crop(path, *args, **kwargs)
+    return sorted(name for name in ("tensorflow", "keras", "semiadv.data", "semiadv.perturb")
+                  if name in sys.modules)

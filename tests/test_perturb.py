@@ -1,5 +1,6 @@
 """Tests of semiadv.perturb: applying an export to a folder of photos."""
 
+import functools
 import hashlib
 import json
 import shutil
@@ -223,3 +224,18 @@ def test_workers_dying_in_a_row_stop_the_run_keeping_what_was_written(exported, 
 def test_unknown_pool_is_refused(exported, photos, tmp_path):
     with pytest.raises(ValueError, match="pool must be one of"):
         perturb.perturb_folder(exported, photos[0], tmp_path / "out", pool="fork")
+
+
+def test_workers_align_without_importing_tensorflow(photos):
+    import _photo_faults
+
+    align = pytest.importorskip("semiadv.align",
+                                reason="semiadv.align (face detection) not available")
+    folder, names, _ = photos
+    name = align.default_detector_name()
+    step = functools.partial(_photo_faults.heavy_modules_after, size=SIZE, align=True,
+                             detector_name=name)
+    modules = perturb.parallel.process_map(
+        step, [folder / names[0], folder / "notes.jpg"], workers=1,
+        initializer=perturb.photoprep.start_worker, initargs=(name,))
+    assert list(modules) == [[], []]  # After detecting with the default detector.
