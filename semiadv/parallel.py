@@ -22,12 +22,11 @@ from typing import Callable, Iterable, Iterator, Optional, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Items taken ahead of the consumer, per worker: enough to keep every worker busy while
-# the consumer is slower for a moment, few enough not to hold a whole folder's results.
+# Items taken ahead of the consumer, per worker, by default: enough to keep every worker
+# busy while the consumer is slower for a moment, few enough not to hold a whole folder's
+# results. Items are handed out only while the consumer asks for results, so a consumer
+# that works in batches (a model call) needs a window of about a batch.
 _WINDOW_PER_WORKER = 4
-# Items queued at one worker process: one running, one ready, so a worker never waits for
-# the parent, and a dead worker's queue names at most one photo it had not started.
-_QUEUED_PER_PROCESS = 2
 # Worker processes that die one after the other without a result mean the workers cannot
 # run at all (not one bad item): stop rather than try every item.
 _MAX_CRASHES_IN_A_ROW = 5
@@ -42,21 +41,22 @@ def available_cores() -> int:
 
 
 def ordered_map(function: Callable[[T], R], items: Iterable[T],
-                workers: int | None = None) -> Iterator[R]:
+                workers: int | None = None, window: int | None = None) -> Iterator[R]:
     """`map(function, items)` on `workers` threads (None: one per core), in input order.
 
-    At most a few items per thread are in flight, so results are not held for a whole
-    folder; with one worker it runs in the calling thread.
+    At most `window` items (None: 4 per thread) are in flight, so results are not held for
+    a whole folder; with one worker it runs in the calling thread.
     """
     workers = workers or available_cores()
     if workers <= 1:
         yield from map(function, items)
         return
+    window = max(window or _WINDOW_PER_WORKER * workers, workers)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         pending = collections.deque()
         for item in items:
             pending.append(pool.submit(function, item))
-            if len(pending) >= _WINDOW_PER_WORKER * workers:
+            if len(pending) >= window:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
@@ -68,7 +68,8 @@ class WorkerCrashError(RuntimeError):
 
 def process_map(function: Callable[[T], R], items: Iterable[T], workers: int | None = None,
                 initializer: Optional[Callable[..., None]] = None, initargs: tuple = (),
-                crashed: Optional[Callable[[T, str], R]] = None) -> Iterator[R]:
+                crashed: Optional[Callable[[T, str], R]] = None,
+                window: int | None = None) -> Iterator[R]:
     """`map(function, items)` in `workers` worker processes (None: one per core), in order.
 
     The workers are fresh interpreters (`sys.executable`) with the caller's `sys.path`;
@@ -76,8 +77,8 @@ def process_map(function: Callable[[T], R], items: Iterable[T], workers: int | N
     `__main__`, so they import only the modules of `function` and `initializer` (a caller
     holding TensorFlow does not load it in every worker). `function`, `initializer`, the
     items and the results must pickle; functions pickle by reference (module-level, or a
-    `functools.partial` of one). Like `ordered_map`, only a window of items is taken ahead
-    of the consumer.
+    `functools.partial` of one). Like `ordered_map`, only `window` items are taken ahead of
+    the consumer.
 
     Args:
         function: Applied to each item in a worker.
@@ -88,6 +89,7 @@ def process_map(function: Callable[[T], R], items: Iterable[T], workers: int | N
         crashed: When a worker process dies while running `function(item)`, called in this
             process as `crashed(item, reason)` for that item's result; a new worker takes
             over the items the dead one had not started. None: raise instead.
+        window: Items in flight at most (None: 4 per worker), queued evenly at the workers.
 
     Yields:
         `function(item)` for each item, in input order.
@@ -97,9 +99,11 @@ def process_map(function: Callable[[T], R], items: Iterable[T], workers: int | N
             when workers die `_MAX_CRASHES_IN_A_ROW` times in a row, or the initializer fails.
         Any exception `function` raised for an item (when that item's result is due).
     """
-    pool = _ProcessPool(workers or available_cores(), function, initializer, initargs)
+    workers = workers or available_cores()
+    window = max(window or _WINDOW_PER_WORKER * workers, workers)
+    pool = _ProcessPool(workers, function, initializer, initargs)
     try:
-        yield from pool.map(items, crashed)
+        yield from pool.map(items, crashed, window)
     finally:
         pool.close()
 
@@ -202,17 +206,19 @@ class _ProcessPool:
         self.selector.register(worker.results, selectors.EVENT_READ, worker)
         return worker
 
-    def map(self, items, crashed):
+    def map(self, items, crashed, window):
         items = enumerate(items)
         done = {}  # index -> (status, result), until its turn comes
         next_out, taken, exhausted = 0, 0, False
         self.crashes_in_a_row = 0
-        window = _WINDOW_PER_WORKER * len(self.workers)
+        # The queue of a worker: its running item first, the next ones ready so it never
+        # waits for this process (which may be busy with its own work between results).
+        queue = -(-window // len(self.workers))
         while True:
             # Hand out items while the window and the workers' queues have room.
             while not exhausted and taken - next_out < window:
                 worker = min(self.workers, key=lambda w: len(w.queued))
-                if len(worker.queued) >= _QUEUED_PER_PROCESS:
+                if len(worker.queued) >= queue:
                     break
                 try:
                     index, item = next(items)

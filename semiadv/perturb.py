@@ -197,12 +197,17 @@ def prepare_photo(path, image_shape, align, data=None):
         return None, photoprep.error_entry(error)
 
 
-def _prepared_photos(paths, image_shape, align, workers, pool):
+def _prepared_photos(paths, image_shape, align, workers, pool, batch_size):
     """(face, entry) per path, in order, from `workers` threads or worker processes."""
+    workers = workers or parallel.available_cores()
+    # Photos are handed out only between the model's batches: with a batch's worth (or
+    # more) ahead, the workers keep working while the model runs. Aligned crops are small;
+    # whole photos (no alignment) may not be, and then only a few are held.
+    window = batch_size + 2 * workers if align else None
     if pool == "thread":
         # OpenCV, dlib and TensorFlow release the GIL while they work.
         return parallel.ordered_map(lambda path: prepare_photo(path, image_shape, align),
-                                    paths, workers)
+                                    paths, workers, window)
     detector_name = None
     if align:
         from semiadv import align as align_lib
@@ -211,12 +216,12 @@ def _prepared_photos(paths, image_shape, align, workers, pool):
     # Workers read, decode and align (numpy, OpenCV, dlib; no TensorFlow); the resize to
     # the export's input stays here, in the one function the threads use too.
     # No worker started for nothing: each costs about a second (a rerun may have few left).
-    workers = min(workers or parallel.available_cores(), max(len(paths), 1))
+    workers = min(workers, max(len(paths), 1))
     crops = parallel.process_map(
         functools.partial(photoprep.prepare_crop, size=image_shape[0], align=align,
                           detector_name=detector_name),
         paths, workers, initializer=photoprep.start_worker, initargs=(detector_name,),
-        crashed=photoprep.crashed)
+        crashed=photoprep.crashed, window=window)
     return _finished(crops, image_shape)
 
 
@@ -365,7 +370,7 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
               "image_shape": list(image_shape), "input_dir": str(input_dir),
               "align": bool(align), "skipped_existing": skipped_existing, "files": {}}
     progress, batch = _Progress(len(paths)), []
-    prepared = _prepared_photos(paths, image_shape, align, workers, pool)
+    prepared = _prepared_photos(paths, image_shape, align, workers, pool, batch_size)
     try:
         for done, (path, relative, (face, entry)) in enumerate(zip(paths, relatives, prepared),
                                                               start=1):

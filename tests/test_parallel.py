@@ -36,6 +36,11 @@ def test_only_a_window_of_items_is_taken_ahead_of_the_consumer():
     assert next(results) == 0
     assert len(taken) <= 4 * 2 + 1  # Not the whole folder.
     results.close()
+    taken.clear()
+    results = parallel.ordered_map(lambda v: v, items(), workers=2, window=20)
+    assert next(results) == 0
+    assert 8 < len(taken) <= 20 + 1  # A batch's worth, when asked for.
+    results.close()
 
 
 def test_one_worker_runs_in_the_calling_thread_and_errors_propagate():
@@ -131,3 +136,8 @@ def test_process_map_takes_only_a_window_and_stops_its_workers_when_closed():
     for pid in pids:  # Reaped by close(): no such process any more.
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+    taken.clear()
+    results = parallel.process_map(_square_slowly, items(), workers=2, window=20)
+    assert next(results)[0] == 0
+    assert 8 < len(taken) <= 20 + 1
+    results.close()
