@@ -14,7 +14,8 @@ of 97 people), for each detector, in one run:
                or thread per core, once per `--pools` entry) with an export of a random SAN
                of the UTKFace recipe's widths (weights do not change the cost) on every
                `--perturb_every`-th photo, photos/s and CPU ms per photo (this process's
-               threads and its worker processes, which include their start-up)
+               threads and its worker processes, which include their start-up; the
+               workers' share apart)
   identity     dlib's face recognition ResNet (semiadv/evaluation/dlib_matcher.py) on the
                crops: TMR at FMR 1% over genuine / impostor pairs of the held-out identities
                (the `test` split of a `folder:` spec with the default DataConfig) and of all
@@ -122,10 +123,10 @@ def _identity_rows(celeba: Path, crops: dict[str, Path], reports: dict[str, dict
     return rows
 
 
-def _cpu_seconds() -> float:
-    """CPU time of this process and of its finished (reaped) children: worker processes."""
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU time of this process, and of its finished (reaped) children: worker processes."""
     times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
+    return times.user + times.system, times.children_user + times.children_system
 
 
 def _align_only(args, align, name, celeba, work, rows, crops, reports):
@@ -204,7 +205,8 @@ def main():
             report = perturb.perturb_folder(version, subset, work / f"perturbed_{name}_{pool}",
                                             prototype="opposite", batch_size=32,
                                             workers=args.workers, pool=pool)
-            seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+            seconds = time.perf_counter() - start
+            own, workers = (after - before for after, before in zip(_cpu_seconds(), cpu))
             total = len(report["files"])
             perturbed = report["counts"].get("perturbed", 0)
             statuses = [entry.get("align_status") for entry in report["files"].values()]
@@ -212,14 +214,17 @@ def main():
                          "photos": total, "cropped": perturbed / total,
                          "eye_aligned": statuses.count("aligned") / total,
                          "seconds": seconds, "photos_per_s": total / seconds,
-                         "cpu_ms_per_photo": 1e3 * cpu / total, "load_average": load_average()})
+                         "cpu_ms_per_photo": 1e3 * (own + workers) / total,
+                         "workers_cpu_ms_per_photo": 1e3 * workers / total,
+                         "load_average": load_average()})
             print(f"perturb {name} {pool}: {rows[-1]}", flush=True)
     align.set_default_detector(None)
 
     # A comparison: with one detector there is nothing to compare the crops with.
     identity = _identity_rows(celeba, crops, reports) if len(crops) > 1 else []
     print(table(rows, ["detector", "path", "photos", "cropped", "eye_aligned", "by_landmarks",
-                       "seconds", "photos_per_s", "cpu_ms_per_photo", "load_average"]))
+                       "seconds", "photos_per_s", "cpu_ms_per_photo", "workers_cpu_ms_per_photo",
+                       "load_average"]))
     print(table(identity, ["detector", "subset", "photos", "identities", "genuine_pairs",
                            "impostor_pairs", "tmr_at_fmr_1pct", "auc"]))
     path = write_results(args.name, {"machine": info, "args": vars(args), "rows": rows,
