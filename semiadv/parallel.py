@@ -2,7 +2,7 @@
 
 OpenCV, dlib and TensorFlow release the GIL while they work, so a thread per core keeps
 every core busy without the cost of processes. Threads that share a process with
-TensorFlow's own pools lose part of their CPU to them, though (BENCHMARKS.md §9c), so
+TensorFlow's own pools may lose part of their CPU to them (BENCHMARKS.md §9c), so
 `process_map` runs per-photo work in worker processes that never import TensorFlow.
 """
 

@@ -27,9 +27,10 @@ REPORT_NAME = "perturb_report.json"
 ALIGNED_DIR = "aligned"
 DEFAULT_BATCH_SIZE = 32
 # Where photos are read and aligned: "thread"s of this process, or worker "process"es that
-# never import TensorFlow (semiadv.parallel.process_map).
+# never import TensorFlow (semiadv.parallel.process_map). Threads stay the default: on the
+# loaded machine of BENCHMARKS.md the processes saved no CPU per photo (README).
 POOLS = ("thread", "process")
-DEFAULT_POOL = "process"
+DEFAULT_POOL = "thread"
 # Statuses that are not failures: "already_written" is a rerun of the Beam pipeline
 # (`semiadv.beam_perturb`) finding the output of an earlier run.
 DONE_STATUSES = ("perturbed", "already_written")
@@ -325,10 +326,11 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
         overwrite: False skips the photos whose output exists already (an earlier run's),
             counted in the report's "skipped_existing"; the report then lists this run's
             photos only, and a run that skips every photo leaves the earlier report as is.
-        pool: Where photos are read and aligned: "process" (worker processes that import
-            OpenCV and dlib but not TensorFlow, so they keep their CPU; started for each
-            call, about a second each, and they need nothing from the caller's `__main__`)
-            or "thread" (threads of this process). Both give the same faces and entries.
+        pool: Where photos are read and aligned: "thread" (threads of this process) or
+            "process" (worker processes that import OpenCV and dlib but not TensorFlow,
+            so they do not share this process's CPU with TensorFlow's thread pools;
+            started for each call, about a second of CPU each, and they need nothing from
+            the caller's `__main__`). Both give the same faces and entries.
 
     Returns:
         The report: per relative file name `{"status", "male_score"?, "align_status"?,
