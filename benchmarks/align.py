@@ -1,7 +1,8 @@
 """Face alignment: dlib (HOG faces, 5-point landmarks) against OpenCV's Haar cascades.
 
   python benchmarks/align.py [--image_size=64] [--detectors=dlib,dlib-noweak,haar] [--every=1]
-      [--perturb_every=4] [--workers=N] [--name=align]
+      [--perturb_every=4] [--workers=N] [--pools=process,thread] [--skip_align]
+      [--name=align]
 
 On the in-the-wild CelebA identity photos (`../shared/faces/celeba_identities`, 1,672 photos
 of 97 people), for each detector, in one run:
@@ -9,9 +10,12 @@ of 97 people), for each detector, in one run:
   align only   `align.align_folder` (a thread per core): share of photos cropped, share
                eye-aligned and eye-aligned by landmarks, photos/s, process CPU ms per photo
                (all threads; meaningful under load where photos/s is not)
-  end to end   `perturb.perturb_folder` (read, align, perturb, write PNG; a thread per core)
-               with an export of a random SAN of the UTKFace recipe's widths (weights do not
-               change the cost) on every `--perturb_every`-th photo, photos/s
+  end to end   `perturb.perturb_folder` (read, align, perturb, write PNG; a worker process
+               or thread per core, once per `--pools` entry) with an export of a random SAN
+               of the UTKFace recipe's widths (weights do not change the cost) on every
+               `--perturb_every`-th photo, photos/s and CPU ms per photo (this process's
+               threads and its worker processes, which include their start-up; the
+               workers' share apart)
   identity     dlib's face recognition ResNet (semiadv/evaluation/dlib_matcher.py) on the
                crops: TMR at FMR 1% over genuine / impostor pairs of the held-out identities
                (the `test` split of a `folder:` spec with the default DataConfig) and of all
@@ -24,6 +28,7 @@ detector before weak HOG faces were taken (align only and identity: a before/aft
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import threading
 import time
@@ -118,6 +123,36 @@ def _identity_rows(celeba: Path, crops: dict[str, Path], reports: dict[str, dict
     return rows
 
 
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU time of this process, and of its finished (reaped) children: worker processes."""
+    times = os.times()
+    return times.user + times.system, times.children_user + times.children_system
+
+
+def _align_only(args, align, name, celeba, work, rows, crops, reports):
+    """`align.align_folder` on every photo with one detector: a row, its crops and report."""
+    if name in VARIANTS:
+        detector = _PerThread(lambda name=name: VARIANTS[name](align))
+        kwargs = {"detector": detector}
+    else:
+        align.default_detector(name)  # model loading is not part of the rate
+        kwargs = {"detector_name": name}
+    start, cpu = time.perf_counter(), time.process_time()
+    report = align.align_folder(celeba, work / f"aligned_{name}", args.image_size,
+                                progress=False, workers=args.workers, **kwargs)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    counts, total = report["counts"], len(report["files"])
+    crops[name], reports[name] = work / f"aligned_{name}", report
+    landmarks = report["eyes_from"].get("landmarks", 0)
+    rows.append({"detector": name, "path": "semiadv-align", "photos": total,
+                 "cropped": (counts["aligned"] + counts["fallback"]) / total,
+                 "eye_aligned": counts["aligned"] / total,
+                 "by_landmarks": landmarks / total, "no_face": counts["no_face"],
+                 "seconds": seconds, "photos_per_s": total / seconds,
+                 "cpu_ms_per_photo": 1e3 * cpu / total, "load_average": load_average()})
+    print(f"align {name}: {rows[-1]}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -128,7 +163,12 @@ def main():
                         help="end to end on every N-th photo (Haar is slow); 0: skip")
     parser.add_argument("--every", type=int, default=1,
                         help="use only every N-th photo throughout (a quick check)")
-    parser.add_argument("--workers", type=int, default=None, help="threads (default: per core)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="threads or worker processes (default: one per core)")
+    parser.add_argument("--pools", default="process,thread",
+                        help="end to end with each of these perturb_folder pools, in this order")
+    parser.add_argument("--skip_align", action="store_true",
+                        help="skip the align-only runs and identity: end to end only")
     parser.add_argument("--name", default="align", help="results file benchmarks/results/NAME.json")
     parser.add_argument("--faces", default=str(_common.REPO.parent / "shared" / "faces"))
     args = parser.parse_args()
@@ -150,52 +190,41 @@ def main():
         celeba = work / "all"  # symlinks, so the identity folders are the same
     version = _export(work, args.image_size)
     perturb.load_signature(version, "opposite")  # warm the loader once for every detector
+    # and the resize's trace, so neither is part of the first run's rate
+    perturb.prepare_photo(photos[0], (args.image_size, args.image_size, 3), align=False)
 
     rows, crops, reports = [], {}, {}
     for name in args.detectors.split(","):
-        if name in VARIANTS:
-            detector = _PerThread(lambda name=name: VARIANTS[name](align))
-            kwargs = {"detector": detector}
-        else:
-            align.default_detector(name)  # model loading is not part of the rate
-            kwargs = {"detector_name": name}
-        start, cpu = time.perf_counter(), time.process_time()
-        report = align.align_folder(celeba, work / f"aligned_{name}", args.image_size,
-                                    progress=False, workers=args.workers, **kwargs)
-        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-        counts, total = report["counts"], len(report["files"])
-        crops[name], reports[name] = work / f"aligned_{name}", report
-        landmarks = report["eyes_from"].get("landmarks", 0)
-        rows.append({"detector": name, "path": "semiadv-align", "photos": total,
-                     "cropped": (counts["aligned"] + counts["fallback"]) / total,
-                     "eye_aligned": counts["aligned"] / total,
-                     "by_landmarks": landmarks / total, "no_face": counts["no_face"],
-                     "seconds": seconds, "photos_per_s": total / seconds,
-                     "cpu_ms_per_photo": 1e3 * cpu / total, "load_average": load_average()})
-        print(f"align {name}: {rows[-1]}", flush=True)
-
+        if not args.skip_align:
+            _align_only(args, align, name, celeba, work, rows, crops, reports)
         if not args.perturb_every or name in VARIANTS:
             continue
         align.set_default_detector(name)  # what semiadv-perturb --detector does
-        start, cpu = time.perf_counter(), time.process_time()
-        report = perturb.perturb_folder(version, subset, work / f"perturbed_{name}",
-                                        prototype="opposite", batch_size=32, workers=args.workers)
-        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-        total = len(report["files"])
-        perturbed = report["counts"].get("perturbed", 0)
-        statuses = [entry.get("align_status") for entry in report["files"].values()]
-        rows.append({"detector": name, "path": "semiadv-perturb", "photos": total,
-                     "cropped": perturbed / total,
-                     "eye_aligned": statuses.count("aligned") / total,
-                     "seconds": seconds, "photos_per_s": total / seconds,
-                     "cpu_ms_per_photo": 1e3 * cpu / total, "load_average": load_average()})
-        print(f"perturb {name}: {rows[-1]}", flush=True)
+        for pool in args.pools.split(","):
+            start, cpu = time.perf_counter(), _cpu_seconds()
+            report = perturb.perturb_folder(version, subset, work / f"perturbed_{name}_{pool}",
+                                            prototype="opposite", batch_size=32,
+                                            workers=args.workers, pool=pool)
+            seconds = time.perf_counter() - start
+            own, workers = (after - before for after, before in zip(_cpu_seconds(), cpu))
+            total = len(report["files"])
+            perturbed = report["counts"].get("perturbed", 0)
+            statuses = [entry.get("align_status") for entry in report["files"].values()]
+            rows.append({"detector": name, "path": f"semiadv-perturb --pool={pool}",
+                         "photos": total, "cropped": perturbed / total,
+                         "eye_aligned": statuses.count("aligned") / total,
+                         "seconds": seconds, "photos_per_s": total / seconds,
+                         "cpu_ms_per_photo": 1e3 * (own + workers) / total,
+                         "workers_cpu_ms_per_photo": 1e3 * workers / total,
+                         "load_average": load_average()})
+            print(f"perturb {name} {pool}: {rows[-1]}", flush=True)
     align.set_default_detector(None)
 
     # A comparison: with one detector there is nothing to compare the crops with.
     identity = _identity_rows(celeba, crops, reports) if len(crops) > 1 else []
     print(table(rows, ["detector", "path", "photos", "cropped", "eye_aligned", "by_landmarks",
-                       "seconds", "photos_per_s", "cpu_ms_per_photo", "load_average"]))
+                       "seconds", "photos_per_s", "cpu_ms_per_photo", "workers_cpu_ms_per_photo",
+                       "load_average"]))
     print(table(identity, ["detector", "subset", "photos", "identities", "genuine_pairs",
                            "impostor_pairs", "tmr_at_fmr_1pct", "auc"]))
     path = write_results(args.name, {"machine": info, "args": vars(args), "rows": rows,

@@ -20,12 +20,17 @@ import numpy as np
 import tensorflow as tf
 
 from semiadv.errors import UserValueError
-from semiadv import data, imageio, parallel
+from semiadv import data, imageio, parallel, photoprep
 
 PROTOTYPES = ("same", "neutral", "opposite")
 REPORT_NAME = "perturb_report.json"
 ALIGNED_DIR = "aligned"
 DEFAULT_BATCH_SIZE = 32
+# Where photos are read and aligned: "thread"s of this process, or worker "process"es that
+# never import TensorFlow (semiadv.parallel.process_map). Threads stay the default: on the
+# loaded machine of BENCHMARKS.md the processes saved no CPU per photo (README).
+POOLS = ("thread", "process")
+DEFAULT_POOL = "thread"
 # Statuses that are not failures: "already_written" is a rerun of the Beam pipeline
 # (`semiadv.beam_perturb`) finding the output of an earlier run.
 DONE_STATUSES = ("perturbed", "already_written")
@@ -135,37 +140,31 @@ def _list_inputs(input_dir, output_dir):
 # ---------------------------------------------------------------------------------------------
 
 
-def _to_uint8(image):
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        image = np.clip(np.round(np.asarray(image, np.float32) * 255.0), 0, 255).astype(np.uint8)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.shape[-1] == 1:
-        image = np.repeat(image, 3, axis=-1)
-    return image
+_to_uint8 = photoprep.to_uint8  # Kept for callers of the old name.
 
 
 def _prepare(path, image_shape, align, data=None):
     """Reads and crops one photo; returns (float32 [H, W, C] face or None, entry dict)."""
-    size, _, channels = image_shape
-    try:
-        rgb = imageio.read_image(path) if data is None else imageio.decode_image(data, path)
-    except imageio.ImageReadError as error:
-        return None, {"status": "unreadable", "error": str(error)}
-    entry = {}
-    if align:
-        from semiadv import align as align_lib  # OpenCV detectors load only when aligning.
+    rgb, entry = photoprep.read_and_align(path, image_shape[0], align, data=data)
+    return (None if rgb is None else _finish(rgb, image_shape)), entry
 
-        result = align_lib.align_face(rgb, size)
-        status = str(getattr(result.status, "value", result.status))
-        entry["align_status"] = status
-        if getattr(result, "crop", None) is None or status == "no_face":
-            entry.update(status="no_face")
-            return None, entry
-        rgb = _to_uint8(result.crop)
+
+def _finish(rgb, image_shape):
+    """The export's input from a uint8 crop (or whole photo): resized, in [0, 1]."""
+    size, _, channels = image_shape
     face = _resizer(size, channels)(rgb).numpy()
-    return face.astype(np.float32) / 255.0, entry
+    return face.astype(np.float32) / 255.0
+
+
+def _finish_prepared(prepared, image_shape):
+    """`_finish` of a worker process's (rgb, entry); never raises, like `prepare_photo`."""
+    rgb, entry = prepared
+    if rgb is None:
+        return None, entry
+    try:
+        return _finish(rgb, image_shape), entry
+    except Exception as error:  # noqa: BLE001
+        return None, photoprep.error_entry(error)
 
 
 @functools.lru_cache(maxsize=None)
@@ -196,7 +195,43 @@ def prepare_photo(path, image_shape, align, data=None):
     try:
         return _prepare(path, image_shape, align, data)
     except Exception as error:  # noqa: BLE001  A batch job goes on past any one bad photo.
-        return None, {"status": "error", "error": f"{type(error).__name__}: {error}"}
+        return None, photoprep.error_entry(error)
+
+
+def _prepared_photos(paths, image_shape, align, workers, pool, batch_size):
+    """(face, entry) per path, in order, from `workers` threads or worker processes."""
+    workers = workers or parallel.available_cores()
+    # Photos are handed out only between the model's batches: with a batch's worth (or
+    # more) ahead, the workers keep working while the model runs. Aligned crops are small;
+    # whole photos (no alignment) may not be, and then only a few are held.
+    window = batch_size + 2 * workers if align else None
+    if pool == "thread":
+        # OpenCV, dlib and TensorFlow release the GIL while they work.
+        return parallel.ordered_map(lambda path: prepare_photo(path, image_shape, align),
+                                    paths, workers, window)
+    detector_name = None
+    if align:
+        from semiadv import align as align_lib
+
+        detector_name = align_lib.default_detector_name()  # This process's choice, for all.
+    # Workers read, decode and align (numpy, OpenCV, dlib; no TensorFlow); the resize to
+    # the export's input stays here, in the one function the threads use too.
+    # No worker started for nothing: each costs about a second (a rerun may have few left).
+    workers = min(workers, max(len(paths), 1))
+    crops = parallel.process_map(
+        functools.partial(photoprep.prepare_crop, size=image_shape[0], align=align,
+                          detector_name=detector_name),
+        paths, workers, initializer=photoprep.start_worker, initargs=(detector_name,),
+        crashed=photoprep.crashed, window=window)
+    return _finished(crops, image_shape)
+
+
+def _finished(crops, image_shape):
+    try:
+        for prepared in crops:
+            yield _finish_prepared(prepared, image_shape)
+    finally:
+        crops.close()  # Stops the workers when the consumer stops early.
 
 
 def _write_outputs(batch, perturbed, scores, output_dir, save_aligned, report):
@@ -270,7 +305,7 @@ def finish_report(report):
 
 def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", image_size=None,
                    save_aligned=False, align=True, batch_size=DEFAULT_BATCH_SIZE, workers=None,
-                   overwrite=True):
+                   overwrite=True, pool=DEFAULT_POOL):
     """Perturbs every photo of a folder (recursively) with an exported SAN.
 
     Args:
@@ -287,21 +322,30 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
         align: Detect and align faces (photos without a face are skipped); False only
             resizes whole photos (for already aligned crops).
         batch_size: Photos per call of the signature.
-        workers: Threads reading and aligning photos (None: one per core).
+        workers: Threads or processes reading and aligning photos (None: one per core).
         overwrite: False skips the photos whose output exists already (an earlier run's),
             counted in the report's "skipped_existing"; the report then lists this run's
             photos only, and a run that skips every photo leaves the earlier report as is.
+        pool: Where photos are read and aligned: "thread" (threads of this process) or
+            "process" (worker processes that import OpenCV and dlib but not TensorFlow,
+            so they do not share this process's CPU with TensorFlow's thread pools;
+            started for each call, about a second of CPU each, and they need nothing from
+            the caller's `__main__`). Both give the same faces and entries.
 
     Returns:
         The report: per relative file name `{"status", "male_score"?, "align_status"?,
         "error"?}` under "files", "counts" per status, "failed" (names not perturbed).
-        Statuses: perturbed, unreadable, no_face, error, write_failed.
+        Statuses: perturbed, unreadable, no_face, error (also: its worker process died
+        preparing it), write_failed. A run stopped by an exception still writes the
+        report of the photos written so far, with the error under "interrupted".
 
     Raises:
         ValueError: for refused folders, an unknown prototype, a size mismatch or an input
             folder without photos.
         FileNotFoundError / NotADirectoryError: for a missing export or input folder.
     """
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
     input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
     _check_folders(input_dir, output_dir)
     loaded, signature, image_shape = load_signature(export_path, prototype)
@@ -328,22 +372,28 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
               "image_shape": list(image_shape), "input_dir": str(input_dir),
               "align": bool(align), "skipped_existing": skipped_existing, "files": {}}
     progress, batch = _Progress(len(paths)), []
-    # Read and aligned on threads (OpenCV and TensorFlow release the GIL), in input order.
-    prepared = parallel.ordered_map(lambda path: prepare_photo(path, image_shape, align),
-                                    paths, workers)
-    for done, (path, relative, (face, entry)) in enumerate(zip(paths, relatives, prepared),
-                                                          start=1):
-        if face is None:
-            logging.warning("skipped %s: %s", path, entry.get("error", entry["status"]))
-            report["files"][relative] = entry
-        else:
-            batch.append((relative, face, entry))
-        if len(batch) >= batch_size:
+    prepared = _prepared_photos(paths, image_shape, align, workers, pool, batch_size)
+    try:
+        for done, (path, relative, (face, entry)) in enumerate(zip(paths, relatives, prepared),
+                                                              start=1):
+            if face is None:
+                logging.warning("skipped %s: %s", path, entry.get("error", entry["status"]))
+                report["files"][relative] = entry
+            else:
+                batch.append((relative, face, entry))
+            if len(batch) >= batch_size:
+                _run_batch(signature, batch, output_dir, save_aligned, report)
+                batch = []
+            progress.update(done)
+        if batch:
             _run_batch(signature, batch, output_dir, save_aligned, report)
-            batch = []
-        progress.update(done)
-    if batch:
-        _run_batch(signature, batch, output_dir, save_aligned, report)
+    except BaseException as error:
+        # What was written stays, and the report says which photos those are.
+        report["interrupted"] = f"{type(error).__name__}: {error}"
+        _write_json(output_dir / REPORT_NAME, finish_report(report))
+        raise
+    finally:
+        prepared.close()  # Stops the workers now, not when the generator is collected.
     progress.update(len(paths), force=True)
     del loaded  # Held until the last batch: the signature reads its variables.
     finish_report(report)

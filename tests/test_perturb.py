@@ -1,5 +1,6 @@
 """Tests of semiadv.perturb: applying an export to a folder of photos."""
 
+import functools
 import hashlib
 import json
 import shutil
@@ -147,3 +148,94 @@ def test_empty_folder_is_refused_naming_it(exported, tmp_path):
     with pytest.raises(ValueError, match=r"no photos in .*empty"):
         perturb.perturb_folder(exported, tmp_path / "empty", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def _runs_by_pool(exported, folder, tmp_path, **kwargs):
+    return {pool: perturb.perturb_folder(exported, folder, tmp_path / pool, pool=pool, **kwargs)
+            for pool in ("thread", "process")}
+
+
+def test_process_pool_writes_what_threads_write(exported, photos, tmp_path):
+    folder, names, _ = photos
+    for copy in range(9):  # More photos than the workers' window, so it slides.
+        shutil.copy(folder / "b.png", folder / f"copy{copy}.png")
+    reports = _runs_by_pool(exported, folder, tmp_path, align=False, batch_size=4, workers=2,
+                            save_aligned=True)
+    assert list(reports["process"]["files"].items()) == list(reports["thread"]["files"].items())
+    assert reports["process"]["counts"] == {"perturbed": 13, "unreadable": 2}
+    assert _digest(tmp_path / "process") == _digest(tmp_path / "thread")
+
+
+def test_process_pool_of_one_aligns_real_photos_as_threads_do(exported, shared_faces, tmp_path):
+    pytest.importorskip("semiadv.align", reason="semiadv.align (face detection) not available")
+    folder = tmp_path / "real"
+    for source in sorted((shared_faces / "celeba_identities").glob("*/*.jpg"))[:40:10]:
+        folder.mkdir(exist_ok=True)  # Copied into tmp only, never into the repo.
+        shutil.copy(source, folder / f"{source.parent.name}_{source.name}")
+    if not folder.is_dir():
+        pytest.skip(f"no CelebA photos in {shared_faces / 'celeba_identities'}")
+    imageio.write_image(folder / "flat.png", np.full((64, 64, 3), 128, np.uint8))
+    (folder / "blank.jpg").write_bytes(b"")
+    reports = _runs_by_pool(exported, folder, tmp_path, workers=1, save_aligned=True)
+    assert list(reports["process"]["files"].items()) == list(reports["thread"]["files"].items())
+    assert reports["process"]["counts"]["perturbed"] >= 3
+    assert reports["process"]["files"]["flat.png"]["status"] == "no_face"
+    assert reports["process"]["files"]["blank.jpg"]["status"] == "unreadable"
+    assert _digest(tmp_path / "process") == _digest(tmp_path / "thread")
+
+
+def test_a_killed_worker_fails_only_its_photo(exported, photos, tmp_path, monkeypatch):
+    import _photo_faults
+
+    folder, names, _ = photos
+    shutil.copy(folder / "b.png", folder / "kill.png")
+    monkeypatch.setattr(perturb.photoprep, "prepare_crop", _photo_faults.prepare_or_die)
+    report = perturb.perturb_folder(exported, folder, tmp_path / "out", align=False, workers=2,
+                                    pool="process")
+    assert report["counts"] == {"perturbed": 4, "unreadable": 2, "error": 1}
+    assert report["files"]["kill.png"]["status"] == "error"
+    assert "killed by SIGKILL" in report["files"]["kill.png"]["error"]
+    assert str(folder / "kill.png") in report["files"]["kill.png"]["error"]
+    assert sorted(report["failed"]) == ["corrupt.png", "kill.png", "notes.jpg"]
+
+
+def test_workers_dying_in_a_row_stop_the_run_keeping_what_was_written(exported, photos,
+                                                                      tmp_path, monkeypatch):
+    import _photo_faults
+
+    folder, names, _ = photos
+    for copy in range(3):
+        shutil.copy(folder / "b.png", folder / f"kill{copy}.png")
+    monkeypatch.setattr(perturb.photoprep, "prepare_crop", _photo_faults.prepare_or_die)
+    monkeypatch.setattr(perturb.parallel, "_MAX_CRASHES_IN_A_ROW", 2)
+    output = tmp_path / "out"
+    with pytest.raises(perturb.parallel.WorkerCrashError, match=r"kill1\.png"):
+        perturb.perturb_folder(exported, folder, output, align=False, workers=1,
+                               batch_size=1, pool="process")
+    saved = json.loads((output / perturb.REPORT_NAME).read_text())
+    assert "kill1.png" in saved["interrupted"]
+    # a, b and c (before kill*) were written, and stay; the report says so.
+    perturbed = sorted(n for n, e in saved["files"].items() if e["status"] == "perturbed")
+    assert perturbed == ["a.png", "b.png", "c.jpg"]
+    assert all((output / name).is_file() for name in perturbed)
+    assert saved["files"]["kill0.png"]["status"] == "error"
+
+
+def test_unknown_pool_is_refused(exported, photos, tmp_path):
+    with pytest.raises(ValueError, match="pool must be one of"):
+        perturb.perturb_folder(exported, photos[0], tmp_path / "out", pool="fork")
+
+
+def test_workers_align_without_importing_tensorflow(photos):
+    import _photo_faults
+
+    align = pytest.importorskip("semiadv.align",
+                                reason="semiadv.align (face detection) not available")
+    folder, names, _ = photos
+    name = align.default_detector_name()
+    step = functools.partial(_photo_faults.heavy_modules_after, size=SIZE, align=True,
+                             detector_name=name)
+    modules = perturb.parallel.process_map(
+        step, [folder / names[0], folder / "notes.jpg"], workers=1,
+        initializer=perturb.photoprep.start_worker, initargs=(name,))
+    assert list(modules) == [[], []]  # After detecting with the default detector.

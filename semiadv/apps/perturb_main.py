@@ -2,6 +2,7 @@
 
   semiadv-perturb --export=exports/san --input_dir=photos --output_dir=private \
       --prototype=opposite [--save_aligned] [--noalign] [--overwrite] [--detector=dlib|haar]
+      [--workers=N] [--pool=process|thread]
 
 Writes each perturbed face under its relative name, plus perturb_report.json, and says where
 they went. Photos whose output exists already (from an earlier run) are skipped, and
@@ -34,8 +35,15 @@ OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Perturb photos whose output exists already (from an earlier run) "
     "again; by default they are skipped and counted.")
 BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Photos per model call.", lower_bound=1)
-WORKERS = flags.DEFINE_integer("workers", None, "Threads reading and aligning photos "
-                               "(default: one per core).", lower_bound=1)
+WORKERS = flags.DEFINE_integer("workers", None, "Photos read and aligned in parallel: the "
+                               "number of --pool threads or processes (default: one per core).",
+                               lower_bound=1)
+# Listed here, not imported from semiadv.perturb: the binary's --help should not load TensorFlow.
+POOL = flags.DEFINE_enum(
+    "pool", "thread", ["thread", "process"],
+    "Where photos are read, decoded and aligned: thread (threads of this process, sharing its "
+    "CPU with TensorFlow's thread pools) or process (worker processes that never import "
+    "TensorFlow; about a second of CPU to start each). Same outputs and report.")
 # Listed here, not imported from semiadv.align: the binary's --help should not load OpenCV.
 DETECTOR = flags.DEFINE_enum(
     "detector", None, ["haar", "dlib"],
@@ -61,7 +69,7 @@ def main(argv):
     report = perturb.perturb_folder(
         EXPORT.value, INPUT_DIR.value, OUTPUT_DIR.value, prototype=PROTOTYPE.value,
         save_aligned=SAVE_ALIGNED.value, align=ALIGN.value, batch_size=BATCH_SIZE.value,
-        workers=WORKERS.value, overwrite=OVERWRITE.value)
+        workers=WORKERS.value, overwrite=OVERWRITE.value, pool=POOL.value)
     counts = report["counts"]
     if counts:
         print(json.dumps(counts))
