@@ -305,7 +305,7 @@ def _tmr(embeddings, genuine, impostor):
 def celeba_rates():
     """TMR@FMR 1% on held-out people (128x128 crops of our aligner): dlib with its own
     5-point alignment of each crop, the port through dlib's per-crop chip framing, and the
-    port through the one fixed warp (19 minutes on a 2-core machine shared with other jobs)."""
+    port through the one fixed warp (under 2 minutes on a quiet 2-core machine)."""
     from semiadv.evaluation import metrics
     from semiadv.evaluation.dlib_matcher import DlibMatcher
 
@@ -342,11 +342,9 @@ def test_port_with_dlibs_own_framing_matches_dlib_on_celeba_identities(celeba_ra
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "measured 6 points below dlib: our aligner's per-crop framing on in-the-wild photos "
-    "varies (scale sd 10%, rotation sd 5 degrees against dlib's chip) and one fixed warp "
-    "cannot undo it; see RESULTS.md"))
 def test_port_through_the_fixed_warp_within_3_points_of_dlib(celeba_rates):
+    # Met since the package aligns with dlib's own 5-point landmarks (84.5% against 85.5%);
+    # on the Haar aligner's crops, whose framing varied photo to photo, it was 6 points below.
     assert celeba_rates["port, fixed warp"] >= celeba_rates["dlib"] - 0.03
 
 
