@@ -254,17 +254,22 @@ def test_main_job_pretrains_the_members(tmp_path):
     assert summary["export"] is None
 
 
-def test_gender_jitter_is_validated_and_reaches_the_config():
+def _parsed_train_config(*argv):
+    """The binaries' TrainConfig from these flags (the parsed flags are reset after)."""
     from semiadv.apps import train_flags
 
+    try:
+        flags.FLAGS(["test", *argv, "--mixed_precision=none"])
+        return train_flags.train_config()
+    finally:
+        flags.FLAGS.unparse_flags()
+
+
+def test_gender_jitter_is_validated_and_reaches_the_config():
     assert TrainConfig().gender_jitter == 0.0
     with pytest.raises(ValueError, match=r"gender_jitter must be in \[0, 0.5\), got 0.6"):
         TrainConfig(gender_jitter=0.6)
-    try:
-        flags.FLAGS(["test", "--gender_jitter=0.1", "--mixed_precision=none"])
-        config = train_flags.train_config()
-    finally:
-        flags.FLAGS.unparse_flags()
+    config = _parsed_train_config("--gender_jitter=0.1")
     assert config.gender_jitter == 0.1
     assert from_dict(TrainConfig, json.loads(to_json(config))) == config
     # A SAN trained with other views is another SAN: a resumed run must not mix them.
@@ -336,17 +341,12 @@ def test_gender_jitter_passes_gradients_to_the_autoencoder(tmp_path):
 
 def test_encoder_prototype_is_validated_and_reaches_the_autoencoder():
     from semiadv import networks, stages
-    from semiadv.apps import train_flags
     from semiadv.config import NetworkConfig
 
     assert NetworkConfig().encoder_prototype == "same"
     with pytest.raises(ValueError, match="encoder_prototype must be one of"):
         NetworkConfig(encoder_prototype="opposite")
-    try:
-        flags.FLAGS(["test", "--encoder_prototype=own", "--mixed_precision=none"])
-        config = train_flags.train_config()
-    finally:
-        flags.FLAGS.unparse_flags()
+    config = _parsed_train_config("--encoder_prototype=own")
     assert config.networks.encoder_prototype == "own"
     assert from_dict(TrainConfig, json.loads(to_json(config))) == config
     assert "networks.encoder_prototype" in stages.STAGE_SETTINGS["autoencoder"]
