@@ -27,8 +27,8 @@ REPORT_NAME = "perturb_report.json"
 ALIGNED_DIR = "aligned"
 DEFAULT_BATCH_SIZE = 32
 # Where photos are read and aligned: "thread"s of this process, or worker "process"es that
-# never import TensorFlow (semiadv.parallel.process_map). Threads stay the default: on the
-# loaded machine of BENCHMARKS.md the processes saved no CPU per photo (README).
+# never import TensorFlow (semiadv.parallel.process_map). Threads stay the default: on a
+# quiet machine the processes were within noise of them (BENCHMARKS.md §9d).
 POOLS = ("thread", "process")
 DEFAULT_POOL = "thread"
 # Statuses that are not failures: "already_written" is a rerun of the Beam pipeline
@@ -138,9 +138,6 @@ def _list_inputs(input_dir, output_dir):
 # ---------------------------------------------------------------------------------------------
 # Per photo.
 # ---------------------------------------------------------------------------------------------
-
-
-_to_uint8 = photoprep.to_uint8  # Kept for callers of the old name.
 
 
 def _prepare(path, image_shape, align, data=None):
