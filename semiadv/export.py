@@ -222,12 +222,13 @@ def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="se
             male_column, gender_classifier(image))
         mixed, prototype_constants = _prototype_layers(weights, image_shape, prototypes)
         encoder_decoder = _encoder_decoder(autoencoder)
-        own = networks.encoder_prototype_of(autoencoder) == "own"
-        # "own": each output's encoder saw its own prototype in training (the neutral one too).
-        shared = None if own else encoder_decoder({"image": image,
-                                                    "same_prototype": mixed["same"]})
-        features = {kind: encoder_decoder({"image": image, "same_prototype": mixed[kind]})
-                    if own else shared for kind in KINDS}
+        if networks.encoder_prototype_of(autoencoder) == "own":
+            # Each output's encoder saw its own prototype in training (the neutral one too).
+            features = {kind: encoder_decoder({"image": image, "same_prototype": mixed[kind]})
+                        for kind in KINDS}
+        else:  # One decoded pass, from the same-gender prototype, serves all three.
+            features = dict.fromkeys(KINDS, encoder_decoder({"image": image,
+                                                             "same_prototype": mixed["same"]}))
         outputs = {kind: networks.combine(autoencoder, features[kind], mixed[kind], image,
                                           f"{kind}_")
                    for kind in KINDS}
