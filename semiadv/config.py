@@ -220,6 +220,14 @@ class TrainConfig:
         the misalignments of classifiers it never saw rather than in pixel-exact patterns its
         own classifier reads (the input diversity of transferable adversarial examples).
         0: off (the paper's).
+      gender_robust_radius: adversarial training of the gender CNNs (and the ensemble's
+        members): each step trains on the faces within this L2 distance (over the whole
+        image, [0, 1] pixel units) of the batch's that the CNN misreads most, found by
+        `gender_robust_steps` steps of projected gradient ascent (`semiadv.robust`). A robust
+        CNN is moved by gender cues, not by pixel patterns, so the SAN trained against it must
+        edit the face rather than paint patches that only its own CNN reads. 0: off (the
+        paper's).
+      gender_robust_steps: gradient steps of that search (each costs about a training step).
       matcher_dataset: dataset spec the matcher learns identities from (None: the main
         dataset). Lets a SAN trained on a gender-labelled set without identities (UTKFace)
         keep identities that a matcher learned from an identity-labelled set.
@@ -266,6 +274,8 @@ class TrainConfig:
     matcher_finetune: bool = False
     match_jitter: float | None = None
     gender_jitter: float = 0.0
+    gender_robust_radius: float = 0.0
+    gender_robust_steps: int = 3
     matcher_dataset: str | None = None
     warp_prototypes: bool = False
     export_dir: str | None = "exports"
@@ -306,6 +316,12 @@ class TrainConfig:
             raise UserValueError(f"match_jitter must be in [0, 0.5), got {self.match_jitter}")
         if not 0 <= self.gender_jitter < 0.5:
             raise UserValueError(f"gender_jitter must be in [0, 0.5), got {self.gender_jitter}")
+        if not self.gender_robust_radius >= 0:
+            raise UserValueError(
+                f"gender_robust_radius must be >= 0, got {self.gender_robust_radius}")
+        if isinstance(self.gender_robust_steps, bool) or self.gender_robust_steps < 1:
+            raise UserValueError(
+                f"gender_robust_steps must be an integer >= 1, got {self.gender_robust_steps!r}")
         multiple = self.networks.image_size_multiple
         if self.data.image_size % multiple:
             below = self.data.image_size - self.data.image_size % multiple

@@ -15,7 +15,7 @@ import re
 import keras
 import tensorflow as tf
 
-from semiadv import dlib_resnet, losses, networks
+from semiadv import dlib_resnet, losses, networks, robust
 from semiadv import prototypes as prototypes_lib
 from semiadv.config import MIXED_PRECISION, TrainConfig
 
@@ -81,7 +81,12 @@ class Task:
 
 
 class GenderTask(Task):
-    """The auxiliary gender CNN, trained with cross-entropy."""
+    """The auxiliary gender CNN, trained with cross-entropy.
+
+    With `config.gender_robust_radius` > 0 it is trained adversarially: on the faces within
+    that L2 radius that it misreads most (`robust.l2_adversarial_images`), so the reported
+    cross-entropy and accuracy are those on the adversarial faces.
+    """
 
     name = "gender"
     augment = "flip"
@@ -93,9 +98,14 @@ class GenderTask(Task):
         return self.model
 
     def per_example(self, batch, step):
-        logits = self.model(batch["image"], training=True)
         known = _known_gender(batch["male"])
         male = tf.maximum(batch["male"], 0)
+        images = batch["image"]
+        if self.config.gender_robust_radius > 0:
+            images = robust.l2_adversarial_images(
+                self.model, images, male, known, self.config.gender_robust_radius,
+                self.config.gender_robust_steps)
+        logits = self.model(images, training=True)
         cross_entropy = losses.gender_cross_entropy(logits, male) * known
         return cross_entropy, {"cross_entropy": cross_entropy,
                                "accuracy": losses.gender_accuracy(logits, male)}

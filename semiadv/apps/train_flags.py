@@ -137,6 +137,16 @@ GENDER_JITTER = flags.DEFINE_float(
     "of the side) and blur, a fresh draw per classifier, so the gender edit survives other "
     "classifiers' alignment (transfers to unseen classifiers). 0: off, the paper's.",
     lower_bound=0.0, upper_bound=0.49)
+GENDER_ROBUST_RADIUS = flags.DEFINE_float(
+    "gender_robust_radius", 0.0,
+    "Train the gender CNNs adversarially: each step on the faces within this L2 distance "
+    "(whole image, [0, 1] pixel units; 1.0 at 64x64 RGB is 2.3/255 RMS) of the batch's that "
+    "the CNN misreads most. The SAN must then edit gender cues to fool it, not paint patches "
+    "only its own CNN reads. 0: off, the paper's. Costs ~1 training step per search step.",
+    lower_bound=0.0)
+GENDER_ROBUST_STEPS = flags.DEFINE_integer(
+    "gender_robust_steps", 3,
+    "Projected gradient steps of the search for --gender_robust_radius.", lower_bound=1)
 MATCHER_DATASET = flags.DEFINE_string(
     "matcher_dataset", None,
     "Dataset spec the matcher learns identities from (default: --dataset), e.g. "
@@ -255,6 +265,8 @@ def train_config() -> TrainConfig:
         steps_per_loop=STEPS_PER_LOOP.value, image_summaries=IMAGE_SUMMARIES.value,
         matcher_network=MATCHER_NETWORK.value, matcher_finetune=MATCHER_FINETUNE.value,
         match_jitter=MATCH_JITTER.value, gender_jitter=GENDER_JITTER.value,
+        gender_robust_radius=GENDER_ROBUST_RADIUS.value,
+        gender_robust_steps=GENDER_ROBUST_STEPS.value,
         matcher_dataset=MATCHER_DATASET.value or None,
         warp_prototypes=WARP_PROTOTYPES.value,
         export_dir=EXPORT_DIR.value or None, export_name=EXPORT_NAME.value,
