@@ -1,5 +1,6 @@
 """Tests of semiadv.beam_perturb: semiadv-perturb as an Apache Beam pipeline."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -187,6 +188,37 @@ def test_image_shape_is_read_without_loading_the_export(tiny_export_16, tmp_path
     (broken / "saved_model.pb").write_bytes(b"\xff\xff\xff not a SavedModel")
     with pytest.raises(ValueError, match="cannot parse"):
         beam_perturb.read_image_shape(str(broken), "same")
+
+
+def test_only_the_direct_runner_skips_worker_teardown():
+    def direct(*argv):
+        return beam_perturb.is_direct_runner(PipelineOptions(list(argv)))
+
+    assert direct()  # Beam's default runner.
+    assert direct("--runner=DirectRunner") and direct("--runner=direct")
+    assert direct("--runner=apache_beam.runners.direct.direct_runner.BundleBasedDirectRunner")
+    # Dataflow restarts a worker by its exit code: it must see the real one.
+    assert not direct("--runner=DataflowRunner")
+    assert not direct("--runner=FlinkRunner") and not direct("--runner=SparkRunner")
+    assert not direct("--runner=PortableRunner")
+    assert beam_perturb.BeamPerturbConfig("e", "same", (8, 8, 3), "p", "i", "o").fast_worker_exit \
+        is False
+
+
+def test_workers_skip_their_teardown_only_when_the_config_says_so(monkeypatch):
+    registered = []
+    monkeypatch.setattr(beam_perturb.atexit, "register", registered.append)
+    monkeypatch.setattr(beam_perturb, "_exit_registered", False)
+    worker_main = os.path.join("/venv", "apache_beam", "runners", "worker",
+                               "sdk_worker_main.py")
+    monkeypatch.setattr(sys, "argv", [worker_main])
+    config = beam_perturb.BeamPerturbConfig("e", "same", (8, 8, 3), "p", "i", "o")
+    for do_fn in (beam_perturb.PreparePhoto(config), beam_perturb.WriteOutput(config)):
+        do_fn.setup()
+    assert registered == []  # Not on the DirectRunner: the harness's exit code stands.
+    fast = dataclasses.replace(config, fast_worker_exit=True)
+    beam_perturb.WriteOutput(fast).setup()
+    assert registered == [beam_perturb._exit_without_finalizing]
 
 
 def test_only_sdk_worker_processes_skip_their_teardown(monkeypatch):
