@@ -228,6 +228,9 @@ class TrainConfig:
         edit the face rather than paint patches that only its own CNN reads. 0: off (the
         paper's).
       gender_robust_steps: gradient steps of that search (each costs about a training step).
+      gender_robust_warmup: training steps over which the radius grows linearly from 0 to
+        `gender_robust_radius` (a CNN attacked at full radius from its random start can stay
+        at chance: at 64x64, 1.0 did, 0.5 did not). 0: full radius from the first step.
       matcher_dataset: dataset spec the matcher learns identities from (None: the main
         dataset). Lets a SAN trained on a gender-labelled set without identities (UTKFace)
         keep identities that a matcher learned from an identity-labelled set.
@@ -276,6 +279,7 @@ class TrainConfig:
     gender_jitter: float = 0.0
     gender_robust_radius: float = 0.0
     gender_robust_steps: int = 3
+    gender_robust_warmup: int = 0
     matcher_dataset: str | None = None
     warp_prototypes: bool = False
     export_dir: str | None = "exports"
@@ -322,6 +326,9 @@ class TrainConfig:
         if isinstance(self.gender_robust_steps, bool) or self.gender_robust_steps < 1:
             raise UserValueError(
                 f"gender_robust_steps must be an integer >= 1, got {self.gender_robust_steps!r}")
+        if isinstance(self.gender_robust_warmup, bool) or self.gender_robust_warmup < 0:
+            raise UserValueError(f"gender_robust_warmup must be an integer >= 0, "
+                                 f"got {self.gender_robust_warmup!r}")
         multiple = self.networks.image_size_multiple
         if self.data.image_size % multiple:
             below = self.data.image_size - self.data.image_size % multiple

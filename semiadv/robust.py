@@ -20,7 +20,17 @@ from semiadv import losses
 STEP_SIZE_FACTOR = 2.5
 
 
-def l2_adversarial_images(model, images, male, weight, radius: float, steps: int):
+def warmed_up_radius(radius: float, warmup_steps: int, step):
+    """The radius at training step `step` (0-based): growing linearly from radius /
+    warmup_steps at step 0 to `radius` at step warmup_steps - 1 and after (a float32
+    scalar tensor; `radius` itself when warmup_steps is 0)."""
+    if warmup_steps <= 0:
+        return tf.constant(radius, tf.float32)
+    fraction = tf.cast(step + 1, tf.float32) / float(warmup_steps)
+    return radius * tf.minimum(1.0, fraction)
+
+
+def l2_adversarial_images(model, images, male, weight, radius, steps: int):
     """The faces within L2 distance `radius` of `images` that `model` misreads most.
 
     Random start in the ball, then `steps` normalised gradient-ascent steps on the
@@ -35,7 +45,7 @@ def l2_adversarial_images(model, images, male, weight, radius: float, steps: int
       weight: [B] per-example weights of the cross-entropy (0 for unknown gender: those
         faces are returned as they are).
       radius: the ball's L2 radius over the whole image, in [0, 1] pixel units (1.0 at
-        64x64x3 is an RMS change of 2.3/255 per channel).
+        64x64x3 is an RMS change of 2.3/255 per channel); a float or a scalar tensor.
       steps: gradient steps (>= 1).
 
     Returns:

@@ -102,9 +102,10 @@ class GenderTask(Task):
         male = tf.maximum(batch["male"], 0)
         images = batch["image"]
         if self.config.gender_robust_radius > 0:
+            radius = robust.warmed_up_radius(self.config.gender_robust_radius,
+                                             self.config.gender_robust_warmup, step)
             images = robust.l2_adversarial_images(
-                self.model, images, male, known, self.config.gender_robust_radius,
-                self.config.gender_robust_steps)
+                self.model, images, male, known, radius, self.config.gender_robust_steps)
         logits = self.model(images, training=True)
         cross_entropy = losses.gender_cross_entropy(logits, male) * known
         return cross_entropy, {"cross_entropy": cross_entropy,

@@ -116,3 +116,34 @@ def test_robust_gender_stage_trains_on_two_replicas(tmp_path):
     assert [step for step, _ in result.history] == [2, 4]
     for _, values in result.history:
         assert np.isfinite(values["cross_entropy"]) and 0 <= values["accuracy"] <= 1
+
+
+def test_the_radius_warms_up_linearly():
+    radii = [float(robust.warmed_up_radius(1.0, 4, tf.constant(step, tf.int64)))
+             for step in range(6)]
+    np.testing.assert_allclose(radii, [0.25, 0.5, 0.75, 1.0, 1.0, 1.0], rtol=1e-6)
+    assert float(robust.warmed_up_radius(0.7, 0, tf.constant(0, tf.int64))) == \
+        pytest.approx(0.7)
+    with pytest.raises(ValueError, match="gender_robust_warmup must be an integer >= 0"):
+        TrainConfig(gender_robust_warmup=-1)
+    config = _parsed_train_config("--gender_robust_radius=1", "--gender_robust_warmup=300")
+    assert config.gender_robust_warmup == 300
+    assert "gender_robust_warmup" in stages.STAGE_SETTINGS["gender"]
+
+
+def test_warmup_attacks_early_steps_within_the_smaller_ball(tmp_path, monkeypatch):
+    radii = []
+    real = robust.l2_adversarial_images
+
+    def spy(model, images, male, weight, radius, steps):
+        radii.append(float(radius))
+        return real(model, images, male, weight, radius, steps)
+
+    monkeypatch.setattr(robust, "l2_adversarial_images", spy)
+    config = dataclasses.replace(_gender_config(tmp_path, 0.8), gender_robust_warmup=4)
+    task = tasks.GenderTask(config)
+    task.build()
+    images, male = _faces(4)
+    for step in (0, 1, 9):
+        task.per_example({"image": images, "male": male}, tf.constant(step, tf.int64))
+    np.testing.assert_allclose(radii, [0.2, 0.4, 0.8], rtol=1e-6)

@@ -147,6 +147,11 @@ GENDER_ROBUST_RADIUS = flags.DEFINE_float(
 GENDER_ROBUST_STEPS = flags.DEFINE_integer(
     "gender_robust_steps", 3,
     "Projected gradient steps of the search for --gender_robust_radius.", lower_bound=1)
+GENDER_ROBUST_WARMUP = flags.DEFINE_integer(
+    "gender_robust_warmup", 0,
+    "Gender training steps over which --gender_robust_radius grows linearly from 0 (a CNN "
+    "attacked at full radius from its random start can stay at chance). 0: full radius "
+    "from the first step.", lower_bound=0)
 MATCHER_DATASET = flags.DEFINE_string(
     "matcher_dataset", None,
     "Dataset spec the matcher learns identities from (default: --dataset), e.g. "
@@ -267,6 +272,7 @@ def train_config() -> TrainConfig:
         match_jitter=MATCH_JITTER.value, gender_jitter=GENDER_JITTER.value,
         gender_robust_radius=GENDER_ROBUST_RADIUS.value,
         gender_robust_steps=GENDER_ROBUST_STEPS.value,
+        gender_robust_warmup=GENDER_ROBUST_WARMUP.value,
         matcher_dataset=MATCHER_DATASET.value or None,
         warp_prototypes=WARP_PROTOTYPES.value,
         export_dir=EXPORT_DIR.value or None, export_name=EXPORT_NAME.value,
