@@ -177,6 +177,12 @@ class TrainConfig:
       gender_weight, match_weight, pixel_weight: lambda_G, lambda_M, lambda_D of the SAN loss.
       gender_same_weight: weight of the X'_SM half of the gender term (1: the paper's; 0: the
         gender term acts on X'_OP only, so X'_SM is free to stay the face it was).
+      gender_same_target: what the X'_SM half of the gender term holds X'_SM to. "label"
+        (the paper's): the cross-entropy against the true gender, which also rewards an X'_SM
+        that reads *more* of its gender than the face did (with a robust gender CNN the SAN
+        learnt to do exactly that, RESULTS.md). "original": the KL divergence of each
+        classifier's reading of X'_SM from its reading of X (`losses.gender_reading_change`):
+        X'_SM must read as the face does, no more and no less.
       ssim_weight, colour_weight: fidelity terms on X'_OP, the exported output:
         ssim_weight x (1 - SSIM(X, X'_OP)) + colour_weight x mean ΔE*ab(X, X'_OP). 0 (the
         paper's) leaves X'_OP to the gender and matching terms alone.
@@ -259,6 +265,7 @@ class TrainConfig:
     match_weight: float = 8.0
     pixel_weight: float = 1.0
     gender_same_weight: float = 1.0
+    gender_same_target: str = "label"
     ssim_weight: float = 0.0
     colour_weight: float = 0.0
     colour_tolerance: float = 0.0
@@ -297,6 +304,9 @@ class TrainConfig:
             raise UserValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.pixel_loss not in ("l1", "mse", "bce"):
             raise UserValueError(f"pixel_loss must be l1, mse or bce, got {self.pixel_loss!r}")
+        if self.gender_same_target not in GENDER_SAME_TARGETS:
+            raise UserValueError(f"gender_same_target must be one of {GENDER_SAME_TARGETS}, "
+                                 f"got {self.gender_same_target!r}")
         if self.triplet_mining not in ("semi_hard", "hard"):
             raise UserValueError(
                 f"triplet_mining must be semi_hard or hard, got {self.triplet_mining!r}")
@@ -347,6 +357,7 @@ class TrainConfig:
 
 
 MATCHER_NETWORKS = ("triplet", "dlib_resnet")
+GENDER_SAME_TARGETS = ("label", "original")
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
 # `TrainConfig.mixed_precision` -> the Keras dtype policy the networks are built with.
 MIXED_PRECISION = {"none": "float32", "bfloat16": "mixed_bfloat16"}

@@ -65,6 +65,25 @@ def flipped_gender_cross_entropy(logits, male):
     return gender_cross_entropy(logits, 1 - _labels(male))
 
 
+def gender_reading_change(logits, original_logits):
+    """KL divergence of a classifier's reading of X' from its reading of the original X.
+
+    The SM term with `gender_same_target="original"`: zero when X' reads exactly as X does,
+    positive whether X' reads more or less of its gender. The original's reading is a fixed
+    target (no gradient flows into it).
+
+    Args:
+        logits: [B, 2] logits on X'.
+        original_logits: [B, 2] logits of the same classifier on X.
+
+    Returns:
+        float32 [B] KL(p(X) || p(X')) in nats.
+    """
+    target = tf.stop_gradient(tf.nn.softmax(_float32(original_logits)))
+    log_target = tf.math.log(tf.maximum(target, 1e-12))
+    return tf.reduce_sum(target * (log_target - tf.nn.log_softmax(_float32(logits))), axis=-1)
+
+
 def _predicted_male(logits):
     return tf.argmax(_float32(logits), axis=-1, output_type=tf.int32)
 

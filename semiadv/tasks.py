@@ -326,7 +326,8 @@ class SanTask(_PrototypeTask):
     """The semi-adversarial training of the autoencoder against frozen G and M.
 
     J = lambda_G [w_SM CE(G(X'_SM), y) + CE(G(X'_OP), 1 - y)]  (G reads jittered views if
-        gender_jitter > 0) + lambda_M ||M(X'_SM) - M(X)||^2
+        gender_jitter > 0; with gender_same_target "original", KL(G(X) || G(X'_SM)) instead
+        of CE(G(X'_SM), y)) + lambda_M ||M(X'_SM) - M(X)||^2
         (+ ||M(X'_OP) - M(X)||^2 if match_opposite, from match_warmup_steps on)
         + lambda_D pixel(X, X'_SM)
         + lambda_SSIM (1 - SSIM(X, X'_OP)) + lambda_colour mean_pixels max(ΔE*ab(X, X'_OP) - tolerance, 0)
@@ -399,8 +400,14 @@ class SanTask(_PrototypeTask):
             if config.gender_jitter > 0:  # A fresh draw per classifier: more diverse views.
                 views = dlib_resnet.jittered_views(list(views), config.gender_jitter)
             logits.append(tuple(classifier(view, training=False) for view in views))
-        gender_same = [losses.gender_cross_entropy(logits_same, male) * known
-                       for logits_same, _ in logits]
+        if config.gender_same_target == "original":  # Read as X is, no more, no less.
+            gender_same = [losses.gender_reading_change(logits_same, classifier(image,
+                                                                                training=False))
+                           for classifier, (logits_same, _) in
+                           zip((self.gender, *self.gender_members), logits)]
+        else:
+            gender_same = [losses.gender_cross_entropy(logits_same, male) * known
+                           for logits_same, _ in logits]
         gender_opposite = [losses.flipped_gender_cross_entropy(logits_opposite, male) * known
                            for _, logits_opposite in logits]
         flip_rates = [losses.flip_rate(logits_opposite, male) for _, logits_opposite in logits]

@@ -147,3 +147,59 @@ def test_warmup_attacks_early_steps_within_the_smaller_ball(tmp_path, monkeypatc
     for step in (0, 1, 9):
         task.per_example({"image": images, "male": male}, tf.constant(step, tf.int64))
     np.testing.assert_allclose(radii, [0.2, 0.4, 0.8], rtol=1e-6)
+
+
+def test_gender_reading_change_is_zero_for_the_same_reading_and_grows_both_ways():
+    from semiadv import losses
+
+    original = tf.constant([[0.0, 1.0], [2.0, -1.0]])
+    np.testing.assert_allclose(losses.gender_reading_change(original, original), [0, 0],
+                               atol=1e-6)
+    # Reading more of its gender and reading less both cost.
+    more = losses.gender_reading_change(tf.constant([[0.0, 3.0], [4.0, -1.0]]), original)
+    less = losses.gender_reading_change(tf.constant([[0.0, 0.0], [0.0, 0.0]]), original)
+    assert np.all(more.numpy() > 0.05) and np.all(less.numpy() > 0.05)
+    # The KL of two known distributions: p = softmax([0, 1]), q = softmax([0, 3]).
+    p = np.exp([0.0, 1.0]) / np.exp([0.0, 1.0]).sum()
+    q = np.exp([0.0, 3.0]) / np.exp([0.0, 3.0]).sum()
+    assert more.numpy()[0] == pytest.approx(float(np.sum(p * np.log(p / q))), rel=1e-5)
+    # No gradient into the original's reading: it is the fixed target.
+    with tf.GradientTape() as tape:
+        tape.watch(original)
+        value = tf.reduce_sum(losses.gender_reading_change(original * 2.0, original))
+    assert tape.gradient(value, original) is not None
+    with tf.GradientTape() as tape:
+        tape.watch(original)
+        value = tf.reduce_sum(losses.gender_reading_change(tf.constant([[0.0, 3.0], [4.0, -1.0]]),
+                                                           original))
+    assert tape.gradient(value, original) is None
+
+
+def test_san_holds_x_sm_to_the_originals_reading(tmp_path):
+    from semiadv import losses
+    from _worker import SIZE as SAN_SIZE, san_task, tiny_config
+
+    config = dataclasses.replace(tiny_config(tmp_path, 2), gender_same_target="original",
+                                 gender_ensemble=0)
+    with pytest.raises(ValueError, match="gender_same_target must be one of"):
+        dataclasses.replace(config, gender_same_target="true")
+    task = san_task(config)
+    task.build()
+    logits_layer = task.gender.get_layer("logits")  # Readings that differ between faces.
+    logits_layer.kernel.assign(logits_layer.kernel * 100.0)
+    rng = np.random.default_rng(4)
+    image = tf.constant(rng.uniform(0, 1, (4, SAN_SIZE, SAN_SIZE, 3)).astype(np.float32))
+    male = tf.constant([1, 0, -1, 0], tf.int64)  # Unknown gender still has a reading.
+    batch = {"image": image, "male": male}
+    _, report = task.per_example(batch, tf.constant(0, tf.int64))
+    same, opposite = task.prototypes_of(batch)
+    outputs = task.model({"image": image, "same_prototype": same,
+                          "opposite_prototype": opposite})
+    expected = losses.gender_reading_change(task.gender(outputs["same"]), task.gender(image))
+    np.testing.assert_allclose(report["gender_same"], expected, rtol=1e-4, atol=1e-6)
+    assert report["gender_same"].numpy()[2] > 0  # Counted without a label.
+    label = losses.gender_cross_entropy(task.gender(outputs["same"]), tf.maximum(male, 0))
+    assert not np.allclose(report["gender_same"], label, rtol=1e-2)
+    parsed = _parsed_train_config("--gender_same_target=original")
+    assert parsed.gender_same_target == "original"
+    assert "gender_same_target" in stages.STAGE_SETTINGS["san"]

@@ -68,6 +68,11 @@ GENDER_SAME_WEIGHT = flags.DEFINE_float(
     "gender_same_weight", 1.0,
     "Weight of the X'_SM half of the gender term (1: the paper's CE(G(X'_SM), y); 0: the "
     "gender term acts on X'_OP only and X'_SM stays the face it was).", lower_bound=0.0)
+GENDER_SAME_TARGET = flags.DEFINE_enum(
+    "gender_same_target", "label", ["label", "original"],
+    "What the X'_SM gender term holds X'_SM to: label (the paper's), the true gender, which "
+    "also rewards an X'_SM reading more of its gender than the face; original, each "
+    "classifier's reading of the face itself (KL): no more and no less of its gender.")
 SSIM_WEIGHT = flags.DEFINE_float(
     "ssim_weight", 0.0,
     "Fidelity: weight of 1 - SSIM(X, X'_OP) in the SAN loss (0: the paper's loss).",
@@ -260,6 +265,7 @@ def train_config() -> TrainConfig:
            for name in STAGE_STEPS},
         gender_weight=GENDER_WEIGHT.value, match_weight=MATCH_WEIGHT.value,
         pixel_weight=PIXEL_WEIGHT.value, gender_same_weight=GENDER_SAME_WEIGHT.value,
+        gender_same_target=GENDER_SAME_TARGET.value,
         ssim_weight=SSIM_WEIGHT.value, colour_weight=COLOUR_WEIGHT.value,
         colour_tolerance=COLOUR_TOLERANCE.value, match_same=MATCH_SAME.value,
         gender_ensemble=GENDER_ENSEMBLE.value,
