@@ -122,7 +122,12 @@ def test_train_main_ends_with_the_summary(tmp_path, monkeypatch, capsys):
     assert f"flip rate on OP {summary['flip_rate_opposite']:.0%} — " in out
     assert f"SSIM(original, OP) {summary['ssim_opposite']:.3f} — " in out
     assert 0.0 < summary["ssim_same"] <= 1.0
-    assert ("semiadv-evaluate " + " ".join(args)
+    # Only the flags semiadv-evaluate defines (the data flags and the work dir), so the
+    # printed command runs: a training flag like --export_name would be an error there.
+    shared = ["--dataset=synthetic", f"--image_size={SIZE}", "--batch_size=8",
+              "--synthetic_identities=12", "--synthetic_images_per_identity=4",
+              f"--workdir={tmp_path / 'work'}"]
+    assert ("semiadv-evaluate " + " ".join(shared)
             + f" --export={tmp_path / 'exports' / 'tiny'}") in out
     perturb = next(line for line in out.splitlines() if "semiadv-perturb" in line)
     export_flag = next(word for word in perturb.split() if word.startswith("--export="))

@@ -69,6 +69,22 @@ def drop_unknown_flagfile_flags(argv: Sequence[str]) -> list[str]:
     return kept
 
 
+def arguments_setting(argv: Sequence[str], names) -> list[str]:
+    """The arguments of `argv` that are --flagfile or set a flag in `names` (--noname too).
+
+    For printing another binary's command from this one's arguments: only the flags that
+    binary defines, so the printed command runs (the other's flagfiles are lenient).
+    """
+    names = set(names)
+    kept = []
+    for argument in argv:
+        name = _flag_name(argument)
+        if name == "flagfile" or name in names or (
+                name is not None and name.startswith("no") and name[2:] in names):
+            kept.append(argument)
+    return kept
+
+
 def _parser(binary: str, lenient_flagfiles: bool) -> Callable[[list[str]], list[str]]:
     def parse(argv):
         try:

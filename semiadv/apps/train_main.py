@@ -11,6 +11,8 @@ see semiadv/stages.py).
 
 import sys
 
+from absl import flags
+
 from semiadv.apps import cli, common_flags, train_flags
 from semiadv import pipeline, run_summary, stages
 
@@ -20,8 +22,11 @@ def main(argv):
     config = train_flags.checked_train_config()
     stages.retrain(config, train_flags.RETRAIN_FROM.value)
     summary = pipeline.run(config)
-    # The evaluation reads the same data flags: the next commands repeat this run's flags.
-    print(run_summary.text(config, summary, sys.argv[1:]), end="")
+    # The evaluation reads the same data flags: the next commands repeat this run's
+    # flagfiles and the data flags it shares (semiadv-evaluate defines no training flag).
+    shared = [flag.name for flag in flags.FLAGS.get_flags_for_module(common_flags)]
+    print(run_summary.text(config, summary, cli.arguments_setting(sys.argv[1:], shared)),
+          end="")
 
 
 def run():
