@@ -55,13 +55,14 @@ def matcher_passes(match_same: bool = True, match_opposite: bool = True) -> int:
 
 
 def san_step_flops(autoencoder, gender, matcher, match_same: bool = True,
-                   match_opposite: bool = True) -> dict:
+                   match_opposite: bool = True, gender_same_target: str = "label") -> dict:
     """FLOPs per image of one SAN training step (what `SanTask.per_example` + the update run).
 
     autoencoder: forward, plus a backward of 2x forward (input and weight gradients) except
       the first conv's input gradient (the image needs none): 3F - F_first.
     gender CNN (frozen): forward and input-gradient backward (1x) on X'_SM and X'_OP: 4F
-      (also with `gender_same_weight=0`: the zero-weighted term's backward still runs).
+      (also with `gender_same_weight=0`: the zero-weighted term's backward still runs), and
+      with `gender_same_target="original"` a forward on X: 5F.
     matcher (frozen): `matcher_passes(match_same, match_opposite)` x F: 5F with both match
       terms (forward on X, forward + input gradient on X'_SM and X'_OP), 3F with X'_OP only.
       A nested matcher (dlib's ResNet behind its chip warp) counts all its Conv2D/Dense.
@@ -70,7 +71,8 @@ def san_step_flops(autoencoder, gender, matcher, match_same: bool = True,
     first = ae.get("encoder_conv1", 0)
     f_ae, f_g, f_m = sum(ae.values()), sum(forward_flops(gender).values()), \
         sum(forward_flops(matcher).values())
-    parts = {"autoencoder": 3 * f_ae - first, "gender": 4 * f_g,
+    gender_passes = 5 if gender_same_target == "original" else 4
+    parts = {"autoencoder": 3 * f_ae - first, "gender": gender_passes * f_g,
              "matcher": matcher_passes(match_same, match_opposite) * f_m}
     return {"forward": {"autoencoder": f_ae, "gender": f_g, "matcher": f_m},
             "step_per_image": parts, "step_per_image_total": int(math.fsum(parts.values()))}

@@ -58,8 +58,10 @@ RECIPES = {
 
 # flags/utkface64_dlib.cfg: its autoencoder and the loss weights it trains with (the
 # fidelity terms are computed whatever their weights; these make their gradients run too).
-DLIB_RECIPE_64 = dict(networks=dict(residual=True, upsampling="bilinear", max_change=0.2),
-                      train=dict(match_weight=10.0, gender_same_weight=1.0, ssim_weight=2.0,
+DLIB_RECIPE_64 = dict(networks=dict(residual=True, upsampling="bilinear", max_change=0.2,
+                                    encoder_prototype="own"),
+                      train=dict(match_weight=10.0, gender_same_weight=1.0,
+                                 gender_same_target="original", ssim_weight=2.0,
                                  colour_weight=0.5, colour_tolerance=4.0, pixel_weight=10.0))
 
 # --matchers: TrainConfig settings of the SAN's frozen matcher.
@@ -100,7 +102,8 @@ def build_networks(size, channels, matcher="triplet", dlib_weights=True):
     autoencoder = networks.build_autoencoder(size, channels, nets.encoder_filters,
                                              nets.decoder_filters, residual=nets.residual,
                                              upsampling=nets.upsampling,
-                                             max_change=nets.max_change)
+                                             max_change=nets.max_change,
+                                             encoder_prototype=nets.encoder_prototype)
     gender = networks.build_gender_classifier(size, channels, width=nets.classifier_width)
     if MATCHERS[matcher]["matcher_network"] == "dlib_resnet":
         face_matcher = dlib_resnet.build_dlib_matcher(size, channels, weights=dlib_weights)
@@ -115,8 +118,9 @@ def step_flops(size, channels, matcher="triplet"):
     import flops
 
     settings = MATCHERS[matcher]
+    target = _dlib_extra(size, matcher, "train").get("gender_same_target", "label")
     return flops.san_step_flops(*build_networks(size, channels, matcher, dlib_weights=None),
-                                match_same=settings["match_same"])
+                                match_same=settings["match_same"], gender_same_target=target)
 
 
 VARIANTS = {

@@ -86,9 +86,16 @@ def test_san_step_counts_the_matcher_views_the_step_runs():
     assert opposite_only["step_per_image_total"] == expected_rest + 3 * f_m
     assert same_only["step_per_image"]["matcher"] == 3 * f_m
     assert both["forward"] == {"autoencoder": f_ae, "gender": f_g, "matcher": f_m}
-    # train_step.py's rows: the recipe's setting (match_same off) and the paper's.
-    assert train_step.step_flops(16, 3, "dlib_resnet") == opposite_only
-    assert train_step.step_flops(16, 3, "dlib_resnet_same") == both
+    # The SM term against the face's own reading runs the gender CNN on X once more.
+    reads_original = flops.san_step_flops(autoencoder, gender, matcher, match_same=False,
+                                          gender_same_target="original")
+    assert reads_original["step_per_image"]["gender"] == 5 * f_g
+    # train_step.py's rows: the recipe's settings (match_same off, SM held to the face's
+    # reading) and the paper's match terms.
+    assert train_step.step_flops(16, 3, "dlib_resnet") == reads_original
+    both_original = flops.san_step_flops(autoencoder, gender, matcher,
+                                         gender_same_target="original")
+    assert train_step.step_flops(16, 3, "dlib_resnet_same") == both_original
 
 
 def test_triplet_rows_keep_their_networks_and_count():
@@ -122,7 +129,9 @@ def test_dlib_step_at_64_uses_the_dlib_recipe_settings():
     assert nets.upsampling == flags["upsampling"]
     assert nets.max_change == float(flags["max_change"])
     assert nets.classifier_width == float(flags["classifier_width"])
+    assert nets.encoder_prototype == flags.get("encoder_prototype", "same")
     train = train_step.DLIB_RECIPE_64["train"]
+    assert train.get("gender_same_target", "label") == flags.get("gender_same_target", "label")
     for name in ("match_weight", "gender_same_weight", "ssim_weight", "colour_weight",
                  "colour_tolerance", "pixel_weight"):
         assert train[name] == float(flags[name]), name
