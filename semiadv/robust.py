@@ -78,6 +78,6 @@ def _unit(x):
     return x / _norm(x)
 
 
-def _project(delta, radius: float):
+def _project(delta, radius):
     """Each example's change scaled back onto the L2 ball of `radius` if it left it."""
     return delta * tf.minimum(1.0, radius / _norm(delta))

@@ -394,20 +394,18 @@ class SanTask(_PrototypeTask):
         perturbed_same, perturbed_opposite = outputs["same"], outputs["opposite"]
 
         # G_0 (the paper's CNN) first: its terms are the reported ones.
-        logits = []
+        logits, gender_same = [], []
         for classifier in (self.gender, *self.gender_members):
             views = (perturbed_same, perturbed_opposite)
             if config.gender_jitter > 0:  # A fresh draw per classifier: more diverse views.
                 views = dlib_resnet.jittered_views(list(views), config.gender_jitter)
-            logits.append(tuple(classifier(view, training=False) for view in views))
-        if config.gender_same_target == "original":  # Read as X is, no more, no less.
-            gender_same = [losses.gender_reading_change(logits_same, classifier(image,
-                                                                                training=False))
-                           for classifier, (logits_same, _) in
-                           zip((self.gender, *self.gender_members), logits)]
-        else:
-            gender_same = [losses.gender_cross_entropy(logits_same, male) * known
-                           for logits_same, _ in logits]
+            logits_same, logits_opposite = (classifier(view, training=False) for view in views)
+            logits.append((logits_same, logits_opposite))
+            if config.gender_same_target == "original":  # Read as X is, no more, no less.
+                gender_same.append(losses.gender_reading_change(
+                    logits_same, classifier(image, training=False)))
+            else:
+                gender_same.append(losses.gender_cross_entropy(logits_same, male) * known)
         gender_opposite = [losses.flipped_gender_cross_entropy(logits_opposite, male) * known
                            for _, logits_opposite in logits]
         flip_rates = [losses.flip_rate(logits_opposite, male) for _, logits_opposite in logits]
