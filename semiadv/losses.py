@@ -79,9 +79,9 @@ def gender_reading_change(logits, original_logits):
     Returns:
         float32 [B] KL(p(X) || p(X')) in nats.
     """
-    target = tf.stop_gradient(tf.nn.softmax(_float32(original_logits)))
-    log_target = tf.math.log(tf.maximum(target, 1e-12))
-    return tf.reduce_sum(target * (log_target - tf.nn.log_softmax(_float32(logits))), axis=-1)
+    log_target = tf.stop_gradient(tf.nn.log_softmax(_float32(original_logits)))
+    return tf.reduce_sum(tf.exp(log_target) * (log_target - tf.nn.log_softmax(_float32(logits))),
+                         axis=-1)
 
 
 def _predicted_male(logits):

@@ -110,8 +110,7 @@ def test_robust_gender_stage_trains_on_two_replicas(tmp_path):
     config = _gender_config(tmp_path, 0.5)
     strategy = distribute.make_strategy("mirrored")
     assert strategy.num_replicas_in_sync == 2
-    with strategy.scope():
-        task = tasks.GenderTask(config)
+    task = tasks.GenderTask(config)  # trainer.train builds it under the strategy's scope.
     result = trainer.train(task, config.gender, config, strategy, tmp_path / "gender")
     assert [step for step, _ in result.history] == [2, 4]
     for _, values in result.history:
