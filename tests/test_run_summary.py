@@ -132,3 +132,17 @@ def test_train_main_ends_with_the_summary(tmp_path, monkeypatch, capsys):
     perturb = next(line for line in out.splitlines() if "semiadv-perturb" in line)
     export_flag = next(word for word in perturb.split() if word.startswith("--export="))
     assert (Path(export_flag.split("=", 1)[1]) / "1" / "perturber.keras").is_file()
+
+
+def test_printed_commands_keep_only_the_other_binarys_flags():
+    from semiadv.apps import cli, common_flags, train_flags  # noqa: F401  (defines the flags)
+
+    argv = ["--flagfile=flags/demo.cfg", "--dataset=synthetic", "--export_name=x",
+            "--export_dir", "exports", "--noflip_augment", "--image_summaries",
+            "--workdir", "models/w", "positional"]
+    # Values given as `--name value` go with their flag; booleans take none.
+    assert cli.arguments_setting(argv, ["dataset", "flip_augment", "image_summaries",
+                                        "workdir"]) == [
+        "--flagfile=flags/demo.cfg", "--dataset=synthetic", "--noflip_augment",
+        "--image_summaries", "--workdir", "models/w"]
+    assert cli.arguments_setting(argv, []) == ["--flagfile=flags/demo.cfg"]

@@ -43,12 +43,17 @@ def _flag_name(argument: str) -> str | None:
     return argument.lstrip("-").split("=", 1)[0]
 
 
+def _negated(name: str) -> str | None:
+    """`name` of `--noname` (which negates boolean flag `name`), else None."""
+    return name[2:] if name.startswith("no") else None
+
+
 def _is_defined(name: str) -> bool:
     if name in flags.FLAGS:
         return True
-    # --noname negates boolean flag `name`.
-    return (name.startswith("no") and name[2:] in flags.FLAGS
-            and isinstance(flags.FLAGS[name[2:]], flags.BooleanFlag))
+    negated = _negated(name)
+    return (negated is not None and negated in flags.FLAGS
+            and isinstance(flags.FLAGS[negated], flags.BooleanFlag))
 
 
 def drop_unknown_flagfile_flags(argv: Sequence[str]) -> list[str]:
@@ -73,15 +78,22 @@ def arguments_setting(argv: Sequence[str], names) -> list[str]:
     """The arguments of `argv` that are --flagfile or set a flag in `names` (--noname too).
 
     For printing another binary's command from this one's arguments: only the flags that
-    binary defines, so the printed command runs (the other's flagfiles are lenient).
+    binary defines, so the printed command runs (the other's flagfiles are lenient). A
+    non-boolean flag given as `--name value` keeps its value.
     """
-    names = set(names)
+    names = set(names) | {"flagfile"}
     kept = []
-    for argument in argv:
+    arguments = iter(argv)
+    for argument in arguments:
         name = _flag_name(argument)
-        if name == "flagfile" or name in names or (
-                name is not None and name.startswith("no") and name[2:] in names):
-            kept.append(argument)
+        if name is None or not (name in names or _negated(name) in names):
+            continue
+        kept.append(argument)
+        if ("=" not in argument and name in flags.FLAGS
+                and not isinstance(flags.FLAGS[name], flags.BooleanFlag)):
+            value = next(arguments, None)  # `--name value`: its value.
+            if value is not None:
+                kept.append(value)
     return kept
 
 
