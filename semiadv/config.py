@@ -18,7 +18,7 @@ from semiadv.errors import UserValueError
 CACHE_MODES = ("disk", "memory", "none")
 # `NetworkConfig.upsampling`: the autoencoder decoder's interpolation (`networks.UPSAMPLINGS`).
 UPSAMPLINGS = ("nearest", "bilinear")
-ENCODER_PROTOTYPES = ("same", "own")
+ENCODER_PROTOTYPES = ("same", "own", "difference")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +106,8 @@ class NetworkConfig:
     `encoder_prototype`: "same" (the paper's: one encoder pass with the same-gender prototype
     serves both outputs, so X'_OP is X'_SM's features mixed with the other prototype) or
     "own" (each output's encoder sees its own prototype: a face-specific change towards the
-    other gender, at twice the autoencoder's cost).
+    other gender, at twice the autoencoder's cost) or "difference" (like "own", each pass
+    seeing its prototype minus the same-gender one: zero for X'_SM).
     """
 
     encoder_filters: tuple[int, ...] = (8, 12)

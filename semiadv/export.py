@@ -72,20 +72,6 @@ def _image_shape(autoencoder):
     return tuple(int(size) for size in autoencoder.get_layer("image").batch_shape[1:])
 
 
-def _encoder_decoder(autoencoder):
-    """The autoencoder's image ⊕ same-prototype -> decoded features part, sharing its layers.
-
-    With the paper's encoder (`encoder_prototype="same"`) the features are computed once and
-    combined with each of the three prototypes, instead of running the encoder three times
-    as `build_perturber` would; with "own" this part runs once per prototype.
-    """
-    features = autoencoder.get_layer("same_combiner_concat").input[0]
-    return keras.Model(
-        inputs={"image": autoencoder.get_layer("image").output,
-                "same_prototype": autoencoder.get_layer("same_prototype").output},
-        outputs=features, name="encoder_decoder")
-
-
 def _constant_dense(units, name, use_bias=True):
     """A frozen float32 Dense layer whose weights are constants set after it is built.
 
@@ -221,15 +207,15 @@ def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="se
         weights, score, label, label_constants = _label_layers(
             male_column, gender_classifier(image))
         mixed, prototype_constants = _prototype_layers(weights, image_shape, prototypes)
-        encoder_decoder = _encoder_decoder(autoencoder)
-        if networks.encoder_prototype_of(autoencoder) == "own":
-            # Each output's encoder saw its own prototype in training (the neutral one too).
-            features = {kind: encoder_decoder({"image": image, "same_prototype": mixed[kind]})
+        condition = networks.conditions(autoencoder, mixed["same"], mixed)
+        if networks.encoder_prototype_of(autoencoder) == "same":
+            # The paper's encoder: one decoded pass, from the same-gender prototype, serves
+            # all three outputs instead of running the encoder three times.
+            features = dict.fromkeys(KINDS, networks.decode(autoencoder, image, mixed["same"]))
+        else:  # Each output's encoder saw its own condition in training (the neutral one too).
+            features = {kind: networks.decode(autoencoder, image, condition[kind])
                         for kind in KINDS}
-        else:  # One decoded pass, from the same-gender prototype, serves all three.
-            features = dict.fromkeys(KINDS, encoder_decoder({"image": image,
-                                                             "same_prototype": mixed["same"]}))
-        outputs = {kind: networks.combine(autoencoder, features[kind], mixed[kind], image,
+        outputs = {kind: networks.combine(autoencoder, features[kind], condition[kind], image,
                                           f"{kind}_")
                    for kind in KINDS}
         outputs.update(

@@ -38,7 +38,7 @@ _RESNET_STEM_FILTERS = 16
 _RESNET_STAGE_FILTERS = (32, 64, 128, 256, 512)
 UPSAMPLINGS = ("nearest", "bilinear")
 # What the encoder sees beside the face (`build_autoencoder`'s `encoder_prototype`).
-ENCODER_PROTOTYPES = ("same", "own")
+ENCODER_PROTOTYPES = ("same", "own", "difference")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,6 +178,11 @@ def build_autoencoder(
             overlay for every face of a gender. "own": each output's encoder sees the face
             with that output's prototype (the same layers run twice), so the change towards
             the other gender can depend on the face: twice the autoencoder's cost.
+            "difference": like "own", but each pass (encoder and combiner) sees its
+            prototype's difference from the same-gender one, P - P_SM: zero for X'_SM.
+            With "own" the SM pass of a male face sees P_male, the OP pass of a female face
+            too, so the shared layers learn "move towards P_male" and SM reads more of its
+            gender than the face; here SM's conditioning says "no change" for every face.
         name: Model name.
 
     Returns:
@@ -209,12 +214,18 @@ def build_autoencoder(
         raise ValueError(f"encoder_prototype must be one of {ENCODER_PROTOTYPES}, got "
                          f"{encoder_prototype!r}.")
 
+    same_condition, opposite_condition = same_prototype, opposite_prototype
+    if encoder_prototype == "difference":
+        same_condition = keras.layers.Subtract(name=SAME_DIFFERENCE)(
+            [same_prototype, same_prototype])
+        opposite_condition = keras.layers.Subtract(name="opposite_difference")(
+            [opposite_prototype, same_prototype])
     layers = _make_encoder_decoder_layers(encoder_filters, decoder_filters, upsampling)
-    x = keras.layers.Concatenate(name="encoder_input_concat")([image, same_prototype])
+    x = keras.layers.Concatenate(name="encoder_input_concat")([image, same_condition])
     features = _apply_in_order(layers, x)
     opposite_features = features
-    if encoder_prototype == "own":  # The same layers (weights) on the face ⊕ P_OP.
-        x = keras.layers.Concatenate(name=OPPOSITE_ENCODER_CONCAT)([image, opposite_prototype])
+    if encoder_prototype != "same":  # The same layers (weights) on the face ⊕ its condition.
+        x = keras.layers.Concatenate(name=OPPOSITE_ENCODER_CONCAT)([image, opposite_condition])
         opposite_features = _apply_in_order(layers, x)
 
     # float32 output so the images stay float32 under a mixed-precision policy.
@@ -224,8 +235,8 @@ def build_autoencoder(
     else:
         combiner = keras.layers.Conv2D(channels, 1, activation="sigmoid", dtype="float32",
                                        name="combiner")
-    same = _combine(combiner, features, same_prototype, image, residual, max_change, "same_")
-    opposite = _combine(combiner, opposite_features, opposite_prototype, image, residual,
+    same = _combine(combiner, features, same_condition, image, residual, max_change, "same_")
+    opposite = _combine(combiner, opposite_features, opposite_condition, image, residual,
                         max_change, "opposite_")
     return keras.Model(
         inputs={
@@ -255,14 +266,37 @@ def _combine(combiner, features, prototype, image, residual, max_change, prefix)
     return output
 
 
-# The layer only an autoencoder built with encoder_prototype="own" has.
+# The layer only autoencoders built with encoder_prototype "own" or "difference" have, and
+# the one only "difference" has.
 OPPOSITE_ENCODER_CONCAT = "opposite_encoder_input_concat"
+SAME_DIFFERENCE = "same_difference"
 
 
 def encoder_prototype_of(autoencoder):
     """The `encoder_prototype` `autoencoder` (from `build_autoencoder`) was built with."""
-    own = any(layer.name == OPPOSITE_ENCODER_CONCAT for layer in autoencoder.layers)
-    return "own" if own else "same"
+    names = {layer.name for layer in autoencoder.layers}
+    if SAME_DIFFERENCE in names:
+        return "difference"
+    return "own" if OPPOSITE_ENCODER_CONCAT in names else "same"
+
+
+def conditions(autoencoder, same_prototype, prototypes):
+    """What `autoencoder`'s passes see beside the face for each of `prototypes` (a dict of
+    [B, H, W, C] tensors): the prototypes themselves, or with encoder_prototype "difference"
+    each one's difference from `same_prototype` (fresh weightless layers)."""
+    if encoder_prototype_of(autoencoder) != "difference":
+        return dict(prototypes)
+    return {kind: keras.layers.Subtract(dtype="float32", name=f"{kind}_condition")(
+        [prototype, same_prototype]) for kind, prototype in prototypes.items()}
+
+
+def decode(autoencoder, image, condition):
+    """The decoded features of `image` ⊕ `condition` through `autoencoder`'s encoder and
+    decoder (its layers and weights, shared)."""
+    layer_names = _encoder_decoder_layer_names(
+        _count_blocks(autoencoder, "encoder_conv"), _count_blocks(autoencoder, "decoder_conv"))
+    x = autoencoder.get_layer("encoder_input_concat")([image, condition])
+    return _apply_in_order([autoencoder.get_layer(n) for n in layer_names], x)
 
 
 def is_residual(autoencoder):
@@ -309,7 +343,8 @@ def build_perturber(autoencoder, name="perturber"):
 
     The encoder sees image ⊕ `encoder_prototype` (during training the same-gender prototype,
     or with `encoder_prototype="own"` the output's own prototype: then pass the same image
-    to both inputs); the combiner merges the decoded features with `combiner_prototype` (at
+    to both inputs; with "difference" pass the output's prototype minus the same-gender one,
+    `conditions`, to both); the combiner merges the decoded features with `combiner_prototype` (at
     inference the neutral or the opposite prototype). Training the autoencoder therefore
     trains the perturber: no weights are copied.
 
@@ -326,11 +361,7 @@ def build_perturber(autoencoder, name="perturber"):
     encoder_prototype = keras.Input(shape=image_shape, name="encoder_prototype")
     combiner_prototype = keras.Input(shape=image_shape, name="combiner_prototype")
 
-    layer_names = _encoder_decoder_layer_names(
-        _count_blocks(autoencoder, "encoder_conv"), _count_blocks(autoencoder, "decoder_conv")
-    )
-    x = autoencoder.get_layer("encoder_input_concat")([image, encoder_prototype])
-    features = _apply_in_order([autoencoder.get_layer(n) for n in layer_names], x)
+    features = decode(autoencoder, image, encoder_prototype)
     # Fresh (weightless) concatenation and skip layers: the autoencoder's are named after
     # the prototype they carry, which here may be the neutral one.
     perturbed = combine(autoencoder, features, combiner_prototype, image, "")

@@ -36,11 +36,13 @@ MAX_CHANGE = flags.DEFINE_float(
     "X' = clip(X + max_change * tanh(.)); bounds what the SAN can paint on a face (1: no "
     "bound).", lower_bound=1e-3, upper_bound=1.0)
 ENCODER_PROTOTYPE = flags.DEFINE_enum(
-    "encoder_prototype", "same", ["same", "own"],
+    "encoder_prototype", "same", ["same", "own", "difference"],
     "What the autoencoder's encoder sees beside the face: same (the paper's: the same-gender "
     "prototype, one decoded pass for both outputs, so X'_OP differs from X'_SM only by a fixed "
-    "mix of the two prototypes) or own (each output's own prototype: a face-specific change "
-    "towards the other gender, twice the autoencoder's cost).")
+    "mix of the two prototypes), own (each output's own prototype: a face-specific change "
+    "towards the other gender, twice the autoencoder's cost) or difference (like own, but each "
+    "pass sees its prototype minus the same-gender one, zero for X'_SM: SM cannot learn "
+    "'move towards this prototype').")
 CLASSIFIER_WIDTH = flags.DEFINE_float("classifier_width", 1.0,
                                       "Width multiplier of the gender CNN.", lower_bound=0.01)
 MATCHER_WIDTH = flags.DEFINE_float("matcher_width", 1.0, "Width multiplier of the matcher.",
