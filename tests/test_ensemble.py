@@ -353,3 +353,7 @@ def test_encoder_prototype_is_validated_and_reaches_the_autoencoder():
     task = tasks.AutoencoderTask(dataclasses.replace(
         config, data=dataclasses.replace(config.data, image_size=SIZE)), _prototypes())
     assert networks.encoder_prototype_of(task.build_autoencoder()) == "own"
+    difference = _parsed_train_config("--encoder_prototype=difference")
+    task = tasks.AutoencoderTask(dataclasses.replace(
+        difference, data=dataclasses.replace(difference.data, image_size=SIZE)), _prototypes())
+    assert networks.encoder_prototype_of(task.build_autoencoder()) == "difference"

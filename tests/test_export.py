@@ -507,3 +507,39 @@ def test_old_exports_with_custom_layers_still_load(tmp_path):
     np.testing.assert_array_equal(outputs["label"], [1.0, 0.0])
     np.testing.assert_allclose(outputs["opposite"][0], prototypes.female, atol=ATOL)
     np.testing.assert_allclose(outputs["opposite"][1], prototypes.male, atol=ATOL)
+
+
+def test_difference_encoder_exports_each_outputs_difference_from_the_same_prototype(san, tmp_path):
+    """With encoder_prototype="difference" each signature's passes see P_kind - P_SM."""
+    autoencoder = networks.build_autoencoder(SIZE, CHANNELS, encoder_filters=(4, 4),
+                                             decoder_filters=(8, 8), residual=True,
+                                             encoder_prototype="difference")
+    combiner = autoencoder.get_layer("combiner")
+    kernel, bias = combiner.get_weights()
+    combiner.set_weights([np.random.default_rng(5).normal(0, 0.3, kernel.shape)
+                          .astype(np.float32), bias])
+    perturber = networks.build_perturber(autoencoder)
+    version_dir = export.export_san(autoencoder, san["gender"], san["prototypes"], tmp_path, "d")
+    signatures = tf.saved_model.load(str(version_dir)).signatures
+    reloaded = tf.keras.models.load_model(version_dir / export.KERAS_FILENAME, safe_mode=True)
+    images, male = san["images"][:2], np.array([1.0, 0.0], np.float32)
+    p = san["prototypes"]
+    y = male.reshape(-1, 1, 1, 1)
+    prototype = {"same": y * p.male + (1 - y) * p.female,
+                 "opposite": (1 - y) * p.male + y * p.female,
+                 "neutral": np.broadcast_to(p.neutral, images.shape)}
+    trained = autoencoder({"image": images, "same_prototype": prototype["same"],
+                           "opposite_prototype": prototype["opposite"]})
+    from_keras = reloaded({"image": images, "male": male})
+    for kind in export.KINDS:
+        difference = (prototype[kind] - prototype["same"]).astype(np.float32)
+        expected = perturber({"image": images, "encoder_prototype": difference,
+                              "combiner_prototype": difference}).numpy()
+        served = signatures[f"{kind}_labelled"](image=tf.constant(images), male=male)
+        np.testing.assert_allclose(served["perturbed"], expected, atol=ATOL)
+        np.testing.assert_allclose(from_keras[kind], expected, atol=ATOL)
+        if kind in trained:
+            np.testing.assert_allclose(expected, trained[kind], atol=ATOL)
+    # The neutral output is neither of the others: its condition is P_NT - P_SM.
+    assert np.abs(from_keras["neutral"] - from_keras["same"]).max() > 1e-4
+    assert np.abs(from_keras["neutral"] - from_keras["opposite"]).max() > 1e-4

@@ -190,6 +190,46 @@ class TestOwnPrototypeEncoder:
             networks.build_autoencoder(16, 3, encoder_prototype="opposite")
 
 
+class TestDifferenceEncoder:
+    """encoder_prototype="difference": each pass sees its prototype minus the same-gender one."""
+
+    def test_same_output_sees_no_prototype_and_opposite_only_the_difference(self):
+        model = randomise_combiner(networks.build_autoencoder(16, 3, residual=True,
+                                                              encoder_prototype="difference"))
+        assert networks.encoder_prototype_of(model) == "difference"
+        inputs = autoencoder_inputs(16, 3)
+        outputs = {k: np.asarray(v) for k, v in model(inputs).items()}
+        assert np.abs(outputs["opposite"] - outputs["same"]).max() > 1e-3
+        # Other prototypes: X'_SM is unchanged (its passes see P_SM - P_SM = 0) ...
+        other = dict(inputs, same_prototype=random_images(16, 3, seed=7),
+                     opposite_prototype=random_images(16, 3, seed=8))
+        np.testing.assert_allclose(model(other)["same"], outputs["same"], atol=1e-6)
+        # ... and the same image added to both prototypes leaves X'_OP as it was.
+        shifted = {k: v + 0.3 if k != "image" else v for k, v in inputs.items()}
+        np.testing.assert_allclose(model(shifted)["opposite"], outputs["opposite"], atol=1e-5)
+        # X'_OP is the shared layers run on the face and P_OP - P_SM.
+        difference = inputs["opposite_prototype"] - inputs["same_prototype"]
+        perturber = networks.build_perturber(model)
+        np.testing.assert_allclose(
+            perturber({"image": inputs["image"], "encoder_prototype": difference,
+                       "combiner_prototype": difference}), outputs["opposite"], atol=1e-6)
+        zero = np.zeros_like(difference)
+        np.testing.assert_allclose(
+            perturber({"image": inputs["image"], "encoder_prototype": zero,
+                       "combiner_prototype": zero}), outputs["same"], atol=1e-6)
+
+    def test_keras_file_keeps_the_wiring(self, tmp_path):
+        model = randomise_combiner(networks.build_autoencoder(16, 3, residual=True,
+                                                              encoder_prototype="difference"))
+        inputs = autoencoder_inputs(16, 3)
+        path = tmp_path / "difference.keras"
+        model.save(path)
+        loaded = keras.models.load_model(path, safe_mode=True)
+        assert networks.encoder_prototype_of(loaded) == "difference"
+        for kind in ("same", "opposite"):
+            np.testing.assert_array_equal(loaded(inputs)[kind], model(inputs)[kind])
+
+
 class TestMaxChange:
     def test_bounds_the_change_and_survives_the_perturber_and_keras_file(self, tmp_path):
         bounded = randomise_combiner(networks.build_autoencoder(16, 3, residual=True,
