@@ -59,8 +59,8 @@ RECIPES = {
 # flags/utkface64_dlib.cfg: its autoencoder and the loss weights it trains with (the
 # fidelity terms are computed whatever their weights; these make their gradients run too).
 DLIB_RECIPE_64 = dict(networks=dict(residual=True, upsampling="bilinear", max_change=0.2,
-                                    encoder_prototype="own"),
-                      train=dict(match_weight=10.0, gender_same_weight=1.0,
+                                    encoder_prototype="difference"),
+                      train=dict(match_weight=10.0, gender_weight=2.0, gender_same_weight=1.0,
                                  gender_same_target="original", ssim_weight=2.0,
                                  colour_weight=0.5, colour_tolerance=4.0, pixel_weight=10.0))
 

@@ -132,6 +132,6 @@ def test_dlib_step_at_64_uses_the_dlib_recipe_settings():
     assert nets.encoder_prototype == flags.get("encoder_prototype", "same")
     train = train_step.DLIB_RECIPE_64["train"]
     assert train.get("gender_same_target", "label") == flags.get("gender_same_target", "label")
-    for name in ("match_weight", "gender_same_weight", "ssim_weight", "colour_weight",
-                 "colour_tolerance", "pixel_weight"):
+    for name in ("match_weight", "gender_weight", "gender_same_weight", "ssim_weight",
+                 "colour_weight", "colour_tolerance", "pixel_weight"):
         assert train[name] == float(flags[name]), name
