@@ -288,6 +288,25 @@ class TestFidelity:
         assert_per_example(tf.constant(values), 3)
         assert values[0] < 1e-5 < values[1] < values[2]
 
+    @pytest.mark.parametrize("size", [16, 8, 32])
+    def test_structural_dissimilarity_is_tf_image_ssim(self, size):
+        """The separable window gives tf.image.ssim's value and gradient (smaller windows on
+        images under 11 pixels; grey and colour)."""
+        rng = np.random.default_rng(size)
+        for channels in (1, 3):
+            faces = rng.uniform(0, 1, (3, size, size, channels)).astype(np.float32)
+            outputs = tf.Variable(np.clip(faces + rng.normal(0, 0.1, faces.shape), 0, 1)
+                                  .astype(np.float32))
+            window = min(11, size)
+            with tf.GradientTape(persistent=True) as tape:
+                ours = losses.structural_dissimilarity(faces, outputs)
+                reference = 1.0 - tf.image.ssim(faces, outputs, max_val=1.0,
+                                                filter_size=window)
+            assert float(tf.reduce_min(reference)) > 0.01  # Not a trivially equal pair.
+            np.testing.assert_allclose(ours, reference, atol=2e-6)
+            np.testing.assert_allclose(tape.gradient(ours, outputs),
+                                       tape.gradient(reference, outputs), rtol=1e-4, atol=1e-6)
+
     def test_gradients_are_finite_where_images_agree(self):
         outputs = tf.Variable(self.faces)
         with tf.GradientTape() as tape:
