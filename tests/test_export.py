@@ -331,17 +331,19 @@ def test_residual_autoencoder_exports_its_skip_connection(san, tmp_path):
         assert 1e-3 < change.mean() < 0.5
 
 
-def test_own_prototype_encoder_exports_each_outputs_own_pass(san, tmp_path):
-    """With encoder_prototype="own" each signature's encoder sees that signature's prototype."""
+def _two_pass_export(san, tmp_path, encoder_prototype):
+    """A residual two-pass autoencoder with a random combiner, its perturber, the export's
+    outputs (SavedModel signatures and .keras file) for a male and a female face, and the
+    (same, neutral, opposite) prototypes those faces get."""
     autoencoder = networks.build_autoencoder(SIZE, CHANNELS, encoder_filters=(4, 4),
                                              decoder_filters=(8, 8), residual=True,
-                                             encoder_prototype="own")
+                                             encoder_prototype=encoder_prototype)
     combiner = autoencoder.get_layer("combiner")
     kernel, bias = combiner.get_weights()
     combiner.set_weights([np.random.default_rng(4).normal(0, 0.3, kernel.shape)
                           .astype(np.float32), bias])
-    perturber = networks.build_perturber(autoencoder)
-    version_dir = export.export_san(autoencoder, san["gender"], san["prototypes"], tmp_path, "o")
+    version_dir = export.export_san(autoencoder, san["gender"], san["prototypes"], tmp_path,
+                                    encoder_prototype)
     signatures = tf.saved_model.load(str(version_dir)).signatures
     reloaded = tf.keras.models.load_model(version_dir / export.KERAS_FILENAME, safe_mode=True)
     images, male = san["images"][:2], np.array([1.0, 0.0], np.float32)
@@ -350,22 +352,40 @@ def test_own_prototype_encoder_exports_each_outputs_own_pass(san, tmp_path):
     prototype = {"same": y * p.male + (1 - y) * p.female,
                  "opposite": (1 - y) * p.male + y * p.female,
                  "neutral": np.broadcast_to(p.neutral, images.shape)}
-    # The training model's own X'_OP is what the opposite signature serves.
-    trained = autoencoder({"image": images, "same_prototype": prototype["same"],
-                           "opposite_prototype": prototype["opposite"]})
-    from_keras = reloaded({"image": images, "male": male})
+    prototype = {kind: value.astype(np.float32) for kind, value in prototype.items()}
+    served = {kind: signatures[f"{kind}_labelled"](image=tf.constant(images), male=male)
+              for kind in export.KINDS}
+    return {"autoencoder": autoencoder, "perturber": networks.build_perturber(autoencoder),
+            "images": images, "male": male, "prototype": prototype,
+            "served": {kind: value["perturbed"].numpy() for kind, value in served.items()},
+            "from_keras": {kind: np.asarray(value) for kind, value
+                           in reloaded({"image": images, "male": male}).items()}}
+
+
+@pytest.mark.parametrize("encoder_prototype", ["own", "difference"])
+def test_two_pass_encoders_export_each_outputs_own_condition(san, tmp_path, encoder_prototype):
+    """With encoder_prototype "own" each signature's passes see that signature's prototype;
+    with "difference" its difference from the same-gender prototype (zero for SM)."""
+    out = _two_pass_export(san, tmp_path, encoder_prototype)
+    images, prototype = out["images"], out["prototype"]
+    trained = out["autoencoder"]({"image": images, "same_prototype": prototype["same"],
+                                  "opposite_prototype": prototype["opposite"]})
     for kind in export.KINDS:
-        own = prototype[kind].astype(np.float32)
-        expected = perturber({"image": images, "encoder_prototype": own,
-                              "combiner_prototype": own}).numpy()
-        served = signatures[f"{kind}_labelled"](image=tf.constant(images), male=male)
-        np.testing.assert_allclose(served["perturbed"], expected, atol=ATOL)
-        np.testing.assert_allclose(from_keras[kind], expected, atol=ATOL)
-        if kind in trained:
+        condition = prototype[kind]
+        if encoder_prototype == "difference":
+            condition = condition - prototype["same"]
+        expected = out["perturber"]({"image": images, "encoder_prototype": condition,
+                                     "combiner_prototype": condition}).numpy()
+        np.testing.assert_allclose(out["served"][kind], expected, atol=ATOL)
+        np.testing.assert_allclose(out["from_keras"][kind], expected, atol=ATOL)
+        if kind in trained:  # The training model's outputs are what the signatures serve.
             np.testing.assert_allclose(expected, trained[kind], atol=ATOL)
     # A one-pass export would have given the opposite output the same-prototype features.
-    one_pass = _by_hand(dict(san, perturber=perturber), images, male, "opposite")
-    assert np.abs(one_pass - from_keras["opposite"]).max() > 1e-4
+    one_pass = _by_hand(dict(san, perturber=out["perturber"]), images, out["male"], "opposite")
+    assert np.abs(one_pass - out["from_keras"]["opposite"]).max() > 1e-4
+    # Three different outputs: the neutral one has a condition of its own.
+    for a, b in (("same", "neutral"), ("neutral", "opposite")):
+        assert np.abs(out["from_keras"][a] - out["from_keras"][b]).max() > 1e-4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -508,38 +528,3 @@ def test_old_exports_with_custom_layers_still_load(tmp_path):
     np.testing.assert_allclose(outputs["opposite"][0], prototypes.female, atol=ATOL)
     np.testing.assert_allclose(outputs["opposite"][1], prototypes.male, atol=ATOL)
 
-
-def test_difference_encoder_exports_each_outputs_difference_from_the_same_prototype(san, tmp_path):
-    """With encoder_prototype="difference" each signature's passes see P_kind - P_SM."""
-    autoencoder = networks.build_autoencoder(SIZE, CHANNELS, encoder_filters=(4, 4),
-                                             decoder_filters=(8, 8), residual=True,
-                                             encoder_prototype="difference")
-    combiner = autoencoder.get_layer("combiner")
-    kernel, bias = combiner.get_weights()
-    combiner.set_weights([np.random.default_rng(5).normal(0, 0.3, kernel.shape)
-                          .astype(np.float32), bias])
-    perturber = networks.build_perturber(autoencoder)
-    version_dir = export.export_san(autoencoder, san["gender"], san["prototypes"], tmp_path, "d")
-    signatures = tf.saved_model.load(str(version_dir)).signatures
-    reloaded = tf.keras.models.load_model(version_dir / export.KERAS_FILENAME, safe_mode=True)
-    images, male = san["images"][:2], np.array([1.0, 0.0], np.float32)
-    p = san["prototypes"]
-    y = male.reshape(-1, 1, 1, 1)
-    prototype = {"same": y * p.male + (1 - y) * p.female,
-                 "opposite": (1 - y) * p.male + y * p.female,
-                 "neutral": np.broadcast_to(p.neutral, images.shape)}
-    trained = autoencoder({"image": images, "same_prototype": prototype["same"],
-                           "opposite_prototype": prototype["opposite"]})
-    from_keras = reloaded({"image": images, "male": male})
-    for kind in export.KINDS:
-        difference = (prototype[kind] - prototype["same"]).astype(np.float32)
-        expected = perturber({"image": images, "encoder_prototype": difference,
-                              "combiner_prototype": difference}).numpy()
-        served = signatures[f"{kind}_labelled"](image=tf.constant(images), male=male)
-        np.testing.assert_allclose(served["perturbed"], expected, atol=ATOL)
-        np.testing.assert_allclose(from_keras[kind], expected, atol=ATOL)
-        if kind in trained:
-            np.testing.assert_allclose(expected, trained[kind], atol=ATOL)
-    # The neutral output is neither of the others: its condition is P_NT - P_SM.
-    assert np.abs(from_keras["neutral"] - from_keras["same"]).max() > 1e-4
-    assert np.abs(from_keras["neutral"] - from_keras["opposite"]).max() > 1e-4
