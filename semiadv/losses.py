@@ -156,7 +156,8 @@ def structural_dissimilarity(images, outputs):
     Colour images are compared per channel and averaged. The value is `tf.image.ssim`'s (to
     float rounding), computed with the window as two 1-d passes over the four local
     statistics stacked on channels: 2 x 11 taps instead of 121, in one pair of depthwise
-    convolutions instead of four, 1.7x (64x64) to 2.7x (224x224) faster forward and backward.
+    convolutions instead of four (forward and backward alone, 1.7x faster at 64x64 and 2.7x
+    at 224x224: BENCHMARKS.md §2b).
     """
     images, outputs = _float32(images), _float32(outputs)
     size = min(11, images.shape[1], images.shape[2])
