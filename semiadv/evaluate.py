@@ -11,7 +11,8 @@ For the original test faces and the SAN's same (SM), neutral (NT) and opposite (
   gallery = the original of ANOTHER photo of the same person (or of the same photo when no
   identities exist, which the outputs say);
 - fidelity: SSIM, PSNR, CIELAB colour difference and the face detector's hit rate of each
-  output against its original (`semiadv.evaluation.fidelity`);
+  output against its original (`semiadv.evaluation.fidelity`), on the gender test faces and,
+  with an identity dataset, on its photos too;
 - baselines: Gaussian blur and pixelation at the strength that costs the strongest matcher the
   SAN never saw as much as the SAN's OP does, with their gender errors.
 
@@ -403,6 +404,14 @@ def choose_baselines(matchers, pairs: MatchingSet, target: float, image_size: in
 # ---------------------------------------------------------------------------------------------
 
 
+def fidelity_to_original(images: dict) -> dict:
+    """`fidelity.fidelity` of each condition in `images` ({condition: [N, H, W, C]}) against
+    `images["original"]`, the detector's hit rate among the originals it finds a face in."""
+    found = fidelity.faces_found(images["original"])
+    return {condition: fidelity.fidelity(images["original"], outputs, found)
+            for condition, outputs in images.items() if condition != "original"}
+
+
 def _training_notes(config: EvaluationConfig) -> list[str]:
     """Warns when the SAN's work dir recorded another data split than the one evaluated."""
     if not config.workdir:
@@ -479,10 +488,12 @@ def evaluate(config: EvaluationConfig) -> dict:
     gender, gender_curves = gender_section(classifiers, gender_images, test["male"],
                                            config.batch_size)
     timer.log("fidelity")
-    found = fidelity.faces_found(test["image"])
-    fidelity_section = {condition: fidelity.fidelity(test["image"], images, found)
-                        for condition, images in gender_images.items()
-                        if condition != "original"}
+    fidelity_section = fidelity_to_original(gender_images)
+    identity_fidelity = {}
+    if config.identity_dataset:  # Other photos than the gender test set's: in the wild, say.
+        timer.log(f"fidelity on {config.identity_dataset}")
+        identity_fidelity = {"dataset": config.identity_dataset,
+                             "conditions": fidelity_to_original(pairs.images)}
 
     conditions = list(gender_images)
     result = {
@@ -499,6 +510,7 @@ def evaluate(config: EvaluationConfig) -> dict:
                      "genuine_pairs": int(len(pairs.genuine)),
                      "impostor_pairs": int(len(pairs.impostor)), "matchers": matching},
         "fidelity": fidelity_section,
+        "identity_fidelity": identity_fidelity,
         "baselines": ({"reference_matcher": reference[0], "target_tmr": target,
                        "chosen": chosen} if chosen else {}),
         "notes": notes,

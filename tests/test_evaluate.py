@@ -280,23 +280,34 @@ def test_end_to_end_writes_tables_plots_and_grid(trained, plugin_module, caplog)
     assert "| auxiliary CNN (auxiliary) | seen |" in text
     assert "| raw pixels (plug-in) | **unseen** |" in text
     assert "## Fidelity against the original" in text and "| ΔE*ab |" in text
+    assert stored["identity_fidelity"] == {} and "The same on the photos of" not in text
     for file in stored["files"]:
         assert (out / file).stat().st_size > 0, file
     assert (out / "grid.png").exists()  # Synthetic: the grid is on by default.
     assert len(list(out.glob("roc_*.png"))) == 6
 
-    # A rerun reuses the cached independent networks and can leave the grid out.
+    # A rerun reuses the cached independent networks and can leave the grid out. With an
+    # identity dataset (here the same synthetic test split) fidelity is reported on its
+    # photos too.
     cached = sorted((root / "eval_work").glob("independent_*/model.keras"))
     assert len(cached) == 2
     stamps = [path.stat().st_mtime_ns for path in cached]
     caplog.set_level(logging.INFO, logger="absl")
     evaluate_lib.evaluate(_config(root, export, "again", save_grid=False, baselines=False,
-                                  workdir=None))
+                                  workdir=None, identity_dataset="synthetic"))
     assert [path.stat().st_mtime_ns for path in cached] == stamps
     assert "training 4 steps" not in caplog.text
     assert not (root / "again" / "grid.png").exists()
     again = json.loads((root / "again" / "metrics.json").read_text())
     assert "blur" not in again["conditions"] and set(again["gender"]) == {"independent ResNet"}
+    identity_fidelity = again["identity_fidelity"]
+    assert identity_fidelity["dataset"] == "synthetic"
+    assert set(identity_fidelity["conditions"]) == {"same", "neutral", "opposite"}
+    for condition, values in identity_fidelity["conditions"].items():  # The same photos.
+        for key in ("ssim", "psnr", "delta_e"):
+            assert values[key] == pytest.approx(again["fidelity"][condition][key], rel=1e-5)
+    assert values["ssim"] < 1 and values["detector_originals"] >= 0
+    assert "The same on the photos of `synthetic`" in (root / "again" / "report.md").read_text()
 
 
 def test_size_mismatch_fails_before_writing(trained):

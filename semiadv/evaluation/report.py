@@ -110,12 +110,14 @@ def matching_table(metrics: dict, fmr: str = FMR_COLUMN) -> str:
     return _table(["matcher", "by the SAN"] + _condition_header(conditions, baselines), rows)
 
 
-def fidelity_table(metrics: dict) -> str:
-    """SSIM, PSNR, ΔE*ab and the detector's hit rate of each condition against the original."""
+def fidelity_table(metrics: dict, conditions: dict | None = None) -> str:
+    """SSIM, PSNR, ΔE*ab and the detector's hit rate of each condition against the original:
+    of `conditions` ({condition: fidelity}), by default the gender test set's."""
     baselines = metrics.get("baselines", {}).get("chosen", {})
+    conditions = metrics["fidelity"] if conditions is None else conditions
     rows = [[_condition_header([c], baselines)[0], _number(f["ssim"], 3),
              _number(f["psnr"], 1), _number(f["delta_e"], 1), _cell(f["detector_hit_rate"])]
-            for c, f in metrics["fidelity"].items()]
+            for c, f in conditions.items()]
     return _table(["output vs original", "SSIM", "PSNR (dB)", "ΔE*ab", "face detector hit rate"],
                   rows)
 
@@ -250,9 +252,18 @@ def markdown(metrics: dict) -> str:
         "SSIM and PSNR (pixel values in [0, 1]), mean CIELAB colour difference ΔE*ab (CIE76, "
         "D65; about 2.3 is just noticeable) and the share of outputs in which the package's "
         "face detector still finds a face, among the "
-        f"{_first_fidelity(metrics, 'detector_originals')} originals it found a face in.\n",
+        f"{_first_fidelity(metrics['fidelity'], 'detector_originals')} originals it found a "
+        "face in.\n",
         fidelity_table(metrics),
     ]
+    identity_fidelity = metrics.get("identity_fidelity")
+    if identity_fidelity:
+        conditions = identity_fidelity["conditions"]
+        parts += [f"The same on the photos of `{identity_fidelity['dataset']}` (the matching "
+                  "probes, aligned by the package), among the "
+                  f"{_first_fidelity(conditions, 'detector_originals')} originals the detector "
+                  "found a face in:\n",
+                  fidelity_table(metrics, conditions)]
     baselines = metrics.get("baselines", {})
     if baselines.get("chosen"):
         parts += ["## Naive baselines\n",
@@ -269,8 +280,8 @@ def markdown(metrics: dict) -> str:
     return "\n".join(parts)
 
 
-def _first_fidelity(metrics: dict, key: str):
-    return next(iter(metrics["fidelity"].values()), {}).get(key, 0)
+def _first_fidelity(conditions: dict, key: str):
+    return next(iter(conditions.values()), {}).get(key, 0)
 
 
 def _baseline_line(kind: str, choice: dict, target: float) -> str:
