@@ -211,7 +211,7 @@ def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="se
         if networks.encoder_prototype_of(autoencoder) == "same":
             # The paper's encoder: one decoded pass, from the same-gender prototype, serves
             # all three outputs instead of running the encoder three times.
-            features = dict.fromkeys(KINDS, networks.decode(autoencoder, image, mixed["same"]))
+            features = dict.fromkeys(KINDS, networks.decode(autoencoder, image, condition["same"]))
         else:  # Each output's encoder saw its own condition in training (the neutral one too).
             features = {kind: networks.decode(autoencoder, image, condition[kind])
                         for kind in KINDS}
