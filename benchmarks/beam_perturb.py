@@ -1,7 +1,7 @@
 """The Beam pipeline (semiadv-beam-perturb) against threaded semiadv-perturb, photos/s.
 
   python benchmarks/beam_perturb.py [--utkface_photos=1000] [--celeba_photos=1000]
-      [--workers=2] [--batch_size=32] [--repeats=1]
+      [--workers=2] [--batch_size=32] [--repeats=1] [--commands]
 
 Exports a SAN with random weights at 64x64 RGB (the UTKFace recipe's widths, as
 `inference.py`; weights do not change the cost), then, in one run and interleaved per
@@ -23,12 +23,20 @@ is already imported: the Beam workers' start-up is theirs alone). Where the time
 comes from the pipeline's Beam metrics (read, decode+align+resize per photo, model per
 batch, encode+write per photo, each summed over both workers) plus a one-thread split of
 decoding from aligning on a sample.
+
+With --commands, both candidates are also run the way a user runs them: the console scripts
+`semiadv-perturb` and `semiadv-beam-perturb` (same Beam options) as fresh processes, timed
+wall clock from launch to exit, interleaved. There the threaded command pays its own start
+(importing TensorFlow, loading the export) as the Beam workers do theirs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -83,6 +91,41 @@ def _stage_split(sources, align, image_size, sample=40):
             "decode_align_resize_ms": 1e3 * float(np.median(prepare))}
 
 
+def _command_run(command, output_dir):
+    """Runs a console script to completion; (wall seconds, the counts of its report)."""
+    start = time.perf_counter()
+    completed = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if completed.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
+    report = json.loads((output_dir / "perturb_report.json").read_text())
+    return seconds, report["counts"]
+
+
+def _commands(version, source_dir, work, align, batch_size, beam_options, repeats, key):
+    """Both console scripts on one folder, interleaved; best wall seconds of each and counts."""
+    bin_dir = Path(sys.executable).parent
+    align_flag = [] if align else ["--noalign"]
+    times, counts = {"threaded": [], "beam": []}, {}
+    for round_ in range(repeats):
+        for name in (("threaded", "beam") if round_ % 2 == 0 else ("beam", "threaded")):
+            output = work / f"cmd_{key}_{name}"
+            shutil.rmtree(output, ignore_errors=True)
+            if name == "threaded":
+                command = [str(bin_dir / "semiadv-perturb"), f"--export={version}",
+                           f"--input_dir={source_dir}", f"--output_dir={output}",
+                           f"--batch_size={batch_size}", *align_flag]
+            else:
+                command = [str(bin_dir / "semiadv-beam-perturb"), f"--export={version}",
+                           f"--input_pattern={source_dir}", f"--output_dir={output}",
+                           f"--batch_size={batch_size}", *align_flag, *beam_options]
+            seconds, counts[name] = _command_run(command, output)
+            times[name].append(seconds)
+            print(f"  command {name} round {round_}: {seconds:.1f} s", flush=True)
+    assert counts["threaded"] == counts["beam"], counts
+    return {name: min(values) for name, values in times.items()}, counts["threaded"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -91,6 +134,8 @@ def main():
     parser.add_argument("--workers", type=int, default=2, help="Beam worker processes")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds")
+    parser.add_argument("--commands", action="store_true",
+                        help="also time both console scripts as fresh processes")
     parser.add_argument("--faces", default=str(_common.REPO.parent / "shared" / "faces"))
     parser.add_argument("--output", default="beam_perturb")
     args = parser.parse_args()
@@ -165,6 +210,16 @@ def main():
                 rows[-1][f"start_{part}_s"] = metric["sum_s"] / metric["count"]
         rows[-1]["after_start_photos_per_s"] = len(sources) / max(
             best["beam"] - best["beam_start"], 1e-9)
+        if args.commands:
+            best_cmd, counts = _commands(version, source_dir, work, align, args.batch_size,
+                                         beam_options, max(2, args.repeats), len(rows))
+            for candidate, seconds in (("command: semiadv-perturb", best_cmd["threaded"]),
+                                       (f"command: semiadv-beam-perturb, {args.workers} workers",
+                                        best_cmd["beam"])):
+                rows.append({"photos": name, "candidate": candidate, "files": len(sources),
+                             "perturbed": counts.get("perturbed", 0), "s": seconds,
+                             "photos_per_s": len(sources) / seconds,
+                             "vs_threaded": best_cmd["threaded"] / seconds})
         stages[name] = {"beam_metrics": timings, "beam_start_metrics": start_timings,
                         "one_thread": _stage_split(sources, align, IMAGE_SIZE)}
         print(f"{name}: {stages[name]}", flush=True)
