@@ -36,7 +36,6 @@ _IMPORT_START = time.perf_counter()  # Each worker's share of the start-up: thes
 
 import apache_beam as beam  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from apache_beam.io import fileio  # noqa: E402
 from apache_beam.io.filesystem import CompressionTypes  # noqa: E402
 from apache_beam.io.filesystems import FileSystems  # noqa: E402
@@ -46,7 +45,8 @@ from apache_beam.ml.inference.base import (KeyedModelHandler, ModelHandler,  # n
                                            PredictionResult, RunInference)
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions  # noqa: E402
 
-from semiadv import imageio, perturb  # noqa: E402
+# Not semiadv.perturb, nor TensorFlow: see _perturb().
+from semiadv import imageio, perturb_spec, savedmodel_pb  # noqa: E402
 
 _IMPORT_S = time.perf_counter() - _IMPORT_START
 
@@ -81,7 +81,7 @@ class BeamPerturbConfig:
     input_dir: str
     output_dir: str
     align: bool = True
-    batch_size: int = perturb.DEFAULT_BATCH_SIZE
+    batch_size: int = perturb_spec.DEFAULT_BATCH_SIZE
     fast_worker_exit: bool = False
 
 
@@ -175,6 +175,19 @@ _exit_registered = False
 _startup = {"import_s": _IMPORT_S, "load_model_s": None}
 
 
+def _perturb():
+    """semiadv.perturb, imported by a worker for its first photo or batch, never by the
+    driver. It brings TensorFlow: 3-4 s to import and 1-2 s to tear down at exit, which the
+    driver, only building and launching the pipeline, would add to every run (BENCHMARKS.md
+    §8c). The import counts in the worker's start-up metric."""
+    if "semiadv.perturb" not in sys.modules:
+        start = time.perf_counter()
+        from semiadv import perturb  # noqa: F401
+        if _startup["import_s"] is not None:
+            _startup["import_s"] += time.perf_counter() - start
+    return sys.modules["semiadv.perturb"]
+
+
 def _report_startup(name):
     """Emits this process's start-up cost `name` (seconds) once, as a distribution in us."""
     seconds = _startup.get(name)
@@ -231,6 +244,7 @@ class PreparePhoto(beam.DoFn):
     def setup(self):
         if self.config.fast_worker_exit:
             exit_fast_in_sdk_worker()
+        _perturb()
 
     def process(self, readable_file):
         _report_startup("import_s")
@@ -247,7 +261,7 @@ class PreparePhoto(beam.DoFn):
             yield beam.pvalue.TaggedOutput(_SKIPPED, (relative, entry))
             return
         read = time.perf_counter()
-        face, entry = perturb.prepare_photo(path, self.config.image_shape, self.config.align,
+        face, entry = _perturb().prepare_photo(path, self.config.image_shape, self.config.align,
                                             data=data)
         self.read_us.update(int(1e6 * (read - start)))
         self.prepare_us.update(int(1e6 * (time.perf_counter() - read)))
@@ -284,7 +298,7 @@ class SignatureModelHandler(ModelHandler):
 
     def load_model(self):
         start = time.perf_counter()
-        model = _LoadedSignature(*perturb.load_signature(self.export, self.prototype)[:2])
+        model = _LoadedSignature(*_perturb().load_signature(self.export, self.prototype)[:2])
         _startup["load_model_s"] = time.perf_counter() - start
         logging.info("loaded %s (%s) in %.2f s", self.export, self.prototype,
                      _startup["load_model_s"])
@@ -292,6 +306,8 @@ class SignatureModelHandler(ModelHandler):
 
     def run_inference(self, batch, model, inference_args=None):
         _report_startup("load_model_s")
+        import tensorflow as tf  # Loaded with the model: see _perturb().
+
         signature = model.signature
         start = time.perf_counter()
         try:
@@ -356,7 +372,7 @@ def _read_json(path):
 
 def write_report(entries, config):
     """Writes perturb_report.json (semiadv-perturb's format) from all (relative, entry)."""
-    path = output_path(config, perturb.REPORT_NAME)
+    path = output_path(config, perturb_spec.REPORT_NAME)
     files = dict(entries)
     # semiadv-perturb's count of photos skipped because their output existed.
     skipped_existing = sum(entry["status"] == "already_written" for entry in files.values())
@@ -370,7 +386,7 @@ def write_report(entries, config):
               "image_shape": list(config.image_shape), "input_dir": config.input_dir,
               "input_pattern": config.input_pattern, "align": config.align,
               "skipped_existing": skipped_existing, "files": files}
-    perturb.finish_report(report)
+    perturb_spec.finish_report(report)
     write_atomically(path, json.dumps(report, indent=2, sort_keys=True).encode("utf-8"))
     return report["counts"]
 
@@ -401,39 +417,57 @@ def build_pipeline(pipeline, config):
 # ---------------------------------------------------------------------------------------------
 
 
+def resolve_export(export):
+    """`perturb.resolve_export` without TensorFlow: the SavedModel dir of `export` (a
+    version dir, or a model dir's highest integer version), local or on any filesystem
+    Beam reads.
+
+    Raises:
+        FileNotFoundError: naming the path when it holds no SavedModel.
+    """
+    if not _is_url(str(export)):
+        return str(perturb_spec.resolve_local_export(export))
+    url = str(export).rstrip("/")
+    if FileSystems.exists(f"{url}/saved_model.pb"):
+        return url
+    try:
+        matched = FileSystems.match([f"{url}/*/saved_model.pb"])[0].metadata_list
+    except Exception:  # noqa: BLE001  Beam wraps each filesystem's own error.
+        matched = []
+    versions = sorted((int(name) for name in (metadata.path.rstrip("/").split("/")[-2]
+                                              for metadata in matched) if name.isdigit()),
+                      reverse=True)
+    if not versions:
+        raise perturb_spec.no_saved_model_error(url)
+    return f"{url}/{versions[0]}"
+
+
 def read_image_shape(export, prototype):
     """The (H, W, C) of a signature's `image` input, read from saved_model.pb alone.
 
     `perturb.load_signature` restores every function of the export (1.5-2 s of CPU for the
-    SAN's 11 signatures) and the driver needs only this shape: the workers load their own
-    copy. The checks and messages are `load_signature`'s.
+    SAN's 11 signatures) and needs TensorFlow; the driver needs only this shape (the
+    workers load their own copy), read here without TensorFlow (`savedmodel_pb`). The
+    checks and messages are `load_signature`'s.
 
     Raises:
         FileNotFoundError: when `export` holds no SavedModel.
         ValueError: for an unknown prototype, an export without that signature or with
             an image input that is not [None, H, W, C], or an unreadable saved_model.pb.
     """
-    if prototype not in perturb.PROTOTYPES:
-        raise ValueError(f"prototype must be one of {perturb.PROTOTYPES}, got {prototype!r}")
-    from google.protobuf.message import DecodeError
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    path = f"{str(perturb.resolve_export(export)).rstrip('/')}/saved_model.pb"
-    saved_model = saved_model_pb2.SavedModel()
+    if prototype not in perturb_spec.PROTOTYPES:
+        raise ValueError(f"prototype must be one of {perturb_spec.PROTOTYPES}, "
+                         f"got {prototype!r}")
+    path = f"{resolve_export(export).rstrip('/')}/saved_model.pb"
     try:
-        with tf.io.gfile.GFile(path, "rb") as handle:
-            saved_model.ParseFromString(handle.read())
-    except DecodeError as error:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            signatures = savedmodel_pb.signature_input_shapes(handle.read())
+    except savedmodel_pb.ParseError as error:
         raise ValueError(f"export {export}: cannot parse {path}: {error}") from None
-    serving = [graph for graph in saved_model.meta_graphs
-               if "serve" in graph.meta_info_def.tags] or saved_model.meta_graphs[:1]
-    signatures = serving[0].signature_def if serving else {}
     if prototype not in signatures:
         names = sorted(name for name in signatures if not name.startswith("__"))
         raise ValueError(f"export {export} has no signature {prototype!r} (it has {names})")
-    image = signatures[prototype].inputs.get("image")
-    shape = None if image is None or image.tensor_shape.unknown_rank else [
-        dim.size if dim.size >= 0 else None for dim in image.tensor_shape.dim]
+    shape = signatures[prototype].get("image")
     if shape is None or len(shape) != 4 or None in shape[1:]:
         raise ValueError(f"export {export}: signature {prototype!r} has image shape {shape}, "
                          "expected [None, H, W, C]")
@@ -441,7 +475,7 @@ def read_image_shape(export, prototype):
 
 
 def make_config(export, input_pattern, output_dir, prototype="opposite", align=True,
-                batch_size=perturb.DEFAULT_BATCH_SIZE):
+                batch_size=perturb_spec.DEFAULT_BATCH_SIZE):
     """Checks the arguments and reads the export's image shape.
 
     Only the export's saved_model.pb is read here (`read_image_shape`); each worker loads
@@ -469,7 +503,7 @@ def make_config(export, input_pattern, output_dir, prototype="opposite", align=T
         raise FileNotFoundError(f"cannot match --input_pattern={pattern!r}: {error}") from None
     if not matched:
         raise FileNotFoundError(f"no file matches --input_pattern={pattern!r}")
-    return BeamPerturbConfig(export=str(perturb.resolve_export(export)), prototype=prototype,
+    return BeamPerturbConfig(export=resolve_export(export), prototype=prototype,
                              image_shape=tuple(image_shape), input_pattern=pattern,
                              input_dir=input_dir, output_dir=output_dir, align=bool(align),
                              batch_size=int(batch_size))
@@ -496,10 +530,10 @@ def run(config, options=None):
     build_pipeline(pipeline, config)
     result = pipeline.run()
     result.wait_until_finish()
-    report = _read_json(output_path(config, perturb.REPORT_NAME))
+    report = _read_json(output_path(config, perturb_spec.REPORT_NAME))
     if report is None:
         raise RuntimeError(f"the pipeline finished without writing "
-                           f"{output_path(config, perturb.REPORT_NAME)}")
+                           f"{output_path(config, perturb_spec.REPORT_NAME)}")
     return report, _timings(result)
 
 
@@ -548,12 +582,12 @@ def build_parser():
     parser.add_argument("--output_dir", required=True,
                         help="Where perturbed photos and perturb_report.json go (any Beam "
                              "filesystem).")
-    parser.add_argument("--prototype", default="opposite", choices=perturb.PROTOTYPES,
+    parser.add_argument("--prototype", default="opposite", choices=perturb_spec.PROTOTYPES,
                         help="Which prototype the faces are re-rendered with.")
     parser.add_argument("--noalign", dest="align", action="store_false",
                         help="Only resize the photos (already aligned crops); default: "
                              "detect and align faces.")
-    parser.add_argument("--batch_size", type=int, default=perturb.DEFAULT_BATCH_SIZE,
+    parser.add_argument("--batch_size", type=int, default=perturb_spec.DEFAULT_BATCH_SIZE,
                         help="Photos per model call.")
     return parser
 
@@ -574,7 +608,7 @@ def main(argv=None):
         entry = report["files"][relative]
         print(f"{relative}: {entry['status']} {entry.get('error', '')}".rstrip(), file=sys.stderr)
     # Batch jobs go on past bad files; only a run that produced nothing fails.
-    if not any(report["counts"].get(status) for status in perturb.DONE_STATUSES):
+    if not any(report["counts"].get(status) for status in perturb_spec.DONE_STATUSES):
         print(f"no photo could be perturbed from {config.input_pattern}", file=sys.stderr)
         return 1
     return 0

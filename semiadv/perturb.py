@@ -21,19 +21,17 @@ import tensorflow as tf
 
 from semiadv.errors import UserValueError
 from semiadv import data, imageio, parallel, photoprep
+# Shared with the Beam pipeline's TensorFlow-free driver; re-exported as this module's own.
+from semiadv.perturb_spec import (DEFAULT_BATCH_SIZE, DONE_STATUSES, PROTOTYPES,  # noqa: F401
+                                  REPORT_NAME, finish_report, no_saved_model_error,
+                                  resolve_local_export)
 
-PROTOTYPES = ("same", "neutral", "opposite")
-REPORT_NAME = "perturb_report.json"
 ALIGNED_DIR = "aligned"
-DEFAULT_BATCH_SIZE = 32
 # Where photos are read and aligned: "thread"s of this process, or worker "process"es that
 # never import TensorFlow (semiadv.parallel.process_map). Threads stay the default: on a
 # quiet machine the processes were within noise of them (BENCHMARKS.md §9d).
 POOLS = ("thread", "process")
 DEFAULT_POOL = "thread"
-# Statuses that are not failures: "already_written" is a rerun of the Beam pipeline
-# (`semiadv.beam_perturb`) finding the output of an earlier run.
-DONE_STATUSES = ("perturbed", "already_written")
 _PROGRESS_SECONDS = 10.0
 
 
@@ -52,17 +50,7 @@ def resolve_export(export_path):
     """
     if "://" in str(export_path):
         return _resolve_remote_export(str(export_path))
-    path = Path(export_path)
-    if (path / "saved_model.pb").is_file():
-        return path
-    versions = sorted((int(child.name) for child in path.iterdir()
-                       if child.is_dir() and child.name.isdigit()), reverse=True) \
-        if path.is_dir() else []
-    for version in versions:
-        if (path / str(version) / "saved_model.pb").is_file():
-            return path / str(version)
-    raise FileNotFoundError(f"no SavedModel (saved_model.pb) in {str(path)!r} or in its "
-                            "integer version sub-folders")
+    return resolve_local_export(export_path)
 
 
 def _resolve_remote_export(url):
@@ -76,8 +64,7 @@ def _resolve_remote_export(url):
     for version in versions:
         if tf.io.gfile.exists(f"{url}/{version}/saved_model.pb"):
             return f"{url}/{version}"
-    raise FileNotFoundError(f"no SavedModel (saved_model.pb) in {url!r} or in its "
-                            "integer version sub-folders")
+    raise no_saved_model_error(url)
 
 
 def load_signature(export_path, prototype):
@@ -282,17 +269,6 @@ def _write_json(path, content):
         json.dump(content, handle, indent=2, sort_keys=True)
     os.chmod(handle.name, 0o644)
     os.replace(handle.name, path)
-
-
-def finish_report(report):
-    """Adds "counts" per status and "failed" (names neither perturbed nor already done)."""
-    counts = {}
-    for entry in report["files"].values():
-        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
-    report["counts"] = counts
-    report["failed"] = sorted(relative for relative, entry in report["files"].items()
-                              if entry["status"] not in DONE_STATUSES)
-    return report
 
 
 # ---------------------------------------------------------------------------------------------
