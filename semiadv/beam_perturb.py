@@ -261,8 +261,8 @@ class PreparePhoto(beam.DoFn):
             yield beam.pvalue.TaggedOutput(_SKIPPED, (relative, entry))
             return
         read = time.perf_counter()
-        face, entry = _perturb().prepare_photo(path, self.config.image_shape, self.config.align,
-                                            data=data)
+        face, entry = _perturb().prepare_photo(path, self.config.image_shape,
+                                               self.config.align, data=data)
         self.read_us.update(int(1e6 * (read - start)))
         self.prepare_us.update(int(1e6 * (time.perf_counter() - read)))
         if face is None:
