@@ -43,6 +43,9 @@ REPORT_NAME = "align_report.json"
 # Detector names, for flags and configs: "haar" (OpenCV, always installed) and
 # "dlib" (HOG faces, 5-point landmarks; the `[dlib]` extra).
 DETECTORS = ("haar", "dlib")
+# Bumped when a detector's crops change, so alignment caches keyed by it are made again
+# (`data._aligned_copy`). dlib 2: weak HOG faces confirmed by the cascade (2026-12-01).
+DETECTOR_REVISIONS = {"haar": 1, "dlib": 2}
 DLIB_INSTALL = 'pip install -e ".[dlib]"'
 
 # Where the eyes sit in UTKFace's 200x200 aligned crops, as fractions of the
@@ -193,8 +196,8 @@ class HaarFaceDetector:
         """Whether the first face cascade finds a face where another detector put one.
 
         One scan of the box's surroundings (half its side around it), at 0.6-1.6x its side,
-        with no grouping (any raw hit counts): the hit's centre must lie in the box. ~1 ms
-        for the ~3 ms of a HOG search, against ~60 ms for a cascade pass over a whole photo.
+        with no grouping (any raw hit counts): the hit's centre must lie in the box. ~1 ms,
+        against ~60 ms for a cascade pass over a whole photo.
         """
         x, y, width, height = face_box
         pad = width // 2
@@ -371,7 +374,7 @@ class DlibFaceDetector:
             whose landmarks are plausible and that the Haar face cascade
             confirms around it is the face, before the Haar cascades search
             the whole photo (default `DLIB_CANDIDATE_THRESHOLD`; None: straight
-            to the Haar cascades, 1.2x slower in the wild).
+            to the Haar cascades, 1.1-1.2x slower in the wild).
 
         Raises:
           ImportError: naming `pip install -e ".[dlib]"` if dlib or

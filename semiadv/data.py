@@ -257,14 +257,18 @@ def _read_identity_folders(root: Path):
 def _aligned_copy(root: Path, config: DataConfig) -> Path:
     """Aligns a folder of photos once into a cache dir.
 
-    The cache key covers the folder, the size, the detector and every photo's name, size and
-    mtime, so adding, replacing or removing a photo aligns the folder again instead of reusing
-    a stale copy. (The Haar detector adds nothing to the key: caches made before detectors
-    could be chosen stay valid.)
+    The cache key covers the folder, the size, the detector (and its revision: a detector
+    whose crops changed aligns again) and every photo's name, size and mtime, so adding,
+    replacing or removing a photo aligns the folder again instead of reusing a stale copy.
+    (The Haar detector adds nothing to the key: caches made before detectors could be
+    chosen stay valid.)
     """
     from semiadv import align  # OpenCV cascades load lazily: only folder specs need them.
 
     detector_key = "" if config.align_detector == "haar" else f"|detector={config.align_detector}"
+    revision = align.DETECTOR_REVISIONS[config.align_detector]
+    if revision > 1:
+        detector_key += f"@{revision}"
     fingerprint = hashlib.sha1(f"{root.resolve()}|{config.image_size}{detector_key}".encode())
     for file in imageio.list_images(root, recursive=True):
         stat = file.stat()

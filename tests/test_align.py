@@ -458,6 +458,23 @@ def test_alignment_cache_key_depends_on_the_detector(tmp_path):
     assert targets["haar"].name == f"people-16-{legacy.hexdigest()[:12]}"
     if "dlib" in targets:
         assert targets["dlib"] != targets["haar"]
+
+
+def test_alignment_cache_key_changes_with_the_detectors_revision(tmp_path, monkeypatch):
+    from semiadv import data
+    from semiadv.config import DataConfig
+
+    root = tmp_path / "people"
+    imageio.write_image(root / "a" / "1.png", np.full((40, 40, 3), 128, np.uint8))
+    config = DataConfig(dataset=f"folder:{root}", image_size=16,
+                        align_cache_dir=str(tmp_path / "cache"), align_detector="haar")
+    # Not aligning: only where the cache would be, before and after a revision bump.
+    monkeypatch.setattr(align, "align_folder", lambda *args, **kwargs: None)
+    names = set()
+    for name, revision in (("haar", 1), ("haar", 2), ("haar", 3)):
+        monkeypatch.setitem(align.DETECTOR_REVISIONS, name, revision)
+        names.add(data._aligned_copy(root, config).name)
+    assert len(names) == 3  # crops made by an older revision are never reused
     with pytest.raises(ValueError, match="align_detector"):
         DataConfig(align_detector="cnn")
 
