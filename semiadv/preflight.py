@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from semiadv import data, imageio
+from semiadv import data, imageio, perturb_spec, savedmodel_pb
 from semiadv.errors import UserFileNotFoundError, UserValueError
 
 UTKFACE_PATTERN = "<age>_<gender>_<race>_<date>.jpg.chip.jpg"
@@ -75,22 +75,27 @@ def writable_dir(path: str | Path, flag: str) -> None:
 
 
 def export(path: str | Path, flag: str = "--export") -> None:
-    """Checks that `path` is an export: a version dir with saved_model.pb, or a model dir
-    with integer version sub-folders holding one."""
+    """Checks that `path` is an export: a version dir with a saved_model.pb, or a model dir
+    with integer version sub-folders holding one, that parses as a SavedModel (read without
+    TensorFlow, so a corrupt file is a one-line error before the model is loaded)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise UserFileNotFoundError(
             f"{flag}={path}: does not exist; give an export written by semiadv-train or "
             "semiadv-export (EXPORT_DIR/NAME or EXPORT_DIR/NAME/VERSION)")
-    if (path / "saved_model.pb").is_file():
-        return
-    if path.is_dir() and any((child / "saved_model.pb").is_file() for child in path.iterdir()
-                             if child.is_dir() and child.name.isdigit()):
-        return
-    raise UserFileNotFoundError(
-        f"{flag}={path}: no model there (no saved_model.pb in it or in an integer version "
-        "sub-folder); give an export written by semiadv-train or semiadv-export "
-        "(EXPORT_DIR/NAME or EXPORT_DIR/NAME/VERSION), not a work dir")
+    try:
+        saved_model = perturb_spec.resolve_local_export(path) / "saved_model.pb"
+    except FileNotFoundError:
+        raise UserFileNotFoundError(
+            f"{flag}={path}: no model there (no saved_model.pb in it or in an integer version "
+            "sub-folder); give an export written by semiadv-train or semiadv-export "
+            "(EXPORT_DIR/NAME or EXPORT_DIR/NAME/VERSION), not a work dir") from None
+    try:
+        savedmodel_pb.signature_input_shapes(saved_model.read_bytes())
+    except savedmodel_pb.ParseError as error:
+        raise UserValueError(f"{flag}={path}: {saved_model} is not a SavedModel ({error}); "
+                             "give an export written by semiadv-train or semiadv-export") \
+            from None
 
 
 def evaluator(spec: str, flag: str = "--evaluator") -> None:

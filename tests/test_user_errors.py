@@ -18,7 +18,8 @@ UTK_NAMES = "<age>_<gender>_<race>_<date>.jpg.chip.jpg"
 
 # (binary module, arguments, what stderr must say, path that must not be created).
 # In arguments and paths: {tmp} is the test's folder, which holds empty/ (no photos),
-# photos/ (one image), a_file (a regular file) and nothing else.
+# photos/ (one image), a_file (a regular file), broken_export/ (a saved_model.pb that is not
+# one) and nothing else.
 DEFAULT = {
     "dataset_folder_missing": (
         "train_main", ["--dataset=folder:/nonexistent", "--workdir={tmp}/w"],
@@ -36,6 +37,11 @@ DEFAULT = {
     "evaluate_export_without_model": (
         "evaluate_main", ["--export={tmp}/empty", "--output_dir={tmp}/eval"],
         "--export={tmp}/empty: no model there", "{tmp}/eval"),
+    "perturb_export_not_a_saved_model": (
+        "perturb_main", ["--export={tmp}/broken_export", "--input_dir={tmp}/photos",
+                         "--output_dir={tmp}/out"],
+        "--export={tmp}/broken_export: {tmp}/broken_export/saved_model.pb is not a SavedModel",
+        "{tmp}/out"),
     "pretrain_negative_steps": (
         "pretrain_main", ["--net=gender", "--gender_steps=-1", "--workdir={tmp}/w"],
         "--gender_steps=-1", "{tmp}/w"),
@@ -151,6 +157,8 @@ def _catalogue_case(tmp_path, module, args, expected, must_not_exist):
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "face.png").write_bytes(b"\x89PNG not really")
     (tmp_path / "a_file").write_text("a file, not a folder\n")
+    (tmp_path / "broken_export").mkdir()
+    (tmp_path / "broken_export" / "saved_model.pb").write_bytes(b"\xff\xff not a SavedModel")
     before = sorted(p.name for p in tmp_path.iterdir())
     result = _run(module, args, tmp_path)
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
