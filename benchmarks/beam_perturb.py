@@ -17,7 +17,7 @@ dataset, perturbs the same photos with:
               in parallel) importing TensorFlow + semiadv and loading the export
 
 UTKFace photos are aligned crops (run with --noalign, as BENCHMARKS.md §6); the CelebA
-photos are in the wild (aligned by `semiadv.align`, whichever detector is the default).
+photos are in the wild (aligned by `semiadv.align.aligner`, whichever detector is the default).
 Both runs are timed from the call to the report on disk, in this process (its TensorFlow
 is already imported: the Beam workers' start-up is theirs alone). Where the time goes
 comes from the pipeline's Beam metrics (read, decode+align+resize per photo, model per
@@ -52,7 +52,9 @@ def _export(work, size=IMAGE_SIZE, channels=3):
     import keras
     import numpy as np
 
-    from semiadv import export, networks, prototypes
+    from semiadv.export import exporter as export
+    from semiadv.models import networks
+    from semiadv.prototypes import prototypes
 
     rng = np.random.default_rng(0)
     male, female = rng.uniform(0.3, 0.7, (2, size, size, channels)).astype(np.float32)
@@ -77,7 +79,8 @@ def _stage_split(sources, align, image_size, sample=40):
     """One thread, per photo ms: read+decode, then align (or nothing), then resize."""
     import numpy as np
 
-    from semiadv import imageio, perturb
+    from semiadv.utils import imageio
+    from semiadv.perturb import folder as perturb
 
     decode, prepare = [], []
     for source in sources[:sample]:
@@ -142,7 +145,8 @@ def main():
 
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from semiadv import beam_perturb, perturb
+    from semiadv.perturb import beam as beam_perturb
+    from semiadv.perturb import folder as perturb
 
     info = machine()
     faces = Path(args.faces)

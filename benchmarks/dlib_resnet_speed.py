@@ -5,7 +5,7 @@
 The SAN step with `--matcher=dlib_resnet` (train_step.py) spends 76% of its FLOPs in dlib's
 ResNet: a forward pass on X and a forward pass plus input gradient on X'_OP, 32 images each.
 This times exactly those two computations of the Keras port behind its chip warp
-(`semiadv.dlib_resnet.build_dlib_matcher`, dlib's converted weights, 64x64 crops, float32,
+(`semiadv.models.dlib_resnet.build_dlib_matcher`, dlib's converted weights, 64x64 crops, float32,
 one `tf.function` each) at several batch sizes, so BENCHMARKS.md can say how far the step's
 fraction of peak is set by the matcher's own kernels. FLOPs are analytic (flops.py): F_dlib
 per image forward, 2 F_dlib forward + input gradient. Set TF_ENABLE_ONEDNN_OPTS=1 as for
@@ -25,7 +25,7 @@ SIZE, CHANNELS = 64, 3
 def dlib_flops_per_image():
     import flops
 
-    from semiadv import dlib_resnet
+    from semiadv.models import dlib_resnet
 
     return sum(flops.forward_flops(dlib_resnet.build_dlib_matcher(SIZE, CHANNELS,
                                                                   weights=None)).values())
@@ -35,7 +35,7 @@ def rows(batches, repeats):
     import numpy as np
     import tensorflow as tf
 
-    from semiadv import dlib_resnet
+    from semiadv.models import dlib_resnet
 
     matcher = dlib_resnet.build_dlib_matcher(SIZE, CHANNELS, weights=True)
     per_image = dlib_flops_per_image()

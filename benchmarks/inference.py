@@ -4,7 +4,7 @@
       [--repeats=7] [--latency_calls=200] [--perturb_photos=300]
 
 Exports a SAN with random weights (the UTKFace recipe's widths; weights do not change the
-cost) with `semiadv.export.export_san`, then times, in one run:
+cost) with `semiadv.export.exporter.export_san`, then times, in one run:
 
   signature        `tf.saved_model.load(...).signatures["opposite"]` (what TF Serving runs)
   bare model       the same serving Keras model called in a `tf.function` (no export)
@@ -49,7 +49,11 @@ def main():
     import numpy as np
     import tensorflow as tf
 
-    from semiadv import export, networks, perturb, prototypes, tasks
+    from semiadv.export import exporter as export
+    from semiadv.models import networks
+    from semiadv.perturb import folder as perturb
+    from semiadv.prototypes import prototypes
+    from semiadv.train import tasks
 
     info = machine()
     size, channels = args.image_size, args.channels

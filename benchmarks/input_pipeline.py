@@ -3,7 +3,7 @@
   python benchmarks/input_pipeline.py [--image_size=64] [--channels=3] [--batch_size=32]
       [--batches=150] [--repeats=3] [--faces=../shared/faces] [--feed_steps=40]
 
-Times `semiadv.data.make_dataset(..., "train", training=True, augment="flip")` (what the SAN
+Times `semiadv.data.datasets.make_dataset(..., "train", training=True, augment="flip")` (what the SAN
 and autoencoder stages read; `views` for the matcher stage too): the batches a step consumes,
 decoded, resized, augmented and batched. Specs:
 
@@ -32,7 +32,7 @@ from _common import load_average, machine, median, table, write_results
 
 
 def pipeline_rate(config, augment, batches, repeats):
-    from semiadv import data
+    from semiadv.data import datasets as data
 
     dataset = data.make_dataset(config, "train", training=True, augment=augment)
     iterator = iter(dataset)
@@ -62,7 +62,7 @@ def main():
                         help="steps per timed call of the fed-step comparison (0: skip it)")
     args = parser.parse_args()
 
-    from semiadv import data
+    from semiadv.data import datasets as data
     from semiadv.config import DataConfig
 
     info = machine()
@@ -94,7 +94,8 @@ def main():
         print(f"{name}: {rate:.0f} img/s", flush=True)
 
     if (faces / "celeba_identities").is_dir() and args.align_photos:
-        from semiadv import align, imageio
+        from semiadv.align import aligner as align
+        from semiadv.utils import imageio
 
         photos = imageio.list_images(faces / "celeba_identities", recursive=True)
         photos = photos[:args.align_photos]

@@ -31,7 +31,10 @@ size, steps, repeats = int(size), int(steps), int(repeats)
 tf.config.optimizer.set_experimental_options({"remapping": remapper == "on"})
 import keras
 import numpy as np
-from semiadv import distribute, prototypes, tasks, trainer
+from semiadv.train import distribute
+from semiadv.prototypes import prototypes
+from semiadv.train import tasks
+from semiadv.train import loop as trainer
 from semiadv.config import DataConfig, NetworkConfig, TrainConfig
 from train_step import RECIPES, build
 

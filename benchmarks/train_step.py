@@ -4,7 +4,7 @@
       [--variants=compiled,eager,remapper,bf16,bf16_eager,bf16_remapper,xla,bf16_xla] [--steps_64=10] [--steps_224=1]
       [--matchers=triplet,dlib_resnet,dlib_resnet_same]
 
-Times `semiadv.trainer.make_train_loop`, the very loop `semiadv-train` runs (distributed
+Times `semiadv.train.loop.make_train_loop`, the very loop `semiadv-train` runs (distributed
 step under the `auto` strategy, one optimizer update per step), on a fixed in-memory batch so
 that only the step is measured (see input_pipeline.py for the input side). Variants:
 
@@ -96,7 +96,8 @@ def build_networks(size, channels, matcher="triplet", dlib_weights=True):
     dlib_weights: dlib's converted weights (True) or its random-initialised layers (None:
     same graph, for counting FLOPs).
     """
-    from semiadv import dlib_resnet, networks
+    from semiadv.models import dlib_resnet
+    from semiadv.models import networks
 
     nets = network_config(size, matcher)
     autoencoder = networks.build_autoencoder(size, channels, nets.encoder_filters,
@@ -148,7 +149,10 @@ def build(size, channels, batch_size, variant, data_config=None, matcher="triple
     import numpy as np
     import tensorflow as tf
 
-    from semiadv import distribute, prototypes, tasks, trainer
+    from semiadv.train import distribute
+    from semiadv.prototypes import prototypes
+    from semiadv.train import tasks
+    from semiadv.train import loop as trainer
     from semiadv.config import DataConfig, StageConfig, TrainConfig
 
     settings = VARIANTS[variant]
@@ -187,7 +191,7 @@ def build(size, channels, batch_size, variant, data_config=None, matcher="triple
              "identity": np.full(batch_size, -1, np.int64),
              "flipped": rng.integers(0, 2, batch_size).astype(bool)}
     if data_config is not None:
-        from semiadv import data
+        from semiadv.data import datasets as data
         dataset = data.distribute(strategy, data_config, "train", training=True,
                                   augment=task.augment)
     else:

@@ -14,7 +14,7 @@ from typing import Any
 from semiadv.errors import UserValueError
 
 
-# `DataConfig.cache`: how photos are read after their first decoding (see `semiadv.data`).
+# `DataConfig.cache`: how photos are read after their first decoding (see `semiadv.data.datasets`).
 CACHE_MODES = ("disk", "memory", "none")
 # `NetworkConfig.upsampling`: the autoencoder decoder's interpolation (`networks.UPSAMPLINGS`).
 UPSAMPLINGS = ("nearest", "bilinear")
@@ -27,7 +27,7 @@ class DataConfig:
 
     Attributes:
         dataset: dataset spec: `synthetic`, `utkface:PATH`, `folder:PATH`, `celeb_a` or `lfw`
-            (see `semiadv.data.parse_spec`).
+            (see `semiadv.data.datasets.parse_spec`).
         image_size: side of the square images, in pixels.
         channels: 1 (gray) or 3 (RGB).
         batch_size: GLOBAL batch size, split over replicas and workers.
@@ -47,7 +47,7 @@ class DataConfig:
         align_cache_dir: where unaligned `folder:` photos are aligned to (None: a folder under
             `~/.cache/semiadv`).
         align_detector: the face detector unaligned `folder:` photos are aligned with
-            (`semiadv.align.DETECTORS`: "haar", or "dlib" with the `[dlib]` extra); part of the
+            (`semiadv.align.aligner.DETECTORS`: "haar", or "dlib" with the `[dlib]` extra); part of the
             alignment cache key. "haar" by default so the recipes' results and existing caches
             stay as they were.
     """
@@ -77,7 +77,7 @@ class DataConfig:
             raise UserValueError(f"cache must be one of {CACHE_MODES}, got {self.cache!r}")
         if self.channels not in (1, 3):
             raise UserValueError(f"channels must be 1 or 3, got {self.channels}")
-        if self.align_detector not in ("haar", "dlib"):  # semiadv.align.DETECTORS (OpenCV-free here)
+        if self.align_detector not in ("haar", "dlib"):  # semiadv.align.aligner.DETECTORS (OpenCV-free here)
             raise UserValueError(
                 f"align_detector must be 'haar' or 'dlib', got {self.align_detector!r}")
         if self.batch_size < 1:
@@ -173,7 +173,7 @@ class TrainConfig:
 
     Attributes:
       workdir: the run's folder: config, prototypes, per-stage checkpoints and models, logs.
-      strategy: auto, mirrored, multi_worker or one_device (see `semiadv.distribute`).
+      strategy: auto, mirrored, multi_worker or one_device (see `semiadv.train.distribute`).
       gender, matcher, autoencoder, san: steps and learning rate of each stage.
       gender_weight, match_weight, pixel_weight: lambda_G, lambda_M, lambda_D of the SAN loss.
       gender_same_weight: weight of the X'_SM half of the gender term (1: the paper's; 0: the
@@ -212,7 +212,7 @@ class TrainConfig:
         onto its eyes, nose and mouth (the paper's per-image prototype alignment).
       matcher_network: the SAN's frozen matcher M: `triplet` (the auxiliary matcher trained
         in the matcher stage) or `dlib_resnet` (dlib's face recognition ResNet converted to
-        Keras behind a fixed warp from our crops to its chip, `semiadv.dlib_resnet`; the
+        Keras behind a fixed warp from our crops to its chip, `semiadv.models.dlib_resnet`; the
         matcher stage only converts it unless `matcher_finetune`).
       matcher_finetune: with `dlib_resnet`, fine-tune it with the triplet loss in the matcher
         stage (its steps and learning rate) instead of using dlib's weights as they are.
@@ -230,7 +230,7 @@ class TrainConfig:
       gender_robust_radius: adversarial training of the gender CNNs (and the ensemble's
         members): each step trains on the faces within this L2 distance (over the whole
         image, [0, 1] pixel units) of the batch's that the CNN misreads most, found by
-        `gender_robust_steps` steps of projected gradient ascent (`semiadv.robust`). A robust
+        `gender_robust_steps` steps of projected gradient ascent (`semiadv.train.robust`). A robust
         CNN is moved by gender cues, not by pixel patterns, so the SAN trained against it must
         edit the face rather than paint patches that only its own CNN reads. 0: off (the
         paper's).

@@ -6,7 +6,7 @@ import os
 import signal
 from pathlib import Path
 
-from semiadv import photoprep
+from semiadv.perturb import photoprep
 
 
 def prepare_or_die(path, *args, **kwargs):
@@ -20,5 +20,5 @@ def heavy_modules_after(path, *args, **kwargs):
     import sys
 
     photoprep.prepare_crop(path, *args, **kwargs)
-    return sorted(name for name in ("tensorflow", "keras", "semiadv.data", "semiadv.perturb")
+    return sorted(name for name in ("tensorflow", "keras", "semiadv.data.datasets", "semiadv.perturb.folder")
                   if name in sys.modules)

@@ -26,8 +26,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from semiadv import distribute, networks, tasks, trainer  # noqa: E402
-from semiadv import prototypes as prototypes_lib  # noqa: E402
+from semiadv.train import distribute  # noqa: E402
+from semiadv.models import networks
+from semiadv.train import tasks
+from semiadv.train import loop as trainer
+from semiadv.prototypes import prototypes as prototypes_lib  # noqa: E402
 from semiadv.config import DataConfig, NetworkConfig, StageConfig, TrainConfig  # noqa: E402
 
 SIZE = 16
@@ -38,7 +41,7 @@ TIMEOUT_SECONDS = 180
 
 def tiny_config(workdir, steps, checkpoint_every=2, steps_per_loop=1, deterministic=False,
                 strategy="auto"):
-    """The tiny SAN config of tests/test_trainer.py: global batch 8, 16x16, narrow nets."""
+    """The tiny SAN config of tests/train/test_loop.py: global batch 8, 16x16, narrow nets."""
     return TrainConfig(
         data=DataConfig(dataset="synthetic", image_size=SIZE, channels=3, batch_size=8,
                         synthetic_identities=12, synthetic_images_per_identity=4),

@@ -46,8 +46,9 @@ def export_tiny_san(directory, size, channels=3, seed=0):
     import keras
     import numpy as np
 
-    from semiadv import export, networks
-    from semiadv.prototypes import Prototypes
+    from semiadv.export import exporter as export
+    from semiadv.models import networks
+    from semiadv.prototypes.prototypes import Prototypes
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)

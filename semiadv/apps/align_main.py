@@ -13,7 +13,8 @@ import sys
 from absl import flags
 
 from semiadv.apps import cli, common_flags  # common_flags defines --image_size.
-from semiadv import align, preflight
+from semiadv.align import aligner as align
+from semiadv.apps import preflight
 from semiadv.errors import UserValueError
 
 flags.declare_key_flag("image_size")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from semiadv import data
+from semiadv.data import datasets as data
 from semiadv.config import CACHE_MODES, DataConfig
 
 DATASET = flags.DEFINE_string(

@@ -19,7 +19,7 @@ from pathlib import Path
 from absl import flags
 
 from semiadv.apps import cli, common_flags
-from semiadv import preflight
+from semiadv.apps import preflight
 from semiadv.config import StageConfig
 from semiadv.errors import UserFileNotFoundError
 
@@ -74,7 +74,7 @@ EVAL_BATCH_SIZE = flags.DEFINE_integer("eval_batch_size", 128,
 
 def evaluation_config():
     """The `EvaluationConfig` the flags describe."""
-    from semiadv.evaluate import EvaluationConfig
+    from semiadv.evaluation.evaluate import EvaluationConfig
     from semiadv.evaluation.independent import IndependentConfig
 
     def independent(steps, learning_rate):
@@ -122,7 +122,7 @@ def main(argv):
     with cli.building_config():
         config = evaluation_config()
     _check(config)
-    from semiadv import evaluate
+    from semiadv.evaluation import evaluate
 
     evaluate.evaluate(config)
     print(f"report: {config.output_dir}/report.md")

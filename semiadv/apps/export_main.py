@@ -13,7 +13,7 @@ from pathlib import Path
 from absl import flags
 
 from semiadv.apps import cli, common_flags  # common_flags defines --workdir.
-from semiadv import preflight
+from semiadv.apps import preflight
 from semiadv.errors import UserFileNotFoundError
 
 flags.declare_key_flag("workdir")
@@ -45,7 +45,8 @@ def main(argv):
     preflight.writable_dir(EXPORT_DIR.value, "--export_dir")
     import keras
 
-    from semiadv import export, prototypes
+    from semiadv.export import exporter as export
+    from semiadv.prototypes import prototypes
 
     autoencoder = keras.models.load_model(paths["autoencoder"], compile=False, safe_mode=True)
     gender = keras.models.load_model(paths["gender_classifier"], compile=False, safe_mode=True)

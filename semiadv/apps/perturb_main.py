@@ -16,7 +16,7 @@ from pathlib import Path
 from absl import flags
 
 from semiadv.apps import cli
-from semiadv import preflight
+from semiadv.apps import preflight
 from semiadv.errors import UserValueError
 
 EXPORT = flags.DEFINE_string("export", None, "Export version dir, or model dir (latest version).",
@@ -38,13 +38,13 @@ BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Photos per model call.", lo
 WORKERS = flags.DEFINE_integer("workers", None, "Photos read and aligned in parallel: the "
                                "number of --pool threads or processes (default: one per core).",
                                lower_bound=1)
-# Listed here, not imported from semiadv.perturb: the binary's --help should not load TensorFlow.
+# Listed here, not imported from semiadv.perturb.folder: the binary's --help should not load TensorFlow.
 POOL = flags.DEFINE_enum(
     "pool", "thread", ["thread", "process"],
     "Where photos are read, decoded and aligned: thread (threads of this process, sharing its "
     "CPU with TensorFlow's thread pools) or process (worker processes that never import "
     "TensorFlow; about a second of CPU to start each). Same outputs and report.")
-# Listed here, not imported from semiadv.align: the binary's --help should not load OpenCV.
+# Listed here, not imported from semiadv.align.aligner: the binary's --help should not load OpenCV.
 DETECTOR = flags.DEFINE_enum(
     "detector", None, ["haar", "dlib"],
     "Face detector: dlib (dlib's HOG faces and 5-point landmarks, Haar as fallback; needs "
@@ -55,7 +55,7 @@ DETECTOR = flags.DEFINE_enum(
 def main(argv):
     del argv
     if ALIGN.value:  # A flag's own mistake first, before the folders are looked at.
-        from semiadv import align
+        from semiadv.align import aligner as align
 
         try:
             # perturb_folder aligns with the default detector: the flag sets it.
@@ -64,7 +64,7 @@ def main(argv):
             raise UserValueError(f"--detector={DETECTOR.value}: {error}") from None
     preflight.folders(INPUT_DIR.value, OUTPUT_DIR.value)
     preflight.export(EXPORT.value)
-    from semiadv import perturb
+    from semiadv.perturb import folder as perturb
 
     report = perturb.perturb_folder(
         EXPORT.value, INPUT_DIR.value, OUTPUT_DIR.value, prototype=PROTOTYPE.value,

@@ -12,7 +12,9 @@ import sys
 from absl import flags
 
 from semiadv.apps import cli, common_flags, train_flags
-from semiadv import pipeline, stages, tasks
+from semiadv.train import main_job as pipeline
+from semiadv.train import stages
+from semiadv.train import tasks
 
 _NETS = ("gender", "matcher", "autoencoder")
 NET = flags.DEFINE_string(

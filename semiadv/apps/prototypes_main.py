@@ -10,7 +10,8 @@ from pathlib import Path
 from absl import flags, logging
 
 from semiadv.apps import cli, common_flags
-from semiadv import preflight, prototypes_job
+from semiadv.apps import preflight
+from semiadv.prototypes import job as prototypes_job
 from semiadv.errors import UserValueError
 
 OUTPUT = flags.DEFINE_string("output", None, "Where to write the prototypes (.npz); a PNG of "

@@ -291,7 +291,7 @@ def train_config() -> TrainConfig:
 
 def checked_train_config() -> TrainConfig:
     """`train_config()`, with what the run needs checked before any work (`UserError`s)."""
-    from semiadv import preflight
+    from semiadv.apps import preflight
     from semiadv.apps import cli
 
     with cli.building_config():

@@ -6,7 +6,7 @@ prototypes -> gender CNN -> matcher -> autoencoder pre-training -> SAN -> export
 held-out summary: what was trained, where it went, what it does to held-out faces and the
 commands to run next. Re-running the same command resumes where a killed run stopped; a rerun
 whose flags would change a finished stage refuses (`--retrain_from=STAGE` trains it again:
-see semiadv/stages.py).
+see semiadv/train/stages.py).
 """
 
 import sys
@@ -14,7 +14,9 @@ import sys
 from absl import flags
 
 from semiadv.apps import cli, common_flags, train_flags
-from semiadv import pipeline, run_summary, stages
+from semiadv.train import main_job as pipeline
+from semiadv.train import run_summary
+from semiadv.train import stages
 
 
 def main(argv):

@@ -1,2 +1,2 @@
-"""The pieces of `semiadv.evaluate`: metrics, plug-in evaluators, independent nets, baselines
-and the report. `semiadv.evaluate.evaluate` puts them together."""
+"""The pieces of `semiadv.evaluation.evaluate`: metrics, plug-in evaluators, independent nets, baselines
+and the report. `semiadv.evaluation.evaluate.evaluate` puts them together."""

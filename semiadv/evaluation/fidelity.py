@@ -2,10 +2,10 @@
 
 - SSIM and PSNR (`metrics.image_quality`, TensorFlow's, max_val=1).
 - ΔE*ab (CIE76): the Euclidean distance in CIELAB between each output pixel and the original's,
-  averaged over the pixels of an image (`semiadv.colour`, the conversion the SAN's colour term
+  averaged over the pixels of an image (`semiadv.utils.colour`, the conversion the SAN's colour term
   trains with). About 2.3 is a just-noticeable difference; 100+ is another colour.
 - Face detector hit rate: the share of outputs in which the package's face detector
-  (`semiadv.align.default_detector()`) still finds a face, among the photos whose original it
+  (`semiadv.align.aligner.default_detector()`) still finds a face, among the photos whose original it
   found a face in. A privacy tool whose outputs stop being faces fails this.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from semiadv import colour
+from semiadv.utils import colour
 from semiadv.evaluation import metrics
 
 # The Haar cascades want a face with some context around it and at least 20 pixels wide; our
@@ -35,14 +35,14 @@ def faces_found(images: np.ndarray, detector=None) -> np.ndarray:
 
     Args:
       detector: anything with `detect_faces(gray uint8) -> boxes`; default the package's
-        (`semiadv.align.default_detector()`).
+        (`semiadv.align.aligner.default_detector()`).
 
     Returns:
       bool [N].
     """
     import cv2
 
-    from semiadv import align
+    from semiadv.align import aligner as align
 
     detector = detector or align.default_detector()
     images = np.asarray(images, np.float32)

@@ -21,7 +21,9 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from semiadv import data, networks, tasks
+from semiadv.data import datasets as data
+from semiadv.models import networks
+from semiadv.train import tasks
 from semiadv.config import DataConfig, NetworkConfig, StageConfig, TrainConfig
 
 SPLIT = "validation"

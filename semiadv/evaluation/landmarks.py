@@ -23,7 +23,7 @@ import functools
 
 import numpy as np
 
-from semiadv import align
+from semiadv.align import aligner as align
 
 _INSTALL = "pip install 'semiadv[dlib]' (dlib-bin and face_recognition_models from PyPI)"
 

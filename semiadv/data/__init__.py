@@ -1,0 +1,1 @@
+"""Datasets: specs, sources, caches, splits, augmentation and distribution."""

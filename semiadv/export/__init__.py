@@ -1,0 +1,1 @@
+"""Exporting a trained SAN and finding an export again."""

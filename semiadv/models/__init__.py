@@ -1,0 +1,1 @@
+"""The networks: the autoencoder, gender classifiers, face matchers and dlib's ResNet."""

@@ -1,0 +1,1 @@
+"""Gender prototypes: the average aligned faces, and their per-example mixes."""

@@ -1,0 +1,1 @@
+"""Training: tasks, losses, the distributed loop, stage records and the main job."""

@@ -1,0 +1,188 @@
+"""The main job: every stage that has no finished artefact in the work dir, in order.
+
+prototypes -> gender CNN (-> gender_1..gender_K, the Ensemble SAN's extra classifiers when
+`gender_ensemble` = K > 0) -> matcher -> autoencoder pre-training -> SAN -> export -> summary.
+
+Each stage writes its artefact atomically when it finishes (`prototypes.npz`,
+`<stage>/model.keras`), and checkpoints while it runs, so re-running the same command after
+a crash resumes the stage that was interrupted and skips the ones that were done.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from semiadv.data import datasets as data
+from semiadv.train import distribute
+from semiadv.train import heldout
+from semiadv.prototypes import job as prototypes_job
+from semiadv.train import stages
+from semiadv.train import tasks
+from semiadv.train import loop as trainer
+from semiadv.prototypes import prototypes as prototypes_lib
+from semiadv.config import TrainConfig, write_config
+from semiadv.errors import UserValueError
+
+STAGES = ("prototypes", "gender", "matcher", "autoencoder", "san", "export")
+PROTOTYPES_FILE = "prototypes.npz"
+
+
+def setup(config: TrainConfig) -> tf.distribute.Strategy:
+    """Process-wide options, the strategy, and the run's config written beside its artefacts.
+
+    Raises:
+      stages.StageMismatchError: before anything is written, when the config would train a
+        stage the work dir has finished differently (see `semiadv.train.stages`).
+    """
+    stages.check(config)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    tf.config.optimizer.set_experimental_options({"remapping": config.remapper})
+    strategy = distribute.make_strategy(config.strategy)
+    if config.data.batch_size % strategy.num_replicas_in_sync:
+        raise UserValueError(
+            f"batch_size {config.data.batch_size} does not split evenly over the "
+            f"{strategy.num_replicas_in_sync} replicas of {distribute.describe(strategy)}: "
+            f"use a multiple of {strategy.num_replicas_in_sync}")
+    if distribute.is_chief(strategy):
+        write_config(config, Path(config.workdir) / "config.json")
+    return strategy
+
+
+def ensure_prototypes(config: TrainConfig) -> prototypes_lib.Prototypes:
+    path = Path(config.workdir) / PROTOTYPES_FILE
+    if not path.exists():
+        logging.info("prototypes: averaging the training faces of %s", config.data.dataset)
+        prototypes_job.compute_and_save(config.data, path)
+    stages.record(config, "prototypes")
+    return prototypes_lib.load_prototypes(path)
+
+
+def stage_dir(config: TrainConfig, stage: str) -> Path:
+    return Path(config.workdir) / stage
+
+
+def _load(config: TrainConfig, stage: str) -> keras.Model:
+    path = stage_dir(config, stage) / trainer.FINAL_MODEL
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run the {stage} stage first "
+                                f"(semiadv-pretrain --net={stage} or semiadv-train)")
+    return keras.models.load_model(path, safe_mode=True)
+
+
+def gender_member_stages(config: TrainConfig) -> tuple[str, ...]:
+    """The stages of the Ensemble SAN's extra gender classifiers: `gender_1`..`gender_K`."""
+    return tuple(tasks.member_stage(k) for k in range(1, config.gender_ensemble + 1))
+
+
+def pretrain(config: TrainConfig, net: str, strategy: tf.distribute.Strategy) -> keras.Model:
+    """Trains one auxiliary network (or the autoencoder's pre-training) unless it is done.
+
+    `net` is gender, gender_<k> (ensemble member k <= `config.gender_ensemble`), matcher or
+    autoencoder.
+    """
+    member = tasks.member_index(net)
+    if member is not None and member > config.gender_ensemble:
+        raise ValueError(f"{net} is ensemble member {member}, but gender_ensemble is "
+                         f"{config.gender_ensemble}")
+    directory = stage_dir(config, net)
+    if trainer.stage_done(directory):
+        logging.info("%s: done already (%s)", net, directory / trainer.FINAL_MODEL)
+        if distribute.is_chief(strategy):
+            stages.record(config, net)  # Work dirs trained before stage records: adopt.
+        return _load(config, net)
+    if net == "gender":
+        task, stage = tasks.GenderTask(config), config.gender
+    elif member is not None:  # Same steps and learning rate as the paper's CNN.
+        task, stage = tasks.GenderMemberTask(config, member), config.gender
+    elif net == "matcher" and config.matcher_network == "dlib_resnet" \
+            and not config.matcher_finetune:
+        return _convert_dlib_matcher(config, directory)
+    elif net == "matcher":
+        task, stage = tasks.MatcherTask(config), config.matcher
+        if not data.has_identities(task.data):
+            logging.warning("matcher: %s labels no identities, so the matcher learns from two "
+                            "augmented views of each photo only (--matcher_dataset can name "
+                            "a set with identities)", task.data.dataset)
+    elif net == "autoencoder":
+        task, stage = tasks.AutoencoderTask(config, ensure_prototypes(config)), config.autoencoder
+    else:
+        raise ValueError(f"unknown network {net!r}: use gender, gender_<k>, matcher or "
+                         "autoencoder")
+    model = trainer.train(task, stage, config, strategy, directory).model
+    if distribute.is_chief(strategy):
+        stages.record(config, net)
+    return model
+
+
+def _convert_dlib_matcher(config: TrainConfig, directory: Path) -> keras.Model:
+    """The matcher stage with --matcher=dlib_resnet: dlib's network behind the chip warp,
+    written as the stage's model (no training), so the SAN and the summary load it as any."""
+    from semiadv.models import dlib_resnet
+
+    logging.info("matcher: dlib's face recognition ResNet, converted (no training)")
+    model = dlib_resnet.build_dlib_matcher(config.data.image_size, config.data.channels)
+    directory.mkdir(parents=True, exist_ok=True)
+    trainer.atomic_keras_save(model, directory / trainer.FINAL_MODEL)
+    return model
+
+
+def train_san(config: TrainConfig, strategy: tf.distribute.Strategy) -> keras.Model:
+    """The semi-adversarial stage, from the pre-trained autoencoder and the frozen G and M."""
+    directory = stage_dir(config, "san")
+    if trainer.stage_done(directory):
+        logging.info("san: done already (%s)", directory / trainer.FINAL_MODEL)
+        if distribute.is_chief(strategy):
+            stages.record(config, "san")  # Work dirs trained before stage records: adopt.
+        return _load(config, "san")
+    def load_models():
+        return (*(_load(config, stage) for stage in ("autoencoder", "gender", "matcher")),
+                tuple(_load(config, stage) for stage in gender_member_stages(config)))
+
+    task = tasks.SanTask(config, ensure_prototypes(config), load_models)
+    model = trainer.train(task, config.san, config, strategy, directory).model
+    if distribute.is_chief(strategy):
+        stages.record(config, "san")
+    return model
+
+
+def export(config: TrainConfig, strategy: tf.distribute.Strategy) -> Path | None:
+    """Exports the trained SAN for TF Serving and Keras (chief only keeps it)."""
+    if config.export_dir is None:
+        return None
+    from semiadv.export import exporter as export_lib  # TF Serving plumbing: only this stage needs it.
+
+    marker = stage_dir(config, "san") / "exported.json"
+    if marker.exists():
+        path = Path(json.loads(marker.read_text())["path"])
+        # A new --export_dir or --export_name gets an export of its own.
+        if path.parent.resolve() == (Path(config.export_dir) / config.export_name).resolve():
+            logging.info("export: done already (%s)", path)
+            return path
+    if not distribute.is_chief(strategy):
+        return None
+    path = export_lib.export_san(_load(config, "san"), _load(config, "gender"),
+                                 ensure_prototypes(config), config.export_dir, config.export_name)
+    marker.write_text(json.dumps({"path": str(path)}) + "\n")
+    return path
+
+
+def run(config: TrainConfig) -> dict:
+    """Runs every unfinished stage, then the held-out summary; returns the summary."""
+    strategy = setup(config)
+    ensure_prototypes(config)
+    for net in ("gender", *gender_member_stages(config), "matcher", "autoencoder"):
+        pretrain(config, net, strategy)
+    autoencoder = train_san(config, strategy)
+    export_path = export(config, strategy)
+    summary = heldout.san_summary(autoencoder, _load(config, "gender"), _load(config, "matcher"),
+                                  ensure_prototypes(config), config.data)
+    summary["export"] = str(export_path) if export_path else None
+    if distribute.is_chief(strategy):
+        (Path(config.workdir) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
