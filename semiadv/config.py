@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from semiadv.errors import UserValueError
+from semiadv.utils import files
 
 
 # `DataConfig.cache`: how photos are read after their first decoding (see `semiadv.data.datasets`).
@@ -371,11 +372,7 @@ def to_json(config: Any) -> str:
 
 def write_config(config: Any, path: str | Path) -> None:
     """Writes a config next to a run's artefacts, so the run can be told apart and repeated."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(to_json(config) + "\n")
-    tmp.replace(path)
+    files.write_text_atomically(path, to_json(config) + "\n")
 
 
 def from_dict(cls, values: dict) -> Any:

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 from absl import logging
 
-from semiadv.utils import imageio
+from semiadv.utils import files, imageio
 from semiadv.utils import parallel
 
 Point = tuple[float, float]
@@ -853,7 +853,7 @@ def align_folder(
         report["files"][relative.as_posix()] = entry
         if progress and (index % progress_every == 0 or index == len(images)):
             _log_progress(index, len(images), time.monotonic() - started, report["counts"])
-    imageio.write_bytes_atomically(output_dir / REPORT_NAME, json.dumps(report, indent=1).encode("utf-8"))
+    files.write_json_atomically(output_dir / REPORT_NAME, report, indent=1)
     return report
 
 

@@ -23,6 +23,7 @@ from semiadv.train import distribute
 from semiadv.train import tasks
 from semiadv.config import StageConfig, TrainConfig
 from semiadv.train.tasks import Task
+from semiadv.utils import files
 
 FINAL_MODEL = "model.keras"
 
@@ -70,9 +71,8 @@ def _duration(seconds: float) -> str:
 
 def atomic_keras_save(model: keras.Model, path: Path) -> None:
     """Saves a `.keras` file under a temporary name and renames it: no half-written file."""
-    partial = path.with_name(f".partial-{os.getpid()}-{path.name}")
-    model.save(partial)
-    os.replace(partial, path)
+    with files.atomic_path(path, suffix=".keras") as partial:
+        model.save(partial)
 
 
 def train(task: Task, stage: StageConfig, config: TrainConfig, strategy: tf.distribute.Strategy,

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 import cv2
 import numpy as np
+
+from semiadv.utils import files
 
 PathLike = Union[str, os.PathLike]
 
@@ -37,15 +38,6 @@ _JPEG_REDUCED_FLAGS = (
     (8, cv2.IMREAD_REDUCED_COLOR_8),
 )
 
-def _current_umask() -> int:
-    """Reads the process umask (it can only be read by setting it)."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
-
-
-# Read once at import: os.umask is process-wide and not thread-safe to poke.
-_UMASK = _current_umask()
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"IEND\xaeB`\x82"  # the chunk type plus its fixed CRC
@@ -168,7 +160,7 @@ def write_image(path: PathLike, image: np.ndarray) -> None:
     Raises:
       ValueError: for an unsupported extension, shape, dtype or value range.
     """
-    write_bytes_atomically(path, encode_image(path, image))
+    files.write_bytes_atomically(path, encode_image(path, image))
 
 
 def encode_image(path: PathLike, image: np.ndarray) -> bytes:
@@ -426,29 +418,3 @@ def _float01_to_uint8(path: Path, image: np.ndarray) -> np.ndarray:
             f"cannot write {str(path)!r}: float image must be in [0, 1], got [{low:.3g}, {high:.3g}]"
         )
     return np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def write_bytes_atomically(path: PathLike, data: bytes) -> None:
-    """Writes bytes to `path` atomically, creating parent folders.
-
-    The bytes go to a hidden temporary file in the same folder, which is then
-    renamed over `path`: readers see the old file or the new one, never a
-    partial one, and a failure leaves any existing file intact.
-
-    Args:
-      path: destination file.
-      data: its full new content.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as temp_file:
-            temp_file.write(data)
-        # mkstemp creates the file private (0600); give it the permissions a
-        # plain open() would have, so other users can read the results.
-        os.chmod(temp_name, 0o666 & ~_UMASK)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise

@@ -508,25 +508,3 @@ def test_export_can_keep_the_training_precision(san):
 def test_serving_model_has_only_built_in_layers(san):
     for layer in _layers(san["model"]):
         assert type(layer).__module__.startswith("keras."), (layer.name, type(layer))
-
-
-def test_old_exports_with_custom_layers_still_load(tmp_path):
-    """perturber.keras files written with MaleLabel / PrototypeMixer load after importing
-    semiadv.export.exporter."""
-    male = keras.Input(shape=(), name="male")
-    logits = keras.Input(shape=(2,), name="logits")
-    label, score = export.MaleLabel(name="male_label")([male, logits])
-    mixer = export.PrototypeMixer((SIZE, SIZE, CHANNELS), name="prototype_mixer")
-    same, neutral, opposite = mixer(label)
-    model = keras.Model({"male": male, "logits": logits},
-                        {"label": label, "score": score, "opposite": opposite})
-    prototypes = _prototypes(np.random.default_rng(2))
-    mixer.set_prototypes(prototypes)
-    model.save(tmp_path / "old.keras")
-    loaded = keras.models.load_model(tmp_path / "old.keras", safe_mode=True)
-    outputs = loaded({"male": np.array([-1.0, 0.0], np.float32),
-                      "logits": np.array([[0.0, 3.0], [0.0, 3.0]], np.float32)})
-    np.testing.assert_array_equal(outputs["label"], [1.0, 0.0])
-    np.testing.assert_allclose(outputs["opposite"][0], prototypes.female, atol=ATOL)
-    np.testing.assert_allclose(outputs["opposite"][1], prototypes.male, atol=ATOL)
-

@@ -63,7 +63,7 @@ def test_old_perturber_keras_loads_with_keras_alone():
 
 
 def test_old_keras_files_with_registered_export_layers_load():
-    import semiadv.export.exporter  # noqa: F401  registers the layers old perturber.keras files hold
+    import semiadv.models  # noqa: F401  registers the layers old perturber.keras files hold
 
     model = keras.models.load_model(LEGACY / "old_custom_export_layers.keras", safe_mode=True)
     prototypes = np.load(LEGACY / "old_custom_export_layers_prototypes.npz")
@@ -75,7 +75,7 @@ def test_old_keras_files_with_registered_export_layers_load():
 
 
 def test_old_keras_files_with_dlib_layers_load():
-    import semiadv  # noqa: F401
+    import semiadv.models  # noqa: F401
 
     model = keras.models.load_model(LEGACY / "old_dlib_layers.keras", safe_mode=True)
     got = keras.ops.convert_to_numpy(model(np.load(LEGACY / "old_dlib_layers_input.npy")))
