@@ -40,8 +40,9 @@ from semiadv.config import DataConfig, StageConfig
 from semiadv.evaluation import baselines as baselines_lib
 from semiadv.evaluation import fidelity, independent, metrics, plugins, report
 from semiadv.evaluation.independent import IndependentConfig
+from semiadv.prototypes.kinds import KINDS
 
-SAN_CONDITIONS = ("same", "neutral", "opposite")
+SAN_CONDITIONS = KINDS
 CONDITIONS = ("original",) + SAN_CONDITIONS
 FMRS = (0.01, 0.001)
 SIMILARITY = "negative squared distance between L2-normalised embeddings (= 2 cos - 2)"

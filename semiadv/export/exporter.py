@@ -53,8 +53,8 @@ from semiadv.data import datasets as data
 from semiadv.models import networks
 from semiadv.train import tasks
 from semiadv.prototypes import prototypes as prototypes_lib
+from semiadv.prototypes.kinds import KINDS
 
-KINDS = ("same", "neutral", "opposite")
 # The first endpoint added becomes serving_default: hiding gender is the point of the SAN.
 _ENDPOINT_ORDER = ("opposite", "same", "neutral")
 KERAS_FILENAME = "perturber.keras"
@@ -230,6 +230,11 @@ def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="se
         layer.set_weights(values)
     model.trainable = False
     return model
+
+
+def image_shape_of(model):
+    """(H, W, C) of a serving perturber's images."""
+    return tuple(int(size) for size in model.get_layer("image").batch_shape[1:])
 
 
 # ---------------------------------------------------------------------------------------------

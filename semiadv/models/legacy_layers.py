@@ -76,14 +76,9 @@ class PrototypeMixer(keras.layers.Layer):
 
     def compute_output_spec(self, male):
         shape = (male.shape[0],) + self.image_shape
-        return tuple(keras.KerasTensor(shape, dtype="float32") for _ in KINDS)
+        return tuple(keras.KerasTensor(shape, dtype="float32") for _ in range(3))
 
     def get_config(self):
         config = super().get_config()
         config["image_shape"] = list(self.image_shape)
         return config
-
-
-def image_shape_of(model):
-    """(H, W, C) of a serving perturber's images."""
-    return tuple(int(size) for size in model.get_layer("image").batch_shape[1:])

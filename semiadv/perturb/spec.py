@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PROTOTYPES = ("same", "neutral", "opposite")
+from semiadv.prototypes.kinds import KINDS
+
+PROTOTYPES = KINDS
 REPORT_NAME = "perturb_report.json"
 DEFAULT_BATCH_SIZE = 32
 # Statuses that are not failures: "already_written" is a rerun of the Beam pipeline
