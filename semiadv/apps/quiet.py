@@ -9,7 +9,7 @@ printed after it is restored), and TF_CPP_MIN_LOG_LEVEL defaults to 3.
 
 The binaries also default TF_ENABLE_ONEDNN_OPTS to 1 (`prefer_onednn`): TensorFlow turns
 oneDNN's CPU kernels on by itself only on CPUs with AVX-512 VNNI/BF16 or AMX, and on an
-AVX2-only CPU its Eigen kernels ran the dlib-matcher SAN step 2.5x slower (BENCHMARKS.md §2b).
+AVX2-only CPU its Eigen kernels run the SAN step much slower (BENCHMARKS.md §2b).
 """
 
 from __future__ import annotations

@@ -41,8 +41,8 @@ def rgb_to_lab(images):
     if images.shape[-1] == 1:
         images = tf.concat([images] * 3, axis=-1)
     linear = _srgb_to_linear(tf.clip_by_value(images, 0.0, 1.0))
-    # One [pixels, 3] x [3, 3] matmul with the white point folded in: the `einsum` it
-    # replaces ran as oneDNN's einsum op, 7% of the dlib SAN step (BENCHMARKS.md §2b).
+    # One [pixels, 3] x [3, 3] matmul with the white point folded in: oneDNN runs a plain
+    # matmul much faster than the equivalent einsum (BENCHMARKS.md §2b).
     to_xyz = tf.constant((np.asarray(_RGB_TO_XYZ, np.float64)
                           / np.asarray(_D65_WHITE, np.float64)[:, None]).T.astype(np.float32))
     xyz = tf.reshape(tf.matmul(tf.reshape(linear, [-1, 3]), to_xyz), tf.shape(linear))

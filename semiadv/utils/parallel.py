@@ -1,8 +1,7 @@
 """Thread and process pools for the per-photo batch jobs (alignment, perturbation, decoding).
 
 OpenCV, dlib and TensorFlow release the GIL while they work, so a thread per core keeps
-every core busy without the cost of processes (on 1,672 photos processes were within noise
-of threads, BENCHMARKS.md §9d). `process_map` runs per-photo work in worker processes that
+every core busy without the cost of processes (BENCHMARKS.md §9d). `process_map` runs per-photo work in worker processes that
 never import TensorFlow, for isolation: an item whose worker dies fails alone.
 """
 
