@@ -50,10 +50,10 @@ def main():
     import tensorflow as tf
 
     from semiadv.export import exporter as export
-    from semiadv.models import networks
+    from semiadv.models import autoencoders, gender_classifiers
     from semiadv.perturb import folder as perturb
     from semiadv.prototypes import prototypes
-    from semiadv.train import tasks
+    from semiadv.train import dtype_policies
 
     info = machine()
     size, channels = args.image_size, args.channels
@@ -62,15 +62,17 @@ def main():
     protos = prototypes.Prototypes(male_face, female_face, (male_face + female_face) / 2, 0.5,
                                    (1, 1))
     keras.utils.set_random_seed(0)
-    autoencoder = networks.build_autoencoder(size, channels, RECIPE["encoder_filters"],
-                                             RECIPE["decoder_filters"])
-    gender = networks.build_gender_classifier(size, channels, width=RECIPE["classifier_width"])
+    autoencoder = autoencoders.build_autoencoder(size, channels, RECIPE["encoder_filters"],
+                                                 RECIPE["decoder_filters"])
+    gender = gender_classifiers.build_gender_classifier(size, channels,
+                                                        width=RECIPE["classifier_width"])
     scratch = tempfile.TemporaryDirectory()
     work = Path(scratch.name)
     version_fp32 = export.export_san(autoencoder, gender, protos, work / "exports", "fp32")
-    version_bf16 = export.export_san(tasks.with_dtype_policy(autoencoder, "mixed_bfloat16"),
-                                     tasks.with_dtype_policy(gender, "mixed_bfloat16"),
-                                     protos, work / "exports", "bf16", float32=False)
+    version_bf16 = export.export_san(
+        dtype_policies.with_dtype_policy(autoencoder, "mixed_bfloat16"),
+        dtype_policies.with_dtype_policy(gender, "mixed_bfloat16"),
+        protos, work / "exports", "bf16", float32=False)
     loaded_fp32 = tf.saved_model.load(str(version_fp32))
     loaded_bf16 = tf.saved_model.load(str(version_bf16))
     serving = export.build_serving_perturber(autoencoder, gender, protos)

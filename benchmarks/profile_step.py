@@ -4,7 +4,7 @@
       [--steps_64=10] [--steps_224=1] [--warmup=1] [--inter_op_threads=0] [--logdir=DIR]
       [--output=profile_step]
 
-Builds the step exactly as train_step.py does (`build(...)`: `semiadv.train.loop.make_train_loop`
+Builds the step exactly as train_step.py does (`build(...)`: `semiadv.train.trainer.make_train_loop`
 under the `auto` strategy, a fixed in-memory batch), warms it up, then records the next steps
 with `tf.profiler.experimental.start/stop` and reads the written `*.xplane.pb` (an XSpace
 proto, `tensorflow.tsl.profiler.protobuf.xplane_pb2`). Only the host plane is read; the
@@ -230,12 +230,13 @@ def category_flops(size: int, channels: int, compiled: bool) -> dict[str, int]:
     import flops
     from train_step import _recipe
 
-    from semiadv.models import networks
+    from semiadv.models import autoencoders, gender_classifiers, matchers
     nets = _recipe(size)
-    models = (networks.build_autoencoder(size, channels, nets["encoder_filters"],
-                                         nets["decoder_filters"]),
-              networks.build_gender_classifier(size, channels, width=nets["classifier_width"]),
-              networks.build_matcher(size, channels, embedding_dim=nets["embedding_dim"],
+    models = (autoencoders.build_autoencoder(size, channels, nets["encoder_filters"],
+                                             nets["decoder_filters"]),
+              gender_classifiers.build_gender_classifier(size, channels,
+                                                         width=nets["classifier_width"]),
+              matchers.build_matcher(size, channels, embedding_dim=nets["embedding_dim"],
                                      width=nets["matcher_width"]))
 
     def split(model):

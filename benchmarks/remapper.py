@@ -33,8 +33,11 @@ import keras
 import numpy as np
 from semiadv.train import distribute
 from semiadv.prototypes import prototypes
-from semiadv.train import tasks
-from semiadv.train import loop as trainer
+from semiadv.train import dtype_policies
+from semiadv.train.autoencoder_task import AutoencoderTask
+from semiadv.train.gender_tasks import GenderTask
+from semiadv.train.matcher_task import MatcherTask
+from semiadv.train import trainer
 from semiadv.config import DataConfig, NetworkConfig, TrainConfig
 from train_step import RECIPES, build
 
@@ -49,12 +52,12 @@ else:
     rng = np.random.default_rng(0)
     male, female = rng.uniform(0.3, 0.7, (2, size, size, 3)).astype(np.float32)
     protos = prototypes.Prototypes(male, female, (male + female) / 2, 0.5, (1, 1))
-    task = {"gender": lambda: tasks.GenderTask(config),
-            "matcher": lambda: tasks.MatcherTask(config),
-            "autoencoder": lambda: tasks.AutoencoderTask(config, protos)}[stage]()
+    task = {"gender": lambda: GenderTask(config),
+            "matcher": lambda: MatcherTask(config),
+            "autoencoder": lambda: AutoencoderTask(config, protos)}[stage]()
     strategy = distribute.make_strategy("auto")
     with strategy.scope():
-        with tasks.dtype_policy(precision):
+        with dtype_policies.dtype_policy(precision):
             model = task.build()
         optimizer = keras.optimizers.Adam(1e-4)
         optimizer.build(model.trainable_variables)

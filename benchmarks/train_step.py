@@ -4,7 +4,7 @@
       [--variants=compiled,eager,remapper,bf16,bf16_eager,bf16_remapper,xla,bf16_xla] [--steps_64=10] [--steps_224=1]
       [--matchers=triplet,dlib_resnet,dlib_resnet_same]
 
-Times `semiadv.train.loop.make_train_loop`, the very loop `semiadv-train` runs (distributed
+Times `semiadv.train.trainer.make_train_loop`, the very loop `semiadv-train` runs (distributed
 step under the `auto` strategy, one optimizer update per step), on a fixed in-memory batch so
 that only the step is measured (see input_pipeline.py for the input side). Variants:
 
@@ -97,19 +97,20 @@ def build_networks(size, channels, matcher="triplet", dlib_weights=True):
     same graph, for counting FLOPs).
     """
     from semiadv.models import dlib_resnet
-    from semiadv.models import networks
+    from semiadv.models import autoencoders, gender_classifiers, matchers
 
     nets = network_config(size, matcher)
-    autoencoder = networks.build_autoencoder(size, channels, nets.encoder_filters,
-                                             nets.decoder_filters, residual=nets.residual,
-                                             upsampling=nets.upsampling,
-                                             max_change=nets.max_change,
-                                             encoder_prototype=nets.encoder_prototype)
-    gender = networks.build_gender_classifier(size, channels, width=nets.classifier_width)
+    autoencoder = autoencoders.build_autoencoder(size, channels, nets.encoder_filters,
+                                                 nets.decoder_filters, residual=nets.residual,
+                                                 upsampling=nets.upsampling,
+                                                 max_change=nets.max_change,
+                                                 encoder_prototype=nets.encoder_prototype)
+    gender = gender_classifiers.build_gender_classifier(size, channels,
+                                                        width=nets.classifier_width)
     if MATCHERS[matcher]["matcher_network"] == "dlib_resnet":
         face_matcher = dlib_resnet.build_dlib_matcher(size, channels, weights=dlib_weights)
     else:
-        face_matcher = networks.build_matcher(size, channels, embedding_dim=nets.embedding_dim,
+        face_matcher = matchers.build_matcher(size, channels, embedding_dim=nets.embedding_dim,
                                               width=nets.matcher_width)
     return autoencoder, gender, face_matcher
 
@@ -151,8 +152,9 @@ def build(size, channels, batch_size, variant, data_config=None, matcher="triple
 
     from semiadv.train import distribute
     from semiadv.prototypes import prototypes
-    from semiadv.train import tasks
-    from semiadv.train import loop as trainer
+    from semiadv.train import dtype_policies
+    from semiadv.train.san_task import SanTask
+    from semiadv.train import trainer
     from semiadv.config import DataConfig, StageConfig, TrainConfig
 
     settings = VARIANTS[variant]
@@ -164,7 +166,7 @@ def build(size, channels, batch_size, variant, data_config=None, matcher="triple
         **MATCHERS[matcher],
         jit_compile=settings["jit_compile"], mixed_precision=settings["mixed_precision"],
         remapper=settings.get("remapper", False), export_dir=None)
-    # What `pipeline.setup` does for `semiadv-train`: process-wide, read when a function is
+    # What `main_job.setup` does for `semiadv-train`: process-wide, read when a function is
     # first optimised, so each variant's functions get their own setting.
     tf.config.optimizer.set_experimental_options({"remapping": config.remapper})
     rng = np.random.default_rng(0)
@@ -177,9 +179,9 @@ def build(size, channels, batch_size, variant, data_config=None, matcher="triple
         return build_networks(size, channels, matcher)
 
     strategy = distribute.make_strategy("auto")
-    task = tasks.SanTask(config, protos, load_models)
+    task = SanTask(config, protos, load_models)
     with strategy.scope():
-        with tasks.dtype_policy(config.mixed_precision):
+        with dtype_policies.dtype_policy(config.mixed_precision):
             model = task.build()
         optimizer = keras.optimizers.Adam(config.san.learning_rate)
         optimizer.build(model.trainable_variables)

@@ -17,7 +17,8 @@ from semiadv.utils import files
 
 # `DataConfig.cache`: how photos are read after their first decoding (see `semiadv.data.datasets`).
 CACHE_MODES = ("disk", "memory", "none")
-# `NetworkConfig.upsampling`: the autoencoder decoder's interpolation (`networks.UPSAMPLINGS`).
+# `NetworkConfig.upsampling`: the autoencoder decoder's interpolation, and
+# `NetworkConfig.encoder_prototype` (`semiadv.models.autoencoders.build_autoencoder` checks both).
 UPSAMPLINGS = ("nearest", "bilinear")
 ENCODER_PROTOTYPES = ("same", "own", "difference")
 
@@ -48,7 +49,7 @@ class DataConfig:
         align_cache_dir: where unaligned `folder:` photos are aligned to (None: a folder under
             `~/.cache/semiadv`).
         align_detector: the face detector unaligned `folder:` photos are aligned with
-            (`semiadv.align.aligner.DETECTORS`: "haar", or "dlib" with the `[dlib]` extra); part of the
+            (`semiadv.align.registry.DETECTORS`: "haar", or "dlib" with the `[dlib]` extra); part of the
             alignment cache key. "haar" by default so the recipes' results and existing caches
             stay as they were.
     """
@@ -78,7 +79,7 @@ class DataConfig:
             raise UserValueError(f"cache must be one of {CACHE_MODES}, got {self.cache!r}")
         if self.channels not in (1, 3):
             raise UserValueError(f"channels must be 1 or 3, got {self.channels}")
-        if self.align_detector not in ("haar", "dlib"):  # semiadv.align.aligner.DETECTORS (OpenCV-free here)
+        if self.align_detector not in ("haar", "dlib"):  # semiadv.align.registry.DETECTORS (OpenCV-free here)
             raise UserValueError(
                 f"align_detector must be 'haar' or 'dlib', got {self.align_detector!r}")
         if self.batch_size < 1:
@@ -102,7 +103,7 @@ class NetworkConfig:
 
     `residual`: the autoencoder adds its output to the input face instead of re-synthesising
     it; `upsampling`: its decoder's interpolation, nearest or bilinear
-    (`networks.build_autoencoder`). False and nearest are the paper's. `max_change`: the
+    (`autoencoders.build_autoencoder`). False and nearest are the paper's. `max_change`: the
     residual autoencoder's largest change per pixel and channel (1: unbounded, the default).
     `encoder_prototype`: "same" (the paper's: one encoder pass with the same-gender prototype
     serves both outputs, so X'_OP is X'_SM's features mixed with the other prototype) or
@@ -196,7 +197,7 @@ class TrainConfig:
         itself (RESULTS.md). 0: the plain mean ΔE*ab.
       gender_ensemble: extra frozen auxiliary gender classifiers, beyond the paper's CNN, that
         the SAN is trained against (Ensemble SAN); each is pre-trained in stage `gender_<k>`
-        with the gender stage's steps and learning rate (recipe: `tasks.gender_member`). The
+        with the gender stage's steps and learning rate (recipe: `ensemble.gender_member`). The
         SAN's gender term is then the mean over all 1 + gender_ensemble classifiers.
       match_opposite: also pull M(X'_OP) towards M(X) (the exported output is X'_OP).
       match_same: pull M(X'_SM) towards M(X) (the paper's match term). Off, the matcher runs

@@ -27,9 +27,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from semiadv.train import distribute  # noqa: E402
-from semiadv.models import networks
-from semiadv.train import tasks
-from semiadv.train import loop as trainer
+from semiadv.models import autoencoders, gender_classifiers, matchers
+from semiadv.train.san_task import SanTask
+from semiadv.train import trainer
 from semiadv.prototypes import prototypes as prototypes_lib  # noqa: E402
 from semiadv.config import DataConfig, NetworkConfig, StageConfig, TrainConfig  # noqa: E402
 
@@ -61,10 +61,10 @@ def _prototypes():
 
 def _build_models(config):
     nets = config.networks
-    return (networks.build_autoencoder(SIZE, 3, nets.encoder_filters, nets.decoder_filters,
-                                       residual=nets.residual),
-            networks.build_gender_classifier(SIZE, 3, width=nets.classifier_width),
-            networks.build_matcher(SIZE, 3, embedding_dim=nets.embedding_dim,
+    return (autoencoders.build_autoencoder(SIZE, 3, nets.encoder_filters, nets.decoder_filters,
+                                           residual=nets.residual),
+            gender_classifiers.build_gender_classifier(SIZE, 3, width=nets.classifier_width),
+            matchers.build_matcher(SIZE, 3, embedding_dim=nets.embedding_dim,
                                    width=nets.matcher_width))
 
 
@@ -84,7 +84,7 @@ def san_task(config, build_member=None):
             return models
         return (*models, tuple(build_member(k) for k in range(1, config.gender_ensemble + 1)))
 
-    return tasks.SanTask(config, _prototypes(), load_models)
+    return SanTask(config, _prototypes(), load_models)
 
 
 def one_device_reference(workdir, steps):

@@ -12,9 +12,9 @@ import sys
 from absl import flags
 
 from semiadv.apps import cli, common_flags, train_flags
-from semiadv.train import main_job as pipeline
+from semiadv.train import main_job
 from semiadv.train import stages
-from semiadv.train import tasks
+from semiadv.train import ensemble
 
 _NETS = ("gender", "matcher", "autoencoder")
 NET = flags.DEFINE_string(
@@ -25,7 +25,7 @@ NET = flags.DEFINE_string(
 
 def _member(net):
     """k of --net=gender_<k>, else 0 (None while --net is unset: `required` reports that)."""
-    return (tasks.member_index(net) or 0) if net is not None else 0
+    return (ensemble.member_index(net) or 0) if net is not None else 0
 
 
 flags.register_validator("net", lambda net: net is None or net in _NETS or _member(net) > 0,
@@ -40,9 +40,9 @@ def main(argv):
     del argv
     config = train_flags.checked_train_config()
     stages.retrain(config, train_flags.RETRAIN_FROM.value)
-    strategy = pipeline.setup(config)
-    pipeline.pretrain(config, NET.value, strategy)
-    print(f"{NET.value}: {pipeline.stage_dir(config, NET.value) / 'model.keras'}")
+    strategy = main_job.setup(config)
+    main_job.pretrain(config, NET.value, strategy)
+    print(f"{NET.value}: {main_job.stage_dir(config, NET.value) / 'model.keras'}")
 
 
 def run():

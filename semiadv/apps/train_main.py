@@ -14,7 +14,7 @@ import sys
 from absl import flags
 
 from semiadv.apps import cli, common_flags, train_flags
-from semiadv.train import main_job as pipeline
+from semiadv.train import main_job
 from semiadv.train import run_summary
 from semiadv.train import stages
 
@@ -23,7 +23,7 @@ def main(argv):
     del argv
     config = train_flags.checked_train_config()
     stages.retrain(config, train_flags.RETRAIN_FROM.value)
-    summary = pipeline.run(config)
+    summary = main_job.run(config)
     # The evaluation reads the same data flags: the next commands repeat this run's
     # flagfiles and the data flags it shares (semiadv-evaluate defines no training flag).
     shared = [flag.name for flag in flags.FLAGS.get_flags_for_module(common_flags)]

@@ -156,8 +156,7 @@ def structural_dissimilarity(images, outputs):
     Colour images are compared per channel and averaged. The value is `tf.image.ssim`'s (to
     float rounding), computed with the window as two 1-d passes over the four local
     statistics stacked on channels: 2 x 11 taps instead of 121, in one pair of depthwise
-    convolutions instead of four (forward and backward alone, 1.7x faster at 64x64 and 2.7x
-    at 224x224: BENCHMARKS.md §2b).
+    convolutions instead of four (BENCHMARKS.md §2b).
     """
     images, outputs = _float32(images), _float32(outputs)
     size = min(11, images.shape[1], images.shape[2])
@@ -177,25 +176,19 @@ def structural_dissimilarity(images, outputs):
     return 1.0 - tf.reduce_mean(luminance * contrast_structure, axis=[1, 2, 3])
 
 
-def colour_difference(images, outputs):
-    """Mean CIE76 colour difference ΔE*ab between images and outputs, per example; float32 [B].
-
-    In perceptual units (about 2.3 is just noticeable, 25 a green or magenta cast), so a SAN
-    that paints colour over a face pays for it even where its L1 change is small.
-    """
-    return _mean_per_example(colour.delta_e(images, outputs, epsilon=1e-6))
-
-
 def colour_difference_and_excess(images, outputs, tolerance: float):
     """(mean ΔE*ab, mean over pixels of max(ΔE*ab - tolerance, 0)), per example; float32 [B].
 
-    Both from one ΔE map: the SAN reports the first and trains on the second.
+    ΔE*ab is the CIE76 colour difference between images and outputs, in perceptual units
+    (about 2.3 is just noticeable, 25 a green or magenta cast), so a SAN that paints colour
+    over a face pays for it even where its L1 change is small. Both values come from one ΔE
+    map: the SAN reports the first and trains on the second.
 
     A hinge per pixel, not on the face's mean: a change of up to `tolerance` anywhere is free
     (the residual autoencoder can start, where a plain ΔE term, L1-like at zero, pins it to
-    its input), while a local patch pays for every unit above it. A hinge on the mean let
-    the SAN concentrate its change into strong orange and violet patches on the eyes and
-    lips at a mean ΔE of 3.3 (RESULTS.md). With tolerance 0 both are `colour_difference`.
+    its input), while a local patch pays for every unit above it. A hinge on the mean lets
+    the SAN concentrate its change into strong colour patches on the eyes and lips while
+    the mean stays low (RESULTS.md). With tolerance 0 both values are the mean ΔE*ab.
     """
     delta = colour.delta_e(images, outputs, epsilon=1e-6)
     return _mean_per_example(delta), _mean_per_example(tf.nn.relu(delta - tolerance))
@@ -270,7 +263,7 @@ def _semi_hard_triplet_loss(distances, positive_mask, negative_mask, margin):
     return tf.reduce_sum(pair_losses * positive_weights, axis=1) / tf.maximum(num_positives, 1.0)
 
 
-def triplet_loss(embeddings, labels, margin=0.2, mining="semi_hard", return_valid_mask=False):
+def triplet_loss(embeddings, labels, margin=0.2, mining="semi_hard"):
     """Per-anchor triplet loss with in-batch mining on squared euclidean distances.
 
     Every example is an anchor; positives are the other examples with its label, negatives
@@ -282,20 +275,16 @@ def triplet_loss(embeddings, labels, margin=0.2, mining="semi_hard", return_vali
       negative when no such negative exists; the anchor's loss is the mean over its
       positives.
 
-    Anchors with no positive or no negative in the batch get loss 0 and are marked invalid.
-    When reducing, callers may prefer dividing by the number of valid anchors rather than
-    the batch size.
+    Anchors with no positive or no negative in the batch get loss 0.
 
     Args:
         embeddings: [B, D] embeddings (usually L2-normalised).
         labels: [B] integer identity labels.
         margin: Non-negative margin.
         mining: "semi_hard" or "hard".
-        return_valid_mask: Also return the boolean [B] mask of anchors that have at least one
-            positive and one negative.
 
     Returns:
-        float32 [B] losses, or `(losses, valid_mask)` if `return_valid_mask`.
+        float32 [B] losses.
 
     Raises:
         ValueError: If `mining` is unknown.
@@ -317,5 +306,4 @@ def triplet_loss(embeddings, labels, margin=0.2, mining="semi_hard", return_vali
         losses = _hard_triplet_loss(distances, positive_mask, negative_mask, margin)
     else:
         losses = _semi_hard_triplet_loss(distances, positive_mask, negative_mask, margin)
-    losses = tf.where(valid, losses, tf.zeros_like(losses))
-    return (losses, valid) if return_valid_mask else losses
+    return tf.where(valid, losses, tf.zeros_like(losses))

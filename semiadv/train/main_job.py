@@ -17,19 +17,17 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from semiadv.data import datasets as data
-from semiadv.train import distribute
-from semiadv.train import heldout
-from semiadv.prototypes import job as prototypes_job
-from semiadv.train import stages
-from semiadv.train import tasks
-from semiadv.train import loop as trainer
-from semiadv.prototypes import prototypes as prototypes_lib
 from semiadv.config import TrainConfig, write_config
+from semiadv.data import datasets as data
 from semiadv.errors import UserValueError
-
-STAGES = ("prototypes", "gender", "matcher", "autoencoder", "san", "export")
-PROTOTYPES_FILE = "prototypes.npz"
+from semiadv.prototypes import job as prototypes_job
+from semiadv.prototypes import prototypes as prototypes_lib
+from semiadv.train import distribute, ensemble, heldout, stages, trainer
+from semiadv.train.autoencoder_task import AutoencoderTask
+from semiadv.train.gender_tasks import GenderMemberTask, GenderTask
+from semiadv.train.matcher_task import MatcherTask
+from semiadv.train.san_task import SanTask
+from semiadv.utils import files
 
 
 def setup(config: TrainConfig) -> tf.distribute.Strategy:
@@ -55,7 +53,8 @@ def setup(config: TrainConfig) -> tf.distribute.Strategy:
 
 
 def ensure_prototypes(config: TrainConfig) -> prototypes_lib.Prototypes:
-    path = Path(config.workdir) / PROTOTYPES_FILE
+    """The work dir's prototypes, averaged from the training faces first if missing."""
+    path = Path(config.workdir) / stages.PROTOTYPES_FILE
     if not path.exists():
         logging.info("prototypes: averaging the training faces of %s", config.data.dataset)
         prototypes_job.compute_and_save(config.data, path)
@@ -64,6 +63,7 @@ def ensure_prototypes(config: TrainConfig) -> prototypes_lib.Prototypes:
 
 
 def stage_dir(config: TrainConfig, stage: str) -> Path:
+    """The work dir folder of `stage`."""
     return Path(config.workdir) / stage
 
 
@@ -75,18 +75,13 @@ def _load(config: TrainConfig, stage: str) -> keras.Model:
     return keras.models.load_model(path, safe_mode=True)
 
 
-def gender_member_stages(config: TrainConfig) -> tuple[str, ...]:
-    """The stages of the Ensemble SAN's extra gender classifiers: `gender_1`..`gender_K`."""
-    return tuple(tasks.member_stage(k) for k in range(1, config.gender_ensemble + 1))
-
-
 def pretrain(config: TrainConfig, net: str, strategy: tf.distribute.Strategy) -> keras.Model:
     """Trains one auxiliary network (or the autoencoder's pre-training) unless it is done.
 
     `net` is gender, gender_<k> (ensemble member k <= `config.gender_ensemble`), matcher or
     autoencoder.
     """
-    member = tasks.member_index(net)
+    member = ensemble.member_index(net)
     if member is not None and member > config.gender_ensemble:
         raise ValueError(f"{net} is ensemble member {member}, but gender_ensemble is "
                          f"{config.gender_ensemble}")
@@ -97,20 +92,20 @@ def pretrain(config: TrainConfig, net: str, strategy: tf.distribute.Strategy) ->
             stages.record(config, net)  # Work dirs trained before stage records: adopt.
         return _load(config, net)
     if net == "gender":
-        task, stage = tasks.GenderTask(config), config.gender
+        task, stage = GenderTask(config), config.gender
     elif member is not None:  # Same steps and learning rate as the paper's CNN.
-        task, stage = tasks.GenderMemberTask(config, member), config.gender
+        task, stage = GenderMemberTask(config, member), config.gender
     elif net == "matcher" and config.matcher_network == "dlib_resnet" \
             and not config.matcher_finetune:
         return _convert_dlib_matcher(config, directory)
     elif net == "matcher":
-        task, stage = tasks.MatcherTask(config), config.matcher
+        task, stage = MatcherTask(config), config.matcher
         if not data.has_identities(task.data):
             logging.warning("matcher: %s labels no identities, so the matcher learns from two "
                             "augmented views of each photo only (--matcher_dataset can name "
                             "a set with identities)", task.data.dataset)
     elif net == "autoencoder":
-        task, stage = tasks.AutoencoderTask(config, ensure_prototypes(config)), config.autoencoder
+        task, stage = AutoencoderTask(config, ensure_prototypes(config)), config.autoencoder
     else:
         raise ValueError(f"unknown network {net!r}: use gender, gender_<k>, matcher or "
                          "autoencoder")
@@ -140,11 +135,12 @@ def train_san(config: TrainConfig, strategy: tf.distribute.Strategy) -> keras.Mo
         if distribute.is_chief(strategy):
             stages.record(config, "san")  # Work dirs trained before stage records: adopt.
         return _load(config, "san")
+
     def load_models():
         return (*(_load(config, stage) for stage in ("autoencoder", "gender", "matcher")),
-                tuple(_load(config, stage) for stage in gender_member_stages(config)))
+                tuple(_load(config, stage) for stage in ensemble.member_stages(config)))
 
-    task = tasks.SanTask(config, ensure_prototypes(config), load_models)
+    task = SanTask(config, ensure_prototypes(config), load_models)
     model = trainer.train(task, config.san, config, strategy, directory).model
     if distribute.is_chief(strategy):
         stages.record(config, "san")
@@ -155,7 +151,7 @@ def export(config: TrainConfig, strategy: tf.distribute.Strategy) -> Path | None
     """Exports the trained SAN for TF Serving and Keras (chief only keeps it)."""
     if config.export_dir is None:
         return None
-    from semiadv.export import exporter as export_lib  # TF Serving plumbing: only this stage needs it.
+    from semiadv.export import writer  # TF Serving plumbing: only this stage needs it.
 
     marker = stage_dir(config, "san") / "exported.json"
     if marker.exists():
@@ -166,9 +162,9 @@ def export(config: TrainConfig, strategy: tf.distribute.Strategy) -> Path | None
             return path
     if not distribute.is_chief(strategy):
         return None
-    path = export_lib.export_san(_load(config, "san"), _load(config, "gender"),
-                                 ensure_prototypes(config), config.export_dir, config.export_name)
-    marker.write_text(json.dumps({"path": str(path)}) + "\n")
+    path = writer.export_san(_load(config, "san"), _load(config, "gender"),
+                             ensure_prototypes(config), config.export_dir, config.export_name)
+    files.write_json_atomically(marker, {"path": str(path)}, indent=None)
     return path
 
 
@@ -176,7 +172,7 @@ def run(config: TrainConfig) -> dict:
     """Runs every unfinished stage, then the held-out summary; returns the summary."""
     strategy = setup(config)
     ensure_prototypes(config)
-    for net in ("gender", *gender_member_stages(config), "matcher", "autoencoder"):
+    for net in ("gender", *ensemble.member_stages(config), "matcher", "autoencoder"):
         pretrain(config, net, strategy)
     autoencoder = train_san(config, strategy)
     export_path = export(config, strategy)
@@ -184,5 +180,5 @@ def run(config: TrainConfig) -> dict:
                                   ensure_prototypes(config), config.data)
     summary["export"] = str(export_path) if export_path else None
     if distribute.is_chief(strategy):
-        (Path(config.workdir) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        files.write_json_atomically(Path(config.workdir) / "summary.json", summary)
     return summary

@@ -2,7 +2,7 @@
 
 A CNN trained on clean faces is read by the SAN through its gradients, and those point at
 pixel patterns only that CNN reads: the SAN learns patches that fool it and transfer little
-to classifiers it never saw (RESULTS.md, v5-v9). A CNN trained on the worst faces within a
+to classifiers it never saw (RESULTS.md). A CNN trained on the worst faces within a
 small L2 ball of each training face cannot be moved by such patterns, and its input
 gradients line up with what people see (Tsipras et al. 2019, "Robustness may be at odds with
 accuracy"; Santurkar et al. 2019, "Image synthesis with a single (robust) classifier"): to

@@ -114,7 +114,7 @@ def next_command_lines(config: TrainConfig, export_path: str | None,
 
 
 def text(config: TrainConfig, summary: dict, command_args: list[str] = ()) -> str:
-    """The end-of-run summary of `pipeline.run`'s `summary` for the run of `config`."""
+    """The end-of-run summary of `main_job.run`'s `summary` for the run of `config`."""
     export_path = summary.get("export")
     lines = ["semiadv-train finished.", "Trained:", *trained_lines(config)]
     precision = _PRECISIONS.get(config.mixed_precision, config.mixed_precision)

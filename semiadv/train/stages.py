@@ -30,14 +30,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from semiadv.train import tasks
-from semiadv.train import loop as trainer
 from semiadv.config import TrainConfig
 from semiadv.errors import UserValueError
+from semiadv.train import ensemble, trainer
+from semiadv.utils import files
 
 RECORD_NAME = "stage_config.json"
+PROTOTYPES_FILE = "prototypes.npz"
 PROTOTYPES_RECORD = "prototypes_config.json"
-PROTOTYPES_FILES = ("prototypes.npz", "prototypes.png", PROTOTYPES_RECORD)
+PROTOTYPES_FILES = (PROTOTYPES_FILE, "prototypes.png", PROTOTYPES_RECORD)
 CONFIG_NAME = "config.json"
 
 # Settings that shape no trained weights.
@@ -81,7 +82,7 @@ class StageMismatchError(UserValueError):
 
 def _kind(stage: str) -> str:
     """The stage's kind: its name, or "gender" for an ensemble member gender_<k>."""
-    if tasks.member_index(stage) is not None:
+    if ensemble.member_index(stage) is not None:
         return "gender"
     if stage not in BASE_STAGES:
         raise UserValueError(f"unknown stage {stage!r}: use one of prototypes, gender, "
@@ -104,8 +105,8 @@ def trained_from(stage: str, config: TrainConfig) -> tuple[str, ...]:
 
 def stage_order(config: TrainConfig) -> tuple[str, ...]:
     """The stages of `config` in training order."""
-    members = tuple(tasks.member_stage(k) for k in range(1, config.gender_ensemble + 1))
-    return ("prototypes", "gender", *members, "matcher", "autoencoder", "san")
+    return ("prototypes", "gender", *ensemble.member_stages(config), "matcher", "autoencoder",
+            "san")
 
 
 def flatten(values: Any, prefix: str = "") -> dict[str, Any]:
@@ -133,14 +134,16 @@ def settings(flat: dict[str, Any], stage: str) -> dict[str, Any]:
 
 
 def record_path(workdir: str | Path, stage: str) -> Path:
+    """Where the record of `stage` is written."""
     if stage == "prototypes":
         return Path(workdir) / PROTOTYPES_RECORD
     return Path(workdir) / stage / RECORD_NAME
 
 
 def is_done(workdir: str | Path, stage: str) -> bool:
+    """Whether `stage` has finished in `workdir` (its artefact is written)."""
     if stage == "prototypes":
-        return (Path(workdir) / "prototypes.npz").exists()
+        return (Path(workdir) / PROTOTYPES_FILE).exists()
     return trainer.stage_done(Path(workdir) / stage)
 
 
@@ -154,9 +157,7 @@ def record(config: TrainConfig, stage: str) -> None:
     if path.exists() or not is_done(config.workdir, stage):
         return
     content = {"stage": stage, "settings": settings(flatten(config), stage)}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    files.write_json_atomically(path, content, sort_keys=True)
 
 
 def recorded(workdir: str | Path, stage: str) -> tuple[dict[str, Any], str] | None:
@@ -172,6 +173,8 @@ def recorded(workdir: str | Path, stage: str) -> tuple[dict[str, Any], str] | No
 
 @dataclasses.dataclass(frozen=True)
 class Difference:
+    """A setting of a finished stage that `config` would change."""
+
     stage: str
     field: str
     old: Any
@@ -302,7 +305,7 @@ def retrain(config: TrainConfig, stages=()) -> tuple[str, ...]:
     workdir = Path(config.workdir)
     # Partly trained stages go too: their checkpoints were trained from the old stages.
     doomed = tuple(s for s in doomed if (workdir / (
-        PROTOTYPES_FILES[0] if s == "prototypes" else s)).exists())
+        PROTOTYPES_FILE if s == "prototypes" else s)).exists())
     if _is_chief_process():
         for stage in doomed:
             if stage == "prototypes":

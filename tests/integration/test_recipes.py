@@ -7,7 +7,7 @@ import pytest
 import tensorflow_datasets as tfds
 from absl import flags
 
-from semiadv.train import main_job as pipeline
+from semiadv.train import main_job
 from semiadv.apps import train_flags  # noqa: F401  (defines the flags the flagfiles set)
 
 FLAGFILES = sorted((Path(__file__).resolve().parents[2] / "flags").glob("*.cfg"))
@@ -58,7 +58,7 @@ def test_paper_recipe_runs_two_steps_on_mock_celeb_a(tmp_path):
         "--match_warmup_steps=1", "--decoder_filters=16,8", "--classifier_width=0.125",
         "--matcher_width=0.0625", "--checkpoint_every=1", "--steps_per_loop=1")
     with tfds.testing.mock_data(num_examples=24):
-        summary = pipeline.run(config)
+        summary = main_job.run(config)
     assert summary["export"] is None  # Export is covered by test_pipeline; here it costs time.
     for stage in ("gender", "matcher", "autoencoder", "san"):
         assert (tmp_path / "work" / stage / "model.keras").exists()

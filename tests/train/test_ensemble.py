@@ -13,16 +13,19 @@ import tensorflow as tf
 from absl import flags
 
 from semiadv.train import distribute
-from semiadv.models import networks
-from semiadv.train import main_job as pipeline
-from semiadv.train import tasks
-from semiadv.train import loop as trainer
+from semiadv.models import gender_classifiers
+from semiadv.train import main_job
+from semiadv.train import ensemble
+from semiadv.train.autoencoder_task import AutoencoderTask
+from semiadv.train.gender_tasks import GenderMemberTask
+from semiadv.train.san_task import SanTask
+from semiadv.train import trainer
 from semiadv.config import TrainConfig, from_dict, to_json
 
 # The tiny nets, prototypes and configs the trainer and pipeline tests use.
 from _worker import SIZE, _build_models, _prototypes, san_task, tiny_config  # noqa: E402
 from test_main_job import tiny_job_config  # noqa: E402
-from test_loop import _cross_entropy  # noqa: E402
+from test_trainer import cross_entropy  # noqa: E402
 
 
 def _ensemble_config(tmp_path, members, steps=2):
@@ -30,7 +33,7 @@ def _ensemble_config(tmp_path, members, steps=2):
 
 
 def _member(config, index):
-    return tasks.build_gender_member(tasks.gender_member(config, index), SIZE, 3)
+    return ensemble.build_gender_member(ensemble.gender_member(config, index), SIZE, 3)
 
 
 def _ensemble_task(config):
@@ -85,8 +88,8 @@ def test_pretrain_binary_refuses_a_member_beyond_the_ensemble(tmp_path):
 def test_member_recipe_is_a_deterministic_function_of_k(tmp_path):
     config = tiny_config(tmp_path, steps=1)
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, seed=5))
-    members = [tasks.gender_member(config, k) for k in range(1, 8)]
-    assert members == [tasks.gender_member(config, k) for k in range(1, 8)]
+    members = [ensemble.gender_member(config, k) for k in range(1, 8)]
+    assert members == [ensemble.gender_member(config, k) for k in range(1, 8)]
     assert [m.seed for m in members] == [6, 7, 8, 9, 10, 11, 12]
     assert [m.stage for m in members[:2]] == ["gender_1", "gender_2"]
     # Members 1..6 cover every (network, augmentation) pair; 7 repeats 1 with its own seed.
@@ -96,17 +99,18 @@ def test_member_recipe_is_a_deterministic_function_of_k(tmp_path):
     assert {m.architecture for m in members} == {"vgg", "cnn"}
     assert {m.width for m in members} == {0.0625, 0.125, 0.25}  # 0.5x, 1x, 2x of 0.125.
     assert {m.augment for m in members} == {"flip", "views"}
-    assert tasks.member_index("gender_12") == 12
+    assert ensemble.member_index("gender_12") == 12
     for not_a_member in ("gender", "gender_0", "gender_01", "gender_x", "matcher"):
-        assert tasks.member_index(not_a_member) is None
+        assert ensemble.member_index(not_a_member) is None
     with pytest.raises(ValueError, match="numbered from 1"):
-        tasks.gender_member(config, 0)
+        ensemble.gender_member(config, 0)
 
 
 def test_members_differ_from_each_other_and_build_reproducibly(tmp_path):
     config = tiny_config(tmp_path, steps=1)
     keras.utils.set_random_seed(0)
-    paper = networks.build_gender_classifier(SIZE, 3, width=config.networks.classifier_width)
+    paper = gender_classifiers.build_gender_classifier(
+        SIZE, 3, width=config.networks.classifier_width)
     built = {k: _member(config, k) for k in (1, 2, 3, 5)}
 
     def shapes(model):
@@ -138,7 +142,7 @@ def test_member_task_learns_from_its_augmentation(tmp_path):
     batch = {"image": image, "view_a": view_a, "view_b": image,
              "male": tf.constant([1, 0, 1, -1], tf.int64)}
     for index, augment, learns_from in ((1, "views", view_a), (2, "flip", image)):
-        task = tasks.GenderMemberTask(config, index)
+        task = GenderMemberTask(config, index)
         assert (task.name, task.augment) == (f"gender_{index}", augment)
         seen = []
 
@@ -187,8 +191,8 @@ def test_ensemble_gender_loss_is_the_mean_of_the_members(tmp_path):
     per_member, flips = [], []
     for classifier in classifiers:
         logits_sm, logits_op = classifier(x_sm).numpy(), classifier(x_op).numpy()
-        per_member.append((_cross_entropy(logits_sm, label) * known,
-                           _cross_entropy(logits_op, 1 - label) * known))
+        per_member.append((cross_entropy(logits_sm, label) * known,
+                           cross_entropy(logits_op, 1 - label) * known))
         flips.append((logits_op.argmax(axis=1) != label).astype(np.float32))
     gender = np.mean([s + o for s, o in per_member], axis=0)
     assert not np.allclose(gender, per_member[0][0] + per_member[0][1], rtol=1e-2)
@@ -208,7 +212,7 @@ def test_ensemble_gender_loss_is_the_mean_of_the_members(tmp_path):
 def test_three_element_load_models_still_means_no_ensemble(tmp_path):
     # Old callers (benchmarks, the trainer tests) return (autoencoder, gender, matcher) only.
     config = _ensemble_config(tmp_path, 0)
-    task = tasks.SanTask(config, _prototypes(), lambda: _build_models(config))
+    task = SanTask(config, _prototypes(), lambda: _build_models(config))
     assert "flip_rate_ensemble" not in task.reports
     task.build()
     assert task.gender_members == ()
@@ -217,7 +221,7 @@ def test_three_element_load_models_still_means_no_ensemble(tmp_path):
     assert set(report) == set(task.reports)
     # A config that asks for members then fails at build, naming the mismatch.
     asks = _ensemble_config(tmp_path, 1)
-    task = tasks.SanTask(asks, _prototypes(), lambda: _build_models(asks))
+    task = SanTask(asks, _prototypes(), lambda: _build_models(asks))
     with pytest.raises(ValueError, match="0 extra gender classifiers, but gender_ensemble is 1"):
         task.build()
 
@@ -245,7 +249,7 @@ def test_two_replica_san_step_trains_against_the_members(tmp_path):
 
 def test_main_job_pretrains_the_members(tmp_path):
     config = tiny_job_config(tmp_path, steps=2, gender_ensemble=1, export_dir=None)
-    summary = pipeline.run(config)
+    summary = main_job.run(config)
     work = tmp_path / "work"
     for stage in ("gender", "gender_1", "matcher", "autoencoder", "san"):
         assert (work / stage / "model.keras").exists(), stage
@@ -258,7 +262,7 @@ def test_main_job_pretrains_the_members(tmp_path):
     assert summary["export"] is None
 
 
-def _parsed_train_config(*argv):
+def parsed_train_config(*argv):
     """The binaries' TrainConfig from these flags (the parsed flags are reset after)."""
     from semiadv.apps import train_flags
 
@@ -273,7 +277,7 @@ def test_gender_jitter_is_validated_and_reaches_the_config():
     assert TrainConfig().gender_jitter == 0.0
     with pytest.raises(ValueError, match=r"gender_jitter must be in \[0, 0.5\), got 0.6"):
         TrainConfig(gender_jitter=0.6)
-    config = _parsed_train_config("--gender_jitter=0.1")
+    config = parsed_train_config("--gender_jitter=0.1")
     assert config.gender_jitter == 0.1
     assert from_dict(TrainConfig, json.loads(to_json(config))) == config
     # A SAN trained with other views is another SAN: a resumed run must not mix them.
@@ -320,7 +324,7 @@ def test_gender_jitter_feeds_each_classifier_its_own_views(tmp_path, monkeypatch
                                (lambda x: x, plain)):
             logits_sm = classifier(views_of(outputs["same"].numpy())).numpy()
             logits_op = classifier(views_of(outputs["opposite"].numpy())).numpy()
-            into.append(_cross_entropy(logits_sm, male) + _cross_entropy(logits_op, 1 - male))
+            into.append(cross_entropy(logits_sm, male) + cross_entropy(logits_op, 1 - male))
     np.testing.assert_allclose(total, np.mean(expected, axis=0), rtol=1e-4, atol=1e-6)
     # The views matter: the unjittered term is another number.
     assert not np.allclose(total, np.mean(plain, axis=0), rtol=1e-3)
@@ -344,21 +348,21 @@ def test_gender_jitter_passes_gradients_to_the_autoencoder(tmp_path):
 
 
 def test_encoder_prototype_is_validated_and_reaches_the_autoencoder():
-    from semiadv.models import networks
+    from semiadv.models import autoencoders
     from semiadv.train import stages
     from semiadv.config import NetworkConfig
 
     assert NetworkConfig().encoder_prototype == "same"
     with pytest.raises(ValueError, match="encoder_prototype must be one of"):
         NetworkConfig(encoder_prototype="opposite")
-    config = _parsed_train_config("--encoder_prototype=own")
+    config = parsed_train_config("--encoder_prototype=own")
     assert config.networks.encoder_prototype == "own"
     assert from_dict(TrainConfig, json.loads(to_json(config))) == config
     assert "networks.encoder_prototype" in stages.STAGE_SETTINGS["autoencoder"]
-    task = tasks.AutoencoderTask(dataclasses.replace(
+    task = AutoencoderTask(dataclasses.replace(
         config, data=dataclasses.replace(config.data, image_size=SIZE)), _prototypes())
-    assert networks.encoder_prototype_of(task.build_autoencoder()) == "own"
-    difference = _parsed_train_config("--encoder_prototype=difference")
-    task = tasks.AutoencoderTask(dataclasses.replace(
+    assert autoencoders.encoder_prototype_of(task.build()) == "own"
+    difference = parsed_train_config("--encoder_prototype=difference")
+    task = AutoencoderTask(dataclasses.replace(
         difference, data=dataclasses.replace(difference.data, image_size=SIZE)), _prototypes())
-    assert networks.encoder_prototype_of(task.build_autoencoder()) == "difference"
+    assert autoencoders.encoder_prototype_of(task.build()) == "difference"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import _worker
-from semiadv.train import loop as trainer
+from semiadv.train import trainer
 
 STEPS = 12
 # Multi-worker jobs run fewer steps: past ~8 steps at learning rate 1e-2, Adam amplifies the

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from semiadv.train import main_job as pipeline
+from semiadv.train import main_job
 from semiadv.config import DataConfig, NetworkConfig, StageConfig, TrainConfig
 
 
@@ -29,7 +29,7 @@ def tiny_job_config(tmp_path, steps=4, **overrides):
 
 def test_main_job_end_to_end(tmp_path, caplog):
     config = tiny_job_config(tmp_path)
-    summary = pipeline.run(config)
+    summary = main_job.run(config)
 
     work = tmp_path / "work"
     for stage_name in ("gender", "matcher", "autoencoder", "san"):
@@ -52,7 +52,7 @@ def test_main_job_end_to_end(tmp_path, caplog):
 
     # A rerun trains nothing and exports nothing new.
     caplog.set_level("INFO")
-    again = pipeline.run(config)
+    again = main_job.run(config)
     assert again == summary
     assert "training steps" not in caplog.text
     assert sorted(p.name for p in (tmp_path / "exports" / "tiny").iterdir()) == ["1"]
@@ -61,7 +61,7 @@ def test_main_job_end_to_end(tmp_path, caplog):
 def test_matcher_without_identities_says_it_learns_from_views(tmp_path, caplog, monkeypatch):
     from semiadv.data import datasets as data
     from semiadv.train import distribute
-    from semiadv.train import loop as trainer
+    from semiadv.train import trainer
 
     stage = StageConfig(steps=1, learning_rate=1e-4)
     config = TrainConfig(
@@ -72,5 +72,5 @@ def test_matcher_without_identities_says_it_learns_from_views(tmp_path, caplog, 
     monkeypatch.setattr(data, "has_identities", lambda data_config: False)
     monkeypatch.setattr(trainer, "train", lambda *args, **kwargs: trainer.StageResult(None, []))
     caplog.set_level("WARNING")
-    pipeline.pretrain(config, "matcher", distribute.make_strategy("one_device"))
+    main_job.pretrain(config, "matcher", distribute.make_strategy("one_device"))
     assert "two augmented views of each photo" in caplog.text

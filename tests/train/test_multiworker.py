@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import _worker
 from semiadv.train import distribute
-from semiadv.train import loop as trainer
+from semiadv.train import trainer
 
 STEPS = 4
 

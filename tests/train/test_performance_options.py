@@ -7,11 +7,11 @@ import tensorflow as tf
 
 from semiadv.data import datasets as data
 from semiadv.export import exporter as export
-from semiadv.models import networks
-from semiadv.train import tasks
-from semiadv.train import loop as trainer
+from semiadv.models import autoencoders, gender_classifiers
+from semiadv.train import dtype_policies
+from semiadv.train import trainer
 from semiadv.config import DataConfig, TrainConfig
-from test_loop import SIZE, _config, _fixed_models, _prototypes, _san_task
+from test_trainer import SIZE, san_config, fixed_models, _prototypes, fixed_san_task
 
 
 def _one_device():
@@ -19,12 +19,12 @@ def _one_device():
 
 
 def test_jit_compiled_step_equals_plain_step(tmp_path):
-    config = _config(tmp_path)
-    weights = _fixed_models(config)
+    config = san_config(tmp_path)
+    weights = fixed_models(config)
     results = {}
     for jit in (False, True):
-        run_config = _config(tmp_path, jit_compile=jit)
-        task = _san_task(run_config, weights)
+        run_config = san_config(tmp_path, jit_compile=jit)
+        task = fixed_san_task(run_config, weights)
         results[jit] = trainer.train(task, run_config.san, run_config, _one_device(),
                                      tmp_path / f"jit_{jit}")
     plain, jitted = results[False], results[True]
@@ -39,12 +39,12 @@ def test_jit_compiled_step_equals_plain_step(tmp_path):
 
 def test_eager_loop_equals_compiled_loop(tmp_path):
     """The benchmarks' eager baseline runs the very same step as training."""
-    config = _config(tmp_path)
-    weights = _fixed_models(config)
+    config = san_config(tmp_path)
+    weights = fixed_models(config)
     finals = []
     for compiled in (True, False):
         strategy = _one_device()
-        task = _san_task(config, weights)
+        task = fixed_san_task(config, weights)
         with strategy.scope():
             model = task.build()
             optimizer = keras.optimizers.Adam(1e-2)
@@ -65,8 +65,8 @@ def test_eager_loop_equals_compiled_loop(tmp_path):
 
 def test_with_dtype_policy_keeps_weights_and_float32_outputs():
     keras.utils.set_random_seed(1)
-    model = networks.build_gender_classifier(SIZE, 3, width=0.125)
-    mixed = tasks.with_dtype_policy(model, "mixed_bfloat16")
+    model = gender_classifiers.build_gender_classifier(SIZE, 3, width=0.125)
+    mixed = dtype_policies.with_dtype_policy(model, "mixed_bfloat16")
     assert mixed is not model
     assert mixed.get_layer("block1_conv").compute_dtype == "bfloat16"
     assert mixed.get_layer("block1_conv").variable_dtype == "float32"
@@ -78,15 +78,15 @@ def test_with_dtype_policy_keeps_weights_and_float32_outputs():
     assert logits.dtype == tf.float32
     # bfloat16 keeps ~3 significant digits: same logits up to that rounding.
     np.testing.assert_allclose(logits, model(images), rtol=0.05, atol=0.02)
-    assert tasks.with_dtype_policy(mixed, "mixed_bfloat16") is mixed
-    back = tasks.with_dtype_policy(mixed, "float32")
+    assert dtype_policies.with_dtype_policy(mixed, "mixed_bfloat16") is mixed
+    back = dtype_policies.with_dtype_policy(mixed, "float32")
     assert back.get_layer("block1_conv").compute_dtype == "float32"
 
 
 def test_residual_skip_stays_float32_under_mixed_bfloat16():
     """The face passes the skip connection unrounded: bf16 would cost it ~3 digits."""
-    autoencoder = networks.build_autoencoder(SIZE, 3, (4, 4), (8, 8), residual=True)
-    mixed = tasks.with_dtype_policy(autoencoder, "mixed_bfloat16")
+    autoencoder = autoencoders.build_autoencoder(SIZE, 3, (4, 4), (8, 8), residual=True)
+    mixed = dtype_policies.with_dtype_policy(autoencoder, "mixed_bfloat16")
     assert mixed.get_layer("decoder_conv1").compute_dtype == "bfloat16"
     for name in ("combiner", "same_residual", "same_clip", "opposite_residual"):
         assert mixed.get_layer(name).compute_dtype == "float32", name
@@ -96,11 +96,11 @@ def test_residual_skip_stays_float32_under_mixed_bfloat16():
 
 
 def test_mixed_bfloat16_san_trains_close_to_float32_and_exports_float32(tmp_path):
-    weights = _fixed_models(_config(tmp_path))
+    weights = fixed_models(san_config(tmp_path))
     runs = {}
     for precision in ("none", "bfloat16"):
-        config = _config(tmp_path, mixed_precision=precision)
-        task = _san_task(config, weights)
+        config = san_config(tmp_path, mixed_precision=precision)
+        task = fixed_san_task(config, weights)
         runs[precision] = (trainer.train(task, config.san, config, _one_device(),
                                          tmp_path / precision), task)
     assert keras.config.dtype_policy().name == "float32"  # Restored after the stage.

@@ -9,21 +9,21 @@ import pytest
 import tensorflow as tf
 
 from semiadv.train import distribute
-from semiadv.models import networks
+from semiadv.models import gender_classifiers
 from semiadv.train import robust
 from semiadv.train import stages
-from semiadv.train import tasks
-from semiadv.train import loop as trainer
+from semiadv.train.gender_tasks import GenderTask
+from semiadv.train import trainer
 from semiadv.config import DataConfig, NetworkConfig, StageConfig, TrainConfig, from_dict, to_json
 
-from test_ensemble import _parsed_train_config  # noqa: E402
+from test_ensemble import parsed_train_config  # noqa: E402
 
 SIZE = 16
 
 
 def _classifier(seed=3):
     keras.utils.set_random_seed(seed)
-    model = networks.build_gender_classifier(SIZE, 3, width=0.25)
+    model = gender_classifiers.build_gender_classifier(SIZE, 3, width=0.25)
     # A random net barely tells faces apart; scaled up, its logits move with the pixels.
     logits = model.get_layer("logits")
     logits.kernel.assign(logits.kernel * 50.0)
@@ -76,7 +76,7 @@ def test_robust_radius_is_validated_round_trips_and_retrains_the_gender_stage():
         TrainConfig(gender_robust_radius=-1.0)
     with pytest.raises(ValueError, match="gender_robust_steps must be an integer >= 1, got 0"):
         TrainConfig(gender_robust_steps=0)
-    config = _parsed_train_config("--gender_robust_radius=1.5", "--gender_robust_steps=2")
+    config = parsed_train_config("--gender_robust_radius=1.5", "--gender_robust_steps=2")
     assert (config.gender_robust_radius, config.gender_robust_steps) == (1.5, 2)
     assert from_dict(TrainConfig, json.loads(to_json(config))) == config
     # A CNN trained otherwise is another CNN: a resumed run must retrain it.
@@ -99,7 +99,7 @@ def test_the_gender_loss_is_taken_on_the_adversarial_faces(tmp_path):
     batch = {"image": images, "male": tf.constant([1, 0, 1, 0, -1, 0, 1, 1], tf.int64)}
     values = {}
     for radius in (0.0, 0.5):
-        task = tasks.GenderTask(_gender_config(tmp_path, radius))
+        task = GenderTask(_gender_config(tmp_path, radius))
         task.build()
         task.model.set_weights(_classifier().get_weights())
         tf.random.set_seed(0)
@@ -115,7 +115,7 @@ def test_robust_gender_stage_trains_on_two_replicas(tmp_path):
     config = _gender_config(tmp_path, 0.5)
     strategy = distribute.make_strategy("mirrored")
     assert strategy.num_replicas_in_sync == 2
-    task = tasks.GenderTask(config)  # trainer.train builds it under the strategy's scope.
+    task = GenderTask(config)  # trainer.train builds it under the strategy's scope.
     result = trainer.train(task, config.gender, config, strategy, tmp_path / "gender")
     assert [step for step, _ in result.history] == [2, 4]
     for _, values in result.history:
@@ -130,7 +130,7 @@ def test_the_radius_warms_up_linearly():
         pytest.approx(0.7)
     with pytest.raises(ValueError, match="gender_robust_warmup must be an integer >= 0"):
         TrainConfig(gender_robust_warmup=-1)
-    config = _parsed_train_config("--gender_robust_radius=1", "--gender_robust_warmup=300")
+    config = parsed_train_config("--gender_robust_radius=1", "--gender_robust_warmup=300")
     assert config.gender_robust_warmup == 300
     assert "gender_robust_warmup" in stages.STAGE_SETTINGS["gender"]
 
@@ -145,7 +145,7 @@ def test_warmup_attacks_early_steps_within_the_smaller_ball(tmp_path, monkeypatc
 
     monkeypatch.setattr(robust, "l2_adversarial_images", spy)
     config = dataclasses.replace(_gender_config(tmp_path, 0.8), gender_robust_warmup=4)
-    task = tasks.GenderTask(config)
+    task = GenderTask(config)
     task.build()
     images, male = _faces(4)
     for step in (0, 1, 9):
@@ -204,6 +204,6 @@ def test_san_holds_x_sm_to_the_originals_reading(tmp_path):
     assert report["gender_same"].numpy()[2] > 0  # Counted without a label.
     label = losses.gender_cross_entropy(task.gender(outputs["same"]), tf.maximum(male, 0))
     assert not np.allclose(report["gender_same"], label, rtol=1e-2)
-    parsed = _parsed_train_config("--gender_same_target=original")
+    parsed = parsed_train_config("--gender_same_target=original")
     assert parsed.gender_same_target == "original"
     assert "gender_same_target" in stages.STAGE_SETTINGS["san"]

@@ -6,11 +6,10 @@ import sys
 from pathlib import Path
 
 import keras
-import numpy as np
 import pytest
 
 from semiadv.train import heldout
-from semiadv.models import networks
+from semiadv.models import autoencoders, gender_classifiers, matchers
 from semiadv.train import run_summary
 from _worker import SIZE, _prototypes, tiny_config  # noqa: E402
 
@@ -19,8 +18,8 @@ from _worker import SIZE, _prototypes, tiny_config  # noqa: E402
 def judges():
     keras.utils.set_random_seed(11)
     nets = tiny_config("unused", 1).networks
-    return (networks.build_gender_classifier(SIZE, 3, width=nets.classifier_width),
-            networks.build_matcher(SIZE, 3, embedding_dim=nets.embedding_dim,
+    return (gender_classifiers.build_gender_classifier(SIZE, 3, width=nets.classifier_width),
+            matchers.build_matcher(SIZE, 3, embedding_dim=nets.embedding_dim,
                                    width=nets.matcher_width))
 
 
@@ -28,7 +27,7 @@ def test_heldout_ssim_is_one_for_an_untouched_face_and_lower_for_a_resynthesised
     gender, matcher = judges
     config = tiny_config("unused", 1)
     # An untrained residual autoencoder returns its input (its combiner starts at zero).
-    identity = networks.build_autoencoder(SIZE, 3, (4, 4), (8, 8), residual=True)
+    identity = autoencoders.build_autoencoder(SIZE, 3, (4, 4), (8, 8), residual=True)
     untouched = heldout.san_summary(identity, gender, matcher, _prototypes(), config.data)
     assert untouched["examples"] > 0
     # A cap that is not a whole number of batches still reads exactly that many faces.
@@ -40,7 +39,7 @@ def test_heldout_ssim_is_one_for_an_untouched_face_and_lower_for_a_resynthesised
     assert untouched["ssim_opposite"] == pytest.approx(1.0, abs=1e-5)
     assert untouched["match_distance_same"] == pytest.approx(0.0, abs=1e-6)
     # An untrained paper autoencoder re-synthesises a blur around grey: far from the face.
-    blurry = networks.build_autoencoder(SIZE, 3, (4, 4), (8, 8), residual=False)
+    blurry = autoencoders.build_autoencoder(SIZE, 3, (4, 4), (8, 8), residual=False)
     changed = heldout.san_summary(blurry, gender, matcher, _prototypes(), config.data)
     assert -1.0 <= changed["ssim_same"] < 0.5
     assert -1.0 <= changed["ssim_opposite"] < 0.5

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from semiadv.train import main_job as pipeline
+from semiadv.train import main_job
 from semiadv.train import stages
 from semiadv.config import StageConfig, TrainConfig
 from test_main_job import tiny_job_config
@@ -48,7 +48,7 @@ def _record(config, stage):
 def trained(tmp_path_factory):
     """A finished tiny work dir (no export: exporting takes half a minute)."""
     config = tiny_job_config(tmp_path_factory.mktemp("trained"), steps=2, export_dir=None)
-    pipeline.run(config)
+    main_job.run(config)
     return config
 
 
@@ -75,7 +75,7 @@ def test_rerun_with_changed_flags_refuses_before_writing(finished, tmp_path):
     changed = dataclasses.replace(finished, san=StageConfig(steps=4, learning_rate=1e-3),
                                   match_weight=2.0, export_dir=str(tmp_path / "elsewhere"))
     with pytest.raises(stages.StageMismatchError) as refusal:
-        pipeline.run(changed)
+        main_job.run(changed)
     message = str(refusal.value)
     assert "--san_steps: 2 -> 4 (finished stage san)" in message
     assert "--match_weight: 8.0 -> 2.0 (finished stage san)" in message
@@ -140,17 +140,17 @@ def test_new_export_dir_exports_and_retrained_stage_is_recorded(finished, tmp_pa
     work = Path(finished.workdir)
     # A setting that shapes no weights takes effect: the new export dir gets an export.
     moved = dataclasses.replace(finished, export_dir=str(tmp_path / "elsewhere"))
-    summary = pipeline.run(moved)
+    summary = main_job.run(moved)
     assert summary["export"] == str(tmp_path / "elsewhere" / "tiny" / "1")
     assert json.loads((work / "config.json").read_text())["export_dir"] == moved.export_dir
     again = dataclasses.replace(moved, export_dir=str(tmp_path / "third"))
-    assert pipeline.run(again)["export"] == str(tmp_path / "third" / "tiny" / "1")
+    assert main_job.run(again)["export"] == str(tmp_path / "third" / "tiny" / "1")
 
     gender_model = (work / "gender" / "model.keras").stat().st_mtime_ns
     changed = dataclasses.replace(again, san=StageConfig(steps=4, learning_rate=1e-3),
                                   match_weight=2.0)
     assert stages.retrain(changed, ["san"]) == ("san",)
-    summary = pipeline.run(changed)
+    summary = main_job.run(changed)
     assert _record(changed, "san")["san.steps"] == 4
     assert _record(changed, "san")["match_weight"] == 2.0
     assert _record(changed, "gender")["gender.steps"] == 2

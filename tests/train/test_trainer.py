@@ -8,15 +8,17 @@ import pytest
 import tensorflow as tf
 
 from semiadv.train import distribute
-from semiadv.train import tasks
-from semiadv.train import loop as trainer
+from semiadv.train.autoencoder_task import AutoencoderTask
+from semiadv.train.matcher_task import MatcherTask
+from semiadv.train.san_task import SanTask
+from semiadv.train import trainer
 from semiadv.config import DataConfig, NetworkConfig, StageConfig, TrainConfig
 
 # The tiny nets and prototypes the multi-worker and fault tests train too.
 from _worker import SIZE, _build_models, _prototypes  # noqa: E402
 
 
-def _config(tmp_path, **overrides):
+def san_config(tmp_path, **overrides):
     values = dict(
         data=DataConfig(dataset="synthetic", image_size=SIZE, channels=3, batch_size=8,
                         synthetic_identities=12, synthetic_images_per_identity=4),
@@ -28,20 +30,20 @@ def _config(tmp_path, **overrides):
     return TrainConfig(**values)
 
 
-def _fixed_models(config):
+def fixed_models(config):
     """Autoencoder, gender CNN and matcher weights, fixed by a seed."""
     keras.utils.set_random_seed(7)
     return [model.get_weights() for model in _build_models(config)]
 
 
-def _san_task(config, weights):
+def fixed_san_task(config, weights):
     def load_models():
         models = _build_models(config)
         for model, values in zip(models, weights):
             model.set_weights(values)
         return models
 
-    return tasks.SanTask(config, _prototypes(), load_models)
+    return SanTask(config, _prototypes(), load_models)
 
 
 def _one_device():
@@ -55,11 +57,11 @@ def _two_devices():
 
 
 def test_two_replicas_match_one_device(tmp_path):
-    config = _config(tmp_path)
-    weights = _fixed_models(config)
+    config = san_config(tmp_path)
+    weights = fixed_models(config)
     runs = {}
     for name, strategy in (("one", _one_device()), ("two", _two_devices())):
-        task = _san_task(config, weights)
+        task = fixed_san_task(config, weights)
         result = trainer.train(task, config.san, config, strategy, tmp_path / name)
         runs[name] = (result, task)
     one, two = runs["one"][0], runs["two"][0]
@@ -82,7 +84,7 @@ def test_two_replicas_match_one_device(tmp_path):
             np.testing.assert_array_equal(current, original)
 
 
-def _cross_entropy(logits, label):
+def cross_entropy(logits, label):
     logits = logits - logits.max(axis=1, keepdims=True)
     log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     return -log_softmax[np.arange(len(label)), label]
@@ -108,10 +110,10 @@ def test_san_loss_terms_equal_hand_computation(tmp_path, fidelity):
     extra = dict(gender_same_weight=0.25, ssim_weight=4.0, colour_weight=0.1) if fidelity else {}
     if fidelity == "tolerance":
         extra["match_same"] = False
-    config = _config(tmp_path, gender_weight=2.0, match_weight=3.0, pixel_weight=0.5,
+    config = san_config(tmp_path, gender_weight=2.0, match_weight=3.0, pixel_weight=0.5,
                      match_warmup_steps=5, **extra)
-    weights = _fixed_models(config)
-    task = _san_task(config, weights)
+    weights = fixed_models(config)
+    task = fixed_san_task(config, weights)
     task.build()
     rng = np.random.default_rng(0)
     image = rng.uniform(0, 1, (4, SIZE, SIZE, 3)).astype(np.float32)
@@ -131,8 +133,8 @@ def test_san_loss_terms_equal_hand_computation(tmp_path, fidelity):
     x_sm, x_op = outputs["same"].numpy(), outputs["opposite"].numpy()
     known = (male >= 0).astype(np.float32)
     label = np.maximum(male, 0)
-    gender_same = _cross_entropy(task.gender(x_sm).numpy(), label) * known
-    gender_opposite = _cross_entropy(task.gender(x_op).numpy(), 1 - label) * known
+    gender_same = cross_entropy(task.gender(x_sm).numpy(), label) * known
+    gender_opposite = cross_entropy(task.gender(x_op).numpy(), 1 - label) * known
     original = task.matcher(image).numpy()
     match_same = ((original - task.matcher(x_sm).numpy()) ** 2).sum(axis=1)
     match_opposite = ((original - task.matcher(x_op).numpy()) ** 2).sum(axis=1)
@@ -173,12 +175,12 @@ def test_san_loss_terms_equal_hand_computation(tmp_path, fidelity):
 
 def test_residual_san_starts_at_the_identity_and_learns_a_change(tmp_path):
     """`NetworkConfig.residual`: the distributed step trains the skip-connected autoencoder."""
-    config = _config(tmp_path, networks=dataclasses.replace(_config(tmp_path).networks,
+    config = san_config(tmp_path, networks=dataclasses.replace(san_config(tmp_path).networks,
                                                             residual=True),
                      san=StageConfig(steps=6, learning_rate=1e-2), checkpoint_every=3,
                      steps_per_loop=3)
-    weights = _fixed_models(config)
-    task = _san_task(config, weights)
+    weights = fixed_models(config)
+    task = fixed_san_task(config, weights)
     result = trainer.train(task, config.san, config, _two_devices(), tmp_path / "residual")
     image = np.random.default_rng(0).uniform(0.1, 0.9, (4, SIZE, SIZE, 3)).astype(np.float32)
     protos = _prototypes()
@@ -200,10 +202,10 @@ def test_residual_san_starts_at_the_identity_and_learns_a_change(tmp_path):
 
 
 def test_interrupted_run_resumes_from_last_checkpoint(tmp_path, monkeypatch):
-    config = _config(tmp_path, san=StageConfig(steps=6, learning_rate=1e-2))
-    weights = _fixed_models(config)
-    uninterrupted = trainer.train(_san_task(config, weights), config.san, config, _one_device(),
-                                  tmp_path / "straight")
+    config = san_config(tmp_path, san=StageConfig(steps=6, learning_rate=1e-2))
+    weights = fixed_models(config)
+    uninterrupted = trainer.train(fixed_san_task(config, weights), config.san, config,
+                                  _one_device(), tmp_path / "straight")
 
     class Killed(Exception):
         pass
@@ -218,31 +220,31 @@ def test_interrupted_run_resumes_from_last_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_die)
     with pytest.raises(Killed):
-        trainer.train(_san_task(config, weights), config.san, config, _one_device(),
+        trainer.train(fixed_san_task(config, weights), config.san, config, _one_device(),
                       tmp_path / "killed")
     monkeypatch.undo()
     assert not trainer.stage_done(tmp_path / "killed")
-    resumed = trainer.train(_san_task(config, weights), config.san, config, _one_device(),
+    resumed = trainer.train(fixed_san_task(config, weights), config.san, config, _one_device(),
                             tmp_path / "killed")
     assert [step for step, _ in resumed.history] == [6]  # Only the steps after the checkpoint.
     assert trainer.stage_done(tmp_path / "killed")
     for a, b in zip(uninterrupted.model.get_weights(), resumed.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     # Done stages are not retrained.
-    again = trainer.train(_san_task(config, weights), config.san, config, _one_device(),
+    again = trainer.train(fixed_san_task(config, weights), config.san, config, _one_device(),
                           tmp_path / "killed")
     assert again.history == []
 
 
 def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path):
-    config = _config(tmp_path, san=StageConfig(steps=6, learning_rate=1e-2))
-    weights = _fixed_models(config)
-    trainer.train(_san_task(config, weights), dataclasses.replace(config.san, steps=2), config,
+    config = san_config(tmp_path, san=StageConfig(steps=6, learning_rate=1e-2))
+    weights = fixed_models(config)
+    trainer.train(fixed_san_task(config, weights), dataclasses.replace(config.san, steps=2), config,
                   _one_device(), tmp_path / "run")
     checkpoint_files = sorted(p.name for p in (tmp_path / "run" / "ckpt").iterdir())
     (tmp_path / "run" / trainer.FINAL_MODEL).unlink()  # Pretend the stage goes on to 6 steps.
 
-    task = _san_task(config, weights)
+    task = fixed_san_task(config, weights)
     original = task.per_example
 
     def poisoned(batch, step):
@@ -258,9 +260,9 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path):
 
 
 def test_batch_must_split_over_replicas(tmp_path):
-    config = _config(tmp_path, data=dataclasses.replace(_config(tmp_path).data, batch_size=7))
+    config = san_config(tmp_path, data=dataclasses.replace(san_config(tmp_path).data, batch_size=7))
     with pytest.raises(ValueError, match="batch_size=7"):
-        trainer.train(_san_task(config, _fixed_models(config)), config.san, config,
+        trainer.train(fixed_san_task(config, fixed_models(config)), config.san, config,
                       _two_devices(), tmp_path / "odd")
 
 
@@ -275,9 +277,9 @@ def _event_tags(log_dir):
 
 @pytest.mark.parametrize("image_summaries", [False, True])
 def test_faces_reach_tensorboard_only_when_asked(tmp_path, image_summaries):
-    config = _config(tmp_path, image_summaries=image_summaries,
+    config = san_config(tmp_path, image_summaries=image_summaries,
                      san=StageConfig(steps=2, learning_rate=1e-2))
-    trainer.train(_san_task(config, _fixed_models(config)), config.san, config, _one_device(),
+    trainer.train(fixed_san_task(config, fixed_models(config)), config.san, config, _one_device(),
                   tmp_path / "run")
     tags = _event_tags(tmp_path / "run" / "logs")
     assert {"san/loss", "san/flip_rate_opposite", "san/accuracy_same", "san/match_same"} <= set(tags)
@@ -287,11 +289,11 @@ def test_faces_reach_tensorboard_only_when_asked(tmp_path, image_summaries):
 
 def test_matcher_learns_identities_from_its_own_dataset(tmp_path):
     # The main set (as UTKFace) would give the matcher no identities; --matcher_dataset does.
-    config = _config(tmp_path, matcher=StageConfig(steps=2, learning_rate=1e-4),
+    config = san_config(tmp_path, matcher=StageConfig(steps=2, learning_rate=1e-4),
                      matcher_dataset="synthetic")
     config = dataclasses.replace(config, data=dataclasses.replace(
         config.data, dataset="utkface:/nonexistent"))
-    task = tasks.MatcherTask(config)
+    task = MatcherTask(config)
     assert task.data.dataset == "synthetic"
     assert task.data.image_size == config.data.image_size
     result = trainer.train(task, config.matcher, config, _one_device(), tmp_path / "matcher")
@@ -301,8 +303,8 @@ def test_matcher_learns_identities_from_its_own_dataset(tmp_path):
 def test_warped_prototypes_follow_each_faces_landmarks(tmp_path):
     template = np.array([[5, 6], [10, 6], [8, 9], [6, 12], [10, 12]], np.float32)
     protos = dataclasses.replace(_prototypes(), landmarks=template)
-    config = _config(tmp_path, warp_prototypes=True)
-    task = tasks.AutoencoderTask(config, protos)
+    config = san_config(tmp_path, warp_prototypes=True)
+    task = AutoencoderTask(config, protos)
     shift = np.array([2.0, 0.0], np.float32)
     batch = {"male": tf.constant([1, 0], tf.int64),
              "landmarks": tf.constant(np.stack([template, template + shift]))}
@@ -313,4 +315,4 @@ def test_warped_prototypes_follow_each_faces_landmarks(tmp_path):
     np.testing.assert_allclose(opposite[1][:, 4:14], protos.male[:, 2:12], atol=1e-5)
     np.testing.assert_allclose(same[1][:, 4:14], protos.female[:, 2:12], atol=1e-5)
     with pytest.raises(ValueError, match="needs landmarks"):
-        tasks.AutoencoderTask(config, _prototypes())
+        AutoencoderTask(config, _prototypes())

@@ -1,4 +1,5 @@
-"""The training loop: one compiled distributed step, checkpoints, resume, summaries, progress.
+"""The controller of a stage: the compiled distributed loop, checkpoints, resume, summaries,
+progress. What a step computes is the task's (`semiadv.train.task`).
 
 A stage's work dir holds `ckpt/` (a `tf.train.CheckpointManager`), `logs/` (TensorBoard) and,
 once the stage has finished, `model.keras`: its presence is what marks the stage done.
@@ -19,10 +20,9 @@ import tensorflow as tf
 from absl import logging
 
 from semiadv.data import datasets as data
-from semiadv.train import distribute
-from semiadv.train import tasks
 from semiadv.config import StageConfig, TrainConfig
-from semiadv.train.tasks import Task
+from semiadv.train import distribute, dtype_policies
+from semiadv.train.task import Task
 from semiadv.utils import files
 
 FINAL_MODEL = "model.keras"
@@ -41,6 +41,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 def stage_done(stage_dir: str | Path) -> bool:
+    """Whether the stage in `stage_dir` has finished: its final model is written."""
     return (Path(stage_dir) / FINAL_MODEL).exists()
 
 
@@ -98,13 +99,13 @@ def train(task: Task, stage: StageConfig, config: TrainConfig, strategy: tf.dist
         raise ValueError(f"--batch_size={global_batch} does not split evenly over "
                          f"{strategy.num_replicas_in_sync} replicas")
     if config.deterministic:
-        # Idempotent; also done by `pipeline.setup`, repeated here for callers of `train` alone.
+        # Idempotent; also done by `main_job.setup`, repeated here for callers of `train` alone.
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.data.seed)
     chief = distribute.is_chief(strategy)
     shared_dir = stage_dir / "ckpt"
     with strategy.scope():
-        with tasks.dtype_policy(config.mixed_precision):
+        with dtype_policies.dtype_policy(config.mixed_precision):
             # Networks built (not loaded) here take the policy; the global policy is restored
             # after, so later stages and the export see the default again.
             model = task.build()

@@ -1,0 +1,76 @@
+"""The autoencoder's pre-training, and the base of every task that trains the autoencoder."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from semiadv.config import TrainConfig
+from semiadv.models import autoencoders
+from semiadv.prototypes import prototypes as prototypes_lib
+from semiadv.train import losses
+from semiadv.train.task import Task
+
+
+class PrototypeTask(Task):
+    """A task that trains the autoencoder on faces with their same and opposite prototypes."""
+
+    augment = "flip"
+
+    def __init__(self, config: TrainConfig, prototypes: prototypes_lib.Prototypes):
+        super().__init__(config)
+        prototypes_lib.check_shape(prototypes, config.data.image_size, config.data.channels)
+        self.prototype_male = tf.constant(prototypes.male)
+        self.prototype_female = tf.constant(prototypes.female)
+        self.landmark_template = None
+        if config.warp_prototypes:
+            if prototypes.landmarks is None:
+                raise ValueError(f"--warp_prototypes needs landmarks, and {config.data.dataset} "
+                                 "has none (only celeb_a does)")
+            self.landmark_template = tf.constant(prototypes.landmarks)
+
+    def prototypes_of(self, batch):
+        """(same, opposite) prototypes [B, H, W, C] of each face of `batch`."""
+        male = tf.maximum(batch["male"], 0)
+        same = prototypes_lib.same_prototype(male, self.prototype_male, self.prototype_female)
+        opposite = prototypes_lib.opposite_prototype(male, self.prototype_male,
+                                                     self.prototype_female)
+        if "flipped" in batch:
+            # The pipeline flipped some faces: their prototypes follow (the paper's code did not).
+            same, opposite = prototypes_lib.flip_where([same, opposite], batch["flipped"])
+        if self.landmark_template is not None:
+            # The mean face's landmarks onto this face's (flipped with it by the pipeline).
+            same, opposite = (prototypes_lib.warp_to_landmarks(p, batch["landmarks"],
+                                                               self.landmark_template)
+                              for p in (same, opposite))
+        return same, opposite
+
+    def summary_images(self, batch):
+        """Originals and both outputs of a batch, for `--image_summaries`."""
+        same, opposite = self.prototypes_of(batch)
+        outputs = self.model({"image": batch["image"], "same_prototype": same,
+                              "opposite_prototype": opposite}, training=False)
+        return {"original": batch["image"], "same": outputs["same"],
+                "opposite": outputs["opposite"]}
+
+
+class AutoencoderTask(PrototypeTask):
+    """Pre-trains the autoencoder to reconstruct each face from itself and its P_SM."""
+
+    name = "autoencoder"
+    reports = ("pixel",)
+
+    def build(self):
+        nets = self.config.networks
+        self.model = autoencoders.build_autoencoder(
+            self.data.image_size, self.data.channels, encoder_filters=nets.encoder_filters,
+            decoder_filters=nets.decoder_filters, residual=nets.residual,
+            upsampling=nets.upsampling, max_change=nets.max_change,
+            encoder_prototype=nets.encoder_prototype)
+        return self.model
+
+    def per_example(self, batch, step):
+        same, opposite = self.prototypes_of(batch)
+        outputs = self.model({"image": batch["image"], "same_prototype": same,
+                              "opposite_prototype": opposite}, training=True)
+        pixel = losses.pixel_loss(batch["image"], outputs["same"], kind=self.config.pixel_loss)
+        return pixel, {"pixel": pixel}

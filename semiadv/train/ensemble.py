@@ -1,0 +1,99 @@
+"""The Ensemble SAN's extra gender classifiers: each member's recipe, stage name and network.
+
+With `TrainConfig.gender_ensemble` = K > 0 the SAN is trained against the paper's gender CNN
+(member 0, stage `gender`) and K more classifiers, members 1..K in stages `gender_1`..`gender_K`.
+Each member's architecture, width, augmentation and seed follow from its index alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import keras
+
+from semiadv.config import TrainConfig
+from semiadv.models import gender_classifiers
+
+
+@dataclasses.dataclass(frozen=True)
+class GenderMember:
+    """One extra auxiliary gender classifier of the Ensemble SAN (see `gender_member`).
+
+    Attributes:
+      index: k >= 1 (the paper's CNN, in stage `gender`, is member 0).
+      architecture: "vgg" (`gender_classifiers.build_vgg_gender_classifier`) or "cnn" (the paper's
+        `gender_classifiers.build_gender_classifier`).
+      width: width multiplier of that network.
+      augment: the training augmentation: "flip", or "views" (shift, scale, flip, brightness
+        and contrast: `datasets.augment_view`).
+      seed: the weight-initialisation seed.
+    """
+
+    index: int
+    architecture: str
+    width: float
+    augment: str
+    seed: int
+
+    @property
+    def stage(self) -> str:
+        return member_stage(self.index)
+
+
+# Member k's (architecture, width relative to --classifier_width), cycling every 3 members,
+# while the augmentation alternates every member: members 1..6 cover all six pairs.
+_MEMBER_NETWORKS = (("vgg", 1.0), ("cnn", 0.5), ("cnn", 2.0))
+_MEMBER_AUGMENTS = ("views", "flip")
+_MEMBER_STAGE = re.compile(r"gender_([1-9][0-9]*)")
+
+
+def member_stage(index: int) -> str:
+    """The stage (and work dir folder) of ensemble member `index`: `gender_<index>`."""
+    return f"gender_{index}"
+
+
+def member_stages(config: TrainConfig) -> tuple[str, ...]:
+    """The stages of `config`'s ensemble members: `gender_1`..`gender_K`, K = gender_ensemble."""
+    return tuple(member_stage(k) for k in range(1, config.gender_ensemble + 1))
+
+
+def member_index(stage: str) -> int | None:
+    """k for a stage named `gender_<k>` (k >= 1), else None."""
+    match = _MEMBER_STAGE.fullmatch(stage)
+    return int(match.group(1)) if match else None
+
+
+def gender_member(config: TrainConfig, index: int) -> GenderMember:
+    """The recipe of ensemble member `index` (k >= 1): a deterministic function of k.
+
+    With w = `config.networks.classifier_width` and s = `config.data.seed`:
+
+      k mod 3 = 1: VGG-style, batch-normalised classifier at width w
+      k mod 3 = 2: the paper's CNN at width 0.5 w
+      k mod 3 = 0: the paper's CNN at width 2 w
+      augment: "views" for odd k, "flip" for even k
+      seed: s + k (the paper's CNN is initialised from s)
+
+    So member 1 is a VGG trained on strongly augmented views, member 2 a half-width CNN
+    trained on flips, member 3 a double-width CNN on views, and so on. The data split and
+    the training order stay those of `config.data` (the seed of the split cannot change).
+    None is the evaluation's independent ResNet: it must stay unseen by the SAN.
+    """
+    if index < 1:
+        raise ValueError(f"ensemble members are numbered from 1, got {index}")
+    architecture, relative_width = _MEMBER_NETWORKS[(index - 1) % len(_MEMBER_NETWORKS)]
+    return GenderMember(index=index, architecture=architecture,
+                        width=relative_width * config.networks.classifier_width,
+                        augment=_MEMBER_AUGMENTS[(index - 1) % len(_MEMBER_AUGMENTS)],
+                        seed=config.data.seed + index)
+
+
+def build_gender_member(member: GenderMember, image_size: int, channels: int) -> keras.Model:
+    """Member `member`'s network, initialised from its own seed (same seed, same weights)."""
+    # Like the evaluation's independent networks: an explicit seed right before building,
+    # whatever seed the caller (the trainer seeds with the data seed) set before.
+    keras.utils.set_random_seed(member.seed)
+    build = {"vgg": gender_classifiers.build_vgg_gender_classifier,
+             "cnn": gender_classifiers.build_gender_classifier}[member.architecture]
+    return build(image_size, channels, width=member.width, name=f"gender_member{member.index}")

@@ -1,0 +1,147 @@
+"""The semi-adversarial stage: the autoencoder trained against the frozen gender CNN and matcher."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from semiadv.config import MIXED_PRECISION
+from semiadv.models import dlib_resnet
+from semiadv.train import losses
+from semiadv.train.autoencoder_task import PrototypeTask
+from semiadv.train.dtype_policies import with_dtype_policy
+from semiadv.train.task import known_gender
+
+
+class SanTask(PrototypeTask):
+    """The semi-adversarial training of the autoencoder against frozen G and M.
+
+    J = lambda_G [w_SM CE(G(X'_SM), y) + CE(G(X'_OP), 1 - y)]  (G reads jittered views if
+        gender_jitter > 0; with gender_same_target "original", KL(G(X) || G(X'_SM)) instead
+        of CE(G(X'_SM), y)) + lambda_M ||M(X'_SM) - M(X)||^2
+        (+ ||M(X'_OP) - M(X)||^2 if match_opposite, from match_warmup_steps on)
+        + lambda_D pixel(X, X'_SM)
+        + lambda_SSIM (1 - SSIM(X, X'_OP))
+        + lambda_colour mean_pixels max(ΔE*ab(X, X'_OP) - tolerance, 0)
+
+    (the SM match term only if match_same, which the paper has).
+
+    w_SM = `gender_same_weight` (1 in the paper). The two fidelity terms (0 in the paper) keep
+    the exported output X'_OP a realistic picture of the same face: without them the SAN hides
+    gender by painting colour patches that also cost a real matcher its matches.
+
+    With `config.gender_ensemble` = K > 0 (Ensemble SAN) the gender term is the mean of that
+    bracket over G_0 (the paper's CNN) and the K extra frozen classifiers G_1..G_K, so
+    lambda_G keeps its meaning. `gender_same`, `gender_opposite`, `accuracy_same` and
+    `flip_rate_opposite` stay G_0's (comparable with runs without an ensemble);
+    `flip_rate_ensemble` is the flip rate on X'_OP averaged over all 1 + K classifiers.
+    """
+
+    name = "san"
+    reports = ("loss", "gender_same", "gender_opposite", "match_same", "match_opposite", "pixel",
+               "ssim_opposite", "colour_opposite", "accuracy_same", "flip_rate_opposite")
+
+    def __init__(self, config, prototypes, load_models):
+        """Args:
+          config: the run's config.
+          prototypes: the male and female prototypes.
+          load_models: returns (autoencoder, gender CNN, matcher), plus as a 4th element a
+            sequence of the `config.gender_ensemble` extra gender classifiers (may be left
+            out when there are none). `build` calls it under the strategy scope so every
+            network is mirrored like any model built there.
+        """
+        super().__init__(config, prototypes)
+        self._load_models = load_models
+        if config.gender_ensemble:
+            self.reports = SanTask.reports + ("flip_rate_ensemble",)
+
+    def build(self):
+        policy = MIXED_PRECISION[self.config.mixed_precision]
+        autoencoder, gender, matcher, *rest = self._load_models()
+        if len(rest) > 1:
+            raise ValueError(f"load_models returned {3 + len(rest)} elements, not 3 or 4")
+        members = tuple(rest[0]) if rest else ()
+        if len(members) != self.config.gender_ensemble:
+            raise ValueError(f"load_models returned {len(members)} extra gender classifiers, "
+                             f"but gender_ensemble is {self.config.gender_ensemble}")
+        # Loaded networks keep the policy they were pre-trained with: all compute under this
+        # run's policy instead.
+        self.model, self.gender = (with_dtype_policy(model, policy)
+                                   for model in (autoencoder, gender))
+        # dlib's network stays float32 whole: its descriptors must stay close to dlib's own,
+        # and bfloat16 keeps only about three significant digits.
+        self.matcher = with_dtype_policy(
+            matcher, "float32" if self.config.matcher_network == "dlib_resnet" else policy)
+        self.gender_members = tuple(with_dtype_policy(model, policy) for model in members)
+        # Frozen: their variables never reach the optimizer, and Dropout and BatchNormalization
+        # stay in inference mode (training=False below).
+        for frozen in (self.gender, self.matcher, *self.gender_members):
+            frozen.trainable = False
+        return self.model
+
+    def per_example(self, batch, step):
+        config = self.config
+        image, male = batch["image"], batch["male"]
+        known = known_gender(male)
+        male = tf.maximum(male, 0)
+        same, opposite = self.prototypes_of(batch)
+        outputs = self.model({"image": image, "same_prototype": same,
+                              "opposite_prototype": opposite}, training=True)
+        perturbed_same, perturbed_opposite = outputs["same"], outputs["opposite"]
+
+        # G_0 (the paper's CNN) first: its terms are the reported ones.
+        logits, gender_same = [], []
+        for classifier in (self.gender, *self.gender_members):
+            views = (perturbed_same, perturbed_opposite)
+            if config.gender_jitter > 0:  # A fresh draw per classifier: more diverse views.
+                views = dlib_resnet.jittered_views(list(views), config.gender_jitter)
+            logits_same, logits_opposite = (classifier(view, training=False) for view in views)
+            logits.append((logits_same, logits_opposite))
+            if config.gender_same_target == "original":  # Read as X is, no more, no less.
+                gender_same.append(losses.gender_reading_change(
+                    logits_same, classifier(image, training=False)))
+            else:
+                gender_same.append(losses.gender_cross_entropy(logits_same, male) * known)
+        gender_opposite = [losses.flipped_gender_cross_entropy(logits_opposite, male) * known
+                           for _, logits_opposite in logits]
+        flip_rates = [losses.flip_rate(logits_opposite, male) for _, logits_opposite in logits]
+        gender = ((config.gender_same_weight * tf.add_n(gender_same) + tf.add_n(gender_opposite))
+                  / float(len(logits)))
+
+        # The matcher sees only the views a match term needs: with dlib's ResNet it is most
+        # of the step's cost.
+        names = (["same"] if config.match_same else []) + (
+            ["opposite"] if config.match_opposite else [])
+        views = [image] + [outputs[name] for name in names]
+        if config.effective_match_jitter > 0:  # One random shift, scale and blur per face.
+            views = dlib_resnet.jittered_views(views, config.effective_match_jitter)
+        # One call per view, not one on the concatenated views: the backward pass of a
+        # concatenated call computes input gradients for X's half too, which no loss needs
+        # (BENCHMARKS.md §2b).
+        original_embedding, *embeddings = (
+            tf.cast(self.matcher(view, training=False), tf.float32) for view in views)
+        distances = {name: losses.match_distance(original_embedding, embedding)
+                     for name, embedding in zip(names, embeddings)}
+        # A term left out is reported as 0, so the logs keep their columns.
+        match_same, match_opposite = (distances.get(name, tf.zeros_like(male, tf.float32))
+                                      for name in ("same", "opposite"))
+        match = tf.add_n(list(distances.values()))
+        pixel = losses.pixel_loss(image, perturbed_same, kind=config.pixel_loss)
+        # Reported whatever their weights, so runs with and without them compare in the logs.
+        dissimilarity = losses.structural_dissimilarity(image, perturbed_opposite)
+        colour, colour_cost = losses.colour_difference_and_excess(
+            image, perturbed_opposite, config.colour_tolerance)
+
+        match_on = tf.cast(step >= config.match_warmup_steps, tf.float32)
+        total = (config.gender_weight * gender
+                 + config.match_weight * match_on * match + config.pixel_weight * pixel
+                 + config.ssim_weight * dissimilarity + config.colour_weight * colour_cost)
+        report = {
+            "loss": total, "gender_same": gender_same[0], "gender_opposite": gender_opposite[0],
+            "match_same": match_same, "match_opposite": match_opposite, "pixel": pixel,
+            "ssim_opposite": 1.0 - dissimilarity, "colour_opposite": colour,
+            "accuracy_same": losses.gender_accuracy(logits[0][0], male),
+            "flip_rate_opposite": flip_rates[0],
+        }
+        if self.gender_members:
+            report["flip_rate_ensemble"] = tf.add_n(flip_rates) / float(len(flip_rates))
+        return total, report
