@@ -74,7 +74,7 @@ EVAL_BATCH_SIZE = flags.DEFINE_integer("eval_batch_size", 128,
 
 def evaluation_config():
     """The `EvaluationConfig` the flags describe."""
-    from semiadv.evaluation.evaluate import EvaluationConfig
+    from semiadv.evaluation.config import EvaluationConfig
     from semiadv.evaluation.independent import IndependentConfig
 
     def independent(steps, learning_rate):

@@ -12,6 +12,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
+
+from semiadv.evaluation import evaluators, metrics, plugins
+from semiadv.evaluation.matching import FMRS, MatchingSet, pair_scores
 
 
 def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
@@ -105,3 +109,61 @@ def search_strength(measure: Callable[[float], float], target: float,
     best = min(evaluated, key=lambda i: (abs(evaluated[i] - target), i))
     history = [(candidates[i], value) for i, value in evaluated.items()]
     return candidates[best], evaluated[best], history
+
+
+def reference_matcher(matchers, matching: dict):
+    """The (name, matcher) the SAN never saw that recognises the original photos best, or None.
+
+    The baselines are set to cost recognition as much as the SAN's OP does. Against a matcher
+    near chance on the originals that says nothing (any strength "matches" it), so the
+    strongest unseen matcher, independent or plugged in, sets the bar; the first in order
+    among equals. Never a seen one (auxiliary, or a plug-in with `seen = True`, like
+    dlib's): the SAN was trained to keep exactly what that matcher reads, so calibrating
+    there would flatter the SAN against the baselines.
+
+    Args:
+      matchers: (name, matcher) pairs.
+      matching: the matching section (`matching.matching_section`) of those matchers.
+    """
+    def original_tmr(entry):
+        return matching[entry[0]]["conditions"]["original"]["tmr_at_fmr"][str(FMRS[0])]
+
+    unseen = [entry for entry in matchers if not evaluators.is_seen(entry[1])]
+    return max(unseen, key=original_tmr) if unseen else None
+
+
+def choose_baselines(reference, pairs: MatchingSet, target: float, image_size: int,
+                     batch_size: int) -> dict:
+    """The blur and pixelation strengths whose TMR@FMR=1% is closest to `target`.
+
+    Args:
+      reference: the (name, matcher) pair to calibrate on (`reference_matcher`).
+      pairs: the matching set.
+      target: the TMR@FMR=1% to reach (the SAN's on OP).
+      image_size: the faces' side, which bounds the strengths searched.
+      batch_size: faces per matcher call.
+
+    Returns:
+      {kind: {"parameter", "strength", "tmr", "search"}}.
+    """
+    _, matcher = reference
+
+    def embed(faces):
+        return plugins.apply(matcher, faces, batch_size)
+
+    gallery = embed(pairs.images["original"])
+    chosen = {}
+    for kind, transform in BASELINES.items():
+        def measure(strength, transform=transform):
+            genuine, impostor = pair_scores(embed, transform(pairs.images["original"], strength),
+                                            gallery, pairs)
+            return metrics.tmr_at_fmr(genuine, impostor, FMRS[0])
+
+        strength, value, history = search_strength(
+            measure, target, strength_candidates(kind, image_size))
+        logging.info("baseline %s: strength %g gives TMR@1%%FMR %.3f (target %.3f)", kind,
+                     strength, value, target)
+        chosen[kind] = {"parameter": "sigma" if kind == "blur" else "block",
+                        "strength": float(strength), "tmr": value,
+                        "search": [[float(s), v] for s, v in history]}
+    return chosen

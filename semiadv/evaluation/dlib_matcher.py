@@ -33,7 +33,7 @@ class DlibMatcher:
     kind = "matcher"
     image_size = None  # Any size: each face is re-aligned to dlib's 150x150 chip.
     origin = "dlib_face_recognition_resnet_model_v1 (face_recognition_models on PyPI)"
-    # Seen: the SAN recipes train against a Keras port of this very network (issue 11), so it
+    # Seen: the SAN recipes train against a Keras port of this very network, so it
     # cannot tell whether identity survives for matchers the SAN never saw.
     seen = True
 

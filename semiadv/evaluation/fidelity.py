@@ -5,7 +5,7 @@
   averaged over the pixels of an image (`semiadv.utils.colour`, the conversion the SAN's colour term
   trains with). About 2.3 is a just-noticeable difference; 100+ is another colour.
 - Face detector hit rate: the share of outputs in which the package's face detector
-  (`semiadv.align.aligner.default_detector()`) still finds a face, among the photos whose original it
+  (`semiadv.align.registry.default_detector()`) still finds a face, among the photos whose original it
   found a face in. A privacy tool whose outputs stop being faces fails this.
 """
 
@@ -18,8 +18,8 @@ from semiadv.evaluation import metrics
 
 # The Haar cascades want a face with some context around it and at least 20 pixels wide; our
 # crops are tight. Each image is padded by this fraction of its side on every edge (edge pixels
-# repeated) and resized to DETECTION_SIDE before detection, originals and outputs alike. On 60
-# UTKFace crops at 64x64 the detector found 80% as they are, 83% upscaled, 100% padded.
+# repeated) and resized to DETECTION_SIDE before detection, originals and outputs alike:
+# padding, far more than upscaling, is what lets the detector find faces in tight crops.
 DETECTION_PADDING = 0.25
 DETECTION_SIDE = 160
 
@@ -35,16 +35,16 @@ def faces_found(images: np.ndarray, detector=None) -> np.ndarray:
 
     Args:
       detector: anything with `detect_faces(gray uint8) -> boxes`; default the package's
-        (`semiadv.align.aligner.default_detector()`).
+        (`semiadv.align.registry.default_detector()`).
 
     Returns:
       bool [N].
     """
     import cv2
 
-    from semiadv.align import aligner as align
+    from semiadv.align import registry
 
-    detector = detector or align.default_detector()
+    detector = detector or registry.default_detector()
     images = np.asarray(images, np.float32)
     gray = images[..., 0] if images.shape[-1] == 1 else images @ np.float32([0.299, 0.587,
                                                                              0.114])
@@ -80,3 +80,11 @@ def fidelity(originals: np.ndarray, outputs: np.ndarray, found_in_originals: np.
             "delta_e": float(mean_delta_e(originals, outputs).mean()),
             "detector_hit_rate": float(hits.mean()) if len(hits) else float("nan"),
             "detector_originals": int(found_in_originals.sum())}
+
+
+def fidelity_to_original(images: dict) -> dict:
+    """`fidelity` of each condition in `images` ({condition: [N, H, W, C]}) against
+    `images["original"]`, the detector's hit rate among the originals it finds a face in."""
+    found = faces_found(images["original"])
+    return {condition: fidelity(images["original"], outputs, found)
+            for condition, outputs in images.items() if condition != "original"}

@@ -2,8 +2,9 @@
 
 The SAN is trained on `train` against its auxiliary networks; it is judged on `test`. The
 stand-ins for the paper's commercial classifiers must share nothing with the SAN: they have
-other architectures (`networks.build_independent_*`: residual, batch-normalised), another
-weight-initialisation seed, and they learn from the `validation` split, disjoint by identity
+other architectures (`build_independent_*` of `semiadv.models.gender_classifiers` and
+`semiadv.models.matchers`: residual, batch-normalised), another weight-initialisation seed,
+and they learn from the `validation` split, disjoint by identity
 from both. They are trained once and cached under the eval work dir, keyed by everything
 that shapes them, so reruns (and evaluations of other exports on the same data) reuse them.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -22,9 +22,12 @@ import tensorflow as tf
 from absl import logging
 
 from semiadv.data import datasets as data
-from semiadv.models import networks
-from semiadv.train import tasks
+from semiadv.models import gender_classifiers, matchers
+from semiadv.train.gender_tasks import GenderTask
+from semiadv.train.matcher_task import MatcherTask
+from semiadv.train.task import Task
 from semiadv.config import DataConfig, NetworkConfig, StageConfig, TrainConfig
+from semiadv.utils import files
 
 SPLIT = "validation"
 MODEL_FILE = "model.keras"
@@ -56,19 +59,19 @@ class _SeededBuild:
         self.independent = independent
 
 
-class IndependentGenderTask(_SeededBuild, tasks.GenderTask):
+class IndependentGenderTask(_SeededBuild, GenderTask):
     """`GenderTask`'s cross-entropy on a residual classifier with its own init seed."""
 
     name = "independent_gender"
 
     def build(self):
         keras.utils.set_random_seed(self.independent.seed)
-        self.model = networks.build_independent_gender_classifier(
+        self.model = gender_classifiers.build_independent_gender_classifier(
             self.data.image_size, self.data.channels, width=self.independent.width)
         return self.model
 
 
-class IndependentMatcherTask(_SeededBuild, tasks.MatcherTask):
+class IndependentMatcherTask(_SeededBuild, MatcherTask):
     """`MatcherTask`'s triplet loss on two augmented views (and same-identity photos where the
     dataset has identities), on a residual matcher with its own init seed."""
 
@@ -76,7 +79,7 @@ class IndependentMatcherTask(_SeededBuild, tasks.MatcherTask):
 
     def build(self):
         keras.utils.set_random_seed(self.independent.seed)
-        self.model = networks.build_independent_matcher(
+        self.model = matchers.build_independent_matcher(
             self.data.image_size, self.data.channels,
             embedding_dim=self.independent.embedding_dim, width=self.independent.width)
         return self.model
@@ -113,21 +116,21 @@ def load_or_train(kind: str, data_config: DataConfig, independent: IndependentCo
                          strategy="one_device", export_dir=None)
     task = _TASKS[kind](config, independent)
     model = _fit(task, independent.stage, data_config)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "config.json").write_text(json.dumps(
+    files.write_json_atomically(
+        directory / "config.json",
         {"kind": kind, "split": SPLIT, "data": dataclasses.asdict(data_config),
-         "independent": dataclasses.asdict(independent)}, indent=2, sort_keys=True) + "\n")
-    partial = directory / f".partial-{os.getpid()}-{MODEL_FILE}"
-    model.save(partial)
-    os.replace(partial, path)  # Atomic: a killed run never leaves a half-written cache.
+         "independent": dataclasses.asdict(independent)}, sort_keys=True)
+    with files.atomic_path(path, suffix=".keras") as partial:  # No half-written cache.
+        model.save(partial)
     logging.info("independent %s: saved %s", kind, path)
     return model
 
 
-def _fit(task: tasks.Task, stage: StageConfig, data_config: DataConfig) -> keras.Model:
+def _fit(task: Task, stage: StageConfig, data_config: DataConfig) -> keras.Model:
     """A plain single-device loop over the VALIDATION split with the task's per-example loss.
 
-    `trainer.train` always reads the train split (the SAN's), which these nets must not see.
+    `semiadv.train.trainer.train` always reads the train split (the SAN's), which these nets
+    must not see.
     """
     keras.utils.set_random_seed(data_config.seed)
     model = task.build()

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semiadv.align import dlib_models
 from semiadv.evaluation import landmarks as landmarks_lib
 
 ENVIRONMENT_VARIABLE = "SEMIADV_ONNX_MATCHER"
@@ -51,8 +52,8 @@ class OnnxMatcherConfig:
     colour: str = "BGR"
     mean: tuple[float, ...] = (127.5,)
     std: tuple[float, ...] = (127.5,)
-    # The 5-point model aligned better than the 68-point one for the shared MobileFaceNet
-    # (TMR@FMR 1% 80.4% vs 76.6% on the held-out CelebA crops; RESULTS.md), and reads faster.
+    # The 5-point model aligns better than the 68-point one for the shared MobileFaceNet
+    # (RESULTS.md), and reads faster.
     landmarks: str = "5"
     name: str | None = None
     seen: bool = False
@@ -146,7 +147,7 @@ class OnnxMatcher:
         self.origin = "plug-in"
         self.input_size = self._check_input(str(path))
         self._input_name = self._session.get_inputs()[0].name
-        landmarks_lib.require_dlib()  # Fails now, naming the extra, not at the first face.
+        dlib_models.require_dlib("the ONNX matcher")  # Fails now, naming the extra, not at the first face.
         self._landmarks = None  # Read at the first face: the 68-point model is 100 MB.
         channel_order = [2, 1, 0] if config.colour == "BGR" else [0, 1, 2]
         self._channel_order = np.array(channel_order)

@@ -177,15 +177,14 @@ def test_mobilefacenet_recognises_held_out_people(celeba_crops, shared_faces):
 
 
 def test_evaluation_config_plugs_onnx_matchers_in_unseen(tmp_path):
-    from semiadv.evaluation import evaluate
+    from semiadv.evaluation import evaluators as evaluators_lib
+    from semiadv.evaluation.config import EvaluationConfig
 
     path = _centre_pixel_model(tmp_path / "m.onnx", "NCHW")
     with pytest.raises(ValueError, match="colour='CMYK'"):  # Checked before any work.
-        evaluate.EvaluationConfig(export="e", output_dir="o",
-                                  onnx_matchers=(f"{path}?colour=cmyk",))
-    config = evaluate.EvaluationConfig(export="e", output_dir="o", independent=False,
-                                       entry_points=False,
-                                       onnx_matchers=(path, f"{path}?name=told&seen=1"))
-    evaluators = evaluate.gather_evaluators(config, config.data)
-    assert [(name, evaluate.is_seen(e)) for name, e in evaluators] == [
+        EvaluationConfig(export="e", output_dir="o", onnx_matchers=(f"{path}?colour=cmyk",))
+    config = EvaluationConfig(export="e", output_dir="o", independent=False, entry_points=False,
+                              onnx_matchers=(path, f"{path}?name=told&seen=1"))
+    evaluators = evaluators_lib.gather_evaluators(config, config.data)
+    assert [(name, evaluators_lib.is_seen(e)) for name, e in evaluators] == [
         ("m.onnx (ONNX)", False), ("told", True)]

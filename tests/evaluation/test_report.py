@@ -1,0 +1,59 @@
+"""The report: its verdict reads only unseen networks; ROC legends."""
+
+import numpy as np
+
+from semiadv.evaluation import metrics
+
+
+def _entry(seen, **conditions):
+    return {"origin": "x", "seen": seen, "conditions": conditions}
+
+
+def _metrics(gender_op_errors, matcher_tmrs):
+    """A metrics dict: unseen classifier errors on OP, (seen, original TMR, OP TMR) matchers."""
+    gender = {name: _entry(seen, original={"error_rate": 0.1}, opposite={"error_rate": error})
+              for name, (seen, error) in gender_op_errors.items()}
+    matchers = {name: _entry(seen, original={"tmr_at_fmr": {"0.01": original}},
+                             opposite={"tmr_at_fmr": {"0.01": opposite}})
+                for name, (seen, original, opposite) in matcher_tmrs.items()}
+    return {"gender": gender, "matching": {"matchers": matchers}}
+
+
+def test_verdict_reads_only_the_unseen_networks():
+    from semiadv.evaluation import report
+
+    result = _metrics({"aux": (True, 0.99), "indep": (False, 0.45), "cloud": (False, 0.30)},
+                      {"aux m": (True, 0.9, 0.9), "weak": (False, 0.05, 0.01),
+                       "onnx": (False, 0.80, 0.32)})
+    gender = report.gender_verdict(result)
+    # The unseen classifier that still reads gender best decides: 30% is only partly hidden.
+    assert gender.startswith("**Is gender hidden from classifiers the SAN never saw?** Partly")
+    assert "at least 30.0%" in gender and "cloud 30.0%, 10.0% on the originals" in gender
+    assert "indep 45.0%" in gender and "aux" not in gender
+    identity = report.identity_verdict(result)
+    # The strongest unseen matcher (not the seen one at 100% kept): 0.32 / 0.80 = 40% kept.
+    assert "** No: the strongest of them (onnx) keeps 40.0%" in identity
+    result = _metrics({"indep": (False, 0.52)}, {"onnx": (False, 0.80, 0.78)})
+    assert "** Yes:" in report.gender_verdict(result)
+    assert "** Yes:" in report.identity_verdict(result)  # 97.5% kept.
+    result = _metrics({"aux": (True, 0.9)}, {"weak": (False, 0.05, 0.05)})
+    assert "Unknown: no unseen classifier" in report.gender_verdict(result)
+    # A classifier that cannot read gender on the originals says nothing about OP.
+    result["gender"]["coin"] = _entry(False, original={"error_rate": 0.5},
+                                      opposite={"error_rate": 0.5})
+    assert "Unknown: no unseen classifier" in report.gender_verdict(result)
+    assert "Unknown: the strongest" in report.identity_verdict(result)
+
+
+def test_roc_legends_carry_the_auc_and_name_hidden_twins(tmp_path):
+    from semiadv.evaluation import report
+
+    curve = metrics.roc_curve(np.array([0.9, 0.8, 0.3]), np.array([0.7, 0.2]))
+    other = metrics.roc_curve(np.array([0.9, 0.8]), np.array([0.85, 0.1]))
+    curves = {"original": other, "same": curve, "neutral": curve, "opposite": other}
+    labels = report.roc_legend(curves)
+    assert labels["same"] == "SM (AUC 0.833)"  # 5 of 6 positive-negative pairs ordered.
+    assert labels["neutral"] == "NT (AUC 0.833), same as SM"
+    assert labels["opposite"] == "OP (AUC 0.750), same as original"
+    report.plot_roc(tmp_path / "roc.png", "t", curves, "x", "y")
+    assert (tmp_path / "roc.png").stat().st_size > 0
