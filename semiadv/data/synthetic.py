@@ -234,7 +234,8 @@ def _unit_arc(start: float, end: float, num_points: int) -> np.ndarray:
 def _ellipse(cx: float, cy: float, rx: float, ry: float, start: float = 0.0,
              end: float = 2 * math.pi, num_points: int = 28) -> np.ndarray:
     """Returns points on an axis-aligned elliptical arc, in face coordinates."""
-    # Cached unit arcs: thousands of small ellipses per second make linspace/cos the hot spot.
+    # Cached unit arcs: every face draws many small ellipses, and recomputing linspace/cos for
+    # each one would dominate the drawing time.
     return _unit_arc(start, end, num_points) * (rx, ry) + (cx, cy)
 
 
@@ -360,7 +361,8 @@ def _paint_ears(painter: _Painter, identity: _Identity) -> None:
 
 
 def _soft_blur(mask: np.ndarray, sigma: float) -> np.ndarray:
-    """A wide Gaussian blur done at quarter resolution: same look for smooth masks, 16x cheaper."""
+    """A wide Gaussian blur done at quarter resolution: the same look for smooth masks, on a
+    sixteenth of the pixels."""
     size = mask.shape[0]
     small_size = max(8, size // 4)
     small = cv2.resize(mask, (small_size, small_size), interpolation=cv2.INTER_AREA)

@@ -1,0 +1,100 @@
+"""Tests for `semiadv.prototypes.storage` (and the figure it writes): round trips, atomic writes."""
+
+import numpy as np
+import pytest
+
+from semiadv.prototypes import average
+from semiadv.prototypes import figure
+from semiadv.prototypes import storage
+from semiadv.utils import imageio
+
+
+def _example_prototypes(channels=3):
+    rng = np.random.default_rng(0)
+    male = rng.uniform(size=(16, 16, channels)).astype(np.float32)
+    female = rng.uniform(size=(16, 16, channels)).astype(np.float32)
+    return average.Prototypes(male, female, (0.3 * male + 0.7 * female).astype(np.float32),
+                                 0.3, (30, 70))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_save_and_load_round_trip(tmp_path, channels):
+    original = _example_prototypes(channels)
+    path = tmp_path / "run" / "prototypes.npz"
+    storage.save_prototypes(original, path)
+    loaded = storage.load_prototypes(path)
+    for name in ("male", "female", "neutral"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(original, name))
+    assert loaded.male_weight == 0.3 and loaded.counts == (30, 70)
+    # The PNG shows male | neutral | female, each upscaled (nearest) to >= 128 px.
+    picture = imageio.read_image(path.with_suffix(".png"))
+    np.testing.assert_array_equal(picture, figure.prototype_figure(original))
+    side, corners = figure.figure_panels(16)
+    assert side == 128 and picture.shape[1] >= 3 * 128 and picture.shape[2] == 3
+    for image, (top, left) in zip((original.male, original.neutral, original.female), corners):
+        panel = picture[top:top + side, left:left + side]
+        expected = np.rint(np.repeat(image, 3 // channels, axis=-1) * 255)
+        np.testing.assert_allclose(panel[::8, ::8], expected, atol=1)
+        np.testing.assert_array_equal(panel[::8, ::8], panel[7::8, 7::8])  # Nearest blocks.
+        # The label band above each panel has dark text on white.
+        band = picture[top - figure.FIGURE_LABEL_HEIGHT:top - 2, left:left + side]
+        assert band.min() < 100 and np.median(band) == 255
+    # Only the two files are left: no temporary names.
+    assert sorted(p.name for p in path.parent.iterdir()) == ["prototypes.npz", "prototypes.png"]
+
+
+def test_landmarks_round_trip_and_files_without_them_load(tmp_path):
+    plain = _example_prototypes()
+    landmarks = np.array([[5.0, 6.0], [10.0, 6.0]], np.float32)
+    with_landmarks = average.Prototypes(plain.male, plain.female, plain.neutral,
+                                        plain.male_weight, plain.counts, landmarks)
+    storage.save_prototypes(with_landmarks, tmp_path / "celeb_a.npz", png=False)
+    storage.save_prototypes(plain, tmp_path / "plain.npz", png=False)
+    np.testing.assert_array_equal(storage.load_prototypes(tmp_path / "celeb_a.npz").landmarks,
+                                  landmarks)
+    assert storage.load_prototypes(tmp_path / "plain.npz").landmarks is None
+    with np.load(tmp_path / "plain.npz") as data:
+        assert sorted(data.files) == ["counts", "female", "male", "male_weight", "neutral"]
+
+
+def test_save_without_png_overwrites_atomically(tmp_path):
+    path = tmp_path / "prototypes.npz"
+    storage.save_prototypes(_example_prototypes(), path, png=False)
+    second = _example_prototypes()
+    second = average.Prototypes(second.female, second.male, second.neutral, 0.5, (1, 1))
+    storage.save_prototypes(second, path, png=False)
+    assert storage.load_prototypes(path).counts == (1, 1)
+    assert [p.name for p in tmp_path.iterdir()] == ["prototypes.npz"]
+
+
+def test_a_failed_save_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "prototypes.npz"
+    storage.save_prototypes(_example_prototypes(), path, png=False)
+
+    def broken_savez(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        storage.save_prototypes(_example_prototypes(), path, png=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["prototypes.npz"]
+    assert storage.load_prototypes(path).counts == (30, 70)
+
+
+def test_load_rejects_files_that_are_not_prototypes(tmp_path):
+    text = tmp_path / "notes.npz"
+    text.write_text("hello")
+    array = tmp_path / "array.npy"
+    np.save(array, np.zeros(3))
+    other = tmp_path / "other.npz"
+    np.savez(other, weights=np.zeros(3))
+    truncated = tmp_path / "truncated.npz"
+    storage.save_prototypes(_example_prototypes(), tmp_path / "good.npz", png=False)
+    truncated.write_bytes((tmp_path / "good.npz").read_bytes()[:200])
+    flat = tmp_path / "flat.npz"
+    np.savez(flat, male=np.zeros(4), female=np.zeros(4), neutral=np.zeros(4), male_weight=0.5,
+             counts=np.array([1, 1]))
+    for path in (text, array, other, truncated, flat, tmp_path / "absent.npz"):
+        with pytest.raises(ValueError, match="prototype file") as error:
+            storage.load_prototypes(path)
+        assert str(path) in str(error.value)
