@@ -17,8 +17,8 @@ BINARIES = {
 # A third-party face matcher for semiadv-evaluate (semiadv/evaluation/dlib_matcher.py): a model
 # trained on millions of faces, which we cannot train here. dlib-bin is dlib as wheels (dlib
 # itself builds from source for ~10 minutes); the models package holds the weights (100 MB).
-# The same extra gives semiadv.align.aligner its landmark detector (HOG faces + the 5-point model):
-# no new dependency, and no download at run time.
+# The same extra gives the aligner its landmark detector (semiadv.align.dlib_detector: HOG
+# faces + the 5-point model): no new dependency, and no download at run time.
 DLIB = ["dlib-bin>=19.24", "face_recognition_models==0.3.0"]
 # Any ArcFace-style face matcher shipped as an ONNX file, plugged into semiadv-evaluate
 # (semiadv/evaluation/onnx_matcher.py; it also needs DLIB for the landmarks): onnxruntime runs

@@ -7,7 +7,7 @@
 On the in-the-wild CelebA identity photos (`../shared/faces/celeba_identities`, 1,672 photos
 of 97 people), for each detector, in one run:
 
-  align only   `align.align_folder` (a thread per core): share of photos cropped, share
+  align only   `semiadv.align.folder.align_folder` (a thread per core): share of photos cropped, share
                eye-aligned and eye-aligned by landmarks, photos/s, process CPU ms per photo
                (all threads; meaningful under load where photos/s is not)
   end to end   `perturb.perturb_folder` (read, align, perturb, write PNG; a worker process
@@ -40,10 +40,14 @@ from _common import load_average, machine, table, write_results
 RECIPE = dict(encoder_filters=(8, 12), decoder_filters=(64, 32), classifier_width=0.5)
 # Detector variants for before/after comparisons (align only and identity; end to end
 # runs only for the named detectors, which semiadv-perturb can use).
-VARIANTS = {
-    # dlib as it was before weak HOG faces were taken (straight to the Haar cascades).
-    "dlib-noweak": lambda align: align.DlibFaceDetector(candidate_threshold=None),
-}
+def _dlib_without_weak_faces():
+    """The dlib detector without weak HOG faces (straight to the Haar cascades)."""
+    from semiadv.align import dlib_detector
+
+    return dlib_detector.DlibFaceDetector(candidate_threshold=None)
+
+
+VARIANTS = {"dlib-noweak": _dlib_without_weak_faces}
 
 
 class _PerThread:
@@ -132,17 +136,19 @@ def _cpu_seconds() -> tuple[float, float]:
     return times.user + times.system, times.children_user + times.children_system
 
 
-def _align_only(args, align, name, celeba, work, rows, crops, reports):
-    """`align.align_folder` on every photo with one detector: a row, its crops and report."""
+def _align_only(args, name, celeba, work, rows, crops, reports):
+    """`align_folder` on every photo with one detector: a row, its crops and report."""
+    from semiadv.align import folder, registry
+
     if name in VARIANTS:
-        detector = _PerThread(lambda name=name: VARIANTS[name](align))
+        detector = _PerThread(VARIANTS[name])
         kwargs = {"detector": detector}
     else:
-        align.default_detector(name)  # model loading is not part of the rate
+        registry.default_detector(name)  # model loading is not part of the rate
         kwargs = {"detector_name": name}
     start, cpu = time.perf_counter(), time.process_time()
-    report = align.align_folder(celeba, work / f"aligned_{name}", args.image_size,
-                                progress=False, workers=args.workers, **kwargs)
+    report = folder.align_folder(celeba, work / f"aligned_{name}", args.image_size,
+                                 progress=False, workers=args.workers, **kwargs)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     counts, total = report["counts"], len(report["files"])
     crops[name], reports[name] = work / f"aligned_{name}", report
@@ -176,7 +182,7 @@ def main():
     parser.add_argument("--faces", default=str(_common.REPO.parent / "shared" / "faces"))
     args = parser.parse_args()
 
-    from semiadv.align import aligner as align
+    from semiadv.align import registry
     from semiadv.perturb import folder as perturb
 
     info = machine()
@@ -200,10 +206,10 @@ def main():
     rows, crops, reports = [], {}, {}
     for name in args.detectors.split(","):
         if not args.skip_align:
-            _align_only(args, align, name, celeba, work, rows, crops, reports)
+            _align_only(args, name, celeba, work, rows, crops, reports)
         if not args.perturb_every or name in VARIANTS:
             continue
-        align.set_default_detector(name)  # what semiadv-perturb --detector does
+        registry.set_default_detector(name)  # what semiadv-perturb --detector does
         for pool in args.pools.split(","):
             start, cpu = time.perf_counter(), _cpu_seconds()
             report = perturb.perturb_folder(version, subset, work / f"perturbed_{name}_{pool}",
@@ -222,7 +228,7 @@ def main():
                          "workers_cpu_ms_per_photo": 1e3 * workers / total,
                          "load_average": load_average()})
             print(f"perturb {name} {pool}: {rows[-1]}", flush=True)
-    align.set_default_detector(None)
+    registry.set_default_detector(None)
 
     # A comparison: with one detector there is nothing to compare the crops with.
     identity = _identity_rows(celeba, crops, reports) if len(crops) > 1 else []

@@ -3,7 +3,7 @@
   python benchmarks/align_paths.py [--every=1] [--image_size=64] [--name=align_paths]
 
 One thread, on the in-the-wild CelebA identity photos (`../shared/faces/celeba_identities`):
-each photo is aligned once with the default dlib detector (`align.align_face`) while every
+each photo is aligned once with the default dlib detector (`face.align_face`) while every
 HOG search and Haar cascade call is timed. Photos are grouped by the sequence of calls they
 took (e.g. "hog1x+" found by the first HOG search; "hog1x- hog2x+" by the 2x search;
 "... haar+" by the Haar cascades), and each group's count, mean ms per photo and share of the
@@ -53,21 +53,21 @@ def main():
     args = parser.parse_args()
 
     import cv2
-    from semiadv.align import aligner as align
+    from semiadv.align import dlib_detector, face
     from semiadv.utils import imageio
 
     paths = sorted(p for p in PHOTOS.rglob("*") if p.is_file() and p.suffix.lower() in
                    (".jpg", ".jpeg", ".png"))[::args.every]
     if not paths:
         raise SystemExit(f"no photos under {PHOTOS}")
-    detector = align.DlibFaceDetector()
+    detector = dlib_detector.DlibFaceDetector()
     calls = []
     detector._hog = _Hog(detector._hog, calls)
     detector._haar.detect_faces = _Timed(detector._haar.detect_faces, "haar", calls)
     load_before = load_average()
     # Warm-up: the first calls page in dlib's and OpenCV's code.
     for path in paths[:5]:
-        align.align_face(imageio.read_image(path), args.image_size, detector)
+        face.align_face(imageio.read_image(path), args.image_size, detector)
     groups = collections.defaultdict(list)
     per_call = collections.defaultdict(list)
     total_cpu = 0.0
@@ -75,7 +75,7 @@ def main():
         rgb = imageio.read_image(path)
         calls.clear()
         start = time.process_time()
-        result = align.align_face(rgb, args.image_size, detector)
+        result = face.align_face(rgb, args.image_size, detector)
         seconds = time.process_time() - start
         total_cpu += seconds
         key = " ".join(f"{label}{'+' if found else '-'}" for label, found, _ in calls)

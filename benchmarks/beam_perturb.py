@@ -17,7 +17,7 @@ dataset, perturbs the same photos with:
               in parallel) importing TensorFlow + semiadv and loading the export
 
 UTKFace photos are aligned crops (run with --noalign, as BENCHMARKS.md §6); the CelebA
-photos are in the wild (aligned by `semiadv.align.aligner`, whichever detector is the default).
+photos are in the wild (aligned by `semiadv.align.face`, whichever detector is the default).
 Both runs are timed from the call to the report on disk, in this process (its TensorFlow
 is already imported: the Beam workers' start-up is theirs alone). Where the time goes
 comes from the pipeline's Beam metrics (read, decode+align+resize per photo, model per

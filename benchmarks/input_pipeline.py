@@ -94,7 +94,7 @@ def main():
         print(f"{name}: {rate:.0f} img/s", flush=True)
 
     if (faces / "celeba_identities").is_dir() and args.align_photos:
-        from semiadv.align import aligner as align
+        from semiadv.align import folder
         from semiadv.utils import imageio
 
         photos = imageio.list_images(faces / "celeba_identities", recursive=True)
@@ -106,7 +106,7 @@ def main():
                 link.parent.mkdir(parents=True, exist_ok=True)
                 link.symlink_to(photo)
             start = time.perf_counter()
-            align.align_folder(source, Path(scratch) / "aligned", args.image_size)
+            folder.align_folder(source, Path(scratch) / "aligned", args.image_size)
             seconds = time.perf_counter() - start
         rows.append({"spec": "folder alignment (first run, OpenCV)", "augment": "",
                      "examples": len(photos), "reads_from": "photos", "load_s": seconds,

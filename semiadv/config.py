@@ -15,7 +15,7 @@ from semiadv.errors import UserValueError
 from semiadv.utils import files
 
 
-# `DataConfig.cache`: how photos are read after their first decoding (see `semiadv.data.datasets`).
+# `DataConfig.cache`: how photos are read after their first decoding (see `semiadv.data.cache`).
 CACHE_MODES = ("disk", "memory", "none")
 # `NetworkConfig.upsampling`: the autoencoder decoder's interpolation, and
 # `NetworkConfig.encoder_prototype` (`semiadv.models.autoencoders.build_autoencoder` checks both).
@@ -29,7 +29,7 @@ class DataConfig:
 
     Attributes:
         dataset: dataset spec: `synthetic`, `utkface:PATH`, `folder:PATH`, `celeb_a` or `lfw`
-            (see `semiadv.data.datasets.parse_spec`).
+            (see `semiadv.data.specs.parse_spec`).
         image_size: side of the square images, in pixels.
         channels: 1 (gray) or 3 (RGB).
         batch_size: GLOBAL batch size, split over replicas and workers.

@@ -1,13 +1,15 @@
 """Alignment by known landmarks, as TensorFlow ops (for tf.data pipelines and prototype warps).
 
-`semiadv.align.aligner` finds faces and eyes in photos with OpenCV; when a dataset already carries
-landmarks (CelebA), the same canonical eye positions are reached here with one projective
-transform per image, inside the input pipeline.
+`semiadv.align.face` finds faces and eyes in photos with OpenCV; when a dataset already carries
+landmarks (CelebA), the same canonical eye positions (`geometry.canonical_eye_points`) are
+reached here with one projective transform per image, inside the input pipeline.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
+
+from semiadv.align import geometry
 
 # Eyes closer than this (in input pixels) fix no rotation or scale: such landmarks are junk
 # (e.g. both eyes annotated at one point) and the image is centre-cropped instead.
@@ -87,8 +89,6 @@ def align_by_eyes(image, landmarks, image_size: int):
     Returns:
       (crop [S, S, 3] float32 in 0..255, landmarks [N, 2] in crop coordinates).
     """
-    from semiadv.align import aligner as align  # OpenCV-based module: only the canonical eye points are needed.
-
     landmarks = tf.cast(landmarks, tf.float32)
     # Warp at a generous size, then shrink with antialiasing: bilinear sampling straight to a
     # small crop would alias.
@@ -96,7 +96,7 @@ def align_by_eyes(image, landmarks, image_size: int):
     scale = image_size / work_size
     # Eyes go where the shrink puts them on the canonical points of the output size (resizing
     # keeps pixel centres aligned: x_small + 0.5 = (x_work + 0.5) * scale).
-    canonical = tf.constant(align.canonical_eye_points(image_size), tf.float32)
+    canonical = tf.constant(geometry.canonical_eye_points(image_size), tf.float32)
     target = (canonical + 0.5) / scale - 0.5
     eyes = landmarks[:2]
     usable = tf.logical_and(tf.reduce_all(tf.math.is_finite(eyes)),

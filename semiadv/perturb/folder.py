@@ -198,9 +198,9 @@ def _prepared_photos(paths, image_shape, align, workers, pool, batch_size):
                                     paths, workers, window)
     detector_name = None
     if align:
-        from semiadv.align import aligner as align_lib
+        from semiadv.align import registry
 
-        detector_name = align_lib.default_detector_name()  # This process's choice, for all.
+        detector_name = registry.default_detector_name()  # This process's choice, for all.
     # Workers read, decode and align (numpy, OpenCV, dlib; no TensorFlow); the resize to
     # the export's input stays here, in the one function the threads use too.
     # No worker started for nothing: each costs about a second (a rerun may have few left).

@@ -32,8 +32,8 @@ def read_and_align(path, size: int, align: bool, detector_name: str | None = Non
         path: The photo's file (named in error messages; read only when `data` is None).
         size: The side of the aligned crop.
         align: Detect and align the face; False returns the whole decoded photo.
-        detector_name: The face detector (`align.DETECTORS`; None: the calling thread's
-            `align.default_detector()`).
+        detector_name: The face detector (`registry.DETECTORS` of `semiadv.align`; None: the
+            calling thread's `registry.default_detector()`).
         data: The file's bytes when they were read elsewhere.
 
     Returns:
@@ -50,9 +50,9 @@ def read_and_align(path, size: int, align: bool, detector_name: str | None = Non
         return None, {"status": "unreadable", "error": str(error)}
     entry = {}
     if align:
-        from semiadv.align import aligner as align_lib  # The detectors load only when aligning.
+        from semiadv.align import face, registry  # The detectors load only when aligning.
 
-        result = align_lib.align_face(rgb, size, align_lib.default_detector(detector_name))
+        result = face.align_face(rgb, size, registry.default_detector(detector_name))
         status = str(getattr(result.status, "value", result.status))
         entry["align_status"] = status
         if getattr(result, "crop", None) is None or status == "no_face":
@@ -82,9 +82,9 @@ def start_worker(detector_name: str | None) -> None:
     pool, not every photo.
     """
     if detector_name is not None:
-        from semiadv.align import aligner as align_lib
+        from semiadv.align import registry
 
-        align_lib.default_detector(detector_name)
+        registry.default_detector(detector_name)
 
 
 def crashed(path, reason: str):

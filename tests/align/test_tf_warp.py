@@ -4,23 +4,22 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from semiadv.align import tf_warp as align_tf
+from semiadv.align import geometry, tf_warp
 
 
 def _canonical(size):
-    align = pytest.importorskip("semiadv.align.aligner", reason="semiadv.align.aligner (canonical eye points)")
-    return np.asarray(align.canonical_eye_points(size), np.float32)
+    return np.asarray(geometry.canonical_eye_points(size), np.float32)
 
 
 def test_similarity_transform_on_fixed_numbers():
     # Source eyes twice as far apart as the target ones and shifted: w = 2, t = (4, 6).
     source = np.array([[14.0, 16.0], [34.0, 16.0]], np.float32)
     target = np.array([[5.0, 5.0], [15.0, 5.0]], np.float32)
-    transform = align_tf.similarity_transform(source, target).numpy()
+    transform = tf_warp.similarity_transform(source, target).numpy()
     np.testing.assert_allclose(transform, [2, 0, 4, 0, 2, 6, 0, 0], atol=1e-5)
     # A 90 degree rotation: the target's horizontal eye line is vertical in the source.
     rotated = np.array([[10.0, 10.0], [10.0, 20.0]], np.float32)
-    transform = align_tf.similarity_transform(rotated, target).numpy()
+    transform = tf_warp.similarity_transform(rotated, target).numpy()
     # z_source = w z_target + t with w = i: (5, 5) -> (10, 10), (15, 5) -> (10, 20).
     np.testing.assert_allclose(transform, [0, -1, 15, 1, 0, 5, 0, 0], atol=1e-5)
 
@@ -28,19 +27,19 @@ def test_similarity_transform_on_fixed_numbers():
 def test_apply_points_maps_source_eyes_onto_the_targets():
     source = np.array([[[31.3, 40.2], [52.9, 35.1]], [[10.0, 10.0], [10.0, 30.0]]], np.float32)
     target = np.array([[[40.0, 50.0], [88.0, 50.0]]] * 2, np.float32)
-    transform = align_tf.similarity_transform(source, target)
+    transform = tf_warp.similarity_transform(source, target)
     assert transform.shape == (2, 8)
-    np.testing.assert_allclose(align_tf.apply_points(transform, source).numpy(), target, atol=1e-4)
+    np.testing.assert_allclose(tf_warp.apply_points(transform, source).numpy(), target, atol=1e-4)
     # A point between the eyes stays between them.
     middle = source.mean(axis=1, keepdims=True)
-    np.testing.assert_allclose(align_tf.apply_points(transform, middle).numpy()[:, 0],
+    np.testing.assert_allclose(tf_warp.apply_points(transform, middle).numpy()[:, 0],
                                [[64.0, 50.0]] * 2, atol=1e-4)
 
 
 def test_warp_reads_where_the_transform_says():
     image = np.zeros((1, 20, 30, 1), np.float32)
     image[0, 6, 10, 0] = 1.0
-    shifted = align_tf.warp(image, [[1, 0, 3, 0, 1, -2, 0, 0]], 16).numpy()
+    shifted = tf_warp.warp(image, [[1, 0, 3, 0, 1, -2, 0, 0]], 16).numpy()
     assert shifted.shape == (1, 16, 16, 1)
     # Output pixel (x, y) reads input (x + 3, y - 2): the dot moves to (7, 8).
     assert np.argwhere(shifted[0, ..., 0] > 0.5).tolist() == [[8, 7]]
@@ -49,9 +48,9 @@ def test_warp_reads_where_the_transform_says():
 def test_center_crop_transform_keeps_the_central_square():
     image = np.zeros((1, 40, 60, 1), np.float32)
     image[0, :, 10:50, 0] = 1.0  # The central 40x40 square.
-    crop = align_tf.warp(image, align_tf.center_crop_transform((40, 60), 20)[None], 20).numpy()
+    crop = tf_warp.warp(image, tf_warp.center_crop_transform((40, 60), 20)[None], 20).numpy()
     np.testing.assert_allclose(crop, 1.0)
-    transform = align_tf.center_crop_transform((40, 60), 20).numpy()
+    transform = tf_warp.center_crop_transform((40, 60), 20).numpy()
     np.testing.assert_allclose(transform, [2, 0, 10.5, 0, 2, 0.5, 0, 0])
 
 
@@ -74,7 +73,7 @@ def test_align_by_eyes_puts_the_eyes_on_the_canonical_points(image_size):
     canonical = _canonical(image_size)
     eyes = np.array([[40.0, 50.0], [70.0, 38.0]], np.float32)  # Tilted and off-centre.
     nose = np.array([[57.0, 60.0]], np.float32)
-    crop, landmarks = align_tf.align_by_eyes(_dotted_face(eyes), np.concatenate([eyes, nose]),
+    crop, landmarks = tf_warp.align_by_eyes(_dotted_face(eyes), np.concatenate([eyes, nose]),
                                              image_size)
     assert crop.shape == (image_size, image_size, 3) and crop.dtype == tf.float32
     assert landmarks.shape == (3, 2)
@@ -102,7 +101,7 @@ def test_align_by_eyes_centre_crops_on_degenerate_eyes(eyes):
     _canonical(32)
     image = np.zeros((80, 120, 3), np.uint8)
     image[:, 20:100] = 200  # The central 80x80 square is bright, the sides dark.
-    crop, landmarks = align_tf.align_by_eyes(image, np.array(eyes, np.float32), 32)
+    crop, landmarks = tf_warp.align_by_eyes(image, np.array(eyes, np.float32), 32)
     crop = crop.numpy()
     assert np.isfinite(crop).all()
     # Only the outermost pixels' bilinear footprint touches the dark sides.
@@ -120,7 +119,7 @@ def test_align_by_eyes_in_a_dataset_map():
     images = np.stack([_dotted_face(eyes), _dotted_face(eyes)])
     landmarks = np.stack([eyes, np.zeros((2, 2), np.float32)])  # The second is degenerate.
     dataset = tf.data.Dataset.from_tensor_slices((images, landmarks)).map(
-        lambda image, points: align_tf.align_by_eyes(image, points, 16))
+        lambda image, points: tf_warp.align_by_eyes(image, points, 16))
     results = list(dataset.as_numpy_iterator())
     np.testing.assert_allclose(results[0][1], canonical, atol=1e-3)
     assert all(np.isfinite(crop).all() and np.isfinite(points).all() for crop, points in results)

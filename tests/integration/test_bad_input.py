@@ -27,7 +27,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from semiadv.align import aligner as align
+from semiadv.align.face import STATUSES, align_face
+from semiadv.align.folder import REPORT_NAME, align_folder
 from semiadv.data import datasets as data
 from semiadv.export import exporter as export
 from semiadv.utils import imageio
@@ -251,7 +252,7 @@ FACES = ("alpha.png", "deep16.png", "gray.jpg")
 @pytest.mark.parametrize("name", GOOD)
 def test_align_face_on_every_readable_case(catalogue, name):
     rgb = imageio.read_image(catalogue / name)
-    result = align.align_face(rgb, SIZE)
+    result = align_face(rgb, SIZE)
     if name in FACES:
         assert result.status in ("aligned", "fallback")
         assert result.crop.shape == (SIZE, SIZE, 3) and result.crop.dtype == np.uint8
@@ -261,13 +262,13 @@ def test_align_face_on_every_readable_case(catalogue, name):
 
 def test_align_folder_goes_on_and_reports_every_file(catalogue, tmp_path):
     output = tmp_path / "aligned"
-    report = align.align_folder(catalogue, output, SIZE, detector=AnyFaceDetector(), progress=False)
+    report = align_folder(catalogue, output, SIZE, detector=AnyFaceDetector(), progress=False)
     files = report["files"]
     assert sorted(files) == sorted(CASES)  # album.jpg/ is a folder, not a photo
     for name, reason in BAD.items():
         assert files[name]["status"] == "unreadable" and reason in files[name]["error"], name
     for name in GOOD:
-        assert files[name]["status"] in align.STATUSES
+        assert files[name]["status"] in STATUSES
         written = output / name
         assert written.is_file() == (files[name]["status"] != "no_face")
     assert sum(report["counts"].values()) == len(CASES)
@@ -293,7 +294,7 @@ def test_align_binary_lists_bad_files_and_fails_only_when_nothing_cropped(catalo
     assert result.returncode == 1
     assert all(f"{name}: unreadable" in result.stderr for name in BAD)
     assert "noface.png: no_face" in result.stderr and "no face could be cropped" in result.stderr
-    assert (tmp_path / "none" / align.REPORT_NAME).is_file()
+    assert (tmp_path / "none" / REPORT_NAME).is_file()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,7 +344,7 @@ def test_perturb_logs_no_pixels(exported, catalogue, tmp_path, caplog):
     # The absl logger is set explicitly: exporting a model leaves it at WARNING.
     with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="absl"):
         perturb.perturb_folder(exported["dir"], catalogue, tmp_path / "out", align=False)
-        align.align_folder(catalogue, tmp_path / "aligned", SIZE, detector=AnyFaceDetector())
+        align_folder(catalogue, tmp_path / "aligned", SIZE, detector=AnyFaceDetector())
     messages = [record.getMessage() for record in caplog.records]
     assert any("processed" in m for m in messages) and any("files/s" in m for m in messages)
     assert len(messages) <= 3 * len(CASES)

@@ -3,7 +3,7 @@
 The contracts:
 - `imageio.read_image` returns uint8 RGB [H, W, 3] or raises ImageReadError naming the file,
   whatever the bytes; never another exception.
-- `align.align_face` on any uint8 RGB image returns an AlignResult with a status in STATUSES
+- `face.align_face` on any uint8 RGB image returns an AlignResult with a status in STATUSES
   and a uint8 [S, S, 3] crop (None only for "no_face").
 - The image signatures take float32 [N, H, W, C] for any N >= 0: pixels finite and in [0, 1]
   (up to `export.PIXEL_TOLERANCE`, then clipped) give outputs of the same shape, finite and in
@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from semiadv.align import aligner as align
+from semiadv.align import face
 from semiadv.export import exporter as export
 from semiadv.utils import imageio
 
@@ -134,8 +134,8 @@ def test_valid_images_decode_and_align(scratch, image, image_size):
     rgb = imageio.read_image(path)
     _check_rgb(rgb)
     assert rgb.shape == (height, width, 3)
-    result = align.align_face(rgb, image_size)
-    assert isinstance(result, align.AlignResult) and result.status in align.STATUSES
+    result = face.align_face(rgb, image_size)
+    assert isinstance(result, face.AlignResult) and result.status in face.STATUSES
     if result.status == "no_face":
         assert result.crop is None
     else:

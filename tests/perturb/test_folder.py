@@ -98,7 +98,7 @@ def test_output_inside_input_skips_previous_outputs(exported, photos):
 
 
 def test_real_faces_are_aligned_and_perturbed(exported, shared_faces, tmp_path):
-    pytest.importorskip("semiadv.align.aligner", reason="semiadv.align.aligner (face detection) not available")
+    pytest.importorskip("semiadv.align.face", reason="semiadv.align.face (face detection) not available")
     sources = sorted((shared_faces / "utkface").glob("*.jpg"))[:3]
     if not sources:
         pytest.skip(f"no UTKFace photos in {shared_faces / 'utkface'}")
@@ -169,7 +169,7 @@ def test_process_pool_writes_what_threads_write(exported, photos, tmp_path):
 
 
 def test_process_pool_of_one_aligns_real_photos_as_threads_do(exported, shared_faces, tmp_path):
-    pytest.importorskip("semiadv.align.aligner", reason="semiadv.align.aligner (face detection) not available")
+    pytest.importorskip("semiadv.align.face", reason="semiadv.align.face (face detection) not available")
     folder = tmp_path / "real"
     for source in sorted((shared_faces / "celeba_identities").glob("*/*.jpg"))[:40:10]:
         folder.mkdir(exist_ok=True)  # Copied into tmp only, never into the repo.
@@ -231,10 +231,10 @@ def test_unknown_pool_is_refused(exported, photos, tmp_path):
 def test_workers_align_without_importing_tensorflow(photos):
     import _photo_faults
 
-    align = pytest.importorskip("semiadv.align.aligner",
-                                reason="semiadv.align.aligner (face detection) not available")
+    registry = pytest.importorskip("semiadv.align.registry",
+                                   reason="semiadv.align.registry (face detection) not available")
     folder, names, _ = photos
-    name = align.default_detector_name()
+    name = registry.default_detector_name()
     step = functools.partial(_photo_faults.heavy_modules_after, size=SIZE, align=True,
                              detector_name=name)
     modules = perturb.parallel.process_map(
