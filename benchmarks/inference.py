@@ -4,7 +4,7 @@
       [--repeats=7] [--latency_calls=200] [--perturb_photos=300]
 
 Exports a SAN with random weights (the UTKFace recipe's widths; weights do not change the
-cost) with `semiadv.export.exporter.export_san`, then times, in one run:
+cost) with `semiadv.export.writer.export_san`, then times, in one run:
 
   signature        `tf.saved_model.load(...).signatures["opposite"]` (what TF Serving runs)
   bare model       the same serving Keras model called in a `tf.function` (no export)
@@ -49,18 +49,18 @@ def main():
     import numpy as np
     import tensorflow as tf
 
-    from semiadv.export import exporter as export
+    from semiadv.export import serving_model, writer
     from semiadv.models import autoencoders, gender_classifiers
     from semiadv.perturb import folder as perturb
-    from semiadv.prototypes import prototypes
+    from semiadv.prototypes import average
     from semiadv.train import dtype_policies
 
     info = machine()
     size, channels = args.image_size, args.channels
     rng = np.random.default_rng(0)
     male_face, female_face = rng.uniform(0.3, 0.7, (2, size, size, channels)).astype(np.float32)
-    protos = prototypes.Prototypes(male_face, female_face, (male_face + female_face) / 2, 0.5,
-                                   (1, 1))
+    protos = average.Prototypes(male_face, female_face, (male_face + female_face) / 2, 0.5,
+                                (1, 1))
     keras.utils.set_random_seed(0)
     autoencoder = autoencoders.build_autoencoder(size, channels, RECIPE["encoder_filters"],
                                                  RECIPE["decoder_filters"])
@@ -68,14 +68,14 @@ def main():
                                                         width=RECIPE["classifier_width"])
     scratch = tempfile.TemporaryDirectory()
     work = Path(scratch.name)
-    version_fp32 = export.export_san(autoencoder, gender, protos, work / "exports", "fp32")
-    version_bf16 = export.export_san(
+    version_fp32 = writer.export_san(autoencoder, gender, protos, work / "exports", "fp32")
+    version_bf16 = writer.export_san(
         dtype_policies.with_dtype_policy(autoencoder, "mixed_bfloat16"),
         dtype_policies.with_dtype_policy(gender, "mixed_bfloat16"),
         protos, work / "exports", "bf16", float32=False)
     loaded_fp32 = tf.saved_model.load(str(version_fp32))
     loaded_bf16 = tf.saved_model.load(str(version_bf16))
-    serving = export.build_serving_perturber(autoencoder, gender, protos)
+    serving = serving_model.build_serving_perturber(autoencoder, gender, protos)
 
     @tf.function(input_signature=[tf.TensorSpec((None, size, size, channels), tf.float32)])
     def bare(image):

@@ -20,5 +20,6 @@ def heavy_modules_after(path, *args, **kwargs):
     import sys
 
     photoprep.prepare_crop(path, *args, **kwargs)
-    return sorted(name for name in ("tensorflow", "keras", "semiadv.data.datasets", "semiadv.perturb.folder")
-                  if name in sys.modules)
+    heavy = ("tensorflow", "keras", "semiadv.data.image_ops", "semiadv.perturb.faces",
+             "semiadv.perturb.folder")
+    return sorted(name for name in heavy if name in sys.modules)

@@ -46,19 +46,19 @@ def export_tiny_san(directory, size, channels=3, seed=0):
     import keras
     import numpy as np
 
-    from semiadv.export import exporter as export
-    from semiadv.models import networks
-    from semiadv.prototypes.prototypes import Prototypes
+    from semiadv.export import writer
+    from semiadv.models import autoencoders, gender_classifiers
+    from semiadv.prototypes.average import Prototypes
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
-    autoencoder = networks.build_autoencoder(size, channels, encoder_filters=(4, 4),
-                                             decoder_filters=(8, 8))
-    gender = networks.build_gender_classifier(size, channels, width=0.125)
+    autoencoder = autoencoders.build_autoencoder(size, channels, encoder_filters=(4, 4),
+                                                 decoder_filters=(8, 8))
+    gender = gender_classifiers.build_gender_classifier(size, channels, width=0.125)
     male, female = (rng.random((size, size, channels), dtype=np.float32) for _ in range(2))
     prototypes = Prototypes(male, female, (0.5 * male + 0.5 * female).astype(np.float32),
                             0.5, (1, 1))
-    return export.export_san(autoencoder, gender, prototypes, directory, "san")
+    return writer.export_san(autoencoder, gender, prototypes, directory, "san")
 
 
 @pytest.fixture(scope="session")

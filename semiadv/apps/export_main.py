@@ -45,13 +45,13 @@ def main(argv):
     preflight.writable_dir(EXPORT_DIR.value, "--export_dir")
     import keras
 
-    from semiadv.export import exporter as export
-    from semiadv.prototypes import prototypes
+    from semiadv.export import writer
+    from semiadv.prototypes import storage
 
     autoencoder = keras.models.load_model(paths["autoencoder"], compile=False, safe_mode=True)
     gender = keras.models.load_model(paths["gender_classifier"], compile=False, safe_mode=True)
-    version_dir = export.export_san(autoencoder, gender,
-                                    prototypes.load_prototypes(paths["prototypes"]),
+    version_dir = writer.export_san(autoencoder, gender,
+                                    storage.load_prototypes(paths["prototypes"]),
                                     EXPORT_DIR.value, EXPORT_NAME.value, VERSION.value)
     print(version_dir)
     return 0

@@ -65,6 +65,7 @@ def main(argv):
     preflight.folders(INPUT_DIR.value, OUTPUT_DIR.value)
     preflight.export(EXPORT.value)
     from semiadv.perturb import folder as perturb
+    from semiadv.perturb import report as perturb_report
 
     report = perturb.perturb_folder(
         EXPORT.value, INPUT_DIR.value, OUTPUT_DIR.value, prototype=PROTOTYPE.value,
@@ -89,7 +90,7 @@ def main(argv):
         return 1
     print(f"perturbed {counts['perturbed']} photo(s) into {output}"
           + (f" (aligned originals in {output / 'aligned'})" if SAVE_ALIGNED.value else ""))
-    print(f"report: {output / perturb.REPORT_NAME}")
+    print(f"report: {output / perturb_report.REPORT_NAME}")
     return 0
 
 

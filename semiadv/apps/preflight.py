@@ -13,9 +13,9 @@ import json
 import os
 from pathlib import Path
 
-from semiadv.data import datasets as data
+from semiadv.data import specs, utkface_source
 from semiadv.utils import imageio
-from semiadv.perturb import spec as perturb_spec
+from semiadv.export import locate
 from semiadv.export import savedmodel_pb
 from semiadv.errors import UserFileNotFoundError, UserValueError
 
@@ -30,7 +30,7 @@ def dataset(spec: str, flag: str = "--dataset") -> None:
       UserFileNotFoundError: for a folder that does not exist.
     """
     try:
-        parsed = data.parse_spec(spec)
+        parsed = specs.parse_spec(spec)
     except ValueError as error:
         raise UserValueError(f"{flag}={spec}: {error}") from error
     if parsed.kind not in ("utkface", "folder"):
@@ -42,7 +42,8 @@ def dataset(spec: str, flag: str = "--dataset") -> None:
             "folder of the photos")
     if parsed.kind == "utkface":
         photos = imageio.list_images(folder, recursive=False)
-        named = [photo for photo in photos if data.parse_utkface_name(photo.name) is not None]
+        named = [photo for photo in photos
+                 if utkface_source.parse_utkface_name(photo.name) is not None]
         if not named:
             found = (f"its {len(photos)} image(s), e.g. {photos[0].name}, are not named so"
                      if photos else "it has no images")
@@ -87,15 +88,16 @@ def export(path: str | Path, flag: str = "--export") -> None:
             f"{flag}={path}: does not exist; give an export written by semiadv-train or "
             "semiadv-export (EXPORT_DIR/NAME or EXPORT_DIR/NAME/VERSION)")
     try:
-        saved_model = perturb_spec.resolve_local_export(path) / "saved_model.pb"
+        version_dir = locate.resolve_export(path)
     except FileNotFoundError:
         raise UserFileNotFoundError(
             f"{flag}={path}: no model there (no saved_model.pb in it or in an integer version "
             "sub-folder); give an export written by semiadv-train or semiadv-export "
             "(EXPORT_DIR/NAME or EXPORT_DIR/NAME/VERSION), not a work dir") from None
     try:
-        savedmodel_pb.signature_input_shapes(saved_model.read_bytes())
+        locate.read_signature_shapes(version_dir)
     except savedmodel_pb.ParseError as error:
+        saved_model = version_dir / locate.SAVED_MODEL_FILENAME
         raise UserValueError(f"{flag}={path}: {saved_model} is not a SavedModel ({error}); "
                              "give an export written by semiadv-train or semiadv-export") \
             from None

@@ -1,8 +1,8 @@
 """Signature input shapes from a SavedModel's saved_model.pb, without TensorFlow.
 
 semiadv-beam-perturb's driver only builds and launches the pipeline; it needs the export's
-image shape, nothing else of TensorFlow, and importing TensorFlow would cost every run 3-4 s
-at start and 1-2 s of teardown at exit (BENCHMARKS.md §8c). The message classes live in
+image shape, nothing else of TensorFlow, and importing TensorFlow would add seconds of start-up
+and teardown to every run (BENCHMARKS.md §8c). The message classes live in
 TensorFlow's package, so this reads the few fields it needs straight from the protobuf wire
 format, which is stable by design. Field numbers, from tensorflow/core/protobuf:
 

@@ -1,18 +1,15 @@
-"""Applies an exported SAN to a folder of photos.
+"""semiadv-perturb's job: applies an exported SAN to a folder of photos.
 
-Each photo is read, aligned (or only resized), perturbed through one signature of the
-SavedModel written by `semiadv.export.exporter`, and written under the same relative name in the
-output folder, next to `perturb_report.json`. Bad photos are reported and skipped; inputs
-are never written to.
+Each photo is read, aligned (or only resized) by `semiadv.perturb.faces`, perturbed in batches
+through one signature of the export (`semiadv.export.locate.load_signature`), and written under
+the same relative name in the output folder, next to `perturb_report.json`. Bad photos are
+reported and skipped; inputs are never written to.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,79 +17,21 @@ import numpy as np
 import tensorflow as tf
 
 from semiadv.errors import UserValueError
-from semiadv.data import datasets as data
+from semiadv.export import locate
+from semiadv.perturb import faces
+from semiadv.perturb import photoprep
+from semiadv.perturb import report as perturb_report
+from semiadv.utils import files
 from semiadv.utils import imageio
 from semiadv.utils import parallel
-from semiadv.perturb import photoprep
-# Shared with the Beam pipeline's TensorFlow-free driver; re-exported as this module's own.
-from semiadv.perturb.spec import (DEFAULT_BATCH_SIZE, DONE_STATUSES, PROTOTYPES,  # noqa: F401
-                                  REPORT_NAME, finish_report, no_saved_model_error,
-                                  resolve_local_export)
 
 ALIGNED_DIR = "aligned"
 # Where photos are read and aligned: "thread"s of this process, or worker "process"es that
-# never import TensorFlow (semiadv.utils.parallel.process_map). Threads stay the default: on a
-# quiet machine the processes were within noise of them (BENCHMARKS.md §9d).
+# never import TensorFlow (semiadv.utils.parallel.process_map). Threads are the default:
+# processes are no faster on a quiet machine (BENCHMARKS.md §9d).
 POOLS = ("thread", "process")
 DEFAULT_POOL = "thread"
 _PROGRESS_SECONDS = 10.0
-
-
-# ---------------------------------------------------------------------------------------------
-# The export.
-# ---------------------------------------------------------------------------------------------
-
-
-def resolve_export(export_path):
-    """The SavedModel dir of `export_path`: a version dir, or a model dir (highest version).
-
-    Local paths come back as a Path; URLs (gs://...) as a str.
-
-    Raises:
-        FileNotFoundError: naming the path when it holds no SavedModel.
-    """
-    if "://" in str(export_path):
-        return _resolve_remote_export(str(export_path))
-    return resolve_local_export(export_path)
-
-
-def _resolve_remote_export(url):
-    """resolve_export for gs:// (or any tf.io.gfile scheme) URLs, which pathlib mangles."""
-    url = url.rstrip("/")
-    if tf.io.gfile.exists(f"{url}/saved_model.pb"):
-        return url
-    children = tf.io.gfile.listdir(url) if tf.io.gfile.isdir(url) else []
-    versions = sorted((int(child.strip("/")) for child in children
-                       if child.strip("/").isdigit()), reverse=True)
-    for version in versions:
-        if tf.io.gfile.exists(f"{url}/{version}/saved_model.pb"):
-            return f"{url}/{version}"
-    raise no_saved_model_error(url)
-
-
-def load_signature(export_path, prototype):
-    """Loads one `same` / `neutral` / `opposite` signature.
-
-    The image shape is read from the signature's `image` input, so the export alone says
-    what size the faces must be.
-
-    Returns:
-        (loaded, fn, (H, W, C)): keep `loaded` alive while calling `fn`, which reads its
-        variables.
-    """
-    if prototype not in PROTOTYPES:
-        raise ValueError(f"prototype must be one of {PROTOTYPES}, got {prototype!r}")
-    loaded = tf.saved_model.load(str(resolve_export(export_path)))
-    if prototype not in loaded.signatures:
-        raise ValueError(f"export {export_path} has no signature {prototype!r} "
-                         f"(it has {sorted(loaded.signatures)})")
-    signature = loaded.signatures[prototype]
-    _, kwargs = signature.structured_input_signature
-    shape = tuple(kwargs["image"].shape[1:])
-    if len(shape) != 3 or None in shape:
-        raise ValueError(f"export {export_path}: signature {prototype!r} has image shape "
-                         f"{kwargs['image'].shape}, expected [None, H, W, C]")
-    return loaded, signature, tuple(int(size) for size in shape)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,63 +65,8 @@ def _list_inputs(input_dir, output_dir):
 
 
 # ---------------------------------------------------------------------------------------------
-# Per photo.
+# Photos.
 # ---------------------------------------------------------------------------------------------
-
-
-def _prepare(path, image_shape, align, data=None):
-    """Reads and crops one photo; returns (float32 [H, W, C] face or None, entry dict)."""
-    rgb, entry = photoprep.read_and_align(path, image_shape[0], align, data=data)
-    return (None if rgb is None else _finish(rgb, image_shape)), entry
-
-
-def _finish(rgb, image_shape):
-    """The export's input from a uint8 crop (or whole photo): resized, in [0, 1]."""
-    size, _, channels = image_shape
-    face = _resizer(size, channels)(rgb).numpy()
-    return face.astype(np.float32) / 255.0
-
-
-def _finish_prepared(prepared, image_shape):
-    """`_finish` of a worker process's (rgb, entry); never raises, like `prepare_photo`."""
-    rgb, entry = prepared
-    if rgb is None:
-        return None, entry
-    try:
-        return _finish(rgb, image_shape), entry
-    except Exception as error:  # noqa: BLE001
-        return None, photoprep.error_entry(error)
-
-
-@functools.lru_cache(maxsize=None)
-def _resizer(size, channels):
-    """The training pipeline's resize (`data.resize_uint8`) as one traced function: run
-    eagerly op by op it cost more per photo than the perturbation itself."""
-    return tf.function(lambda rgb: data.resize_uint8(rgb, size, channels),
-                       input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
-
-
-def prepare_photo(path, image_shape, align, data=None):
-    """Reads, aligns (or only resizes) one photo for the export; never raises.
-
-    The per-photo step of `perturb_folder`, shared with the Apache Beam pipeline
-    (`semiadv.perturb.beam`) so both give the same faces and the same report entries.
-
-    Args:
-        path: The photo's file (named in error messages; read only when `data` is None).
-        image_shape: The export's (H, W, C), from `load_signature`.
-        align: Detect and align the face; False only resizes the whole photo.
-        data: The file's bytes when they were read elsewhere (any filesystem).
-
-    Returns:
-        (face, entry): face is float32 [H, W, C] in [0, 1], or None when the photo is
-        skipped; entry is its report entry so far (`status` and `error` when skipped,
-        `align_status` when aligned).
-    """
-    try:
-        return _prepare(path, image_shape, align, data)
-    except Exception as error:  # noqa: BLE001  A batch job goes on past any one bad photo.
-        return None, photoprep.error_entry(error)
 
 
 def _prepared_photos(paths, image_shape, align, workers, pool, batch_size):
@@ -194,7 +78,7 @@ def _prepared_photos(paths, image_shape, align, workers, pool, batch_size):
     window = batch_size + 2 * workers if align else None
     if pool == "thread":
         # OpenCV, dlib and TensorFlow release the GIL while they work.
-        return parallel.ordered_map(lambda path: prepare_photo(path, image_shape, align),
+        return parallel.ordered_map(lambda path: faces.prepare_photo(path, image_shape, align),
                                     paths, workers, window)
     detector_name = None
     if align:
@@ -203,7 +87,7 @@ def _prepared_photos(paths, image_shape, align, workers, pool, batch_size):
         detector_name = registry.default_detector_name()  # This process's choice, for all.
     # Workers read, decode and align (numpy, OpenCV, dlib; no TensorFlow); the resize to
     # the export's input stays here, in the one function the threads use too.
-    # No worker started for nothing: each costs about a second (a rerun may have few left).
+    # No more workers than photos: each takes a while to start (a rerun may have few left).
     workers = min(workers, max(len(paths), 1))
     crops = parallel.process_map(
         functools.partial(photoprep.prepare_crop, size=image_shape[0], align=align,
@@ -216,7 +100,7 @@ def _prepared_photos(paths, image_shape, align, workers, pool, batch_size):
 def _finished(crops, image_shape):
     try:
         for prepared in crops:
-            yield _finish_prepared(prepared, image_shape)
+            yield faces.finish_prepared(prepared, image_shape)
     finally:
         crops.close()  # Stops the workers when the consumer stops early.
 
@@ -242,7 +126,7 @@ def _run_batch(signature, batch, output_dir, save_aligned, report):
 
 
 # ---------------------------------------------------------------------------------------------
-# Progress and report.
+# Progress.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -266,12 +150,8 @@ class _Progress:
             logging.info("processed %d/%d photos", done, self.total)
 
 
-def _write_json(path, content):
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
-                                     delete=False) as handle:
-        json.dump(content, handle, indent=2, sort_keys=True)
-    os.chmod(handle.name, 0o644)
-    os.replace(handle.name, path)
+def _write_report(output_dir, report):
+    files.write_json_atomically(output_dir / perturb_report.REPORT_NAME, report, sort_keys=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,13 +160,13 @@ def _write_json(path, content):
 
 
 def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", image_size=None,
-                   save_aligned=False, align=True, batch_size=DEFAULT_BATCH_SIZE, workers=None,
-                   overwrite=True, pool=DEFAULT_POOL):
+                   save_aligned=False, align=True, batch_size=perturb_report.DEFAULT_BATCH_SIZE,
+                   workers=None, overwrite=True, pool=DEFAULT_POOL):
     """Perturbs every photo of a folder (recursively) with an exported SAN.
 
     Args:
-        export_path: A version dir written by `export.export_san`, or its model dir (the
-            highest version is used).
+        export_path: A version dir written by `semiadv.export.writer.export_san`, or its
+            model dir (the highest version is used).
         input_dir: Folder of photos; never written to.
         output_dir: Where perturbed photos go, under their relative names (the extension
             picks the format), with `perturb_report.json`. Must not be input_dir nor contain
@@ -305,8 +185,8 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
         pool: Where photos are read and aligned: "thread" (threads of this process) or
             "process" (worker processes that import OpenCV and dlib but not TensorFlow,
             so they do not share this process's CPU with TensorFlow's thread pools;
-            started for each call, about a second of CPU each, and they need nothing from
-            the caller's `__main__`). Both give the same faces and entries.
+            started for each call, and they need nothing from the caller's `__main__`).
+            Both give the same faces and entries.
 
     Returns:
         The report: per relative file name `{"status", "male_score"?, "align_status"?,
@@ -324,7 +204,7 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
     input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
     _check_folders(input_dir, output_dir)
-    loaded, signature, image_shape = load_signature(export_path, prototype)
+    loaded, signature, image_shape = locate.load_signature(export_path, prototype)
     if image_size is not None and image_size != image_shape[0]:
         raise ValueError(f"image_size={image_size} but the export takes {image_shape[0]}x"
                          f"{image_shape[1]} faces")
@@ -344,9 +224,8 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
                          "with the aligned originals: run without save_aligned")
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    report = {"export": str(resolve_export(export_path)), "prototype": prototype,
-              "image_shape": list(image_shape), "input_dir": str(input_dir),
-              "align": bool(align), "skipped_existing": skipped_existing, "files": {}}
+    report = perturb_report.new_report(locate.resolve_export(export_path), prototype,
+                                       image_shape, input_dir, align, skipped_existing)
     progress, batch = _Progress(len(paths)), []
     prepared = _prepared_photos(paths, image_shape, align, workers, pool, batch_size)
     try:
@@ -366,13 +245,13 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
     except BaseException as error:
         # What was written stays, and the report says which photos those are.
         report["interrupted"] = f"{type(error).__name__}: {error}"
-        _write_json(output_dir / REPORT_NAME, finish_report(report))
+        _write_report(output_dir, perturb_report.finish_report(report))
         raise
     finally:
         prepared.close()  # Stops the workers now, not when the generator is collected.
     progress.update(len(paths), force=True)
     del loaded  # Held until the last batch: the signature reads its variables.
-    finish_report(report)
+    perturb_report.finish_report(report)
     if paths or not skipped_existing:  # A run with nothing left to do keeps the last report.
-        _write_json(output_dir / REPORT_NAME, report)
+        _write_report(output_dir, report)
     return report

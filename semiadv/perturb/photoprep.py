@@ -1,8 +1,9 @@
 """The per-photo half of `semiadv-perturb` that needs no TensorFlow: read, decode, align.
 
-`perturb.prepare_photo` runs it on the caller's threads; `perturb.perturb_folder` with
-`pool="process"` runs it in worker processes (`parallel.process_map`), which import only
-this module, OpenCV, numpy and (when aligning with it) dlib.
+`semiadv.perturb.faces.prepare_photo` runs it on the caller's threads;
+`semiadv.perturb.folder.perturb_folder` with `pool="process"` runs it in worker processes
+(`semiadv.utils.parallel.process_map`), which import only this module, OpenCV, numpy and
+(when aligning with it) dlib.
 """
 
 from __future__ import annotations

@@ -18,10 +18,10 @@ import tensorflow as tf
 from absl import logging
 
 from semiadv.config import TrainConfig, write_config
-from semiadv.data import datasets as data
+from semiadv.data import records
 from semiadv.errors import UserValueError
 from semiadv.prototypes import job as prototypes_job
-from semiadv.prototypes import prototypes as prototypes_lib
+from semiadv.prototypes import average, storage
 from semiadv.train import distribute, ensemble, heldout, stages, trainer
 from semiadv.train.autoencoder_task import AutoencoderTask
 from semiadv.train.gender_tasks import GenderMemberTask, GenderTask
@@ -52,14 +52,14 @@ def setup(config: TrainConfig) -> tf.distribute.Strategy:
     return strategy
 
 
-def ensure_prototypes(config: TrainConfig) -> prototypes_lib.Prototypes:
+def ensure_prototypes(config: TrainConfig) -> average.Prototypes:
     """The work dir's prototypes, averaged from the training faces first if missing."""
     path = Path(config.workdir) / stages.PROTOTYPES_FILE
     if not path.exists():
         logging.info("prototypes: averaging the training faces of %s", config.data.dataset)
         prototypes_job.compute_and_save(config.data, path)
     stages.record(config, "prototypes")
-    return prototypes_lib.load_prototypes(path)
+    return storage.load_prototypes(path)
 
 
 def stage_dir(config: TrainConfig, stage: str) -> Path:
@@ -100,7 +100,7 @@ def pretrain(config: TrainConfig, net: str, strategy: tf.distribute.Strategy) ->
         return _convert_dlib_matcher(config, directory)
     elif net == "matcher":
         task, stage = MatcherTask(config), config.matcher
-        if not data.has_identities(task.data):
+        if not records.has_identities(task.data):
             logging.warning("matcher: %s labels no identities, so the matcher learns from two "
                             "augmented views of each photo only (--matcher_dataset can name "
                             "a set with identities)", task.data.dataset)

@@ -11,8 +11,8 @@ The rule for batch jobs: go on past bad files, list them at the end (report and 
 exit non-zero only when nothing could be processed.
 
 Related checks live elsewhere: `.keras` artefacts load with safe_mode=True
-(tests/export/test_exporter.py::test_signatures_and_keras_file_match_eager_model); no image
-summaries by default (tests/train/test_loop.py::test_faces_reach_tensorboard_only_when_asked).
+(tests/export/test_signatures.py::test_signatures_and_keras_file_match_eager_model); no image
+summaries by default (tests/train/test_trainer.py::test_faces_reach_tensorboard_only_when_asked).
 """
 
 import csv
@@ -29,10 +29,12 @@ import tensorflow as tf
 
 from semiadv.align.face import STATUSES, align_face
 from semiadv.align.folder import REPORT_NAME, align_folder
-from semiadv.data import datasets as data
-from semiadv.export import exporter as export
+from semiadv.data import input_pipeline
+from semiadv.data import records as records_lib
 from semiadv.utils import imageio
 from semiadv.perturb import folder as perturb
+from semiadv.perturb import report as perturb_report
+from semiadv.prototypes.kinds import KINDS
 from semiadv.data import synthetic
 from semiadv.config import DataConfig
 
@@ -173,7 +175,7 @@ def test_utkface_loader_skips_and_names_bad_files(tmp_path, huge_bytes, caplog, 
                         validation_fraction=0.0, test_fraction=0.0, cache=cache,
                         cache_dir=str(tmp_path / "decoded"))
     with caplog.at_level(logging.WARNING):
-        records = data.load_records(config, "train")
+        records = records_lib.load_records(config, "train")
     skipped = dict(records.skipped)
     for name, reason in BAD.items():
         where = [path for path in skipped if path.endswith(name)]
@@ -185,7 +187,7 @@ def test_utkface_loader_skips_and_names_bad_files(tmp_path, huge_bytes, caplog, 
         assert reason in skipped[where[0]]
     assert "malformed UTKFace name" in skipped[str(root / "malformed_name.jpg")]
     assert "skipped" in caplog.text and "truncated.jpg" in caplog.text
-    split = data.read_split(config, "train")
+    split = input_pipeline.read_split(config, "train")
     assert split["image"].shape == (len(GOOD), SIZE, SIZE, CHANNELS)
     assert np.isfinite(split["image"]).all() and 0 <= split["image"].min() <= split["image"].max() <= 1
     # The huge flat grey photo reads as grey (90/255), not as garbage.
@@ -209,7 +211,7 @@ def test_folder_loader_labels_csv_with_bad_rows_and_files(tmp_path, huge_bytes):
     _labels(root, ("file", "male", "identity"), rows)
     config = DataConfig(dataset=f"folder:{root}?aligned=1", image_size=SIZE, batch_size=2,
                         validation_fraction=0.0, test_fraction=0.0)
-    records = data.load_records(config, "train")
+    records = records_lib.load_records(config, "train")
     assert len(records) == len(GOOD)
     reasons = "\n".join(f"{where}: {why}" for where, why in records.skipped)
     for name, reason in BAD.items():
@@ -222,7 +224,8 @@ def test_folder_loader_labels_csv_with_bad_rows_and_files(tmp_path, huge_bytes):
     for row in (len(CASES) + 3, len(CASES) + 4):  # missing and non-numeric male
         assert f"{labels_file}:{row}: bad label" in reasons
     assert f"{labels_file}:{len(CASES) + 5}:" in reasons  # missing file name
-    assert data.read_split(config, "train")["image"].shape == (len(GOOD), SIZE, SIZE, CHANNELS)
+    examples = input_pipeline.read_split(config, "train")
+    assert examples["image"].shape == (len(GOOD), SIZE, SIZE, CHANNELS)
 
 
 @pytest.mark.parametrize("header, missing", [(("file", "identity"), "['male']"),
@@ -237,7 +240,7 @@ def test_folder_loader_labels_csv_missing_columns(tmp_path, header, missing):
         (root / "labels.csv").write_text("")
     config = DataConfig(dataset=f"folder:{root}?aligned=1", image_size=SIZE)
     with pytest.raises(ValueError) as info:
-        data.load_records(config, "train")
+        records_lib.load_records(config, "train")
     assert str(root / "labels.csv") in str(info.value) and missing in str(info.value)
 
 
@@ -336,7 +339,7 @@ def test_perturb_binary_exit_code_rule(exported, catalogue, tmp_path):
     assert failed.returncode == 1
     assert all(f"{name}: unreadable" in failed.stderr for name in BAD)
     assert "no photo could be perturbed" in failed.stderr
-    assert (tmp_path / "none" / perturb.REPORT_NAME).is_file()  # the report is still written
+    assert (tmp_path / "none" / perturb_report.REPORT_NAME).is_file()  # the report is still written
 
 
 def test_perturb_logs_no_pixels(exported, catalogue, tmp_path, caplog):
@@ -375,7 +378,7 @@ BAD_IMAGES = [
 ]
 
 
-@pytest.mark.parametrize("kind", export.KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("case, make, message", BAD_IMAGES, ids=[c[0] for c in BAD_IMAGES])
 def test_bad_image_tensor_to_each_signature(exported, kind, case, make, message):
     signatures = exported["signatures"]
@@ -389,7 +392,7 @@ def test_bad_image_tensor_to_each_signature(exported, kind, case, make, message)
         assert message in str(info.value), (name, str(info.value)[-500:])
 
 
-@pytest.mark.parametrize("kind", export.KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("male, message", [
     (tf.zeros((2, 1)), "Shape of tensor male"),
     (tf.zeros((3,)), "must have one label per image"),
@@ -402,7 +405,7 @@ def test_bad_male_tensor_to_each_labelled_signature(exported, kind, male, messag
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize("kind", export.KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("image_bytes, message", [
     (tf.constant([b"\xff\xd8\xff garbage that is not a JPEG"]), "DecodeImage"),
     (tf.constant([b""]), "Input is empty"),
@@ -427,7 +430,7 @@ def test_odd_but_valid_files_through_the_encoded_signature(exported, catalogue, 
 
 def test_empty_batches_give_empty_outputs(exported):
     signatures = exported["signatures"]
-    for kind in export.KINDS:
+    for kind in KINDS:
         served = signatures[kind](image=tf.zeros((0, SIZE, SIZE, CHANNELS)))
         assert served["perturbed"].shape == (0, SIZE, SIZE, CHANNELS)
         assert served["male_score"].shape == (0,)

@@ -6,7 +6,7 @@ The contracts:
 - `face.align_face` on any uint8 RGB image returns an AlignResult with a status in STATUSES
   and a uint8 [S, S, 3] crop (None only for "no_face").
 - The image signatures take float32 [N, H, W, C] for any N >= 0: pixels finite and in [0, 1]
-  (up to `export.PIXEL_TOLERANCE`, then clipped) give outputs of the same shape, finite and in
+  (up to `signatures.PIXEL_TOLERANCE`, then clipped) give outputs of the same shape, finite and in
   [0, 1]; NaN, infinity or values further out raise InvalidArgumentError.
 - The encoded signatures raise InvalidArgumentError for bytes that are not an image.
 """
@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from semiadv.align import face
-from semiadv.export import exporter as export
+from semiadv.export import signatures
+from semiadv.prototypes.kinds import KINDS
 from semiadv.utils import imageio
 
 SIZE, CHANNELS = 16, 3
@@ -149,7 +150,7 @@ def _pixels(allow_outside):
 
 
 @SETTINGS
-@given(data=st.data(), batch=st.integers(0, 5), kind=st.sampled_from(export.KINDS),
+@given(data=st.data(), batch=st.integers(0, 5), kind=st.sampled_from(KINDS),
        labelled=st.booleans(), valid=st.booleans())
 def test_image_signatures_contract(signatures, data, batch, kind, labelled, valid):
     images = data.draw(hnp.arrays(np.float32, (batch, SIZE, SIZE, CHANNELS),
@@ -161,8 +162,8 @@ def test_image_signatures_contract(signatures, data, batch, kind, labelled, vali
         male = data.draw(hnp.arrays(np.float32, (batch,), elements=st.floats(-2, 2, width=32)))
         inputs["male"] = tf.constant(male)
     in_range = bool(np.all(np.isfinite(images))
-                    and np.all(images >= -export.PIXEL_TOLERANCE)
-                    and np.all(images <= 1 + export.PIXEL_TOLERANCE))
+                    and np.all(images >= -signatures.PIXEL_TOLERANCE)
+                    and np.all(images <= 1 + signatures.PIXEL_TOLERANCE))
     if not in_range:
         with pytest.raises(tf.errors.InvalidArgumentError, match="image"):
             signatures[name](**inputs)
@@ -179,7 +180,7 @@ def test_image_signatures_contract(signatures, data, batch, kind, labelled, vali
 @SETTINGS
 @given(prefix=st.sampled_from(MAGIC), body=st.lists(st.binary(max_size=300), min_size=1,
                                                      max_size=3),
-       kind=st.sampled_from(export.KINDS))
+       kind=st.sampled_from(KINDS))
 def test_encoded_signatures_refuse_random_bytes(signatures, prefix, body, kind):
     batch = tf.constant([prefix + item for item in body])
     try:

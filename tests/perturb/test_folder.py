@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from semiadv.utils import imageio
 from semiadv.perturb import folder as perturb
+from semiadv.perturb import photoprep
+from semiadv.perturb.report import REPORT_NAME
+from semiadv.utils import imageio
+from semiadv.utils import parallel
 from semiadv.data import synthetic
 
 SIZE, CHANNELS = 32, 3
@@ -58,7 +61,7 @@ def test_noalign_perturbs_folder_and_reports_bad_files(exported, photos, tmp_pat
         assert (output / perturb.ALIGNED_DIR / name).is_file()
         assert 0.0 <= report["files"][name]["male_score"] <= 1.0
     assert not (output / "corrupt.png").exists() and not (output / "notes.jpg").exists()
-    saved = json.loads((output / perturb.REPORT_NAME).read_text())
+    saved = json.loads((output / REPORT_NAME).read_text())
     assert saved["counts"] == report["counts"]
     assert "corrupt" in saved["files"]["corrupt.png"]["error"].lower() or \
         "truncated" in saved["files"]["corrupt.png"]["error"].lower()
@@ -191,7 +194,7 @@ def test_a_killed_worker_fails_only_its_photo(exported, photos, tmp_path, monkey
 
     folder, names, _ = photos
     shutil.copy(folder / "b.png", folder / "kill.png")
-    monkeypatch.setattr(perturb.photoprep, "prepare_crop", _photo_faults.prepare_or_die)
+    monkeypatch.setattr(photoprep, "prepare_crop", _photo_faults.prepare_or_die)
     report = perturb.perturb_folder(exported, folder, tmp_path / "out", align=False, workers=2,
                                     pool="process")
     assert report["counts"] == {"perturbed": 4, "unreadable": 2, "error": 1}
@@ -208,13 +211,13 @@ def test_workers_dying_in_a_row_stop_the_run_keeping_what_was_written(exported, 
     folder, names, _ = photos
     for copy in range(3):
         shutil.copy(folder / "b.png", folder / f"kill{copy}.png")
-    monkeypatch.setattr(perturb.photoprep, "prepare_crop", _photo_faults.prepare_or_die)
-    monkeypatch.setattr(perturb.parallel, "_MAX_CRASHES_IN_A_ROW", 2)
+    monkeypatch.setattr(photoprep, "prepare_crop", _photo_faults.prepare_or_die)
+    monkeypatch.setattr(parallel, "_MAX_CRASHES_IN_A_ROW", 2)
     output = tmp_path / "out"
-    with pytest.raises(perturb.parallel.WorkerCrashError, match=r"kill1\.png"):
+    with pytest.raises(parallel.WorkerCrashError, match=r"kill1\.png"):
         perturb.perturb_folder(exported, folder, output, align=False, workers=1,
                                batch_size=1, pool="process")
-    saved = json.loads((output / perturb.REPORT_NAME).read_text())
+    saved = json.loads((output / REPORT_NAME).read_text())
     assert "kill1.png" in saved["interrupted"]
     # a, b and c (before kill*) were written, and stay; the report says so.
     perturbed = sorted(n for n, e in saved["files"].items() if e["status"] == "perturbed")
@@ -237,7 +240,7 @@ def test_workers_align_without_importing_tensorflow(photos):
     name = registry.default_detector_name()
     step = functools.partial(_photo_faults.heavy_modules_after, size=SIZE, align=True,
                              detector_name=name)
-    modules = perturb.parallel.process_map(
+    modules = parallel.process_map(
         step, [folder / names[0], folder / "notes.jpg"], workers=1,
-        initializer=perturb.photoprep.start_worker, initargs=(name,))
+        initializer=photoprep.start_worker, initargs=(name,))
     assert list(modules) == [[], []]  # After detecting with the default detector.

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from semiadv.data import datasets as data
-from semiadv.export import exporter as export
+from semiadv.data import input_pipeline
+from semiadv.data import records as records_lib
+from semiadv.export import writer
 from semiadv.models import autoencoders, gender_classifiers
 from semiadv.train import dtype_policies
 from semiadv.train import trainer
@@ -52,7 +53,7 @@ def test_eager_loop_equals_compiled_loop(tmp_path):
             metrics = {name: keras.metrics.Mean(name=name) for name in task.reports}
         loop = trainer.make_train_loop(task, config, strategy, optimizer,
                                        model.trainable_variables, metrics, compiled=compiled)
-        iterator = iter(data.distribute(strategy, config.data, "train", training=True,
+        iterator = iter(input_pipeline.distribute(strategy, config.data, "train", training=True,
                                         augment=task.augment))
         loop(iterator, tf.constant(3))
         assert int(optimizer.iterations) == 3
@@ -117,7 +118,7 @@ def test_mixed_bfloat16_san_trains_close_to_float32_and_exports_float32(tmp_path
     # The trained model saved under the mixed policy reloads, and exports float32 faces.
     loaded = keras.models.load_model(tmp_path / "bfloat16" / trainer.FINAL_MODEL, safe_mode=True)
     assert loaded.get_layer("encoder_conv1").compute_dtype == "bfloat16"
-    version_dir = export.export_san(loaded, task.gender, _prototypes(), tmp_path / "exports",
+    version_dir = writer.export_san(loaded, task.gender, _prototypes(), tmp_path / "exports",
                                     "mixed")
     signature = tf.saved_model.load(str(version_dir)).signatures["opposite"]
     images = np.random.default_rng(0).uniform(0, 1, (3, SIZE, SIZE, 3)).astype(np.float32)
@@ -138,7 +139,7 @@ def test_training_pipeline_has_no_autotune_thread_to_wait_for():
     config = DataConfig(dataset="synthetic", image_size=SIZE, batch_size=8,
                         synthetic_identities=12, synthetic_images_per_identity=4)
     for training in (True, False):
-        dataset = data.make_dataset(config, "train", training=training, augment=None)
+        dataset = input_pipeline.make_dataset(config, "train", training=training, augment=None)
         assert dataset.options().autotune.enabled is False
         batch = next(iter(dataset))
         assert batch["image"].shape == (8, SIZE, SIZE, 3)
@@ -147,11 +148,11 @@ def test_training_pipeline_has_no_autotune_thread_to_wait_for():
 def test_decoded_images_are_held_once_and_read_only():
     config = DataConfig(dataset="synthetic", image_size=SIZE, batch_size=8,
                         synthetic_identities=12, synthetic_images_per_identity=4, seed=5)
-    records = data.load_records(config, "train")
+    records = records_lib.load_records(config, "train")
     assert records.image_tensor is not None
     assert not records.images.flags.writeable
     np.testing.assert_array_equal(records.images, records.image_tensor.numpy())
-    batch = next(iter(data.make_dataset(config, "train", training=False)))
+    batch = next(iter(input_pipeline.make_dataset(config, "train", training=False)))
     np.testing.assert_allclose(batch["image"], records.images[:8].astype(np.float32) / 255,
                                atol=1e-6)
 

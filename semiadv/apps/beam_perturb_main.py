@@ -1,0 +1,82 @@
+"""semiadv-beam-perturb: `semiadv-perturb` as an Apache Beam pipeline, for collections at scale.
+
+  semiadv-beam-perturb --export=exports/san --input_pattern='photos/**' \
+      --output_dir=private --prototype=opposite [--noalign] [--batch_size=32] \
+      [Beam options: --runner, --direct_num_workers, --direct_running_mode, --project, ...]
+
+The pipeline is `semiadv.perturb.beam`. Prints the report's counts and each failed photo.
+Exits 1 only when nothing could be perturbed, 2 for user errors. Its flags are argparse's,
+not absl's: everything it does not know is a Beam pipeline option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from semiadv.perturb import report as perturb_report
+from semiadv.perturb.beam import config as beam_config
+from semiadv.perturb.beam import pipeline
+from semiadv.prototypes.kinds import KINDS
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="semiadv-beam-perturb",
+        description="Hide the gender of the faces in a collection of photos with an export, "
+                    "as an Apache Beam pipeline. Other arguments are Beam pipeline options "
+                    "(--runner, --direct_num_workers, --project, ...).")
+    parser.add_argument("--export", required=True,
+                        help="Export version dir, or model dir (latest version); any path "
+                             "TensorFlow reads (local, gs://).")
+    parser.add_argument("--input_pattern", required=True,
+                        help="Beam file pattern of the photos, e.g. 'photos/**' or "
+                             "'gs://bucket/photos/**/*.jpg' ('**' crosses folders; a folder "
+                             "means every file under it). Outputs are named relative to "
+                             "the folder before the first wildcard.")
+    parser.add_argument("--output_dir", required=True,
+                        help="Where perturbed photos and perturb_report.json go (any Beam "
+                             "filesystem).")
+    parser.add_argument("--prototype", default="opposite", choices=KINDS,
+                        help="Which prototype the faces are re-rendered with.")
+    parser.add_argument("--noalign", dest="align", action="store_false",
+                        help="Only resize the photos (already aligned crops); default: "
+                             "detect and align faces.")
+    parser.add_argument("--batch_size", type=int, default=perturb_report.DEFAULT_BATCH_SIZE,
+                        help="Photos per model call.")
+    return parser
+
+
+def main(argv=None):
+    """Runs the command line; returns the exit code."""
+    args, beam_args = build_parser().parse_known_args(argv)
+    try:
+        config = beam_config.make_config(args.export, args.input_pattern, args.output_dir,
+                                         prototype=args.prototype, align=args.align,
+                                         batch_size=args.batch_size)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as error:
+        print(f"semiadv-beam-perturb: {error}", file=sys.stderr)
+        return 2
+    report, _ = pipeline.run(config, PipelineOptions(beam_args))
+    print(json.dumps(report["counts"]))
+    for relative in report["failed"]:
+        entry = report["files"][relative]
+        print(f"{relative}: {entry['status']} {entry.get('error', '')}".rstrip(), file=sys.stderr)
+    # Batch jobs go on past bad files; only a run that produced nothing fails.
+    if not any(report["counts"].get(status) for status in perturb_report.DONE_STATUSES):
+        print(f"no photo could be perturbed from {config.input_pattern}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run():
+    logging.getLogger().setLevel(logging.INFO)
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,177 @@
+"""Tests of semiadv.perturb.beam.pipeline: semiadv-perturb as an Apache Beam pipeline."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("apache_beam", reason="apache_beam not installed (pip install -e '.[beam]')")
+
+from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
+
+import _beam_photos  # noqa: E402
+from semiadv.perturb import folder as perturb  # noqa: E402
+from semiadv.perturb.beam import config as beam_config  # noqa: E402
+from semiadv.perturb.beam import pipeline  # noqa: E402
+from semiadv.perturb.beam.config import BeamPerturbConfig  # noqa: E402
+from semiadv.perturb.report import REPORT_NAME  # noqa: E402
+from semiadv.utils import imageio  # noqa: E402
+
+SIZE = 16
+REPO = Path(__file__).resolve().parents[2]
+# The DirectRunner's batch engine, named so that Beam does not first try to download the
+# Prism runner (what --runner=DirectRunner does in Beam 2.77; it falls back to this).
+RUNNER = "--runner=FnApiRunner"
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """Synthetic 16x16 faces as PNG/JPEG (one in a sub-folder), a corrupt PNG, a text '.jpg'."""
+    folder = tmp_path / "photos"
+    return folder, _beam_photos.write_photos(folder, SIZE)
+
+
+def _run_beam(export, pattern, output, *beam_args, timings=None, **kwargs):
+    config = beam_config.make_config(str(export), str(pattern), str(output), **kwargs)
+    report, measured = pipeline.run(config, PipelineOptions([RUNNER, *beam_args]))
+    if timings is not None:
+        timings.update(measured)
+    return report
+
+
+def _assert_same_images(expected_dir, actual_dir, names):
+    for name in names:
+        expected = imageio.read_image(expected_dir / name).astype(np.int16)
+        actual = imageio.read_image(actual_dir / name).astype(np.int16)
+        assert expected.shape == actual.shape == (SIZE, SIZE, 3), name
+        # The two batch the faces differently, and oneDNN's results for one face can differ
+        # by 6e-8 between batch sizes: a pixel may round to the next level (<= 1/255). JPEG
+        # spreads such a step over its 8x8 block, so JPEG outputs get one more level.
+        tolerance = 2 if name.endswith(".jpg") else 1
+        assert np.abs(expected - actual).max() <= tolerance, name
+
+
+def _assert_same_entries(expected, actual):
+    assert sorted(expected) == sorted(actual)
+    for name, entry in expected.items():
+        other = dict(actual[name])
+        if "male_score" in entry:  # Batches differ between the two: float32 round-off.
+            assert other.pop("male_score") == pytest.approx(entry["male_score"], abs=1e-5)
+            entry = {key: value for key, value in entry.items() if key != "male_score"}
+        assert other == entry, name
+
+
+def test_beam_gives_semiadv_perturbs_images_and_report(tiny_export_16, photos, tmp_path):
+    folder, names = photos
+    expected = perturb.perturb_folder(tiny_export_16, folder, tmp_path / "threaded",
+                                      align=False, batch_size=4)
+    report = _run_beam(tiny_export_16, folder, tmp_path / "beam", align=False, batch_size=4)
+    assert report["counts"] == expected["counts"] == {"perturbed": 6, "unreadable": 2}
+    assert report["failed"] == expected["failed"] == ["corrupt.png", "notes.jpg"]
+    _assert_same_entries(expected["files"], report["files"])
+    _assert_same_images(tmp_path / "threaded", tmp_path / "beam", names)
+    assert not (tmp_path / "beam" / "corrupt.png").exists()
+    assert not (tmp_path / "beam" / "notes.jpg").exists()
+    assert "truncated PNG" in report["files"]["corrupt.png"]["error"]
+    assert "not an image" in report["files"]["notes.jpg"]["error"]
+    saved = json.loads((tmp_path / "beam" / REPORT_NAME).read_text())
+    assert saved == report
+    # Same format as semiadv-perturb's report: the same keys (plus the pattern).
+    assert set(saved) - set(expected) == {"input_pattern"} and not set(expected) - set(saved)
+    assert saved["input_dir"] == expected["input_dir"]
+    # No temporary file is left behind.
+    leftovers = [p for p in (tmp_path / "beam").rglob(".*")]
+    assert leftovers == []
+
+
+def test_aligned_real_photos_match_semiadv_perturb(tiny_export_16, shared_faces, tmp_path):
+    folder = tmp_path / "real"
+    sources = (sorted((shared_faces / "utkface").glob("*.jpg"))[:2]
+               + sorted((shared_faces / "celeba_identities").rglob("*.jpg"))[:2])
+    if len(sources) < 4:
+        pytest.skip(f"too few photos in {shared_faces}")
+    folder.mkdir()
+    for index, source in enumerate(sources):  # Copied into tmp only, never into the repo.
+        shutil.copy(source, folder / f"{index}_{source.name}")
+    imageio.write_image(folder / "flat.png", np.full((64, 64, 3), 128, np.uint8))
+    expected = perturb.perturb_folder(tiny_export_16, folder, tmp_path / "threaded")
+    report = _run_beam(tiny_export_16, f"{folder}/*", tmp_path / "beam")
+    assert expected["counts"].get("perturbed", 0) >= 2
+    assert report["files"]["flat.png"]["status"] == "no_face"
+    _assert_same_entries(expected["files"], report["files"])
+    perturbed = [name for name, entry in report["files"].items()
+                 if entry["status"] == "perturbed"]
+    _assert_same_images(tmp_path / "threaded", tmp_path / "beam", perturbed)
+
+
+def test_rerun_skips_what_is_written(tiny_export_16, photos, tmp_path):
+    folder, names = photos
+    output = tmp_path / "out"
+    first = _run_beam(tiny_export_16, f"{folder}/**", output, align=False)
+    (output / "b.png").unlink()  # As if the first run had been killed before writing it.
+    marker = output / "a.png"
+    marker.write_bytes(marker.read_bytes())
+    os.utime(marker, (1_000_000, 1_000_000))
+    second = _run_beam(tiny_export_16, f"{folder}/**", output, align=False)
+    assert marker.stat().st_mtime == 1_000_000  # Skipped, not rewritten.
+    assert (output / "b.png").is_file()
+    # The finished first run's entries are kept for what the rerun skipped.
+    assert second["files"] == first["files"]
+    # Without the first run's report (killed before writing it), skips are reported as such.
+    (output / REPORT_NAME).unlink()
+    (output / "c.jpg").unlink()
+    third = _run_beam(tiny_export_16, f"{folder}/**", output, align=False)
+    assert third["counts"] == {"already_written": 5, "perturbed": 1, "unreadable": 2}
+    assert third["failed"] == ["corrupt.png", "notes.jpg"]
+    assert third["files"]["c.jpg"]["status"] == "perturbed"
+    assert third["files"]["c.jpg"]["male_score"] == pytest.approx(
+        first["files"]["c.jpg"]["male_score"], abs=1e-5)
+
+
+def test_outputs_inside_the_input_folder_are_not_inputs(tiny_export_16, photos):
+    folder, names = photos
+    output = folder / "private"
+    output.mkdir()
+    shutil.copy(folder / "a.png", output / "a.png")  # A previous run's output.
+    (output / ".b.png.0123.tmp").write_bytes(b"a killed worker's temporary")
+    report = _run_beam(tiny_export_16, folder, output, align=False)
+    assert sorted(report["files"]) == sorted(names + ["corrupt.png", "notes.jpg"])
+    assert report["files"]["a.png"] == {"status": "already_written"}
+
+
+def test_only_the_direct_runner_skips_worker_teardown():
+    def direct(*argv):
+        return pipeline.is_direct_runner(PipelineOptions(list(argv)))
+
+    assert direct()  # Beam's default runner.
+    assert direct("--runner=DirectRunner") and direct("--runner=direct")
+    assert direct("--runner=apache_beam.runners.direct.direct_runner.BundleBasedDirectRunner")
+    # Dataflow restarts a worker by its exit code: it must see the real one.
+    assert not direct("--runner=DataflowRunner")
+    assert not direct("--runner=FlinkRunner") and not direct("--runner=SparkRunner")
+    assert not direct("--runner=PortableRunner")
+    assert BeamPerturbConfig("e", "same", (8, 8, 3), "p", "i", "o").fast_worker_exit \
+        is False
+
+
+@pytest.mark.slow  # Two worker processes each import TensorFlow: ~1 minute on 2 busy cores.
+def test_two_worker_processes_write_what_one_process_writes(tiny_export_16, photos, tmp_path,
+                                                            monkeypatch):
+    folder, names = photos
+    # The workers unpickle our DoFns: they must import this checkout of semiadv.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    single = _run_beam(tiny_export_16, folder, tmp_path / "one", align=False)
+    timings = {}
+    multi = _run_beam(tiny_export_16, folder, tmp_path / "two", "--direct_num_workers=2",
+                      "--direct_running_mode=multi_processing", align=False, timings=timings)
+    _assert_same_entries(single["files"], multi["files"])
+    _assert_same_images(tmp_path / "one", tmp_path / "two", names)
+    # Each worker process said once (not per photo or batch) what its imports and loading
+    # the export cost; Reshuffle may rarely leave one of the two workers without photos.
+    assert 1 <= timings["startup_import_us"]["count"] <= 2
+    assert 1 <= timings["startup_load_model_us"]["count"] <= 2
+    assert timings["startup_load_model_us"]["sum_s"] > 0
