@@ -3,8 +3,8 @@
   python benchmarks/input_pipeline.py [--image_size=64] [--channels=3] [--batch_size=32]
       [--batches=150] [--repeats=3] [--faces=../shared/faces] [--feed_steps=40]
 
-Times `semiadv.data.datasets.make_dataset(..., "train", training=True, augment="flip")` (what the SAN
-and autoencoder stages read; `views` for the matcher stage too): the batches a step consumes,
+Times `semiadv.data.input_pipeline.make_dataset(..., "train", training=True, augment="flip")`
+(what the SAN and autoencoder stages read; `views` for the matcher stage too): the batches a step consumes,
 decoded, resized, augmented and batched. Specs:
 
   synthetic                      embedded faces, held in memory
@@ -32,9 +32,9 @@ from _common import load_average, machine, median, table, write_results
 
 
 def pipeline_rate(config, augment, batches, repeats):
-    from semiadv.data import datasets as data
+    from semiadv.data import input_pipeline
 
-    dataset = data.make_dataset(config, "train", training=True, augment=augment)
+    dataset = input_pipeline.make_dataset(config, "train", training=True, augment=augment)
     iterator = iter(dataset)
     for _ in range(10):
         next(iterator)
@@ -62,7 +62,7 @@ def main():
                         help="steps per timed call of the fed-step comparison (0: skip it)")
     args = parser.parse_args()
 
-    from semiadv.data import datasets as data
+    from semiadv.data import records as records_lib
     from semiadv.config import DataConfig
 
     info = machine()
@@ -83,7 +83,7 @@ def main():
     rows = []
     for name, config, augment in specs:
         start = time.perf_counter()
-        records = data.load_records(config, "train")
+        records = records_lib.load_records(config, "train")
         load_s = time.perf_counter() - start
         rate, times = pipeline_rate(config, augment, args.batches, args.repeats)
         rows.append({"spec": name, "augment": augment, "examples": len(records),

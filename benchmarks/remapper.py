@@ -32,7 +32,7 @@ tf.config.optimizer.set_experimental_options({"remapping": remapper == "on"})
 import keras
 import numpy as np
 from semiadv.train import distribute
-from semiadv.prototypes import prototypes
+from semiadv.prototypes import average
 from semiadv.train import dtype_policies
 from semiadv.train.autoencoder_task import AutoencoderTask
 from semiadv.train.gender_tasks import GenderTask
@@ -51,7 +51,7 @@ else:
                          networks=NetworkConfig(**RECIPES[64]), mixed_precision=precision)
     rng = np.random.default_rng(0)
     male, female = rng.uniform(0.3, 0.7, (2, size, size, 3)).astype(np.float32)
-    protos = prototypes.Prototypes(male, female, (male + female) / 2, 0.5, (1, 1))
+    protos = average.Prototypes(male, female, (male + female) / 2, 0.5, (1, 1))
     task = {"gender": lambda: GenderTask(config),
             "matcher": lambda: MatcherTask(config),
             "autoencoder": lambda: AutoencoderTask(config, protos)}[stage]()

@@ -151,7 +151,7 @@ def build(size, channels, batch_size, variant, data_config=None, matcher="triple
     import tensorflow as tf
 
     from semiadv.train import distribute
-    from semiadv.prototypes import prototypes
+    from semiadv.prototypes import average
     from semiadv.train import dtype_policies
     from semiadv.train.san_task import SanTask
     from semiadv.train import trainer
@@ -171,8 +171,8 @@ def build(size, channels, batch_size, variant, data_config=None, matcher="triple
     tf.config.optimizer.set_experimental_options({"remapping": config.remapper})
     rng = np.random.default_rng(0)
     male_face, female_face = rng.uniform(0.3, 0.7, (2, size, size, channels)).astype(np.float32)
-    protos = prototypes.Prototypes(male_face, female_face, (male_face + female_face) / 2, 0.5,
-                                   (1, 1))
+    protos = average.Prototypes(male_face, female_face, (male_face + female_face) / 2, 0.5,
+                                (1, 1))
     keras.utils.set_random_seed(0)
 
     def load_models():
@@ -193,9 +193,9 @@ def build(size, channels, batch_size, variant, data_config=None, matcher="triple
              "identity": np.full(batch_size, -1, np.int64),
              "flipped": rng.integers(0, 2, batch_size).astype(bool)}
     if data_config is not None:
-        from semiadv.data import datasets as data
-        dataset = data.distribute(strategy, data_config, "train", training=True,
-                                  augment=task.augment)
+        from semiadv.data import input_pipeline
+        dataset = input_pipeline.distribute(strategy, data_config, "train", training=True,
+                                            augment=task.augment)
     else:
         dataset = strategy.experimental_distribute_dataset(
             tf.data.Dataset.from_tensors(batch).repeat())

@@ -30,7 +30,7 @@ from semiadv.train import distribute  # noqa: E402
 from semiadv.models import autoencoders, gender_classifiers, matchers
 from semiadv.train.san_task import SanTask
 from semiadv.train import trainer
-from semiadv.prototypes import prototypes as prototypes_lib  # noqa: E402
+from semiadv.prototypes import average  # noqa: E402
 from semiadv.config import DataConfig, NetworkConfig, StageConfig, TrainConfig  # noqa: E402
 
 SIZE = 16
@@ -41,7 +41,7 @@ TIMEOUT_SECONDS = 180
 
 def tiny_config(workdir, steps, checkpoint_every=2, steps_per_loop=1, deterministic=False,
                 strategy="auto"):
-    """The tiny SAN config of tests/train/test_loop.py: global batch 8, 16x16, narrow nets."""
+    """The tiny SAN config of tests/train/test_trainer.py: global batch 8, 16x16, narrow nets."""
     return TrainConfig(
         data=DataConfig(dataset="synthetic", image_size=SIZE, channels=3, batch_size=8,
                         synthetic_identities=12, synthetic_images_per_identity=4),
@@ -56,7 +56,7 @@ def _prototypes():
     rng = np.random.default_rng(3)
     male = rng.uniform(0.2, 0.8, (SIZE, SIZE, 3)).astype(np.float32)
     female = rng.uniform(0.2, 0.8, (SIZE, SIZE, 3)).astype(np.float32)
-    return prototypes_lib.Prototypes(male, female, (male + female) / 2, 0.5, (10, 10))
+    return average.Prototypes(male, female, (male + female) / 2, 0.5, (10, 10))
 
 
 def _build_models(config):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from semiadv.data import datasets as data
+from semiadv.data import specs
 from semiadv.config import CACHE_MODES, DataConfig
 
 DATASET = flags.DEFINE_string(
@@ -58,7 +58,7 @@ TFDS_DATA_DIR = flags.DEFINE_string("tfds_data_dir", None,
 
 def valid_spec(spec: str) -> bool:
     try:
-        data.parse_spec(spec)
+        specs.parse_spec(spec)
     except ValueError as error:
         raise flags.ValidationError(str(error)) from error
     return True

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from semiadv.data import datasets as data
+from semiadv.data import input_pipeline
 from semiadv.models import gender_classifiers, matchers
 from semiadv.train.gender_tasks import GenderTask
 from semiadv.train.matcher_task import MatcherTask
@@ -137,7 +137,7 @@ def _fit(task: Task, stage: StageConfig, data_config: DataConfig) -> keras.Model
     optimizer = keras.optimizers.Adam(stage.learning_rate)
     optimizer.build(model.trainable_variables)
     try:
-        dataset = data.make_dataset(data_config, SPLIT, training=True, augment=task.augment)
+        dataset = input_pipeline.make_dataset(data_config, SPLIT, training=True, augment=task.augment)
     except ValueError as error:
         raise ValueError(f"cannot train the {task.name} network on the {SPLIT} split of "
                          f"{data_config.dataset}: {error} (lower --batch_size)") from error

@@ -59,7 +59,7 @@ class PrototypeMixer(keras.layers.Layer):
                                trainable=False, dtype="float32")
 
     def set_prototypes(self, prototypes):
-        """Copies a `semiadv.prototypes.prototypes.Prototypes` into the weights."""
+        """Copies a `semiadv.prototypes.average.Prototypes` into the weights."""
         for weight, value in ((self.male_prototype, prototypes.male),
                               (self.female_prototype, prototypes.female),
                               (self.neutral_prototype, prototypes.neutral)):

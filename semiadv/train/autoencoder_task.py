@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from semiadv.config import TrainConfig
 from semiadv.models import autoencoders
-from semiadv.prototypes import prototypes as prototypes_lib
+from semiadv.prototypes import average, mixing
 from semiadv.train import losses
 from semiadv.train.task import Task
 
@@ -16,9 +16,9 @@ class PrototypeTask(Task):
 
     augment = "flip"
 
-    def __init__(self, config: TrainConfig, prototypes: prototypes_lib.Prototypes):
+    def __init__(self, config: TrainConfig, prototypes: average.Prototypes):
         super().__init__(config)
-        prototypes_lib.check_shape(prototypes, config.data.image_size, config.data.channels)
+        average.check_shape(prototypes, config.data.image_size, config.data.channels)
         self.prototype_male = tf.constant(prototypes.male)
         self.prototype_female = tf.constant(prototypes.female)
         self.landmark_template = None
@@ -31,15 +31,15 @@ class PrototypeTask(Task):
     def prototypes_of(self, batch):
         """(same, opposite) prototypes [B, H, W, C] of each face of `batch`."""
         male = tf.maximum(batch["male"], 0)
-        same = prototypes_lib.same_prototype(male, self.prototype_male, self.prototype_female)
-        opposite = prototypes_lib.opposite_prototype(male, self.prototype_male,
+        same = mixing.same_prototype(male, self.prototype_male, self.prototype_female)
+        opposite = mixing.opposite_prototype(male, self.prototype_male,
                                                      self.prototype_female)
         if "flipped" in batch:
             # The pipeline flipped some faces: their prototypes follow (the paper's code did not).
-            same, opposite = prototypes_lib.flip_where([same, opposite], batch["flipped"])
+            same, opposite = mixing.flip_where([same, opposite], batch["flipped"])
         if self.landmark_template is not None:
             # The mean face's landmarks onto this face's (flipped with it by the pipeline).
-            same, opposite = (prototypes_lib.warp_to_landmarks(p, batch["landmarks"],
+            same, opposite = (mixing.warp_to_landmarks(p, batch["landmarks"],
                                                                self.landmark_template)
                               for p in (same, opposite))
         return same, opposite

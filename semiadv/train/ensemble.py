@@ -26,7 +26,7 @@ class GenderMember:
         `gender_classifiers.build_gender_classifier`).
       width: width multiplier of that network.
       augment: the training augmentation: "flip", or "views" (shift, scale, flip, brightness
-        and contrast: `datasets.augment_view`).
+        and contrast: `semiadv.data.augment.augment_view`).
       seed: the weight-initialisation seed.
     """
 

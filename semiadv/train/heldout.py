@@ -10,15 +10,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from semiadv.data import datasets as data
+from semiadv.data import input_pipeline
 from semiadv.train import losses
-from semiadv.prototypes import prototypes as prototypes_lib
+from semiadv.prototypes import average, mixing
 from semiadv.config import DataConfig
 from semiadv.train.task import known_gender
 
 
 def san_summary(autoencoder: keras.Model, gender: keras.Model, matcher: keras.Model,
-                prototypes: prototypes_lib.Prototypes, config: DataConfig,
+                prototypes: average.Prototypes, config: DataConfig,
                 split: str = "test", max_examples: int | None = 1000) -> dict[str, float]:
     """Auxiliary classifier accuracy on originals, X'_SM and X'_OP, matcher distances, SSIM.
 
@@ -42,9 +42,9 @@ def san_summary(autoencoder: keras.Model, gender: keras.Model, matcher: keras.Mo
         image, male = batch["image"], tf.maximum(batch["male"], 0)
         outputs = autoencoder({
             "image": image,
-            "same_prototype": prototypes_lib.same_prototype(male, male_prototype, female_prototype),
-            "opposite_prototype": prototypes_lib.opposite_prototype(male, male_prototype,
-                                                                    female_prototype)},
+            "same_prototype": mixing.same_prototype(male, male_prototype, female_prototype),
+            "opposite_prototype": mixing.opposite_prototype(male, male_prototype,
+                                                            female_prototype)},
             training=False)
         original = matcher(image, training=False)
         return {
@@ -64,7 +64,7 @@ def san_summary(autoencoder: keras.Model, gender: keras.Model, matcher: keras.Mo
 
     totals: dict[str, list[np.ndarray]] = {}
     seen = 0
-    for batch in data.make_dataset(config, split, training=False):
+    for batch in input_pipeline.make_dataset(config, split, training=False):
         if max_examples is not None and seen >= max_examples:
             break
         for name, values in evaluate(batch).items():

@@ -19,7 +19,7 @@ class Task:
 
     Attributes:
       name: the stage's name, used in logs and summaries.
-      augment: the input pipeline's augmentation (`datasets.make_dataset`'s `augment`).
+      augment: the input pipeline's augmentation (`input_pipeline.make_dataset`'s `augment`).
       reports: the names `per_example` reports, in order.
       data: the data config the stage reads.
     """

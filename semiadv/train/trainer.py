@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from semiadv.data import datasets as data
+from semiadv.data import input_pipeline
 from semiadv.config import StageConfig, TrainConfig
 from semiadv.train import distribute, dtype_policies
 from semiadv.train.task import Task
@@ -236,7 +236,7 @@ def make_train_loop(task, config: TrainConfig, strategy: tf.distribute.Strategy,
 def _run_steps(task, stage, config, strategy, model, optimizer, metrics, manager, start,
                stage_dir, preemption):
     global_batch = config.data.batch_size
-    dataset = data.distribute(strategy, task.data, "train", training=True, start_step=start,
+    dataset = input_pipeline.distribute(strategy, task.data, "train", training=True, start_step=start,
                               augment=task.augment)
     iterator = iter(dataset)
 
@@ -287,7 +287,7 @@ def _run_steps(task, stage, config, strategy, model, optimizer, metrics, manager
 
 def _write_images(task, config, writer, step):
     """Faces go to TensorBoard only when asked for: this is a privacy tool."""
-    batch = next(iter(data.make_dataset(task.data, "validation", training=False)))
+    batch = next(iter(input_pipeline.make_dataset(task.data, "validation", training=False)))
     with writer.as_default(step=step):
         for name, images in task.summary_images(batch).items():
             tf.summary.image(f"{task.name}/{name}", images, max_outputs=4)

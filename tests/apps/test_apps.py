@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from semiadv.prototypes import prototypes
+from semiadv.prototypes import storage
 
 
 def _run(module, *args, cwd=None):
@@ -35,7 +35,7 @@ def test_prototypes_binary_writes_npz_and_png(tmp_path):
                   "--synthetic_identities=20", "--synthetic_images_per_identity=2",
                   f"--output={output}", "--male_weight=0.25")
     assert result.returncode == 0, result.stderr
-    loaded = prototypes.load_prototypes(output)
+    loaded = storage.load_prototypes(output)
     assert loaded.male.shape == (16, 16, 1)
     np.testing.assert_allclose(loaded.neutral, 0.25 * loaded.male + 0.75 * loaded.female,
                                atol=1e-6)

@@ -152,12 +152,12 @@ def celeba_crops():
 
     if not (SHARED_FACES / "celeba_identities").is_dir():
         pytest.skip(f"real face data not found at {SHARED_FACES}")
-    from semiadv.data import datasets as data
+    from semiadv.data import input_pipeline
     from semiadv.config import DataConfig
 
     config = DataConfig(dataset=f"folder:{SHARED_FACES / 'celeba_identities'}?aligned=0",
                         image_size=64)
-    return data.read_split(config, "test")
+    return input_pipeline.read_split(config, "test")
 
 
 @pytest.mark.slow
@@ -170,10 +170,10 @@ def test_mobilefacenet_recognises_held_out_people(celeba_crops, shared_faces):
     genuine, impostor = metrics.make_pairs(celeba_crops["identity"], len(embeddings), 50)
     tmr = metrics.tmr_at_fmr(metrics.similarity(embeddings, embeddings, genuine),
                              metrics.similarity(embeddings, embeddings, impostor), 0.01)
-    # 80.4% when written (dlib's ResNet: 75.8% on the same pairs). The README's 0.94 was on
-    # 112-pixel crops; ours are 64-pixel crops enlarged to the template.
+    # Below the model card's figure: that is on 112-pixel crops, ours are 64-pixel crops
+    # enlarged to the template (RESULTS.md).
     assert tmr >= 0.75, tmr
-    assert matcher.detected >= 0.7 * matcher.aligned  # 235 of 291 when written.
+    assert matcher.detected >= 0.7 * matcher.aligned
 
 
 def test_evaluation_config_plugs_onnx_matchers_in_unseen(tmp_path):

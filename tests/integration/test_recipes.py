@@ -66,14 +66,14 @@ def test_paper_recipe_runs_two_steps_on_mock_celeb_a(tmp_path):
 
 
 def test_celeb_a_prototypes_carry_the_mean_landmarks(tmp_path):
-    from semiadv.prototypes import prototypes
+    from semiadv.prototypes import storage
     from semiadv.prototypes import job as prototypes_job
     from semiadv.config import DataConfig
 
     config = DataConfig(dataset="celeb_a", image_size=16, batch_size=4)
     with tfds.testing.mock_data(num_examples=12):
         result = prototypes_job.compute_and_save(config, tmp_path / "p.npz")
-    loaded = prototypes.load_prototypes(tmp_path / "p.npz")
+    loaded = storage.load_prototypes(tmp_path / "p.npz")
     assert loaded.landmarks.shape == (5, 2)
     np.testing.assert_allclose(loaded.landmarks, result.landmarks)
     assert np.all(np.isfinite(loaded.landmarks))

@@ -59,7 +59,7 @@ def test_main_job_end_to_end(tmp_path, caplog):
 
 
 def test_matcher_without_identities_says_it_learns_from_views(tmp_path, caplog, monkeypatch):
-    from semiadv.data import datasets as data
+    from semiadv.data import records
     from semiadv.train import distribute
     from semiadv.train import trainer
 
@@ -69,7 +69,7 @@ def test_matcher_without_identities_says_it_learns_from_views(tmp_path, caplog, 
                         synthetic_identities=8, synthetic_images_per_identity=4),
         networks=NetworkConfig(matcher_width=0.125, embedding_dim=8),
         workdir=str(tmp_path), matcher=stage, export_dir=None)
-    monkeypatch.setattr(data, "has_identities", lambda data_config: False)
+    monkeypatch.setattr(records, "has_identities", lambda data_config: False)
     monkeypatch.setattr(trainer, "train", lambda *args, **kwargs: trainer.StageResult(None, []))
     caplog.set_level("WARNING")
     main_job.pretrain(config, "matcher", distribute.make_strategy("one_device"))

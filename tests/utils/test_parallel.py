@@ -71,7 +71,8 @@ def _fail_on_five(value):
 
 
 def _imported_modules(_):
-    return {name for name in ("tensorflow", "keras", "semiadv.data.datasets") if name in sys.modules}
+    return {name for name in ("tensorflow", "keras", "semiadv.data.input_pipeline")
+            if name in sys.modules}
 
 
 def _fail_to_start():
