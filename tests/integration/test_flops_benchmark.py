@@ -99,13 +99,13 @@ def test_san_step_counts_the_matcher_views_the_step_runs():
 
 
 def test_triplet_rows_keep_their_networks_and_count():
-    from semiadv.models import networks
+    from semiadv.models import autoencoders, gender_classifiers, matchers
 
     nets = train_step.RECIPES[64]
     expected = flops.san_step_flops(
-        networks.build_autoencoder(16, 3, nets["encoder_filters"], nets["decoder_filters"]),
-        networks.build_gender_classifier(16, 3, width=nets["classifier_width"]),
-        networks.build_matcher(16, 3, embedding_dim=nets["embedding_dim"],
+        autoencoders.build_autoencoder(16, 3, nets["encoder_filters"], nets["decoder_filters"]),
+        gender_classifiers.build_gender_classifier(16, 3, width=nets["classifier_width"]),
+        matchers.build_matcher(16, 3, embedding_dim=nets["embedding_dim"],
                                width=nets["matcher_width"]))
     assert train_step.step_flops(16, 3, "triplet") == expected
 

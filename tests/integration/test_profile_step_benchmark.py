@@ -115,13 +115,13 @@ def test_compiled_category_flops_add_up_to_the_step_count():
     import flops
     from train_step import RECIPES
 
-    from semiadv.models import networks
+    from semiadv.models import autoencoders, gender_classifiers, matchers
 
     nets = RECIPES[64]
     total = flops.san_step_flops(
-        networks.build_autoencoder(16, 3, nets["encoder_filters"], nets["decoder_filters"]),
-        networks.build_gender_classifier(16, 3, width=nets["classifier_width"]),
-        networks.build_matcher(16, 3, embedding_dim=nets["embedding_dim"],
+        autoencoders.build_autoencoder(16, 3, nets["encoder_filters"], nets["decoder_filters"]),
+        gender_classifiers.build_gender_classifier(16, 3, width=nets["classifier_width"]),
+        matchers.build_matcher(16, 3, embedding_dim=nets["embedding_dim"],
                                width=nets["matcher_width"]))["step_per_image_total"]
     compiled = profile_step.category_flops(16, 3, compiled=True)
     eager = profile_step.category_flops(16, 3, compiled=False)

@@ -1,45 +1,20 @@
-"""Tests for semiadv.models.networks: shapes, behaviour, weight sharing and serialisation."""
-
-import subprocess
-import sys
+"""Tests for semiadv.models.autoencoders: the SAN autoencoder, its variants and the perturber."""
 
 import keras
 import numpy as np
 import pytest
 
-from semiadv.models import networks
+from semiadv.config import UPSAMPLINGS
+from semiadv.models import autoencoders
 
-WIDTH = 0.25  # Tiny filter counts keep every test fast.
-
-
-def random_images(size, channels, batch=2, seed=0):
-    return np.random.default_rng(seed).random((batch, size, size, channels), dtype=np.float32)
-
-
-def autoencoder_inputs(size, channels, batch=2):
-    return {
-        "image": random_images(size, channels, batch, seed=1),
-        "same_prototype": random_images(size, channels, batch, seed=2),
-        "opposite_prototype": random_images(size, channels, batch, seed=3),
-    }
-
-
-def perturber_inputs(inputs):
-    return {
-        "image": inputs["image"],
-        "encoder_prototype": inputs["same_prototype"],
-        "combiner_prototype": inputs["opposite_prototype"],
-    }
-
-
-SIZES_AND_CHANNELS = [(16, 1), (16, 3), (32, 1), (32, 3), (64, 1), (64, 3)]
-MATCHER_BUILDERS = [networks.build_matcher, networks.build_independent_matcher]
+from _model_inputs import autoencoder_inputs, perturber_inputs, randomise_combiner, random_images
+from _model_inputs import SIZES_AND_CHANNELS
 
 
 class TestAutoencoder:
     @pytest.mark.parametrize("size, channels", SIZES_AND_CHANNELS)
     def test_output_shapes_dtypes_and_range(self, size, channels):
-        model = networks.build_autoencoder(size, channels)
+        model = autoencoders.build_autoencoder(size, channels)
         outputs = model(autoencoder_inputs(size, channels))
         assert set(outputs) == {"same", "opposite"}
         for value in outputs.values():
@@ -49,7 +24,7 @@ class TestAutoencoder:
             assert value.min() > 0.0 and value.max() < 1.0
 
     def test_layers_follow_the_paper(self):
-        model = networks.build_autoencoder(32, 3)
+        model = autoencoders.build_autoencoder(32, 3)
         assert model.get_layer("encoder_conv1").filters == 8
         assert model.get_layer("encoder_conv2").filters == 12
         assert model.get_layer("decoder_conv1").filters == 256
@@ -60,7 +35,7 @@ class TestAutoencoder:
         assert len(model.get_layer("combiner")._inbound_nodes) == 2
 
     def test_outputs_differ_only_through_the_prototype(self):
-        model = networks.build_autoencoder(16, 3)
+        model = autoencoders.build_autoencoder(16, 3)
         inputs = autoencoder_inputs(16, 3)
         outputs = model(inputs)
         assert np.abs(np.asarray(outputs["same"]) - np.asarray(outputs["opposite"])).max() > 1e-4
@@ -72,40 +47,32 @@ class TestAutoencoder:
     @pytest.mark.parametrize("size", [8, 15, 18, 30, "32"])
     def test_bad_image_size_names_the_value(self, size):
         with pytest.raises(ValueError, match=repr(size).replace("'", ".")):
-            networks.build_autoencoder(size, 3)
+            autoencoders.build_autoencoder(size, 3)
 
     def test_bad_channels_names_the_value(self):
         with pytest.raises(ValueError, match="got 2"):
-            networks.build_autoencoder(16, 2)
+            autoencoders.build_autoencoder(16, 2)
 
     def test_mismatched_blocks_raise(self):
         with pytest.raises(ValueError, match="equally long"):
-            networks.build_autoencoder(16, 3, encoder_filters=(8,), decoder_filters=(16, 8))
+            autoencoders.build_autoencoder(16, 3, encoder_filters=(8,), decoder_filters=(16, 8))
 
-
-def randomise_combiner(autoencoder, seed=0):
-    """Gives a (zero-initialised) residual combiner weights, so its outputs change the face."""
-    combiner = autoencoder.get_layer("combiner")
-    rng = np.random.default_rng(seed)
-    kernel, bias = combiner.get_weights()
-    combiner.set_weights([rng.normal(0, 0.5, kernel.shape).astype(np.float32), bias])
-    return autoencoder
 
 
 class TestResidualAutoencoder:
     def test_untrained_returns_its_input(self):
-        model = networks.build_autoencoder(16, 3, residual=True)
+        model = autoencoders.build_autoencoder(16, 3, residual=True)
         inputs = autoencoder_inputs(16, 3)
         outputs = model(inputs)
         for value in outputs.values():
             assert value.dtype == "float32"
             np.testing.assert_array_equal(value, inputs["image"])
-        assert networks.is_residual(model)
-        assert not networks.is_residual(networks.build_autoencoder(16, 3))
+        assert autoencoders.is_residual(model)
+        assert not autoencoders.is_residual(autoencoders.build_autoencoder(16, 3))
 
     @pytest.mark.parametrize("channels", [1, 3])
     def test_adds_a_bounded_change_and_clips_to_unit_range(self, channels):
-        model = randomise_combiner(networks.build_autoencoder(32, channels, residual=True))
+        model = randomise_combiner(autoencoders.build_autoencoder(32, channels, residual=True))
         inputs = autoencoder_inputs(32, channels)
         outputs = {k: np.asarray(v) for k, v in model(inputs).items()}
         image = inputs["image"]
@@ -123,15 +90,15 @@ class TestResidualAutoencoder:
 
     def test_perturber_and_keras_file_keep_the_skip(self, tmp_path):
         autoencoder = randomise_combiner(
-            networks.build_autoencoder(16, 3, residual=True, upsampling="bilinear"))
+            autoencoders.build_autoencoder(16, 3, residual=True, upsampling="bilinear"))
         inputs = autoencoder_inputs(16, 3)
         expected = np.asarray(autoencoder(inputs)["opposite"])
-        perturber = networks.build_perturber(autoencoder)
+        perturber = autoencoders.build_perturber(autoencoder)
         np.testing.assert_array_equal(perturber(perturber_inputs(inputs)), expected)
         path = tmp_path / "residual.keras"
         autoencoder.save(path)
         loaded = keras.models.load_model(path, safe_mode=True)
-        assert networks.is_residual(loaded)
+        assert autoencoders.is_residual(loaded)
         assert loaded.get_layer("decoder_upsample1").interpolation == "bilinear"
         np.testing.assert_array_equal(loaded(inputs)["opposite"], expected)
 
@@ -140,12 +107,12 @@ class TestOwnPrototypeEncoder:
     """encoder_prototype="own": each output's encoder sees that output's prototype."""
 
     def test_opposite_output_decodes_the_face_with_the_opposite_prototype(self):
-        shared = randomise_combiner(networks.build_autoencoder(16, 3, residual=True))
-        own = randomise_combiner(networks.build_autoencoder(16, 3, residual=True,
+        shared = randomise_combiner(autoencoders.build_autoencoder(16, 3, residual=True))
+        own = randomise_combiner(autoencoders.build_autoencoder(16, 3, residual=True,
                                                             encoder_prototype="own"))
         own.set_weights(shared.get_weights())  # Same layers, same weights: only wiring differs.
-        assert networks.encoder_prototype_of(own) == "own"
-        assert networks.encoder_prototype_of(shared) == "same"
+        assert autoencoders.encoder_prototype_of(own) == "own"
+        assert autoencoders.encoder_prototype_of(shared) == "same"
         assert len(own.get_layer("encoder_conv1")._inbound_nodes) == 2
         inputs = autoencoder_inputs(16, 3)
 
@@ -170,11 +137,11 @@ class TestOwnPrototypeEncoder:
         assert np.abs(outputs["opposite"] - np.asarray(shared(inputs)["opposite"])).max() > 1e-3
 
     def test_perturber_and_keras_file_reproduce_the_opposite_output(self, tmp_path):
-        own = randomise_combiner(networks.build_autoencoder(16, 3, residual=True,
+        own = randomise_combiner(autoencoders.build_autoencoder(16, 3, residual=True,
                                                             encoder_prototype="own"))
         inputs = autoencoder_inputs(16, 3)
         expected = np.asarray(own(inputs)["opposite"])
-        perturber = networks.build_perturber(own)
+        perturber = autoencoders.build_perturber(own)
         np.testing.assert_allclose(perturber({"image": inputs["image"],
                                               "encoder_prototype": inputs["opposite_prototype"],
                                               "combiner_prototype": inputs["opposite_prototype"]}),
@@ -182,21 +149,21 @@ class TestOwnPrototypeEncoder:
         path = tmp_path / "own.keras"
         own.save(path)
         loaded = keras.models.load_model(path, safe_mode=True)
-        assert networks.encoder_prototype_of(loaded) == "own"
+        assert autoencoders.encoder_prototype_of(loaded) == "own"
         np.testing.assert_array_equal(loaded(inputs)["opposite"], expected)
 
     def test_bad_value_names_it(self):
         with pytest.raises(ValueError, match="encoder_prototype must be one of"):
-            networks.build_autoencoder(16, 3, encoder_prototype="opposite")
+            autoencoders.build_autoencoder(16, 3, encoder_prototype="opposite")
 
 
 class TestDifferenceEncoder:
     """encoder_prototype="difference": each pass sees its prototype minus the same-gender one."""
 
     def test_same_output_sees_no_prototype_and_opposite_only_the_difference(self):
-        model = randomise_combiner(networks.build_autoencoder(16, 3, residual=True,
+        model = randomise_combiner(autoencoders.build_autoencoder(16, 3, residual=True,
                                                               encoder_prototype="difference"))
-        assert networks.encoder_prototype_of(model) == "difference"
+        assert autoencoders.encoder_prototype_of(model) == "difference"
         inputs = autoencoder_inputs(16, 3)
         outputs = {k: np.asarray(v) for k, v in model(inputs).items()}
         assert np.abs(outputs["opposite"] - outputs["same"]).max() > 1e-3
@@ -209,7 +176,7 @@ class TestDifferenceEncoder:
         np.testing.assert_allclose(model(shifted)["opposite"], outputs["opposite"], atol=1e-5)
         # X'_OP is the shared layers run on the face and P_OP - P_SM.
         difference = inputs["opposite_prototype"] - inputs["same_prototype"]
-        perturber = networks.build_perturber(model)
+        perturber = autoencoders.build_perturber(model)
         np.testing.assert_allclose(
             perturber({"image": inputs["image"], "encoder_prototype": difference,
                        "combiner_prototype": difference}), outputs["opposite"], atol=1e-6)
@@ -219,31 +186,31 @@ class TestDifferenceEncoder:
                        "combiner_prototype": zero}), outputs["same"], atol=1e-6)
 
     def test_keras_file_keeps_the_wiring(self, tmp_path):
-        model = randomise_combiner(networks.build_autoencoder(16, 3, residual=True,
+        model = randomise_combiner(autoencoders.build_autoencoder(16, 3, residual=True,
                                                               encoder_prototype="difference"))
         inputs = autoencoder_inputs(16, 3)
         path = tmp_path / "difference.keras"
         model.save(path)
         loaded = keras.models.load_model(path, safe_mode=True)
-        assert networks.encoder_prototype_of(loaded) == "difference"
+        assert autoencoders.encoder_prototype_of(loaded) == "difference"
         for kind in ("same", "opposite"):
             np.testing.assert_array_equal(loaded(inputs)[kind], model(inputs)[kind])
 
 
 class TestMaxChange:
     def test_bounds_the_change_and_survives_the_perturber_and_keras_file(self, tmp_path):
-        bounded = randomise_combiner(networks.build_autoencoder(16, 3, residual=True,
+        bounded = randomise_combiner(autoencoders.build_autoencoder(16, 3, residual=True,
                                                                 max_change=0.1))
-        free = randomise_combiner(networks.build_autoencoder(16, 3, residual=True))
+        free = randomise_combiner(autoencoders.build_autoencoder(16, 3, residual=True))
         inputs = autoencoder_inputs(16, 3)
         image = inputs["image"]
         free_change = np.abs(np.asarray(free(inputs)["opposite"]) - image).max()
         output = np.asarray(bounded(inputs)["opposite"])
         assert free_change > 0.2  # The same combiner weights change far more without a bound.
         assert 0.05 < np.abs(output - image).max() <= 0.1 + 1e-6
-        assert networks.max_change_of(bounded) == pytest.approx(0.1)
-        assert networks.max_change_of(free) == 1.0
-        perturber = networks.build_perturber(bounded)
+        assert autoencoders.max_change_of(bounded) == pytest.approx(0.1)
+        assert autoencoders.max_change_of(free) == 1.0
+        perturber = autoencoders.build_perturber(bounded)
         np.testing.assert_allclose(perturber(perturber_inputs(inputs)), output, atol=1e-6)
         path = tmp_path / "bounded.keras"
         bounded.save(path)
@@ -252,9 +219,9 @@ class TestMaxChange:
 
     def test_needs_a_residual_autoencoder_and_a_bound_in_range(self):
         with pytest.raises(ValueError, match="max_change"):
-            networks.build_autoencoder(16, 3, max_change=0.1)
+            autoencoders.build_autoencoder(16, 3, max_change=0.1)
         with pytest.raises(ValueError, match="max_change"):
-            networks.build_autoencoder(16, 3, residual=True, max_change=1.5)
+            autoencoders.build_autoencoder(16, 3, residual=True, max_change=1.5)
 
 
 class TestUpsampling:
@@ -269,9 +236,9 @@ class TestUpsampling:
         for key in ("same_prototype", "opposite_prototype"):
             inputs[key] = np.full_like(inputs[key], 0.5)
         ratios = {}
-        for upsampling in networks.UPSAMPLINGS:
+        for upsampling in UPSAMPLINGS:
             keras.utils.set_random_seed(0)
-            model = networks.build_autoencoder(32, 3, upsampling=upsampling)
+            model = autoencoders.build_autoencoder(32, 3, upsampling=upsampling)
             assert model.get_layer("decoder_upsample2").interpolation == upsampling
             inside, across = self._blockiness(np.asarray(model(inputs)["same"]))
             ratios[upsampling] = inside / across
@@ -282,13 +249,13 @@ class TestUpsampling:
 
     def test_bad_upsampling_names_the_value(self):
         with pytest.raises(ValueError, match="'cubic'"):
-            networks.build_autoencoder(16, 3, upsampling="cubic")
+            autoencoders.build_autoencoder(16, 3, upsampling="cubic")
 
 
 class TestPerturber:
     def test_matches_autoencoder_opposite_output_exactly(self):
-        autoencoder = networks.build_autoencoder(16, 3)
-        perturber = networks.build_perturber(autoencoder)
+        autoencoder = autoencoders.build_autoencoder(16, 3)
+        perturber = autoencoders.build_perturber(autoencoder)
         inputs = autoencoder_inputs(16, 3)
         perturbed = perturber(perturber_inputs(inputs))
         assert tuple(perturbed.shape) == (2, 16, 16, 3)
@@ -296,8 +263,8 @@ class TestPerturber:
         np.testing.assert_array_equal(perturbed, autoencoder(inputs)["opposite"])
 
     def test_shares_variables_with_the_autoencoder(self):
-        autoencoder = networks.build_autoencoder(16, 1)
-        perturber = networks.build_perturber(autoencoder)
+        autoencoder = autoencoders.build_autoencoder(16, 1)
+        perturber = autoencoders.build_perturber(autoencoder)
         assert {id(v) for v in perturber.weights} == {id(v) for v in autoencoder.weights}
         assert perturber.get_layer("combiner") is autoencoder.get_layer("combiner")
 
@@ -308,170 +275,3 @@ class TestPerturber:
         bias.assign(bias + 1.0)
         assert np.all(np.asarray(perturber(inputs)) > before)
 
-
-class TestGenderClassifier:
-    @pytest.mark.parametrize("size, channels", SIZES_AND_CHANNELS)
-    def test_logits_shape(self, size, channels):
-        model = networks.build_gender_classifier(size, channels, width=WIDTH)
-        logits = model(random_images(size, channels))
-        assert tuple(logits.shape) == (2, 2)
-        assert logits.dtype == "float32"
-
-    def test_depth_grows_with_image_size(self):
-        def num_pools(size):
-            model = networks.build_gender_classifier(size, 1, width=WIDTH)
-            return sum(isinstance(x, keras.layers.MaxPooling2D) for x in model.layers)
-
-        assert [num_pools(s) for s in (16, 32, 64, 224)] == [3, 4, 5, 5]
-
-    def test_first_block_is_5x5_and_width_scales_filters(self):
-        model = networks.build_gender_classifier(64, 3, width=1.0)
-        assert model.get_layer("block1_conv").kernel_size == (5, 5)
-        assert model.get_layer("block1_conv").filters == 32
-        assert model.get_layer("top_conv").filters == 512
-        small = networks.build_gender_classifier(64, 3, width=0.1)
-        assert small.get_layer("block1_conv").filters == 4  # 3.2 -> the minimum of 4
-        assert small.get_layer("top_conv").filters == 51
-
-    def test_bad_image_size_names_the_value(self):
-        with pytest.raises(ValueError, match="12"):
-            networks.build_gender_classifier(12, 3)
-
-
-class TestMatchers:
-    @pytest.mark.parametrize("builder", MATCHER_BUILDERS)
-    @pytest.mark.parametrize("size, channels", SIZES_AND_CHANNELS)
-    def test_unit_norm_embeddings(self, builder, size, channels):
-        model = builder(size, channels, embedding_dim=16, width=WIDTH)
-        embeddings = model(random_images(size, channels, batch=3))
-        assert tuple(embeddings.shape) == (3, 16)
-        assert embeddings.dtype == "float32"
-        np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
-
-    def test_vgg_blocks_follow_image_size(self):
-        small = networks.build_matcher(16, 3, width=WIDTH)
-        large = networks.build_matcher(64, 3, width=WIDTH)
-        assert "block3_conv3" in {x.name for x in small.layers}
-        assert "block4_conv1" not in {x.name for x in small.layers}
-        assert "block5_conv3" in {x.name for x in large.layers}
-
-    @pytest.mark.parametrize("builder", MATCHER_BUILDERS)
-    def test_bad_image_size_names_the_value(self, builder):
-        with pytest.raises(ValueError, match="10"):
-            builder(10, 3)
-
-
-class TestIndependentGenderClassifier:
-    @pytest.mark.parametrize("size, channels", SIZES_AND_CHANNELS)
-    def test_logits_shape(self, size, channels):
-        model = networks.build_independent_gender_classifier(size, channels, width=WIDTH)
-        logits = model(random_images(size, channels))
-        assert tuple(logits.shape) == (2, 2)
-        assert logits.dtype == "float32"
-
-    def test_architecture_differs_from_the_papers(self):
-        model = networks.build_independent_gender_classifier(32, 3, width=WIDTH)
-        kinds = {type(x) for x in model.layers}
-        assert keras.layers.BatchNormalization in kinds
-        assert keras.layers.Add in kinds
-        assert keras.layers.MaxPooling2D not in kinds
-
-
-def all_models():
-    """(name, model, example inputs) for every builder at 16x16 or 32x32."""
-    autoencoder = networks.build_autoencoder(16, 3)
-    ae_inputs = autoencoder_inputs(16, 3)
-    image = random_images(32, 1)
-    return [
-        ("autoencoder", autoencoder, ae_inputs),
-        ("perturber", networks.build_perturber(autoencoder), perturber_inputs(ae_inputs)),
-        ("gender", networks.build_gender_classifier(32, 1, width=WIDTH), image),
-        ("matcher", networks.build_matcher(32, 1, embedding_dim=8, width=WIDTH), image),
-        ("ind_gender", networks.build_independent_gender_classifier(32, 1, width=WIDTH), image),
-        ("ind_matcher", networks.build_independent_matcher(32, 1, 8, width=WIDTH), image),
-    ]
-
-
-def assert_same_outputs(actual, expected):
-    if isinstance(expected, dict):
-        assert set(actual) == set(expected)
-        for key in expected:
-            np.testing.assert_array_equal(actual[key], expected[key])
-    else:
-        np.testing.assert_array_equal(actual, expected)
-
-
-@pytest.fixture(scope="module")
-def models():
-    return all_models()
-
-
-def test_config_round_trip(models):
-    for name, model, inputs in models:
-        clone = model.__class__.from_config(model.get_config())
-        assert [x.name for x in clone.layers] == [x.name for x in model.layers], name
-        clone.set_weights(model.get_weights())
-        assert_same_outputs(clone(inputs), model(inputs))
-
-
-def test_keras_file_save_and_safe_load(models, tmp_path):
-    for name, model, inputs in models:
-        path = tmp_path / f"{name}.keras"
-        model.save(path)
-        loaded = keras.models.load_model(path, safe_mode=True)
-        assert loaded.name == model.name
-        assert_same_outputs(loaded(inputs), model(inputs))
-
-
-def test_no_lambda_layers(models):
-    for name, model, _ in models:
-        assert not any(isinstance(x, keras.layers.Lambda) for x in model.layers), name
-
-
-_BUILDERS_AT_64 = {
-    "independent_gender_classifier": lambda: networks.build_independent_gender_classifier(
-        64, 3, width=0.25),
-    "independent_matcher": lambda: networks.build_independent_matcher(64, 3, width=0.25),
-    "gender_classifier": lambda: networks.build_gender_classifier(64, 3, width=0.25),
-    "matcher": lambda: networks.build_matcher(64, 3, width=0.125),
-}
-
-
-@pytest.mark.parametrize("name", sorted(_BUILDERS_AT_64))
-def test_no_strided_pointwise_convolutions(name):
-    # A 1x1 conv at stride 2 corrupted the heap in oneDNN's backward pass (TF 2.21, 64x64).
-    model = _BUILDERS_AT_64[name]()
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D) and tuple(layer.kernel_size) == (1, 1):
-            assert tuple(layer.strides) == (1, 1), layer.name
-
-
-def test_independent_networks_train_at_64_without_crashing():
-    # In a subprocess: the oneDNN heap corruption killed the whole interpreter.
-    script = """
-import os
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-import keras, tensorflow as tf
-from semiadv.models import networks
-for model in (networks.build_independent_gender_classifier(64, 3, width=0.25),
-              networks.build_independent_matcher(64, 3, width=0.25)):
-    optimizer = keras.optimizers.Adam(1e-3)
-    optimizer.build(model.trainable_variables)
-    images = tf.random.uniform((32, 64, 64, 3), seed=1)
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(model(images, training=True) ** 2)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    for _ in range(10):
-        loss = step()
-    assert bool(tf.math.is_finite(loss))
-print("trained")
-"""
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0 and "trained" in result.stdout, result.stderr[-2000:]
