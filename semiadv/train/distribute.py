@@ -86,7 +86,22 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
                                     and "chief" not in resolver.cluster_spec().as_dict())
 
 
+def is_chief_process() -> bool:
+    """Whether this process is the chief of a multi-worker job (or runs alone), by TF_CONFIG
+    or Slurm's rank, without creating a strategy (for work done before there is one)."""
+    text = os.environ.get("TF_CONFIG")
+    if text:
+        value = json.loads(text)
+        task, cluster = value.get("task", {}), value.get("cluster", {})
+        if task.get("type") == "chief":
+            return True
+        return task.get("type") == "worker" and task.get("index", 0) == 0 \
+            and "chief" not in cluster
+    return os.environ.get("SLURM_PROCID", "0") == "0"
+
+
 def worker_id(strategy: tf.distribute.Strategy) -> str:
+    """This worker's name for logs and scratch dirs: "chief0", "worker1", or "local"."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or resolver.task_type is None:
         return "local"
@@ -112,6 +127,7 @@ def saving_dir(strategy: tf.distribute.Strategy, directory: str | Path):
 
 
 def describe(strategy: tf.distribute.Strategy) -> str:
+    """The strategy, its replicas and its workers, in words for logs and errors."""
     workers = 1
     if os.environ.get("TF_CONFIG"):
         cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from semiadv.config import TrainConfig
 from semiadv.errors import UserValueError
-from semiadv.train import ensemble, trainer
+from semiadv.train import distribute, ensemble, trainer
 from semiadv.utils import files
 
 RECORD_NAME = "stage_config.json"
@@ -261,20 +260,6 @@ def check(config: TrainConfig, skip=()) -> None:
         raise StageMismatchError(_mismatch_message(config, found))
 
 
-def _is_chief_process() -> bool:
-    """Whether this process is the chief of a multi-worker job (or runs alone), by TF_CONFIG
-    or Slurm's rank, without creating a strategy."""
-    text = os.environ.get("TF_CONFIG")
-    if text:
-        value = json.loads(text)
-        task, cluster = value.get("task", {}), value.get("cluster", {})
-        if task.get("type") == "chief":
-            return True
-        return task.get("type") == "worker" and task.get("index", 0) == 0 \
-            and "chief" not in cluster
-    return os.environ.get("SLURM_PROCID", "0") == "0"
-
-
 def retrain(config: TrainConfig, stages=()) -> tuple[str, ...]:
     """Deletes the named finished stages that `config` would train differently, and every
     stage trained from them, so the run that follows trains them anew.
@@ -306,7 +291,7 @@ def retrain(config: TrainConfig, stages=()) -> tuple[str, ...]:
     # Partly trained stages go too: their checkpoints were trained from the old stages.
     doomed = tuple(s for s in doomed if (workdir / (
         PROTOTYPES_FILE if s == "prototypes" else s)).exists())
-    if _is_chief_process():
+    if distribute.is_chief_process():
         for stage in doomed:
             if stage == "prototypes":
                 for name in PROTOTYPES_FILES:

@@ -81,6 +81,6 @@ def test_package_detector_finds_real_faces(shared_faces):
     images = np.stack([cv2.resize(cv2.imread(str(p))[..., ::-1], (64, 64),
                                   interpolation=cv2.INTER_AREA) for p in paths]) / 255.0
     found = fidelity.faces_found(images.astype(np.float32))
-    assert found.mean() >= 0.9, found.mean()  # 1.0 when written
+    assert found.mean() >= 0.9, found.mean()
     flat = np.full_like(images, images.mean())
     assert not fidelity.faces_found(flat.astype(np.float32)).any()

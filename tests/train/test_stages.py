@@ -71,7 +71,7 @@ def test_finished_stages_are_recorded(finished):
 def test_rerun_with_changed_flags_refuses_before_writing(finished, tmp_path):
     work = Path(finished.workdir)
     config_json = (work / "config.json").read_text()
-    # The rerun: new SAN steps and weight, and a new export dir.
+    # A rerun with new SAN steps and weight, and a new export dir.
     changed = dataclasses.replace(finished, san=StageConfig(steps=4, learning_rate=1e-3),
                                   match_weight=2.0, export_dir=str(tmp_path / "elsewhere"))
     with pytest.raises(stages.StageMismatchError) as refusal:
