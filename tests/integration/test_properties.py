@@ -6,8 +6,8 @@ The contracts:
 - `face.align_face` on any uint8 RGB image returns an AlignResult with a status in STATUSES
   and a uint8 [S, S, 3] crop (None only for "no_face").
 - The image signatures take float32 [N, H, W, C] for any N >= 0: pixels finite and in [0, 1]
-  (up to `signatures.PIXEL_TOLERANCE`, then clipped) give outputs of the same shape, finite and in
-  [0, 1]; NaN, infinity or values further out raise InvalidArgumentError.
+  (up to `semiadv.export.signatures.PIXEL_TOLERANCE`, then clipped) give outputs of the same
+  shape, finite and in [0, 1]; NaN, infinity or values further out raise InvalidArgumentError.
 - The encoded signatures raise InvalidArgumentError for bytes that are not an image.
 """
 
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from semiadv.align import face
-from semiadv.export import signatures
+from semiadv.export.signatures import PIXEL_TOLERANCE
 from semiadv.prototypes.kinds import KINDS
 from semiadv.utils import imageio
 
@@ -162,8 +162,8 @@ def test_image_signatures_contract(signatures, data, batch, kind, labelled, vali
         male = data.draw(hnp.arrays(np.float32, (batch,), elements=st.floats(-2, 2, width=32)))
         inputs["male"] = tf.constant(male)
     in_range = bool(np.all(np.isfinite(images))
-                    and np.all(images >= -signatures.PIXEL_TOLERANCE)
-                    and np.all(images <= 1 + signatures.PIXEL_TOLERANCE))
+                    and np.all(images >= -PIXEL_TOLERANCE)
+                    and np.all(images <= 1 + PIXEL_TOLERANCE))
     if not in_range:
         with pytest.raises(tf.errors.InvalidArgumentError, match="image"):
             signatures[name](**inputs)
