@@ -25,6 +25,7 @@ from semiadv.prototypes.kinds import KINDS
 
 
 def build_parser():
+    """The binary's own flags; `main` passes every other argument to Beam."""
     parser = argparse.ArgumentParser(
         prog="semiadv-beam-perturb",
         description="Hide the gender of the faces in a collection of photos with an export, "

@@ -35,7 +35,11 @@ class Filesystem(Protocol):
 
 
 class TensorFlowFilesystem:
-    """URLs read through `tf.io.gfile` (gs:// and any scheme TensorFlow registers)."""
+    """URLs read through `tf.io.gfile` (gs:// and any scheme TensorFlow registers).
+
+    TensorFlow is imported by the first call, so a module that only locates local exports
+    never loads it.
+    """
 
     def exists(self, url: str) -> bool:
         import tensorflow as tf
@@ -127,7 +131,7 @@ def read_signature_shapes(version_dir, filesystem: Filesystem | None = None) -> 
     return savedmodel_pb.signature_input_shapes(data)
 
 
-def check_prototype(prototype: str) -> None:
+def _check_prototype(prototype: str) -> None:
     """Raises ValueError unless `prototype` names one of the perturbation signatures."""
     if prototype not in KINDS:
         raise ValueError(f"prototype must be one of {KINDS}, got {prototype!r}")
@@ -146,7 +150,7 @@ def image_shape(signature_shapes: dict[str, dict], export, prototype: str) -> tu
         ValueError: for an unknown prototype, an export without its signature, or an image
             input that is not [None, H, W, C].
     """
-    check_prototype(prototype)
+    _check_prototype(prototype)
     if prototype not in signature_shapes:
         names = sorted(name for name in signature_shapes if not name.startswith("__"))
         raise ValueError(f"export {export} has no signature {prototype!r} (it has {names})")
@@ -168,7 +172,7 @@ def read_image_shape(export, prototype: str, filesystem: Filesystem | None = Non
         ValueError: for an unknown prototype, an export without that signature or with an
             image input that is not [None, H, W, C], or an unreadable saved_model.pb.
     """
-    check_prototype(prototype)
+    _check_prototype(prototype)
     version_dir = resolve_export(export, filesystem)
     try:
         shapes = read_signature_shapes(version_dir, filesystem)
@@ -195,7 +199,7 @@ def load_signature(export_path, prototype: str):
     """
     import tensorflow as tf
 
-    check_prototype(prototype)
+    _check_prototype(prototype)
     loaded = tf.saved_model.load(str(resolve_export(export_path)))
     shapes = {name: {key: spec.shape.as_list() if spec.shape.rank is not None else None
                      for key, spec in signature.structured_input_signature[1].items()}

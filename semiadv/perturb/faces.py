@@ -25,7 +25,7 @@ def _resizer(size, channels):
                        input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
 
 
-def to_model_input(rgb, image_shape):
+def _to_model_input(rgb, image_shape):
     """The export's input from a uint8 crop (or whole photo): resized, float32 in [0, 1]."""
     size, _, channels = image_shape
     face = _resizer(size, channels)(rgb).numpy()
@@ -38,7 +38,7 @@ def finish_prepared(prepared, image_shape):
     if rgb is None:
         return None, entry
     try:
-        return to_model_input(rgb, image_shape), entry
+        return _to_model_input(rgb, image_shape), entry
     except Exception as error:  # noqa: BLE001  A batch job goes on past any one bad photo.
         return None, photoprep.error_entry(error)
 

@@ -9,6 +9,7 @@ launches the pipeline, and TensorFlow's import and teardown would add seconds to
 from __future__ import annotations
 
 import atexit
+import importlib
 import logging
 import os
 import sys
@@ -24,7 +25,7 @@ _IMPORT_S = time.perf_counter() - _IMPORT_START
 
 METRICS_NAMESPACE = "semiadv"
 # The TensorFlow side of the per-photo step, imported by a worker for its first photo.
-FACES_MODULE = "semiadv.perturb.faces"
+_FACES_MODULE = "semiadv.perturb.faces"
 # The module the DirectRunner's multi_processing workers (and Dataflow's) run as __main__.
 _SDK_WORKER_MAIN = os.path.join("apache_beam", "runners", "worker", "sdk_worker_main.py")
 _exit_registered = False
@@ -36,12 +37,13 @@ _startup = {"import_s": _IMPORT_S, "load_model_s": None}
 def import_faces():
     """`semiadv.perturb.faces`, imported on first use, its import counted in this worker's
     start-up. It brings TensorFlow, which the driver must not import."""
-    if FACES_MODULE not in sys.modules:
-        start = time.perf_counter()
-        from semiadv.perturb import faces  # noqa: F401
-        if _startup["import_s"] is not None:
-            _startup["import_s"] += time.perf_counter() - start
-    return sys.modules[FACES_MODULE]
+    if _FACES_MODULE in sys.modules:
+        return sys.modules[_FACES_MODULE]
+    start = time.perf_counter()
+    faces = importlib.import_module(_FACES_MODULE)
+    if _startup["import_s"] is not None:
+        _startup["import_s"] += time.perf_counter() - start
+    return faces
 
 
 def record_load_model(seconds):
