@@ -24,10 +24,10 @@ import tensorflow as tf
 
 from semiadv.data import image_ops
 from semiadv.export.serving_model import image_shape_of
-from semiadv.prototypes.kinds import KINDS
+from semiadv.prototypes.kinds import KINDS, NEUTRAL, OPPOSITE, SAME
 
 # The first endpoint added becomes serving_default: hiding gender is the point of the SAN.
-_ENDPOINT_ORDER = ("opposite", "same", "neutral")
+_ENDPOINT_ORDER = (OPPOSITE, SAME, NEUTRAL)
 
 
 def _image_spec(shape):
