@@ -9,17 +9,29 @@ A mistake in the flags (a bad value, a missing required flag) or a `semiadv.erro
 raised before any work ends the command with `<binary>: error: <message>` on stderr and exit
 code 2 (the convention of argparse and of most Unix tools for usage errors), never a
 traceback. Anything else is a bug and keeps its traceback.
+
+Every absl binary imports this module before anything that imports TensorFlow, so importing it
+also quiets TensorFlow's start-up: its CUDA probing and C++ INFO lines would bury the binaries'
+own output. They stay hidden unless `SEMIADV_VERBOSE=1` is set or `--verbose` is on the command
+line; this has to run before TensorFlow is imported, the only time it can work. For the same
+reason this is where oneDNN's CPU kernels are preferred (`quiet.prefer_onednn`). The Beam
+binary does not import it: its driver never imports TensorFlow.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from typing import Callable, NoReturn, Sequence
 
 from absl import app, flags, logging
 
+from semiadv.apps import quiet
 from semiadv.errors import UserError, UserValueError
+
+quiet.prefer_onednn(os.environ)
+quiet.quiet_tensorflow(verbose=quiet.verbose_requested(sys.argv[1:], os.environ))
 
 EXIT_USER_ERROR = 2
 

@@ -54,3 +54,21 @@ def test_cli_fails_only_when_nothing_is_perturbed(tiny_export_16, photos, tmp_pa
     assert beam_perturb_main.main([f"--export={tiny_export_16}", f"--input_pattern={folder}",
                               f"--output_dir={tmp_path / 'out'}", "--noalign", RUNNER]) == 0
     assert json.loads(capsys.readouterr().out) == {"perturbed": 6, "unreadable": 2}
+
+
+def test_the_driver_never_imports_tensorflow(tiny_export_16, tmp_path):
+    """The command's driver only plans the pipeline: its workers load TensorFlow, it must not."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from semiadv.apps import beam_perturb_main\n"
+        f"status = beam_perturb_main.main(['--export={tiny_export_16}',"
+        f" '--input_pattern={tmp_path / 'nothing'}/*.jpg', '--output_dir={tmp_path / 'out'}'])\n"
+        "assert status == 2, status\n"
+        "assert 'tensorflow' not in sys.modules, 'the driver imported TensorFlow'\n")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "no file matches" in completed.stderr

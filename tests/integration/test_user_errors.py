@@ -198,11 +198,11 @@ def test_verbose_is_opt_in(tmp_path):
 @pytest.mark.parametrize("setting, enabled", [(None, True), ("0", False)])
 def test_binaries_prefer_onednn_unless_told_not_to(setting, enabled):
     """TensorFlow enables oneDNN itself only on AVX-512 VNNI/BF16 or AMX CPUs; the binaries
-    ask for it everywhere (2.5x on the dlib SAN step on AVX2), and an explicit 0 wins."""
+    ask for it everywhere (BENCHMARKS.md §2b), and an explicit 0 wins."""
     env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
     if setting is not None:
         env["TF_ENABLE_ONEDNN_OPTS"] = setting
-    code = ("import os, semiadv.apps; "
+    code = ("import os, semiadv.apps.cli; "
             "from tensorflow.python.util import _pywrap_util_port as port; "
             "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], port.IsMklEnabled())")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
