@@ -51,7 +51,7 @@ ALIGN_DETECTOR = flags.DEFINE_enum(
     "Face detector that aligns unaligned folder: photos (training and evaluation sets alike): "
     "haar (OpenCV's Haar cascades; what RESULTS.md's recipes used) or dlib (HOG faces and "
     "5-point landmark eyes, the [dlib] extra; eye-aligns 98.5% of the CelebA photos against "
-    "Haar's 84.9%, README 'Face alignment'). Each detector has its own alignment cache.")
+    "Haar's 84.9%, docs/alignment.md). Each detector has its own alignment cache.")
 TFDS_DATA_DIR = flags.DEFINE_string("tfds_data_dir", None,
                                     "tensorflow-datasets data dir (default: its own).")
 

@@ -300,7 +300,7 @@ def checked_train_config() -> TrainConfig:
     if config.strategy == "multi_worker" and not (
             os.environ.get("TF_CONFIG") or os.environ.get("SLURM_PROCID")):
         raise UserValueError("--strategy=multi_worker needs TF_CONFIG (or a Slurm job step, "
-                             "srun); see the README's multi-worker section")
+                             "srun); see docs/multi-worker.md")
     preflight.dataset(config.data.dataset)
     if config.matcher_dataset:
         preflight.dataset(config.matcher_dataset, "--matcher_dataset")

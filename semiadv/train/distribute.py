@@ -36,7 +36,7 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
             return tf.distribute.MultiWorkerMirroredStrategy(
                 cluster_resolver=slurm_cluster_resolver())
         raise ValueError("--strategy=multi_worker needs TF_CONFIG, or a Slurm job step (srun) "
-                         "(see the README's multi-worker section)")
+                         "(see docs/multi-worker.md)")
     if name == "one_device":
         device = "/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0"
         return tf.distribute.OneDeviceStrategy(device)
