@@ -1,13 +1,11 @@
 """semiadv/__init__.py: the public API resolves, lazily, without importing TensorFlow first."""
 
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
 
 import semiadv
+from _python import run_python
 
 
 def test_every_public_name_resolves_to_what_its_module_defines():
@@ -30,10 +28,7 @@ def test_importing_the_package_imports_no_tensorflow():
             "semiadv.parse_spec('synthetic')\n"
             "assert 'tensorflow' not in sys.modules, 'parse_spec needs no TensorFlow'\n"
             "print(len(semiadv.__all__))\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert int(result.stdout) == len(semiadv.__all__)
+    assert int(run_python(code, timeout=120).stdout) == len(semiadv.__all__)
 
 
 def test_the_public_api_builds_a_perturbation_from_faces_to_prototypes():

@@ -1,10 +1,8 @@
 """Tests for `semiadv.data.specs`: every spec kind, its options, and bad specs named."""
 
-import subprocess
-import sys
-
 import pytest
 
+from _python import run_python
 from semiadv.data import specs
 
 
@@ -46,7 +44,4 @@ def test_specs_splits_and_utkface_names_never_import_tensorflow():
               "from semiadv.data import specs, splits, utkface_source\n"
               "specs.parse_spec('utkface:/x'); utkface_source.parse_utkface_name('1_0_0_1.jpg')\n"
               "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n")
-    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                               timeout=120)
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    assert completed.stdout.strip() == "[]"
+    assert run_python(script, timeout=120).stdout.strip() == "[]"

@@ -9,24 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from _tiny_san import ATOL, CHANNELS, SIZE, by_hand, make_san
+from _tiny_san import ATOL, CHANNELS, SIZE, by_hand
 from semiadv.export import signatures
 from semiadv.export import writer
 from semiadv.prototypes.kinds import KINDS
-
-@pytest.fixture(scope="module")
-def san():
-    """A tiny random SAN: autoencoder, gender CNN, prototypes and some images."""
-    return make_san()
-
-
-@pytest.fixture(scope="module")
-def exported(san, tmp_path_factory):
-    base = tmp_path_factory.mktemp("exports")
-    version_dir = writer.export_san(san["autoencoder"], san["gender"], san["prototypes"],
-                                    base, "san")
-    return {"base": base, "dir": version_dir, "loaded": tf.saved_model.load(str(version_dir))}
-
 
 def test_signatures_listed(exported):
     names = set(exported["loaded"].signatures)

@@ -10,26 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from _tiny_san import ATOL, CHANNELS, SIZE, bfloat16_san, by_hand, make_san
+from _tiny_san import ATOL, CHANNELS, SIZE, bfloat16_san, by_hand
 from semiadv.export import locate
 from semiadv.export import models_config
 from semiadv.export import writer
 from semiadv.models import autoencoders
 from semiadv.prototypes.kinds import KINDS
-
-@pytest.fixture(scope="module")
-def san():
-    """A tiny random SAN: autoencoder, gender CNN, prototypes and some images."""
-    return make_san()
-
-
-@pytest.fixture(scope="module")
-def exported(san, tmp_path_factory):
-    base = tmp_path_factory.mktemp("exports")
-    version_dir = writer.export_san(san["autoencoder"], san["gender"], san["prototypes"],
-                                    base, "san")
-    return {"base": base, "dir": version_dir, "loaded": tf.saved_model.load(str(version_dir))}
-
 
 def _fake_write(model, temp_dir):
     """Stands in for the (slow) SavedModel write where only the versioning is tested."""

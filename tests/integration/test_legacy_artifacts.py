@@ -12,8 +12,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
+
+from _python import run_python
 
 LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_v0"
 ATOL = 1e-5
@@ -56,10 +57,7 @@ def test_old_perturber_keras_loads_with_keras_alone():
         " atol=1e-5)\n"
         "assert 'semiadv' not in sys.modules\n"
         "print('same outputs', sorted(want.files))\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "same outputs" in result.stdout
+    assert "same outputs" in run_python(code).stdout
 
 
 def test_old_keras_files_with_registered_export_layers_load():
