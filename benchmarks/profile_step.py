@@ -228,10 +228,10 @@ def category_flops(size: int, channels: int, compiled: bool) -> dict[str, int]:
     import keras
 
     import flops
-    from train_step import _recipe
+    from train_step import recipe_networks
 
     from semiadv.models import autoencoders, gender_classifiers, matchers
-    nets = _recipe(size)
+    nets = recipe_networks(size)
     models = (autoencoders.build_autoencoder(size, channels, nets["encoder_filters"],
                                              nets["decoder_filters"]),
               gender_classifiers.build_gender_classifier(size, channels,

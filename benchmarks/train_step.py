@@ -72,7 +72,7 @@ MATCHERS = {
 }
 
 
-def _recipe(size):
+def recipe_networks(size):
     return RECIPES[224] if size >= 224 else RECIPES[64]
 
 
@@ -87,7 +87,7 @@ def network_config(size, matcher="triplet"):
     """The `NetworkConfig` of the benchmarked step at `size` with `matcher`."""
     from semiadv.config import NetworkConfig
 
-    return NetworkConfig(**_recipe(size), **_dlib_extra(size, matcher, "networks"))
+    return NetworkConfig(**recipe_networks(size), **_dlib_extra(size, matcher, "networks"))
 
 
 def build_networks(size, channels, matcher="triplet", dlib_weights=True):

@@ -52,14 +52,14 @@ def tiny_config(workdir, steps, checkpoint_every=2, steps_per_loop=1, determinis
         deterministic=deterministic)
 
 
-def _prototypes():
+def fixed_prototypes():
     rng = np.random.default_rng(3)
     male = rng.uniform(0.2, 0.8, (SIZE, SIZE, 3)).astype(np.float32)
     female = rng.uniform(0.2, 0.8, (SIZE, SIZE, 3)).astype(np.float32)
     return average.Prototypes(male, female, (male + female) / 2, 0.5, (10, 10))
 
 
-def _build_models(config):
+def build_models(config):
     nets = config.networks
     return (autoencoders.build_autoencoder(SIZE, 3, nets.encoder_filters, nets.decoder_filters,
                                            residual=nets.residual),
@@ -74,17 +74,17 @@ def san_task(config, build_member=None):
     With `build_member(k)`, its `config.gender_ensemble` extra gender classifiers too.
     """
     keras.utils.set_random_seed(7)
-    weights = [model.get_weights() for model in _build_models(config)]
+    weights = [model.get_weights() for model in build_models(config)]
 
     def load_models():
-        models = _build_models(config)
+        models = build_models(config)
         for model, values in zip(models, weights):
             model.set_weights(values)
         if build_member is None:
             return models
         return (*models, tuple(build_member(k) for k in range(1, config.gender_ensemble + 1)))
 
-    return SanTask(config, _prototypes(), load_models)
+    return SanTask(config, fixed_prototypes(), load_models)
 
 
 def one_device_reference(workdir, steps):

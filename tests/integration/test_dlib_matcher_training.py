@@ -39,6 +39,7 @@ def test_san_trains_against_dlib_on_two_replicas(dlib_weights, tmp_path):
     test is slow and opt-in)."""
     from semiadv.train import distribute
     from semiadv.train import trainer
+    from semiadv.train.san_task import SanTask
 
     import _worker
 
@@ -46,14 +47,11 @@ def test_san_trains_against_dlib_on_two_replicas(dlib_weights, tmp_path):
     assert config.effective_match_jitter == 0.05
     matcher = network.build_dlib_matcher(_worker.SIZE, 3)
     before = [w.copy() for w in matcher.get_weights()]
-    tiny = _worker.san_task(config)
-    loaded = tiny._load_models
-
     def load_models():
-        autoencoder, gender, _ = loaded()
+        autoencoder, gender, _ = _worker.build_models(config)
         return autoencoder, gender, matcher
 
-    task = type(tiny)(config, _worker._prototypes(), load_models)
+    task = SanTask(config, _worker.fixed_prototypes(), load_models)
     strategy = distribute.make_strategy("mirrored")
     assert strategy.num_replicas_in_sync == 2
     result = trainer.train(task, config.san, config, strategy, tmp_path / "san")
@@ -65,7 +63,7 @@ def test_san_trains_against_dlib_on_two_replicas(dlib_weights, tmp_path):
         np.testing.assert_array_equal(old, new)
     # Under mixed bfloat16 it stays float32 whole, and its descriptors too.
     mixed = dataclasses.replace(config, mixed_precision="bfloat16")
-    task = type(tiny)(mixed, _worker._prototypes(), load_models)
+    task = SanTask(mixed, _worker.fixed_prototypes(), load_models)
     with strategy.scope():
         task.build()
     assert task.matcher.get_layer("dlib_resnet").get_layer("stem_conv").compute_dtype \

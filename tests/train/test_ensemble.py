@@ -23,7 +23,7 @@ from semiadv.train import trainer
 from semiadv.config import TrainConfig, from_dict, to_json
 
 # The tiny nets, prototypes and configs the trainer and pipeline tests use.
-from _worker import SIZE, _build_models, _prototypes, san_task, tiny_config  # noqa: E402
+from _worker import SIZE, build_models, fixed_prototypes, san_task, tiny_config  # noqa: E402
 from test_main_job import tiny_job_config  # noqa: E402
 from test_trainer import cross_entropy  # noqa: E402
 
@@ -212,7 +212,7 @@ def test_ensemble_gender_loss_is_the_mean_of_the_members(tmp_path):
 def test_three_element_load_models_still_means_no_ensemble(tmp_path):
     # Old callers (benchmarks, the trainer tests) return (autoencoder, gender, matcher) only.
     config = _ensemble_config(tmp_path, 0)
-    task = SanTask(config, _prototypes(), lambda: _build_models(config))
+    task = SanTask(config, fixed_prototypes(), lambda: build_models(config))
     assert "flip_rate_ensemble" not in task.reports
     task.build()
     assert task.gender_members == ()
@@ -221,7 +221,7 @@ def test_three_element_load_models_still_means_no_ensemble(tmp_path):
     assert set(report) == set(task.reports)
     # A config that asks for members then fails at build, naming the mismatch.
     asks = _ensemble_config(tmp_path, 1)
-    task = SanTask(asks, _prototypes(), lambda: _build_models(asks))
+    task = SanTask(asks, fixed_prototypes(), lambda: build_models(asks))
     with pytest.raises(ValueError, match="0 extra gender classifiers, but gender_ensemble is 1"):
         task.build()
 
@@ -360,9 +360,9 @@ def test_encoder_prototype_is_validated_and_reaches_the_autoencoder():
     assert from_dict(TrainConfig, json.loads(to_json(config))) == config
     assert "networks.encoder_prototype" in stages.STAGE_SETTINGS["autoencoder"]
     task = AutoencoderTask(dataclasses.replace(
-        config, data=dataclasses.replace(config.data, image_size=SIZE)), _prototypes())
+        config, data=dataclasses.replace(config.data, image_size=SIZE)), fixed_prototypes())
     assert autoencoders.encoder_prototype_of(task.build()) == "own"
     difference = parsed_train_config("--encoder_prototype=difference")
     task = AutoencoderTask(dataclasses.replace(
-        difference, data=dataclasses.replace(difference.data, image_size=SIZE)), _prototypes())
+        difference, data=dataclasses.replace(difference.data, image_size=SIZE)), fixed_prototypes())
     assert autoencoders.encoder_prototype_of(task.build()) == "difference"

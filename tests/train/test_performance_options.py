@@ -12,7 +12,7 @@ from semiadv.models import autoencoders, gender_classifiers
 from semiadv.train import dtype_policies
 from semiadv.train import trainer
 from semiadv.config import DataConfig, TrainConfig
-from test_trainer import SIZE, san_config, fixed_models, _prototypes, fixed_san_task
+from test_trainer import SIZE, san_config, fixed_models, fixed_prototypes, fixed_san_task
 
 
 def _one_device():
@@ -118,7 +118,7 @@ def test_mixed_bfloat16_san_trains_close_to_float32_and_exports_float32(tmp_path
     # The trained model saved under the mixed policy reloads, and exports float32 faces.
     loaded = keras.models.load_model(tmp_path / "bfloat16" / trainer.FINAL_MODEL, safe_mode=True)
     assert loaded.get_layer("encoder_conv1").compute_dtype == "bfloat16"
-    version_dir = writer.export_san(loaded, task.gender, _prototypes(), tmp_path / "exports",
+    version_dir = writer.export_san(loaded, task.gender, fixed_prototypes(), tmp_path / "exports",
                                     "mixed")
     signature = tf.saved_model.load(str(version_dir)).signatures["opposite"]
     images = np.random.default_rng(0).uniform(0, 1, (3, SIZE, SIZE, 3)).astype(np.float32)

@@ -11,7 +11,7 @@ import pytest
 from semiadv.train import heldout
 from semiadv.models import autoencoders, gender_classifiers, matchers
 from semiadv.train import run_summary
-from _worker import SIZE, _prototypes, tiny_config  # noqa: E402
+from _worker import SIZE, fixed_prototypes, tiny_config  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +28,10 @@ def test_heldout_ssim_is_one_for_an_untouched_face_and_lower_for_a_resynthesised
     config = tiny_config("unused", 1)
     # An untrained residual autoencoder returns its input (its combiner starts at zero).
     identity = autoencoders.build_autoencoder(SIZE, 3, (4, 4), (8, 8), residual=True)
-    untouched = heldout.san_summary(identity, gender, matcher, _prototypes(), config.data)
+    untouched = heldout.san_summary(identity, gender, matcher, fixed_prototypes(), config.data)
     assert untouched["examples"] > 0
     # A cap that is not a whole number of batches still reads exactly that many faces.
-    capped = heldout.san_summary(identity, gender, matcher, _prototypes(), config.data,
+    capped = heldout.san_summary(identity, gender, matcher, fixed_prototypes(), config.data,
                                  max_examples=untouched["examples"] // 2 + 1)
     assert capped["examples"] == untouched["examples"] // 2 + 1
     assert capped["ssim_opposite"] == pytest.approx(1.0, abs=1e-5)
@@ -40,7 +40,7 @@ def test_heldout_ssim_is_one_for_an_untouched_face_and_lower_for_a_resynthesised
     assert untouched["match_distance_same"] == pytest.approx(0.0, abs=1e-6)
     # An untrained paper autoencoder re-synthesises a blur around grey: far from the face.
     blurry = autoencoders.build_autoencoder(SIZE, 3, (4, 4), (8, 8), residual=False)
-    changed = heldout.san_summary(blurry, gender, matcher, _prototypes(), config.data)
+    changed = heldout.san_summary(blurry, gender, matcher, fixed_prototypes(), config.data)
     assert -1.0 <= changed["ssim_same"] < 0.5
     assert -1.0 <= changed["ssim_opposite"] < 0.5
 

@@ -15,7 +15,7 @@ from semiadv.train import trainer
 from semiadv.config import DataConfig, NetworkConfig, StageConfig, TrainConfig
 
 # The tiny nets and prototypes the multi-worker and fault tests train too.
-from _worker import SIZE, _build_models, _prototypes  # noqa: E402
+from _worker import SIZE, build_models, fixed_prototypes  # noqa: E402
 
 
 def san_config(tmp_path, **overrides):
@@ -33,17 +33,17 @@ def san_config(tmp_path, **overrides):
 def fixed_models(config):
     """Autoencoder, gender CNN and matcher weights, fixed by a seed."""
     keras.utils.set_random_seed(7)
-    return [model.get_weights() for model in _build_models(config)]
+    return [model.get_weights() for model in build_models(config)]
 
 
 def fixed_san_task(config, weights):
     def load_models():
-        models = _build_models(config)
+        models = build_models(config)
         for model, values in zip(models, weights):
             model.set_weights(values)
         return models
 
-    return SanTask(config, _prototypes(), load_models)
+    return SanTask(config, fixed_prototypes(), load_models)
 
 
 def _one_device():
@@ -123,7 +123,7 @@ def test_san_loss_terms_equal_hand_computation(tmp_path, fidelity):
              "flipped": tf.constant(flipped)}
 
     # Hand computation, from the models' raw outputs and numpy formulas.
-    protos = _prototypes()
+    protos = fixed_prototypes()
     y = np.maximum(male, 0)[:, None, None, None].astype(np.float32)
     same = y * protos.male + (1 - y) * protos.female
     opposite = (1 - y) * protos.male + y * protos.female
@@ -183,11 +183,11 @@ def test_residual_san_starts_at_the_identity_and_learns_a_change(tmp_path):
     task = fixed_san_task(config, weights)
     result = trainer.train(task, config.san, config, _two_devices(), tmp_path / "residual")
     image = np.random.default_rng(0).uniform(0.1, 0.9, (4, SIZE, SIZE, 3)).astype(np.float32)
-    protos = _prototypes()
+    protos = fixed_prototypes()
     inputs = {"image": image, "same_prototype": np.broadcast_to(protos.male, image.shape),
               "opposite_prototype": np.broadcast_to(protos.female, image.shape)}
     # The zero-initialised combiner: before training, both outputs are the input itself.
-    before = _build_models(config)[0]
+    before = build_models(config)[0]
     before.set_weights(weights[0])
     for value in before(inputs).values():
         np.testing.assert_array_equal(value, image)
@@ -302,7 +302,7 @@ def test_matcher_learns_identities_from_its_own_dataset(tmp_path):
 
 def test_warped_prototypes_follow_each_faces_landmarks(tmp_path):
     template = np.array([[5, 6], [10, 6], [8, 9], [6, 12], [10, 12]], np.float32)
-    protos = dataclasses.replace(_prototypes(), landmarks=template)
+    protos = dataclasses.replace(fixed_prototypes(), landmarks=template)
     config = san_config(tmp_path, warp_prototypes=True)
     task = AutoencoderTask(config, protos)
     shift = np.array([2.0, 0.0], np.float32)
@@ -315,4 +315,4 @@ def test_warped_prototypes_follow_each_faces_landmarks(tmp_path):
     np.testing.assert_allclose(opposite[1][:, 4:14], protos.male[:, 2:12], atol=1e-5)
     np.testing.assert_allclose(same[1][:, 4:14], protos.female[:, 2:12], atol=1e-5)
     with pytest.raises(ValueError, match="needs landmarks"):
-        AutoencoderTask(config, _prototypes())
+        AutoencoderTask(config, fixed_prototypes())
