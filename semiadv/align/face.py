@@ -90,7 +90,10 @@ def align_face(rgb: np.ndarray, image_size: int, detector: Optional[FaceDetector
         raise ValueError(f"align_face needs a uint8 [H, W, 3] image, got {rgb.dtype} {rgb.shape}")
     if image_size < 1:
         raise ValueError(f"image_size must be positive, got {image_size}")
-    detection = _detect(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), detector or registry.default_detector())
+    detector = detector or registry.default_detector()
+    # Detectors with `wants_rgb` (MediaPipe's models read colour) get colour views.
+    image = rgb if getattr(detector, "wants_rgb", False) else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    detection = _detect(image, detector)
     if detection is None:
         return AlignResult(crop=None, status="no_face")
     corners = detection.face_corners
@@ -107,10 +110,10 @@ def align_face(rgb: np.ndarray, image_size: int, detector: Optional[FaceDetector
     return AlignResult(crop=crop, status="fallback", face_box=face_box, transform=matrix)
 
 
-def _detect(gray: np.ndarray, detector: FaceDetector) -> Optional[_Detection]:
-    """Finds the largest face in the first view where there is one."""
-    for view_matrix, view_size in _detection_views(gray.shape):
-        view = _render_view(gray, view_matrix, view_size)
+def _detect(image: np.ndarray, detector: FaceDetector) -> Optional[_Detection]:
+    """Finds the largest face in the first view where there is one (gray or RGB image)."""
+    for view_matrix, view_size in _detection_views(image.shape):
+        view = _render_view(image, view_matrix, view_size)
         boxes = detector.detect_faces(view)
         if not boxes:
             continue
@@ -166,7 +169,7 @@ def _rotated_view(base: np.ndarray, size: tuple[int, int], angle: float) -> tupl
 
 
 def _render_view(gray: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resamples the grayscale input into a detection view."""
+    """Resamples the input (grayscale, or RGB for a `wants_rgb` detector) into a detection view."""
     if np.allclose(matrix, [[1, 0, 0], [0, 1, 0]]) and size == (gray.shape[1], gray.shape[0]):
         return gray
     if matrix[0, 1] == 0 and matrix[1, 0] == 0:  # pure scaling

@@ -1,7 +1,8 @@
 """Face detectors by name: a new one, the process's default, and the calling thread's own.
 
 Threads must not share a detector: OpenCV's cascade classifiers keep scratch state between the
-stages of a detection, and dlib's objects must not be used by two threads at once.
+stages of a detection, dlib's objects must not be used by two threads at once, and a TFLite
+interpreter holds its tensors between calls.
 `default_detector` therefore keeps one detector per thread and name.
 """
 
@@ -13,17 +14,19 @@ from typing import Optional
 from absl import logging
 
 from semiadv.align import dlib_models
+from semiadv.align import mediapipe as mediapipe_detector
 from semiadv.align.detector import FaceDetector
 from semiadv.align.dlib_detector import DlibFaceDetector
 from semiadv.align.haar import HaarFaceDetector
 
-# Detector names, for flags and configs: "haar" (OpenCV, always installed) and
-# "dlib" (HOG faces, 5-point landmarks; the `[dlib]` extra).
-DETECTORS = ("haar", "dlib")
+# Detector names, for flags and configs: "haar" (OpenCV, always installed), "dlib" (HOG
+# faces, 5-point landmarks; the `[dlib]` extra) and "mediapipe" (BlazeFace and its eye
+# keypoints; the `[mediapipe]` extra).
+DETECTORS = ("haar", "dlib", "mediapipe")
 # Part of the key of the alignment cache of `folder:` datasets (`semiadv.data.folder_source`):
 # a detector's number goes up whenever its crops change, so crops it made before are never
 # reused.
-DETECTOR_REVISIONS = {"haar": 1, "dlib": 2}
+DETECTOR_REVISIONS = {"haar": 1, "dlib": 2, "mediapipe": 1}
 
 _THREAD = threading.local()
 _DEFAULT = {"name": None}
@@ -40,10 +43,15 @@ def make_detector(name: str) -> FaceDetector:
 
     Raises:
       ValueError: for an unknown name.
-      ImportError: for "dlib" without the `[dlib]` extra (naming it).
+      ImportError: for "dlib" without the `[dlib]` extra, "mediapipe" without the
+        `[mediapipe]` extra (naming it).
     """
     _check_name(name)
-    return DlibFaceDetector() if name == "dlib" else HaarFaceDetector()
+    if name == "dlib":
+        return DlibFaceDetector()
+    if name == "mediapipe":
+        return mediapipe_detector.MediaPipeFaceDetector()
+    return HaarFaceDetector()
 
 
 def default_detector_name() -> str:
@@ -72,12 +80,15 @@ def set_default_detector(name: Optional[str]) -> None:
 
     Raises:
       ValueError: for an unknown name.
-      ImportError: for "dlib" without the `[dlib]` extra (naming it).
+      ImportError: for "dlib" without the `[dlib]` extra, "mediapipe" without the
+        `[mediapipe]` extra (naming it).
     """
     if name is not None:
         _check_name(name)
         if name == "dlib":
             dlib_models.require_dlib("the dlib face detector")
+        if name == "mediapipe":
+            mediapipe_detector.require_mediapipe("the MediaPipe face detector")
     with _DEFAULT_LOCK:
         _DEFAULT["name"] = name
 

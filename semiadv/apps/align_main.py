@@ -27,7 +27,8 @@ WORKERS = flags.DEFINE_integer("workers", None, "Threads aligning photos (defaul
 DETECTOR = flags.DEFINE_enum(
     "detector", None, list(registry.DETECTORS),
     "Face detector: dlib (dlib's HOG faces and 5-point landmarks, Haar as fallback; needs "
-    "pip install -e \".[dlib]\") or haar (OpenCV's Haar cascades). Default: dlib if installed, "
+    "pip install -e \".[dlib]\"), mediapipe (MediaPipe's BlazeFace faces and eye keypoints; needs "
+    "pip install -e \".[mediapipe]\") or haar (OpenCV's Haar cascades). Default: dlib if installed, "
     "else haar.")
 
 

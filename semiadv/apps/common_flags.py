@@ -47,11 +47,12 @@ SYNTHETIC_IDENTITIES = flags.DEFINE_integer(
 SYNTHETIC_IMAGES_PER_IDENTITY = flags.DEFINE_integer(
     "synthetic_images_per_identity", 8, "Photos of each synthetic person.", lower_bound=2)
 ALIGN_DETECTOR = flags.DEFINE_enum(
-    "align_detector", "haar", ["haar", "dlib"],
+    "align_detector", "haar", ["haar", "dlib", "mediapipe"],
     "Face detector that aligns unaligned folder: photos (training and evaluation sets alike): "
     "haar (OpenCV's Haar cascades; what RESULTS.md's recipes used) or dlib (HOG faces and "
     "5-point landmark eyes, the [dlib] extra; eye-aligns 98.5% of the CelebA photos against "
-    "Haar's 84.9%, docs/alignment.md). Each detector has its own alignment cache.")
+    "Haar's 84.9%, docs/alignment.md) or mediapipe (BlazeFace faces and eye keypoints, the "
+    "[mediapipe] extra). Each detector has its own alignment cache.")
 TFDS_DATA_DIR = flags.DEFINE_string("tfds_data_dir", None,
                                     "tensorflow-datasets data dir (default: its own).")
 

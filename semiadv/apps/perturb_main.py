@@ -1,7 +1,7 @@
 """semiadv-perturb: hides the gender of the faces in a folder of photos with an export.
 
   semiadv-perturb --export=exports/san --input_dir=photos --output_dir=private \
-      --prototype=opposite [--save_aligned] [--noalign] [--overwrite] [--detector=dlib|haar]
+      --prototype=opposite [--save_aligned] [--noalign] [--overwrite] [--detector=dlib|haar|mediapipe]
       [--workers=N] [--pool=process|thread]
 
 Writes each perturbed face under its relative name, plus perturb_report.json, and says where
@@ -46,9 +46,10 @@ POOL = flags.DEFINE_enum(
     "TensorFlow; about a second of CPU to start each). Same outputs and report.")
 # Listed here, not imported from semiadv.align.registry: the binary's --help should not load OpenCV.
 DETECTOR = flags.DEFINE_enum(
-    "detector", None, ["haar", "dlib"],
+    "detector", None, ["haar", "dlib", "mediapipe"],
     "Face detector: dlib (dlib's HOG faces and 5-point landmarks, Haar as fallback; needs "
-    "pip install -e \".[dlib]\") or haar (OpenCV's Haar cascades). Default: dlib if installed, "
+    "pip install -e \".[dlib]\"), mediapipe (MediaPipe's BlazeFace faces and eye keypoints; needs "
+    "pip install -e \".[mediapipe]\") or haar (OpenCV's Haar cascades). Default: dlib if installed, "
     "else haar.")
 
 
