@@ -2,7 +2,6 @@
 
 import os
 import tempfile
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Decoded-image and alignment caches of this session (and of the workers it starts) go to a
@@ -17,7 +16,8 @@ _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     _cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 
-SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
+from _shared_data import SHARED_FACES  # noqa: E402
+from _tiny_export import export_tiny_san  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -39,26 +39,6 @@ def shared_faces():
     if not SHARED_FACES.is_dir():
         pytest.skip(f"real face data not found at {SHARED_FACES} (../shared/faces)")
     return SHARED_FACES
-
-
-def export_tiny_san(directory, size, channels=3, seed=0):
-    """Exports a tiny random SAN (autoencoder, gender CNN, random prototypes) for tests."""
-    import keras
-    import numpy as np
-
-    from semiadv.export import writer
-    from semiadv.models import autoencoders, gender_classifiers
-    from semiadv.prototypes.average import Prototypes
-
-    keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed)
-    autoencoder = autoencoders.build_autoencoder(size, channels, encoder_filters=(4, 4),
-                                                 decoder_filters=(8, 8))
-    gender = gender_classifiers.build_gender_classifier(size, channels, width=0.125)
-    male, female = (rng.random((size, size, channels), dtype=np.float32) for _ in range(2))
-    prototypes = Prototypes(male, female, (0.5 * male + 0.5 * female).astype(np.float32),
-                            0.5, (1, 1))
-    return writer.export_san(autoencoder, gender, prototypes, directory, "san")
 
 
 @pytest.fixture(scope="session")

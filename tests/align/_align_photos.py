@@ -1,12 +1,12 @@
 """Real photos for the alignment tests (../shared/faces), and skips for what is missing."""
 
-from pathlib import Path
 
 import pytest
 
 from semiadv.align import dlib_models
 
-SHARED_FACES = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
+from _shared_data import SHARED_FACES
+
 UTKFACE = SHARED_FACES / "utkface"
 CELEBA = SHARED_FACES / "celeba_identities"
 needs_utkface = pytest.mark.skipif(not UTKFACE.is_dir(), reason=f"UTKFace photos not found at {UTKFACE}")

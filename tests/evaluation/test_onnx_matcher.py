@@ -148,7 +148,7 @@ def test_warp_puts_the_landmarks_on_the_template():
 def celeba_crops():
     """The held-out (test-split) CelebA identities as the evaluation sees them: 64x64 crops
     aligned by the package."""
-    from tests.conftest import SHARED_FACES
+    from _shared_data import SHARED_FACES
 
     if not (SHARED_FACES / "celeba_identities").is_dir():
         pytest.skip(f"real face data not found at {SHARED_FACES}")

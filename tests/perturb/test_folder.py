@@ -22,7 +22,7 @@ SIZE, CHANNELS = 32, 3
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A tiny random SAN exported once for the module."""
-    from conftest import export_tiny_san
+    from _tiny_export import export_tiny_san
 
     return export_tiny_san(tmp_path_factory.mktemp("exports"), SIZE, CHANNELS, seed=2)
 

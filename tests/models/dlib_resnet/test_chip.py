@@ -1,6 +1,5 @@
 """Tests for semiadv.models.dlib_resnet.chip: the fixed warp to dlib's chip and its constant."""
 
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -9,7 +8,7 @@ import tensorflow as tf
 
 from semiadv.models.dlib_resnet import chip, network
 
-SHARED_FACES = Path(__file__).resolve().parents[3].parent / "shared" / "faces"
+from _shared_data import SHARED_FACES
 
 
 def _require_dlib():

@@ -1,7 +1,6 @@
 """Tests for semiadv.models.dlib_resnet.graph: the port against dlib, and the structure check."""
 
 import dataclasses
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -9,7 +8,7 @@ import pytest
 
 from semiadv.models.dlib_resnet import dat_file, graph, network, weight_cache
 
-SHARED_FACES = Path(__file__).resolve().parents[3].parent / "shared" / "faces"
+from _shared_data import SHARED_FACES
 INSTALL = "pip install -e '.[dlib]'"
 
 
