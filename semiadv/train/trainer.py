@@ -233,11 +233,18 @@ def make_train_loop(task, config: TrainConfig, strategy: tf.distribute.Strategy,
     return eager_loop
 
 
+def training_augment(task, config: TrainConfig) -> str | None:
+    """The task's augmentation, less the left-right flip when `--noflip_augment` asks."""
+    if task.augment == "flip" and not config.flip_augment:
+        return None
+    return task.augment
+
+
 def _run_steps(task, stage, config, strategy, model, optimizer, metrics, manager, start,
                stage_dir, preemption):
     global_batch = config.data.batch_size
-    dataset = input_pipeline.distribute(strategy, task.data, "train", training=True, start_step=start,
-                              augment=task.augment)
+    dataset = input_pipeline.distribute(strategy, task.data, "train", training=True,
+                                        start_step=start, augment=training_augment(task, config))
     iterator = iter(dataset)
 
     with strategy.scope():  # Trap: metrics live in the scope and update inside strategy.run.

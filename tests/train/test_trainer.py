@@ -316,3 +316,27 @@ def test_warped_prototypes_follow_each_faces_landmarks(tmp_path):
     np.testing.assert_allclose(same[1][:, 4:14], protos.female[:, 2:12], atol=1e-5)
     with pytest.raises(ValueError, match="needs landmarks"):
         AutoencoderTask(config, fixed_prototypes())
+
+
+@pytest.mark.parametrize("flip_augment", [True, False])
+def test_flip_augment_flag_decides_whether_faces_are_flipped(tmp_path, monkeypatch,
+                                                             flip_augment):
+    """--noflip_augment reaches the input pipeline: no face (nor its prototype) is flipped."""
+    config = san_config(tmp_path, flip_augment=flip_augment,
+                        san=StageConfig(steps=2, learning_rate=1e-2))
+    flipped_seen = []
+    original_distribute = trainer.input_pipeline.distribute
+
+    def recording_distribute(*args, **kwargs):
+        dataset = original_distribute(*args, **kwargs)
+        flipped_seen.append(kwargs.get("augment"))
+        return dataset
+
+    monkeypatch.setattr(trainer.input_pipeline, "distribute", recording_distribute)
+    trainer.train(fixed_san_task(config, fixed_models(config)), config.san, config,
+                  _one_device(), tmp_path / "san")
+    assert flipped_seen == ["flip" if flip_augment else None]
+    batch = next(iter(trainer.input_pipeline.make_dataset(
+        config.data, "train", training=True, augment=trainer.training_augment(
+            fixed_san_task(config, None), config))))
+    assert ("flipped" in batch) == flip_augment
