@@ -25,7 +25,7 @@ of 97 people), for each detector, in one run:
 Detectors: "dlib", "haar" and "mediapipe" (as `--detector` names them); "dlib-noweak", the
 dlib detector before weak HOG faces were taken (align only and identity: a before/after check);
 "mediapipe-mesh" (eyes from Face Mesh's eye corners) and "mediapipe-short" (BlazeFace's
-short-range model), the alternatives to the MediaPipe detector's defaults (align only and
+short-range model first, then the full-range one), the alternatives to the MediaPipe detector's defaults (align only and
 identity).
 """
 
@@ -59,10 +59,10 @@ def _mediapipe_mesh_eyes():
 
 
 def _mediapipe_short_range():
-    """The MediaPipe detector with BlazeFace's short-range model."""
+    """The MediaPipe detector trying BlazeFace's short-range model first."""
     from semiadv.align import mediapipe
 
-    return mediapipe.MediaPipeFaceDetector(model="short")
+    return mediapipe.MediaPipeFaceDetector(models=("short", "full"))
 
 
 VARIANTS = {"dlib-noweak": _dlib_without_weak_faces, "mediapipe-mesh": _mediapipe_mesh_eyes,

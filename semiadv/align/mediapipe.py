@@ -1,7 +1,9 @@
 """The face detector built on MediaPipe's BlazeFace and Face Mesh (the `[mediapipe]` extra).
 
-Faces: BlazeFace (full range, 192x192 input, by default; or short range, 128x128) on the whole
-photo, letterboxed; its anchors, boxes, keypoints and weighted non-maximum suppression are
+Faces: BlazeFace on the whole photo, letterboxed: the full-range model (192x192 input), then,
+when it finds nothing, the short-range one (128x128), which finds some large, close faces the
+full-range model misses, but also takes some noise for faces: its faces count only when
+Face Mesh, run on each, sees a face there. Their anchors, boxes, keypoints and weighted non-maximum suppression are
 decoded here in numpy. Eyes: BlazeFace's two eye keypoints, or (`eyes="mesh"`) the mean of each
 eye's two corners among Face Mesh's 468 landmarks, run on the face's region turned upright.
 Boxes are returned in HaarFaceDetector's convention (see `BLAZEFACE_BOX_IN_HAAR_BOX`).
@@ -25,7 +27,7 @@ import importlib.util
 import math
 import types
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -87,8 +89,9 @@ FACE_MESH_REGION_SCALE = 1.5
 # (the person's right: outer 33, inner 133) and right eye (inner 362, outer 263). Each eye's
 # centre is the mean of its two corners, as for dlib's 5 points.
 FACE_MESH_EYE_CORNERS = ((33, 133), (362, 263))
-# Face Mesh's second output is a face-presence logit; below this probability the mesh is not
-# used and the eyes come from BlazeFace's keypoints.
+# Face Mesh's second output is a face-presence logit; below this probability the region holds
+# no face for it: a face from a fallback BlazeFace model is dropped, and mesh eyes fall back to
+# BlazeFace's keypoints.
 FACE_MESH_MIN_PRESENCE = 0.5
 
 # Where BlazeFace's box sits in a HaarFaceDetector box of the same face, as (left offset, top
@@ -98,6 +101,8 @@ FACE_MESH_MIN_PRESENCE = 0.5
 BLAZEFACE_BOX_IN_HAAR_BOX = (0.0, 0.064, 0.979)
 
 EYE_SOURCES = ("keypoints", "mesh")
+# The BlazeFace models a detector tries, in order.
+DEFAULT_MODELS = ("full", "short")
 
 
 def model_dir() -> Path:
@@ -176,7 +181,8 @@ def decode_detections(regressors: np.ndarray, logits: np.ndarray, anchors: np.nd
       (boxes [M, 4] as x0, y0, x1, y1; keypoints [M, 6, 2]; scores [M]) in units of the
       input side, for the M anchors scoring at least `model.min_score`.
     """
-    scores = 1.0 / (1.0 + np.exp(-np.clip(np.reshape(logits, -1), -SCORE_CLIP, SCORE_CLIP)))
+    logits = np.clip(np.reshape(logits, -1).astype(np.float64), -SCORE_CLIP, SCORE_CLIP)
+    scores = 1.0 / (1.0 + np.exp(-logits))
     keep = scores >= model.min_score
     raw = regressors[keep].astype(np.float64) / model.input_size
     centre = raw[:, 0:2] + anchors[keep]
@@ -269,27 +275,33 @@ class MediaPipeFaceDetector:
     # `align_face` renders its detection views in colour for this detector.
     wants_rgb = True
 
-    def __init__(self, model: str = "full", eyes: str = "keypoints"):
+    def __init__(self, models: Sequence[str] = DEFAULT_MODELS, eyes: str = "keypoints"):
         """Loads the models from the installed wheel.
 
         Args:
-          model: the BlazeFace model, "full" (full range) or "short" (short range).
+          models: BlazeFace models ("full": full range, "short": short range), tried in order
+            until one finds a face.
           eyes: "keypoints" (BlazeFace's eye keypoints) or "mesh" (Face Mesh's eye corners).
 
         Raises:
           ImportError: naming `MEDIAPIPE_INSTALL` if the extra is missing.
           ValueError: for another model or eye source.
         """
-        if model not in BLAZEFACE_MODELS:
-            raise ValueError(f"unknown BlazeFace model {model!r}; choose one of {', '.join(BLAZEFACE_MODELS)}")
+        if isinstance(models, str) or not models:
+            raise ValueError(f"models must be a non-empty sequence of names, got {models!r}")
+        for model in models:
+            if model not in BLAZEFACE_MODELS:
+                raise ValueError(f"unknown BlazeFace model {model!r}; choose from {', '.join(BLAZEFACE_MODELS)}")
         if eyes not in EYE_SOURCES:
             raise ValueError(f"unknown eye source {eyes!r}; choose one of {', '.join(EYE_SOURCES)}")
         interpreter = require_mediapipe("the MediaPipe face detector")
         folder = model_dir()
-        self._model = BLAZEFACE_MODELS[model]
-        self._detector = _Model(folder / self._model.file, interpreter)
-        self._anchors = ssd_anchors(self._model)
-        self._mesh = _Model(folder / FACE_MESH_FILE, interpreter) if eyes == "mesh" else None
+        # (options, interpreter, anchors) per BlazeFace model, in the order tried.
+        self._detectors = [(BLAZEFACE_MODELS[name], _Model(folder / BLAZEFACE_MODELS[name].file, interpreter),
+                            ssd_anchors(BLAZEFACE_MODELS[name])) for name in models]
+        # Face Mesh: for mesh eyes, and to confirm the faces of every model but the first.
+        self._mesh = _Model(folder / FACE_MESH_FILE, interpreter) if eyes == "mesh" or len(models) > 1 else None
+        self._mesh_eyes_wanted = eyes == "mesh"
         self.eyes_from = "mesh" if eyes == "mesh" else "keypoints"
         # The last image's detections: (image, {box: eye keypoints [2, 2]}), so that
         # `detect_eyes` on a box `detect_faces` returned needs no second search.
@@ -310,17 +322,32 @@ class MediaPipeFaceDetector:
         keypoints = eyes_by_box.get(tuple(face_box))
         if keypoints is None:
             return None
-        if self._mesh is not None:
+        if self._mesh_eyes_wanted:
             mesh_eyes = self._mesh_eyes(_rgb(image), face_box, keypoints)
             if mesh_eyes is not None:
                 keypoints = mesh_eyes
         return _plausible_eyes(keypoints, face_box)
 
     def _detect(self, image: np.ndarray) -> list[tuple[Box, np.ndarray]]:
-        """[(Haar-convention box, eye keypoints [2, 2] in pixels)], largest first."""
+        """[(Haar-convention box, eye keypoints [2, 2] in pixels)], largest first.
+
+        From the first model that finds a face.
+        """
         rgb = _rgb(image)
+        for attempt, (model, network, anchors) in enumerate(self._detectors):
+            faces = self._detect_with(rgb, model, network, anchors)
+            if attempt:
+                faces = [(box, eyes) for box, eyes in faces if self._mesh_eyes(rgb, box, eyes) is not None]
+            if faces:
+                return faces
+        return []
+
+    @staticmethod
+    def _detect_with(rgb: np.ndarray, model: BlazeFaceModel, network: _Model,
+                     anchors: np.ndarray) -> list[tuple[Box, np.ndarray]]:
+        """`_detect` with one BlazeFace model."""
         height, width = rgb.shape[:2]
-        size = self._model.input_size
+        size = model.input_size
         scale = size / max(height, width)
         resized = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
                              interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
@@ -329,8 +356,8 @@ class MediaPipeFaceDetector:
         top, left = (size - resized.shape[0]) // 2, (size - resized.shape[1]) // 2
         tensor = np.zeros((size, size, 3), np.float32)
         tensor[top:top + resized.shape[0], left:left + resized.shape[1]] = resized / 127.5 - 1.0
-        regressors, logits = self._detector(tensor)
-        boxes, keypoints, scores = decode_detections(regressors, logits, self._anchors, self._model)
+        regressors, logits = network(tensor)
+        boxes, keypoints, scores = decode_detections(regressors, logits, anchors, model)
         offset = np.array([left, top], np.float64)
         faces = []
         for box, points, _ in weighted_nms(boxes, keypoints, scores):
