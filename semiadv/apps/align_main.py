@@ -28,8 +28,8 @@ DETECTOR = flags.DEFINE_enum(
     "detector", None, list(registry.DETECTORS),
     "Face detector: dlib (dlib's HOG faces and 5-point landmarks, Haar as fallback; needs "
     "pip install -e \".[dlib]\"), mediapipe (MediaPipe's BlazeFace faces and eye keypoints; needs "
-    "pip install -e \".[mediapipe]\") or haar (OpenCV's Haar cascades). Default: dlib if installed, "
-    "else haar.")
+    "pip install -e \".[mediapipe]\") or haar (OpenCV's Haar cascades). Default: the first "
+    "installed of mediapipe, dlib, haar (docs/alignment.md).")
 
 
 def main(argv):

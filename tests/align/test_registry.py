@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from semiadv.align import dlib_models, folder, haar, registry
+from semiadv.align import dlib_models, folder, haar, mediapipe, registry
 from semiadv.config import DataConfig
 from semiadv.data.folder_source import aligned_copy
 from semiadv.utils import imageio
@@ -36,6 +36,7 @@ def test_each_thread_has_its_own_detector():
 
 def test_missing_dlib_is_named_and_haar_is_the_fallback_default(monkeypatch, caplog, automatic_default):
     monkeypatch.setitem(sys.modules, "dlib", None)  # `import dlib` now raises ImportError
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # and so does MediaPipe's runtime
     with pytest.raises(ImportError, match=r'pip install -e "\.\[dlib\]"'):
         registry.make_detector("dlib")
     with pytest.raises(ImportError, match="dlib"):
@@ -47,8 +48,20 @@ def test_missing_dlib_is_named_and_haar_is_the_fallback_default(monkeypatch, cap
     with caplog.at_level(logging.WARNING):
         assert registry.default_detector_name() == "haar"
         assert registry.default_detector_name() == "haar"
-    assert sum("dlib is not installed" in r.getMessage() for r in caplog.records) == 1  # warned once
+    warnings = [r.getMessage() for r in caplog.records if "nor dlib is installed" in r.getMessage()]
+    assert len(warnings) == 1 and '".[mediapipe]"' in warnings[0]  # warned once, with the remedy
     assert isinstance(registry.default_detector(), haar.HaarFaceDetector)
+
+
+def test_default_is_mediapipe_then_dlib(monkeypatch, automatic_default):
+    if not (mediapipe.mediapipe_available() and dlib_models.dlib_available()):
+        pytest.skip("needs the [mediapipe] and [dlib] extras")
+    assert registry.default_detector_name() == "mediapipe"
+    registry.set_default_detector(None)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[mediapipe\]"'):
+        registry.set_default_detector("mediapipe")
+    assert registry.default_detector_name() == "dlib"
 
 
 @pytest.mark.parametrize("module, extra", [("align_main", ["--image_size=32"]),
