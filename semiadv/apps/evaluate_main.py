@@ -41,6 +41,13 @@ ONNX_MATCHER = flags.DEFINE_multi_string(
     "An ArcFace-style ONNX face matcher to plug in (repeatable): PATH[?layout=NCHW|NHWC&"
     "colour=BGR|RGB&mean=127.5&std=127.5&landmarks=5|68&name=...&seen=0|1]; needs "
     "pip install 'semiadv[onnx,dlib]'. See semiadv/evaluation/onnx_matcher.py.")
+GENDER_CLASSIFIER = flags.DEFINE_multi_string(
+    "gender_classifier", [],
+    "A gender classifier file (.keras, .h5 or .onnx) to plug in (repeatable), with its input "
+    "contract: PATH[?size=96&colour=RGB|BGR&scale=255 (or mean=&std=)&male_output=1&"
+    "softmax=1|0&margin=0&layout=NHWC|NCHW&name=...&relation=foreign|sibling|seen]; ONNX "
+    "needs pip install 'semiadv[onnx]'. The gender verdict is read on foreign classifiers. "
+    "See semiadv/evaluation/gender_file.py and docs/evaluation.md.")
 ENTRY_POINTS = flags.DEFINE_boolean(
     "entry_points", True, "Also load the evaluators of the semiadv.evaluators entry-point group.")
 INDEPENDENT = flags.DEFINE_boolean(
@@ -88,6 +95,7 @@ def evaluation_config():
         workdir=common_flags.WORKDIR.value if flags.FLAGS["workdir"].present else None,
         eval_workdir=EVAL_WORKDIR.value, evaluators=tuple(EVALUATOR.value),
         onnx_matchers=tuple(ONNX_MATCHER.value),
+        gender_classifiers=tuple(GENDER_CLASSIFIER.value),
         entry_points=ENTRY_POINTS.value, independent=INDEPENDENT.value,
         independent_gender=independent(INDEPENDENT_GENDER_STEPS.value, 1e-3),
         # Above ~3e-4 triplet-trained matchers collapse (see TrainConfig.matcher).
@@ -101,6 +109,8 @@ def _check(config) -> None:
     """What the evaluation needs, checked before it starts (`UserError`s)."""
     for spec in config.evaluators:
         preflight.evaluator(spec)
+    for spec in config.gender_classifiers:
+        preflight.gender_classifier(spec)
     preflight.dataset(config.data.dataset)
     if config.identity_dataset:
         preflight.dataset(config.identity_dataset, "--identity_dataset")

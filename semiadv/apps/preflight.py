@@ -118,6 +118,18 @@ def evaluator(spec: str, flag: str = "--evaluator") -> None:
                              "install it or add its folder to PYTHONPATH")
 
 
+def gender_classifier(spec: str, flag: str = "--gender_classifier") -> None:
+    """Checks that a gender classifier file spec names an existing Keras or ONNX file."""
+    from semiadv.evaluation import gender_file  # Imports no TensorFlow until a model loads.
+
+    try:
+        gender_file.check_file(gender_file.parse_spec(spec))
+    except FileNotFoundError as error:
+        raise UserFileNotFoundError(f"{flag}={spec}: {error}") from None
+    except ValueError as error:
+        raise UserValueError(f"{flag}={spec}: {error}") from None
+
+
 def tf_config(environ=os.environ) -> None:
     """Checks that TF_CONFIG, when set, is JSON with a cluster and this worker's task."""
     text = environ.get("TF_CONFIG")

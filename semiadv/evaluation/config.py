@@ -27,6 +27,8 @@ class EvaluationConfig:
       evaluators: `module:factory` specs of plugged-in classifiers and matchers.
       onnx_matchers: `path[?settings]` specs of ONNX face matchers
         (`semiadv.evaluation.onnx_matcher`).
+      gender_classifiers: `path[?settings]` specs of Keras or ONNX gender classifier files
+        (`semiadv.evaluation.gender_file`).
       entry_points: also load every factory of the `semiadv.evaluators` entry-point group.
       independent: train (or reuse) the independent classifier and matcher.
       independent_gender, independent_matcher: their training set-up.
@@ -48,6 +50,7 @@ class EvaluationConfig:
     eval_workdir: str = "models/evaluation"
     evaluators: tuple[str, ...] = ()
     onnx_matchers: tuple[str, ...] = ()
+    gender_classifiers: tuple[str, ...] = ()
     entry_points: bool = True
     independent: bool = True
     independent_gender: IndependentConfig = IndependentConfig()
@@ -69,6 +72,11 @@ class EvaluationConfig:
 
             for spec in self.onnx_matchers:
                 onnx_matcher.parse_spec(spec)  # Fails early, naming the setting.
+        if self.gender_classifiers:
+            from semiadv.evaluation import gender_file
+
+            for spec in self.gender_classifiers:
+                gender_file.parse_spec(spec)  # Fails early, naming the setting.
         for name in ("impostors_per_probe", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

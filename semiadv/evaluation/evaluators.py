@@ -1,8 +1,14 @@
 """The classifiers and matchers an evaluation runs: auxiliary, independent and plugged in.
 
-Every evaluator has an `origin` ("auxiliary", "ensemble", "independent" or "plug-in") and is
-seen (the SAN was trained against it) or unseen; only unseen ones say whether the SAN
-generalises.
+Every evaluator has an `origin` ("auxiliary", "ensemble", "independent", "built-in" or
+"plug-in") and a `relation` to the SAN (`relation()`):
+
+- "seen": the SAN was trained against it (the auxiliary networks, ensemble members, plug-ins
+  that say so);
+- "sibling": same data and input as the auxiliary networks, another architecture (the
+  independent networks): closer to the SAN's own than any stranger, so it overstates transfer;
+- "foreign": another family or other data (plug-ins by default, the built-in foreign
+  classifiers). Only foreign classifiers say whether the SAN hides gender from strangers.
 """
 
 from __future__ import annotations
@@ -31,28 +37,28 @@ def auxiliary_evaluators(workdir: str) -> list:
             raise FileNotFoundError(f"{path} is missing: --workdir must be a trained work dir "
                                     "(semiadv-train), or leave --workdir out")
         evaluators.append(wrapper(keras.models.load_model(path, safe_mode=True), name,
-                                  "auxiliary", seen=True))
+                                  "auxiliary", seen=True, relation="seen"))
     members = sorted(Path(workdir).glob("gender_*/model.keras"),
                      key=lambda path: (len(path.parent.name), path.parent.name))
     for path in members:
         member = path.parent.name.removeprefix("gender_")
         evaluators.insert(len(evaluators) - 1, plugins.KerasGenderClassifier(
             keras.models.load_model(path, safe_mode=True), f"ensemble member {member}",
-            "ensemble", seen=True))
+            "ensemble", seen=True, relation="seen"))
     return evaluators
 
 
 def independent_evaluators(config: EvaluationConfig, matcher_data: DataConfig) -> list:
     """The independent gender classifier and matcher (`semiadv.evaluation.independent`),
-    trained on first use; both unseen."""
+    trained on first use; both unseen siblings of the auxiliary networks (same data and size)."""
     gender = independent.load_or_train("gender", config.data, config.independent_gender,
                                        config.eval_workdir)
     matcher = independent.load_or_train("matcher", matcher_data, config.independent_matcher,
                                         config.eval_workdir)
     return [plugins.KerasGenderClassifier(gender, "independent ResNet", "independent",
-                                          seen=False),
+                                          seen=False, relation="sibling"),
             plugins.KerasMatcher(matcher, "independent ResNet matcher", "independent",
-                                 seen=False)]
+                                 seen=False, relation="sibling")]
 
 
 def gather_evaluators(config: EvaluationConfig, matcher_data: DataConfig) -> list:
@@ -65,6 +71,10 @@ def gather_evaluators(config: EvaluationConfig, matcher_data: DataConfig) -> lis
         from semiadv.evaluation import onnx_matcher  # onnxruntime only when asked for.
 
         plugged += [onnx_matcher.make(spec) for spec in config.onnx_matchers]
+    if config.gender_classifiers:
+        from semiadv.evaluation import gender_file
+
+        plugged += [gender_file.make(spec) for spec in config.gender_classifiers]
     if config.entry_points:
         plugged += plugins.entry_point_evaluators()
     for evaluator in plugged:
@@ -87,10 +97,33 @@ def origin(evaluator) -> str:
     return getattr(evaluator, "origin", "plug-in")
 
 
-def is_seen(evaluator) -> bool:
-    """Whether the SAN was trained against `evaluator`: its own `seen` attribute, else True
-    for the auxiliary networks and ensemble members and False for everything else."""
+RELATIONS = ("seen", "sibling", "foreign")
+
+
+def relation(evaluator) -> str:
+    """"seen", "sibling" or "foreign" (module docstring): the evaluator's own `relation`
+    attribute; else "seen" if its `seen` attribute is true; else by origin: seen for the
+    auxiliary networks and ensemble members, sibling for the independent ones, foreign for
+    everything else.
+
+    Raises:
+      ValueError: naming the evaluator when its `relation` is not one of `RELATIONS`.
+    """
+    told = getattr(evaluator, "relation", None)
+    if told is not None:
+        if told not in RELATIONS:
+            raise ValueError(f"evaluator {getattr(evaluator, 'name', evaluator)!r}: relation="
+                             f"{told!r}, want one of {RELATIONS}")
+        return told
     seen = getattr(evaluator, "seen", None)
-    if seen is None:
-        return origin(evaluator) in ("auxiliary", "ensemble")
-    return bool(seen)
+    if seen:
+        return "seen"
+    where = origin(evaluator)
+    if seen is None and where in ("auxiliary", "ensemble"):
+        return "seen"
+    return "sibling" if where == "independent" else "foreign"
+
+
+def is_seen(evaluator) -> bool:
+    """Whether the SAN was trained against `evaluator` (`relation` "seen")."""
+    return relation(evaluator) == "seen"

@@ -30,6 +30,7 @@ def gender_section(classifiers, images: dict, male: np.ndarray, batch_size: int)
             curve[condition] = metrics.roc_curve(probability[labels == 1],
                                                  probability[labels == 0])
         section[name] = {"origin": evaluators.origin(classifier),
-                         "seen": evaluators.is_seen(classifier), "conditions": entry}
+                         "seen": evaluators.is_seen(classifier),
+                         "relation": evaluators.relation(classifier), "conditions": entry}
         curves[name] = curve
     return section, curves

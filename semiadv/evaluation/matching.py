@@ -120,6 +120,7 @@ def matching_section(matchers, pairs: MatchingSet, batch_size: int):
         logging.info("matching: %s", name)
         entry, curve = matcher_conditions(matcher, pairs, pairs.images, batch_size)
         section[name] = {"origin": evaluators.origin(matcher), "seen": evaluators.is_seen(matcher),
+                         "relation": evaluators.relation(matcher),
                          "conditions": entry}
         curves[name] = curve
     return section, curves

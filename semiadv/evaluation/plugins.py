@@ -11,6 +11,10 @@ An evaluator is any object with
   seen: bool                   optional: True if a SAN was trained against this network
                                (default False for plug-ins; the report marks it, and the
                                baselines never calibrate on a seen matcher)
+  relation: str                optional: "seen", "sibling" (same data and input as the SAN's
+                               auxiliary networks) or "foreign" (another family or other
+                               data); default "seen" if `seen` is true, else "foreign"
+                               (`semiadv.evaluation.evaluators.relation`)
 
 Users plug their own in without touching the package, either with `--evaluator=module:factory`
 (`load_factory`) or by declaring an entry point in the group `semiadv.evaluators`
@@ -129,8 +133,10 @@ class _KerasEvaluator:
     kind = ""
     image_size = None  # The dataset's size: our networks are built for it.
 
-    def __init__(self, model: keras.Model, name: str, origin: str, seen: bool):
+    def __init__(self, model: keras.Model, name: str, origin: str, seen: bool,
+                 relation: str | None = None):
         self.model, self.name, self.origin, self.seen = model, name, origin, seen
+        self.relation = relation or ("seen" if seen else "foreign")
         # One compiled function per model: eager calls per batch are several times slower.
         self._forward = tf.function(self._call_model, reduce_retracing=True)
 

@@ -72,9 +72,14 @@ def test_end_to_end_writes_tables_plots_and_grid(trained, plugin_module, caplog)
         assert values["detector_originals"] == stored["fidelity"]["same"]["detector_originals"]
         hit_rate = values["detector_hit_rate"]  # Undefined (null) if no original was found.
         assert hit_rate is None if not values["detector_originals"] else 0 <= hit_rate <= 1
-    # Seen: the auxiliary networks; unseen: the independent ones and the plug-ins.
+    # Seen: the auxiliary networks; sibling: the independent ones; foreign: the plug-ins.
     assert [name for name, entry in {**stored["gender"], **matching["matchers"]}.items()
             if entry["seen"]] == ["auxiliary CNN", "auxiliary matcher"]
+    assert {name: entry["relation"] for name, entry in
+            {**stored["gender"], **matching["matchers"]}.items()} == {
+        "auxiliary CNN": "seen", "auxiliary matcher": "seen", "independent ResNet": "sibling",
+        "independent ResNet matcher": "sibling", "brightness": "foreign",
+        "raw pixels": "foreign"}
     chosen = stored["baselines"]["chosen"]
     # The baselines are calibrated on the unseen matcher that best recognises the originals.
     original_tmr = {name: entry["conditions"]["original"]["tmr_at_fmr"]["0.01"]
@@ -95,10 +100,12 @@ def test_end_to_end_writes_tables_plots_and_grid(trained, plugin_module, caplog)
     text = (out / "report.md").read_text()
     assert text.startswith("# SAN evaluation\n\n**Is gender hidden")
     assert "**Do matchers" in text.split("\n\n")[2] and "Why the training summary" in text
-    assert "| gender classifier | by the SAN | original | SM | NT | OP | blur (sigma=" in text
-    assert "| matcher | by the SAN | original | SM | NT | OP |" in text
+    assert ("| gender classifier | relation to the SAN | original | SM | NT | OP | "
+            "blur (sigma=") in text
+    assert "| matcher | relation to the SAN | original | SM | NT | OP |" in text
     assert "| auxiliary CNN (auxiliary) | seen |" in text
-    assert "| raw pixels (plug-in) | **unseen** |" in text
+    assert "| independent ResNet (independent) | sibling |" in text
+    assert "| raw pixels (plug-in) | **foreign** |" in text
     assert "## Fidelity against the original" in text and "| ΔE*ab |" in text
     assert stored["identity_fidelity"] == {} and "The same on the photos of" not in text
     for file in stored["files"]:

@@ -42,6 +42,15 @@ DEFAULT = {
                          "--output_dir={tmp}/out"],
         "--export={tmp}/broken_export: {tmp}/broken_export/saved_model.pb is not a SavedModel",
         "{tmp}/out"),
+    "evaluate_gender_classifier_missing": (
+        "evaluate_main", ["--export={tmp}/empty", "--output_dir={tmp}/eval",
+                          "--gender_classifier={tmp}/nowhere.keras?size=96"],
+        "--gender_classifier={tmp}/nowhere.keras?size=96: gender classifier model "
+        "'{tmp}/nowhere.keras' does not exist", "{tmp}/eval"),
+    "evaluate_gender_classifier_bad_setting": (
+        "evaluate_main", ["--export={tmp}/empty", "--output_dir={tmp}/eval",
+                          "--gender_classifier={tmp}/a_file?colour=CMYK"],
+        "colour='CMYK'", "{tmp}/eval"),
     "pretrain_negative_steps": (
         "pretrain_main", ["--net=gender", "--gender_steps=-1", "--workdir={tmp}/w"],
         "--gender_steps=-1", "{tmp}/w"),
