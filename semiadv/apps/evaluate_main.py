@@ -63,6 +63,22 @@ INDEPENDENT_WIDTH = flags.DEFINE_float("independent_width", 0.25,
                                        lower_bound=0.01)
 INDEPENDENT_SEED = flags.DEFINE_integer(
     "independent_seed", 1234, "Weight-initialisation seed of the independent networks.")
+FOREIGN_HOG = flags.DEFINE_boolean(
+    "foreign_hog", True,
+    "Train (or reuse) the HOG + logistic regression gender classifier, a foreign yardstick "
+    "from another family than the auxiliary CNN (docs/evaluation.md).")
+FOREIGN_HOG_STEPS = flags.DEFINE_integer(
+    "foreign_hog_steps", 300, "Gradient-descent steps of its logistic regression.",
+    lower_bound=1)
+FOREIGN_CNN = flags.DEFINE_boolean(
+    "foreign_cnn", True,
+    "Train (or reuse) the separable (MobileNet-like) gender CNN at a larger input with strong "
+    "augmentation, a foreign yardstick (docs/evaluation.md).")
+FOREIGN_CNN_STEPS = flags.DEFINE_integer("foreign_cnn_steps", 500,
+                                         "Training steps of the separable CNN.", lower_bound=1)
+FOREIGN_CNN_SIZE = flags.DEFINE_integer(
+    "foreign_cnn_size", 0, "Input side of the separable CNN; 0 = twice --image_size, >= 96.",
+    lower_bound=0)
 MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 2000,
                                     "Test faces read from each set; 0 = all.", lower_bound=0)
 IMPOSTORS_PER_PROBE = flags.DEFINE_integer("impostors_per_probe", 50,
@@ -82,6 +98,7 @@ EVAL_BATCH_SIZE = flags.DEFINE_integer("eval_batch_size", 128,
 def evaluation_config():
     """The `EvaluationConfig` the flags describe."""
     from semiadv.evaluation.config import EvaluationConfig
+    from semiadv.evaluation.foreign import ForeignConfig
     from semiadv.evaluation.independent import IndependentConfig
 
     def independent(steps, learning_rate):
@@ -100,6 +117,9 @@ def evaluation_config():
         independent_gender=independent(INDEPENDENT_GENDER_STEPS.value, 1e-3),
         # Above ~3e-4 triplet-trained matchers collapse (see TrainConfig.matcher).
         independent_matcher=independent(INDEPENDENT_MATCHER_STEPS.value, 1e-4),
+        foreign=ForeignConfig(hog=FOREIGN_HOG.value, hog_steps=FOREIGN_HOG_STEPS.value,
+                              cnn=FOREIGN_CNN.value, cnn_steps=FOREIGN_CNN_STEPS.value,
+                              cnn_size=FOREIGN_CNN_SIZE.value),
         max_examples=MAX_EXAMPLES.value or None, impostors_per_probe=IMPOSTORS_PER_PROBE.value,
         baselines=BASELINES.value, save_grid=SAVE_GRID.value, grid_faces=GRID_FACES.value,
         batch_size=EVAL_BATCH_SIZE.value)

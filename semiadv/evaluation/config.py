@@ -6,6 +6,7 @@ import dataclasses
 
 from semiadv.config import DataConfig, StageConfig
 from semiadv.data import specs
+from semiadv.evaluation.foreign import ForeignConfig
 from semiadv.evaluation.independent import IndependentConfig
 
 
@@ -32,6 +33,8 @@ class EvaluationConfig:
       entry_points: also load every factory of the `semiadv.evaluators` entry-point group.
       independent: train (or reuse) the independent classifier and matcher.
       independent_gender, independent_matcher: their training set-up.
+      foreign: the package-built foreign gender classifiers (HOG + logistic regression, a
+        separable CNN at a larger input; `semiadv.evaluation.foreign`): which, and how trained.
       max_examples: test faces read from each set (the first ones, in a fixed order).
       impostors_per_probe: impostor pairs sampled per probe.
       baselines: search the blur and pixelation strengths matching OP's TMR@FMR=1%.
@@ -56,6 +59,7 @@ class EvaluationConfig:
     independent_gender: IndependentConfig = IndependentConfig()
     independent_matcher: IndependentConfig = IndependentConfig(
         stage=StageConfig(steps=600, learning_rate=1e-4))
+    foreign: ForeignConfig = ForeignConfig()
     max_examples: int | None = 2000
     impostors_per_probe: int = 50
     baselines: bool = True

@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 
 from semiadv.config import DataConfig
-from semiadv.evaluation import independent, plugins
+from semiadv.evaluation import foreign, independent, plugins
 from semiadv.evaluation.config import EvaluationConfig
 
 
@@ -66,6 +66,7 @@ def gather_evaluators(config: EvaluationConfig, matcher_data: DataConfig) -> lis
     evaluators = auxiliary_evaluators(config.workdir) if config.workdir else []
     if config.independent:
         evaluators += independent_evaluators(config, matcher_data)
+    evaluators += foreign.foreign_evaluators(config.data, config.foreign, config.eval_workdir)
     plugged = [plugins.load_factory(spec) for spec in config.evaluators]
     if config.onnx_matchers:
         from semiadv.evaluation import onnx_matcher  # onnxruntime only when asked for.

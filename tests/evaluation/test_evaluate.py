@@ -8,6 +8,7 @@ import pytest
 from semiadv.config import DataConfig, NetworkConfig, StageConfig, TrainConfig
 from semiadv.evaluation import evaluate
 from semiadv.evaluation.config import EvaluationConfig
+from semiadv.evaluation.foreign import ForeignConfig
 from semiadv.evaluation.independent import IndependentConfig
 from semiadv.train import main_job
 
@@ -16,6 +17,8 @@ _DATA = DataConfig(dataset="synthetic", image_size=16, channels=3, batch_size=8,
                    synthetic_identities=60, synthetic_images_per_identity=4)
 _TINY = IndependentConfig(stage=StageConfig(steps=4, learning_rate=1e-3), width=0.125,
                           embedding_dim=8)
+_TINY_FOREIGN = ForeignConfig(hog_size=16, hog_steps=20, cnn_size=16, cnn_steps=4,
+                              cnn_batch_size=8, cnn_width=0.25)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +39,8 @@ def trained(tmp_path_factory):
 
 def _config(root, export, output, **overrides):
     settings = dict(data=_DATA, workdir=str(root / "work"), eval_workdir=str(root / "eval_work"),
-                    independent_gender=_TINY, independent_matcher=_TINY, entry_points=False)
+                    independent_gender=_TINY, independent_matcher=_TINY, entry_points=False,
+                    foreign=_TINY_FOREIGN)
     return EvaluationConfig(export=export, output_dir=str(root / output),
                                          **{**settings, **overrides})
 
@@ -50,7 +54,9 @@ def test_end_to_end_writes_tables_plots_and_grid(trained, plugin_module, caplog)
     stored = json.loads((out / "metrics.json").read_text())
     assert stored["conditions"] == ["original", "same", "neutral", "opposite", "blur",
                                     "pixelate"]
-    assert set(stored["gender"]) == {"auxiliary CNN", "independent ResNet", "brightness"}
+    assert set(stored["gender"]) == {"auxiliary CNN", "independent ResNet",
+                                     "HOG + logistic regression 16px",
+                                     "separable CNN 16px, augmented", "brightness"}
     assert stored["gender"]["brightness"]["origin"] == "plug-in"
     for entry in stored["gender"].values():
         for condition in stored["conditions"]:
@@ -79,7 +85,8 @@ def test_end_to_end_writes_tables_plots_and_grid(trained, plugin_module, caplog)
             {**stored["gender"], **matching["matchers"]}.items()} == {
         "auxiliary CNN": "seen", "auxiliary matcher": "seen", "independent ResNet": "sibling",
         "independent ResNet matcher": "sibling", "brightness": "foreign",
-        "raw pixels": "foreign"}
+        "raw pixels": "foreign", "HOG + logistic regression 16px": "foreign",
+        "separable CNN 16px, augmented": "foreign"}
     chosen = stored["baselines"]["chosen"]
     # The baselines are calibrated on the unseen matcher that best recognises the originals.
     original_tmr = {name: entry["conditions"]["original"]["tmr_at_fmr"]["0.01"]
@@ -111,13 +118,15 @@ def test_end_to_end_writes_tables_plots_and_grid(trained, plugin_module, caplog)
     for file in stored["files"]:
         assert (out / file).stat().st_size > 0, file
     assert (out / "grid.png").exists()  # Synthetic: the grid is on by default.
-    assert len(list(out.glob("roc_*.png"))) == 6
+    assert len(list(out.glob("roc_*.png"))) == 8
 
     # A rerun reuses the cached independent networks and can leave the grid out. With an
     # identity dataset (here the same synthetic test split) fidelity is reported on its
     # photos too.
     cached = sorted((root / "eval_work").glob("independent_*/model.keras"))
     assert len(cached) == 2
+    cached += sorted((root / "eval_work").glob("foreign_*/model.*"))
+    assert len(cached) == 4
     stamps = [path.stat().st_mtime_ns for path in cached]
     caplog.set_level(logging.INFO, logger="absl")
     evaluate.evaluate(_config(root, export, "again", save_grid=False, baselines=False,
@@ -126,7 +135,9 @@ def test_end_to_end_writes_tables_plots_and_grid(trained, plugin_module, caplog)
     assert "training 4 steps" not in caplog.text
     assert not (root / "again" / "grid.png").exists()
     again = json.loads((root / "again" / "metrics.json").read_text())
-    assert "blur" not in again["conditions"] and set(again["gender"]) == {"independent ResNet"}
+    assert "blur" not in again["conditions"] and set(again["gender"]) == {
+        "independent ResNet", "HOG + logistic regression 16px", "separable CNN 16px, augmented"}
+    assert "foreign CNN: cached" in caplog.text
     identity_fidelity = again["identity_fidelity"]
     assert identity_fidelity["dataset"] == "synthetic"
     assert set(identity_fidelity["conditions"]) == {"same", "neutral", "opposite"}

@@ -183,6 +183,7 @@ def test_bad_specs_and_files_get_clear_errors(tmp_path, monkeypatch):
 def test_environment_variable_and_evaluation_config(tmp_path, monkeypatch):
     from semiadv.evaluation import evaluators as evaluators_lib
     from semiadv.evaluation.config import EvaluationConfig
+    from semiadv.evaluation.foreign import ForeignConfig
 
     path = _red_blue_keras(tmp_path / "toy.keras")
     monkeypatch.setenv(gender_file.ENVIRONMENT_VARIABLE, f"{path}?colour=BGR")
@@ -194,6 +195,7 @@ def test_environment_variable_and_evaluation_config(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="colour='CMYK'"):  # Checked before any work.
         EvaluationConfig(export="e", output_dir="o", gender_classifiers=(f"{path}?colour=cmyk",))
     config = EvaluationConfig(export="e", output_dir="o", independent=False, entry_points=False,
+                              foreign=ForeignConfig(hog=False, cnn=False),
                               gender_classifiers=(path, f"{path}?name=told&relation=seen"))
     named = evaluators_lib.gather_evaluators(config, config.data)
     assert [(name, evaluators_lib.relation(e)) for name, e in named] == [

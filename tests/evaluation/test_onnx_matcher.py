@@ -183,7 +183,10 @@ def test_evaluation_config_plugs_onnx_matchers_in_unseen(tmp_path):
     path = _centre_pixel_model(tmp_path / "m.onnx", "NCHW")
     with pytest.raises(ValueError, match="colour='CMYK'"):  # Checked before any work.
         EvaluationConfig(export="e", output_dir="o", onnx_matchers=(f"{path}?colour=cmyk",))
+    from semiadv.evaluation.foreign import ForeignConfig
+
     config = EvaluationConfig(export="e", output_dir="o", independent=False, entry_points=False,
+                              foreign=ForeignConfig(hog=False, cnn=False),
                               onnx_matchers=(path, f"{path}?name=told&seen=1"))
     evaluators = evaluators_lib.gather_evaluators(config, config.data)
     assert [(name, evaluators_lib.is_seen(e)) for name, e in evaluators] == [
