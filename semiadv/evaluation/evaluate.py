@@ -4,8 +4,10 @@ For the original test faces and the SAN's same (SM), neutral (NT) and opposite (
 
 - gender: error rate and ROC-AUC of the auxiliary gender CNN and ensemble members (from a
   training work dir), of an independent residual classifier trained here on the `validation`
-  split (the stand-in for an unseen commercial classifier), and of any classifier plugged in
-  (`semiadv.evaluation.plugins`, gathered by `semiadv.evaluation.evaluators`);
+  split (a sibling of the auxiliary CNN: same data and size), of two classifiers from other
+  families trained here too (`semiadv.evaluation.foreign`), and of any classifier plugged in
+  (`semiadv.evaluation.plugins`, e.g. a Keras or ONNX file, `semiadv.evaluation.gender_file`;
+  gathered by `semiadv.evaluation.evaluators`);
 - matching: ROC, TMR at FMR 1% and 0.1% of the auxiliary matcher, an independent matcher and
   plugged-in matchers (e.g. an ONNX file, `semiadv.evaluation.onnx_matcher`), probe = output,
   gallery = the original of ANOTHER photo of the same person (or of the same photo when no
@@ -17,9 +19,9 @@ For the original test faces and the SAN's same (SM), neutral (NT) and opposite (
   SAN never saw as much as the SAN's OP does, with their gender errors
   (`semiadv.evaluation.baselines`).
 
-Every classifier and matcher is marked seen (the SAN trained against it: auxiliary networks,
-ensemble members, plug-ins saying `seen = True`) or unseen; only unseen ones say whether the
-SAN generalises. Outputs in `output_dir`: metrics.json, report.md (a two-sentence verdict, then
+Every classifier and matcher is seen (the SAN trained against it: auxiliary networks,
+ensemble members, plug-ins saying so), a sibling (the independent networks) or foreign
+(another family or other data); the gender verdict reads only the foreign classifiers. Outputs in `output_dir`: metrics.json, report.md (a two-sentence verdict, then
 the paper's two tables), ROC plots and, when asked, a grid of faces.
 """
 
