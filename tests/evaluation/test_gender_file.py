@@ -218,7 +218,7 @@ def utkface_test_faces():
     """200 faces spread evenly over UTKFace's test split at 64x64, read as the evaluation
     reads them (the split's first faces are mostly young children: its order follows the
     file names, which start with the age)."""
-    from tests.conftest import SHARED_FACES
+    from _shared_data import SHARED_FACES
 
     if not (SHARED_FACES / "utkface").is_dir():
         pytest.skip(f"real face data not found at {SHARED_FACES / 'utkface'}")
