@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from _align_photos import UTKFACE, needs_utkface
 
-from semiadv.align import detector, face, geometry
+from semiadv.align import detector, face, geometry, registry
 from semiadv.utils import imageio
 
 
@@ -111,19 +111,30 @@ def test_align_face_rejects_bad_input():
 # Real photos.
 
 
+# Median shift of the crop's centre (px at 200 px) allowed per detector: BlazeFace's eye
+# keypoints sit a little higher and wider apart than dlib's eye-corner means, on which
+# UTKFace's framing was measured (BENCHMARKS.md §9g).
+CANONICAL_SHIFT_PX = {"dlib": 6.0, "mediapipe": 7.5}
+
+
 @needs_utkface
-def test_utkface_crops_are_already_canonical():
+@pytest.mark.parametrize("name", sorted(CANONICAL_SHIFT_PX))
+def test_utkface_crops_are_already_canonical(name):
     """Aligning a UTKFace crop onto UTKFace's framing is close to identity."""
+    try:
+        aligner = registry.make_detector(name)
+    except ImportError as error:
+        pytest.skip(str(error))
     paths = sorted(UTKFACE.glob("*.jpg"))[::1500][:16]
     scales, shifts = [], []
     for path in paths:
-        result = face.align_face(imageio.read_image(path), 200)
+        result = face.align_face(imageio.read_image(path), 200, aligner)
         if result.status == "aligned":
             scales.append(math.sqrt(np.linalg.det(result.transform[:, :2])))
             shifts.append(np.hypot(*geometry.apply_affine(result.transform, [[99.5, 99.5]])[0] - 99.5))
     assert len(scales) >= 10, f"only {len(scales)} of {len(paths)} UTKFace crops eye-aligned"
     assert 0.9 < np.median(scales) < 1.12, scales
-    assert np.median(shifts) < 6.0
+    assert np.median(shifts) < CANONICAL_SHIFT_PX[name], shifts
 
 
 @needs_utkface
