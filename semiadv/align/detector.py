@@ -29,7 +29,8 @@ class FaceDetector(Protocol):
     Points and boxes are in the pixel coordinates of the image passed in; boxes in
     HaarFaceDetector's convention (see the module docstring).
 
-    A detector may also have an `eyes_from` attribute (what `AlignResult.eyes_from` says for
+    A detector with a true `wants_rgb` attribute is given uint8 [H, W, 3] RGB images instead
+    (MediaPipe's models read colour). A detector may also have an `eyes_from` attribute (what `AlignResult.eyes_from` says for
     eyes it found; "detector" if it has none) or a `locate_eyes(gray, face_box)` method
     returning (eyes, what found them), when it finds eyes in more than one way.
     """
