@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from semiadv.align import dlib_models
 from semiadv.evaluation import landmarks
-
-_INSTALL = "pip install 'semiadv[dlib]' (dlib-bin and face_recognition_models from PyPI)"
 
 
 class DlibMatcher:
@@ -38,12 +37,9 @@ class DlibMatcher:
     seen = True
 
     def __init__(self):
-        try:
-            import dlib
-            import face_recognition_models as models
-        except ImportError as error:
-            raise ImportError(f"the dlib matcher needs dlib and its models: {_INSTALL} "
-                              f"({error})") from error
+        dlib = dlib_models.require_dlib("the dlib matcher")
+        import face_recognition_models as models  # require_dlib checked it is installed.
+
         self._dlib = dlib
         self._landmarks = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
         self._descriptor = dlib.face_recognition_model_v1(models.face_recognition_model_location())

@@ -44,13 +44,14 @@ from pathlib import Path
 
 import numpy as np
 
+from semiadv.evaluation import onnx_runtime
+
 ENVIRONMENT_VARIABLE = "SEMIADV_GENDER_CLASSIFIER"
 COLOURS = ("RGB", "BGR")
 LAYOUTS = ("NHWC", "NCHW")
 RELATIONS = ("seen", "sibling", "foreign")
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 _LUMINANCE = np.array([0.299, 0.587, 0.114], np.float32)
-_ONNX_INSTALL = "pip install 'semiadv[onnx]' (onnxruntime from PyPI)"
 _SETTINGS = ("size", "colour", "scale", "mean", "std", "male_output", "softmax", "margin",
              "layout", "name", "relation")
 # Outputs read as probabilities may be off by rounding; beyond this they are logits.
@@ -212,19 +213,7 @@ class _OnnxBackend:
     """An ONNX file's model, run by onnxruntime on the CPU."""
 
     def __init__(self, path: Path):
-        try:
-            import onnxruntime
-        except ImportError as error:
-            raise ImportError(f"the ONNX gender classifier {str(path)!r} needs onnxruntime: "
-                              f"{_ONNX_INSTALL} ({error})") from error
-        options = onnxruntime.SessionOptions()
-        options.inter_op_num_threads = 1  # Two cores shared with TensorFlow.
-        try:
-            self._session = onnxruntime.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime's own, unexported exception types.
-            raise ValueError(f"gender classifier model {str(path)!r} cannot be read by "
-                             f"onnxruntime: {error}") from error
+        self._session = onnx_runtime.cpu_session(path, "ONNX gender classifier model")
         inputs = self._session.get_inputs()
         if len(inputs) != 1 or inputs[0].type != "tensor(float)":
             raise ValueError(f"gender classifier model {str(path)!r}: want one float image "

@@ -36,11 +36,11 @@ import numpy as np
 
 from semiadv.align import dlib_models
 from semiadv.evaluation import landmarks as landmarks_lib
+from semiadv.evaluation import onnx_runtime
 
 ENVIRONMENT_VARIABLE = "SEMIADV_ONNX_MATCHER"
 LAYOUTS = ("NCHW", "NHWC")
 COLOURS = ("BGR", "RGB")
-_ONNX_INSTALL = "pip install 'semiadv[onnx]' (onnxruntime from PyPI)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,26 +121,12 @@ class OnnxMatcher:
     image_size = None  # Any size: each face is re-aligned onto the template.
 
     def __init__(self, config: OnnxMatcherConfig):
-        try:
-            import onnxruntime
-        except ImportError as error:
-            raise ImportError(f"the ONNX matcher needs onnxruntime: {_ONNX_INSTALL} "
-                              f"({error})") from error
         path = Path(config.model_path).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"ONNX matcher model {str(path)!r} does not exist: give "
                                     f"the path of an .onnx file (--onnx_matcher or "
                                     f"${ENVIRONMENT_VARIABLE})")
-        options = onnxruntime.SessionOptions()
-        # Two cores shared with TensorFlow: onnxruntime's default of one thread per core
-        # each way oversubscribes; one op-level pool is enough for a small matcher.
-        options.inter_op_num_threads = 1
-        try:
-            self._session = onnxruntime.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises its own unexported exception types.
-            raise ValueError(f"ONNX matcher model {str(path)!r} cannot be read by "
-                             f"onnxruntime: {error}") from error
+        self._session = onnx_runtime.cpu_session(path, "ONNX matcher model")
         self.config = config
         self.name = config.name or f"{path.name} (ONNX)"
         self.seen = config.seen
