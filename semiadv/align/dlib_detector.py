@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from semiadv.align import dlib_models
+from semiadv.align import dlib_models, geometry
 from semiadv.align.detector import Box, EyePair
 from semiadv.align.haar import HaarFaceDetector
 
@@ -148,17 +148,12 @@ def _plausible_landmark_eyes(points: np.ndarray, face_box: Box) -> Optional[EyeP
     nose below the eye line by at least 15% of the eye distance (a predictor
     run on a false face still returns five points).
     """
-    centres = sorted((tuple(points[0:2].mean(axis=0)), tuple(points[2:4].mean(axis=0))))
-    (lx, ly), (rx, ry) = centres
-    x, y, width, height = face_box
+    eyes = geometry.plausible_eye_pair((points[0:2].mean(axis=0), points[2:4].mean(axis=0)),
+                                       face_box, 0.25, 0.7, 40.0)
+    if eyes is None:
+        return None
+    (lx, ly), (rx, ry) = eyes
     distance = math.hypot(rx - lx, ry - ly)
-    if not 0.25 * width <= distance <= 0.7 * width:
-        return None
-    if abs(math.degrees(math.atan2(ry - ly, rx - lx))) > 40.0:
-        return None
-    mid_x, mid_y = (lx + rx) / 2, (ly + ry) / 2
-    if not (x <= mid_x <= x + width and y <= mid_y <= y + height):
-        return None
     # Signed distance of the nose from the eye line, positive below it.
     nose_x, nose_y = points[4]
     below = ((rx - lx) * (nose_y - ly) - (ry - ly) * (nose_x - lx)) / distance

@@ -94,3 +94,27 @@ def warp_to_canonical(rgb: np.ndarray, eyes: np.ndarray, image_size: int) -> tup
     work_matrix = similarity_from_points(eyes, canonical_eye_points(work_size))
     work = cv2.warpAffine(rgb, work_matrix, (work_size, work_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return cv2.resize(work, (image_size, image_size), interpolation=cv2.INTER_AREA), matrix
+
+
+def plausible_eye_pair(eyes, face_box, min_distance: float, max_distance: float,
+                       max_tilt_degrees: float):
+    """The two eye centres sorted left to right, or None if they do not fit a face in the box.
+
+    A detector's landmarks are returned even for a false face: a pair is kept only when the
+    eyes are `min_distance` to `max_distance` of the box width apart, the line between them is
+    within `max_tilt_degrees` of level, and their midpoint lies inside the box.
+
+    Args:
+      eyes: two (x, y) points in any order.
+      face_box: (x, y, width, height) of the face.
+    """
+    (lx, ly), (rx, ry) = sorted(tuple(map(float, point)) for point in eyes)
+    x, y, width, height = face_box
+    distance = math.hypot(rx - lx, ry - ly)
+    if not min_distance * width <= distance <= max_distance * width:
+        return None
+    if abs(math.degrees(math.atan2(ry - ly, rx - lx))) > max_tilt_degrees:
+        return None
+    if not (x <= (lx + rx) / 2 <= x + width and y <= (ly + ry) / 2 <= y + height):
+        return None
+    return (lx, ly), (rx, ry)

@@ -32,6 +32,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
+from semiadv.align import geometry
 from semiadv.align.detector import Box, EyePair
 
 MEDIAPIPE_INSTALL = ('pip install -e ".[mediapipe]" (the semiadv[mediapipe] extra: '
@@ -238,16 +239,7 @@ def _plausible_eyes(eyes: np.ndarray, face_box: Box) -> Optional[EyePair]:
     Plausible: 20-80% of the box width apart, within 60 degrees of level (BlazeFace finds
     tilted heads in the upright view), their midpoint inside the box.
     """
-    (lx, ly), (rx, ry) = sorted(map(tuple, eyes))
-    x, y, width, height = face_box
-    distance = math.hypot(rx - lx, ry - ly)
-    if not 0.2 * width <= distance <= 0.8 * width:
-        return None
-    if abs(math.degrees(math.atan2(ry - ly, rx - lx))) > 60.0:
-        return None
-    if not (x <= (lx + rx) / 2 <= x + width and y <= (ly + ry) / 2 <= y + height):
-        return None
-    return (float(lx), float(ly)), (float(rx), float(ry))
+    return geometry.plausible_eye_pair(eyes, face_box, 0.2, 0.8, 60.0)
 
 
 class _Model:

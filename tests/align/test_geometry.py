@@ -34,3 +34,14 @@ def test_canonical_eye_points_scale_with_the_crop():
     np.testing.assert_allclose(geometry.canonical_eye_points(200), [[59.0, 59.0], [134.0, 59.0]])
     # Same framing at every size, in continuous coordinates (index + 0.5).
     np.testing.assert_allclose((geometry.canonical_eye_points(64) + 0.5) / 64, (geometry.canonical_eye_points(200) + 0.5) / 200)
+
+
+def test_plausible_eye_pair_sorts_and_refuses_what_no_face_has():
+    box = (0, 0, 100, 100)
+    eyes = geometry.plausible_eye_pair([(70, 40), (30, 42)], box, 0.25, 0.7, 40.0)
+    assert eyes == ((30.0, 42.0), (70.0, 40.0))  # Sorted left to right.
+    assert geometry.plausible_eye_pair([(45, 40), (55, 40)], box, 0.25, 0.7, 40.0) is None
+    assert geometry.plausible_eye_pair([(10, 40), (95, 40)], box, 0.25, 0.7, 40.0) is None
+    assert geometry.plausible_eye_pair([(30, 20), (60, 60)], box, 0.25, 0.7, 40.0) is None
+    assert geometry.plausible_eye_pair([(30, 20), (60, 60)], box, 0.25, 0.7, 60.0) is not None
+    assert geometry.plausible_eye_pair([(130, 40), (170, 40)], box, 0.25, 0.7, 40.0) is None
