@@ -38,13 +38,11 @@ A spec is the model path with optional settings after `?`, joined by `&`:
 from __future__ import annotations
 
 import dataclasses
-import os
-import urllib.parse
 from pathlib import Path
 
 import numpy as np
 
-from semiadv.evaluation import onnx_runtime
+from semiadv.evaluation import onnx_runtime, plugin_specs
 
 ENVIRONMENT_VARIABLE = "SEMIADV_GENDER_CLASSIFIER"
 COLOURS = ("RGB", "BGR")
@@ -118,17 +116,9 @@ def parse_spec(spec: str) -> GenderFileConfig:
       ValueError: naming the spec and the setting for an empty path or an unknown or malformed
         setting.
     """
-    path, _, query = spec.partition("?")
-    if not path:
-        raise ValueError(f"gender classifier spec {spec!r}: give the model path, e.g. "
-                         "model.keras?size=96")
+    path, pairs = plugin_specs.split_spec(spec, "gender classifier",
+                                          "model.keras?size=96&colour=BGR")
     settings: dict = {}
-    try:
-        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True,
-                                       strict_parsing=bool(query))
-    except ValueError as error:
-        raise ValueError(f"gender classifier spec {spec!r}: {error}; join settings with &, "
-                         "e.g. model.keras?size=96&colour=BGR") from error
     for key, value in pairs:
         try:
             if key in ("size", "male_output"):
@@ -372,10 +362,7 @@ def make(spec: str | None = None) -> GenderFileClassifier:
     Raises:
       ValueError: when neither gives a model.
     """
-    if spec is None:
-        spec = os.environ.get(ENVIRONMENT_VARIABLE, "")
-        if not spec:
-            raise ValueError(f"the gender classifier plug-in needs a model: set "
-                             f"${ENVIRONMENT_VARIABLE}=path/to/model.keras[?settings] or use "
-                             "--gender_classifier=PATH")
+    spec = plugin_specs.spec_or_environment(spec, ENVIRONMENT_VARIABLE, "gender classifier",
+                                            "path/to/model.keras[?settings]",
+                                            "gender_classifier")
     return GenderFileClassifier(parse_spec(spec))

@@ -28,15 +28,13 @@ to it.
 from __future__ import annotations
 
 import dataclasses
-import os
-import urllib.parse
 from pathlib import Path
 
 import numpy as np
 
 from semiadv.align import dlib_models
 from semiadv.evaluation import landmarks as landmarks_lib
-from semiadv.evaluation import onnx_runtime
+from semiadv.evaluation import onnx_runtime, plugin_specs
 
 ENVIRONMENT_VARIABLE = "SEMIADV_ONNX_MATCHER"
 LAYOUTS = ("NCHW", "NHWC")
@@ -83,12 +81,9 @@ def parse_spec(spec: str) -> OnnxMatcherConfig:
     Raises:
       ValueError: naming the spec for an empty path or an unknown or malformed setting.
     """
-    path, _, query = spec.partition("?")
-    if not path:
-        raise ValueError(f"ONNX matcher spec {spec!r}: give the model path, e.g. model.onnx")
+    path, pairs = plugin_specs.split_spec(spec, "ONNX matcher", "model.onnx?layout=NHWC")
     settings: dict = {}
-    for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True,
-                                             strict_parsing=bool(query)):
+    for key, value in pairs:
         try:
             if key in ("mean", "std"):
                 settings[key] = tuple(float(v) for v in value.split(","))
@@ -221,9 +216,6 @@ def make(spec: str | None = None) -> OnnxMatcher:
     Raises:
       ValueError: when neither gives a model.
     """
-    if spec is None:
-        spec = os.environ.get(ENVIRONMENT_VARIABLE, "")
-        if not spec:
-            raise ValueError(f"the ONNX matcher needs a model: set ${ENVIRONMENT_VARIABLE}="
-                             "path/to/model.onnx[?settings] or use --onnx_matcher=PATH")
+    spec = plugin_specs.spec_or_environment(spec, ENVIRONMENT_VARIABLE, "ONNX matcher",
+                                            "path/to/model.onnx[?settings]", "onnx_matcher")
     return OnnxMatcher(parse_spec(spec))
