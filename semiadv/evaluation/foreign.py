@@ -20,8 +20,6 @@ family*, not by data. They are trained once and cached in the evaluation work di
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from absl import logging
 
 from semiadv.config import DataConfig
 from semiadv.data import input_pipeline
+from semiadv.evaluation import model_cache
 from semiadv.utils import files
 
 SPLIT = "validation"
@@ -102,13 +101,8 @@ class ForeignConfig:
 def cache_dir(eval_workdir: str | Path, kind: str, data_config: DataConfig,
               config: ForeignConfig) -> Path:
     """`eval_workdir/foreign_<kind>-<digest>`: one folder per distinct (data, settings)."""
-    data = dataclasses.asdict(data_config)
-    # The cache dirs and memory budget do not change what is learnt.
-    for ignored in ("cache", "cache_megabytes", "cache_dir", "align_cache_dir", "tfds_data_dir"):
-        data.pop(ignored, None)
-    key = {"kind": kind, "data": data, "settings": config.settings(kind, data_config.image_size)}
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
-    return Path(eval_workdir) / f"foreign_{kind}-{digest}"
+    return model_cache.cache_dir(eval_workdir, "foreign", kind, data_config, "settings",
+                                 config.settings(kind, data_config.image_size))
 
 
 def _training_faces(data_config: DataConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -219,10 +213,8 @@ def load_or_train_hog(data_config: DataConfig, config: ForeignConfig,
 
 def _write_config(directory: Path, kind: str, data_config: DataConfig,
                   config: ForeignConfig) -> None:
-    files.write_json_atomically(
-        directory / "config.json",
-        {"kind": kind, "split": SPLIT, "data": dataclasses.asdict(data_config),
-         "settings": config.settings(kind, data_config.image_size)}, sort_keys=True)
+    model_cache.write_config(directory, kind, SPLIT, data_config, "settings",
+                             config.settings(kind, data_config.image_size))
 
 
 # ---------------------------------------------------------------------------------------------

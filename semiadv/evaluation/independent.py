@@ -12,8 +12,6 @@ that shapes them, so reruns (and evaluations of other exports on the same data) 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from semiadv.train.gender_tasks import GenderTask
 from semiadv.train.matcher_task import MatcherTask
 from semiadv.train.task import Task
 from semiadv.config import DataConfig, NetworkConfig, StageConfig, TrainConfig
+from semiadv.evaluation import model_cache
 from semiadv.utils import files
 
 SPLIT = "validation"
@@ -91,13 +90,8 @@ _TASKS = {"gender": IndependentGenderTask, "matcher": IndependentMatcherTask}
 def cache_dir(eval_workdir: str | Path, kind: str, data_config: DataConfig,
               independent: IndependentConfig) -> Path:
     """`eval_workdir/independent_<kind>-<digest>`: one folder per distinct (data, net) setup."""
-    key = {"kind": kind, "data": dataclasses.asdict(data_config),
-           "independent": dataclasses.asdict(independent)}
-    # The cache dir and the memory budget do not change what is learnt.
-    for ignored in ("cache", "cache_megabytes", "cache_dir", "align_cache_dir", "tfds_data_dir"):
-        key["data"].pop(ignored)
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
-    return Path(eval_workdir) / f"independent_{kind}-{digest}"
+    return model_cache.cache_dir(eval_workdir, "independent", kind, data_config, "independent",
+                                 dataclasses.asdict(independent))
 
 
 def load_or_train(kind: str, data_config: DataConfig, independent: IndependentConfig,
@@ -116,10 +110,8 @@ def load_or_train(kind: str, data_config: DataConfig, independent: IndependentCo
                          strategy="one_device", export_dir=None)
     task = _TASKS[kind](config, independent)
     model = _fit(task, independent.stage, data_config)
-    files.write_json_atomically(
-        directory / "config.json",
-        {"kind": kind, "split": SPLIT, "data": dataclasses.asdict(data_config),
-         "independent": dataclasses.asdict(independent)}, sort_keys=True)
+    model_cache.write_config(directory, kind, SPLIT, data_config, "independent",
+                             dataclasses.asdict(independent))
     with files.atomic_path(path, suffix=".keras") as partial:  # No half-written cache.
         model.save(partial)
     logging.info("independent %s: saved %s", kind, path)
