@@ -223,27 +223,34 @@ def gender_verdict(metrics: dict) -> str:
 
 
 def identity_verdict(metrics: dict) -> str:
-    """One sentence: do matchers the SAN never saw still recognise the person on OP?"""
+    """One sentence: do foreign matchers still recognise the person on OP?
+
+    Read, like the gender verdict, on foreign matchers only: a sibling (the independent
+    matcher, trained on the same data and input as the SAN's own) overstates how well identity
+    survives for matchers nobody here trained.
+    """
     matchers = metrics["matching"]["matchers"]
-    unseen = {name: entry for name, entry in matchers.items() if not entry.get("seen")}
+    foreign = {name: entry for name, entry in matchers.items()
+               if relation_of(entry) == "foreign"}
     tmr = {name: (_condition_value(entry, "original", "tmr_at_fmr", FMR_COLUMN),
                   _condition_value(entry, "opposite", "tmr_at_fmr", FMR_COLUMN))
-           for name, entry in unseen.items()}
+           for name, entry in foreign.items()}
     tmr = {name: pair for name, pair in tmr.items()
            if None not in pair and not any(math.isnan(v) for v in pair)}
     if not tmr:
-        return ("**Do matchers still recognise the person?** Unknown: no matcher the SAN never "
-                "saw was evaluated (plug one in, e.g. `--onnx_matcher`).")
+        return ("**Do matchers still recognise the person?** Unknown: no foreign matcher "
+                "(another family, other data) was evaluated; seen and sibling ones do not "
+                "count (plug one in, e.g. `--onnx_matcher`).")
     strongest = max(tmr, key=lambda name: tmr[name][0])
     original, opposite = tmr[strongest]
     if original < USEFUL_ORIGINAL_TMR:
-        return (f"**Do matchers still recognise the person?** Unknown: the strongest matcher "
-                f"the SAN never saw ({strongest}) recognises only {_cell(original)} of the "
+        return (f"**Do matchers still recognise the person?** Unknown: the strongest foreign "
+                f"matcher ({strongest}) recognises only {_cell(original)} of the "
                 "original photos at a false-match rate of 1%, too few to judge by (plug in a "
                 "real matcher, e.g. `--onnx_matcher`).")
     kept = opposite / original
     answer = "Yes" if kept >= KEPT else "Partly" if kept >= PARTLY_KEPT else "No"
-    return (f"**Do matchers the SAN never saw still recognise the person?** {answer}: the "
+    return (f"**Do foreign matchers still recognise the person?** {answer}: the "
             f"strongest of them ({strongest}) keeps {_cell(kept)} of its true matches at a "
             f"false-match rate of 1% on OP ({_cell(opposite)} against {_cell(original)} on the "
             f"originals), where {_cell(KEPT)} is the target.")

@@ -39,8 +39,15 @@ def test_verdict_reads_only_the_foreign_classifiers_and_unseen_matchers():
     assert "at least 30.0%" in gender and "cloud 30.0%, 10.0% on the originals" in gender
     assert "hog 45.0%" in gender and "aux" not in gender and "indep" not in gender
     identity = report.identity_verdict(result)
-    # The strongest unseen matcher (not the seen one at 100% kept): 0.32 / 0.80 = 40% kept.
+    # The strongest foreign matcher (not the seen one at 100% kept): 0.32 / 0.80 = 40% kept.
     assert "** No: the strongest of them (onnx) keeps 40.0%" in identity
+    # A sibling matcher, however strong, does not count.
+    result["matching"]["matchers"]["indep m"] = _entry(
+        False, "sibling", original={"tmr_at_fmr": {"0.01": 0.95}},
+        opposite={"tmr_at_fmr": {"0.01": 0.94}})
+    assert "(onnx) keeps 40.0%" in report.identity_verdict(result)
+    del result["matching"]["matchers"]["onnx"], result["matching"]["matchers"]["weak"]
+    assert "Unknown: no foreign matcher" in report.identity_verdict(result)
     result = _metrics({"cvlib": ("foreign", 0.52)}, {"onnx": (False, 0.80, 0.78)})
     assert "** Yes:" in report.gender_verdict(result)
     assert "** Yes:" in report.identity_verdict(result)  # 97.5% kept.
