@@ -276,8 +276,8 @@ def markdown(metrics: dict) -> str:
         "Relation to the SAN: *seen*, it was trained against this network (auxiliary "
         "networks, ensemble members, plug-ins that say so); *sibling*, another architecture "
         "trained on the same data at the same input (the independent networks: they "
-        "overstate transfer); **foreign**, another family or other data. The gender verdict "
-        "is read on the foreign classifiers only.\n",
+        "overstate transfer); **foreign**, another family or other data. Both verdicts are "
+        "read on foreign networks only.\n",
         f"Export `{metrics['export']}`, gender test set `{metrics['dataset']}` "
         f"(split `test`, {metrics['examples']} faces, {metrics['gender_examples']} of known "
         "gender). SM / NT / OP: the SAN's output with the same, neutral and opposite "
