@@ -241,6 +241,16 @@ class TrainConfig:
       gender_robust_warmup: training steps over which the radius grows linearly from 0 to
         `gender_robust_radius` (a CNN attacked at full radius from its random start can stay
         at chance: at 64x64, 1.0 did, 0.5 did not). 0: full radius from the first step.
+      flow_links: K, the links of a sequential SAN (FlowSAN, Mirjalili et al. 2019). 1: one
+        SAN, the paper's. K > 1: link k >= 2 (stage `san_<k>`, the `san` stage's steps and
+        learning rate, started from the pre-trained autoencoder) is trained on the outputs
+        of the frozen links before it (its X'_SM from their X'_SM, its X'_OP from their
+        X'_OP) against an auxiliary gender classifier no other link uses: ensemble recipe
+        `gender_ensemble + k - 1` (`ensemble.gender_member`: another architecture, width,
+        augmentation and seed than the paper's CNN and than each other), pre-trained in
+        stage `gender_<gender_ensemble + k - 1>`. Every link keeps the original face's
+        gender label and prototypes, and its loss compares the chain's outputs with the
+        original face (`semiadv.train.flow`). The export applies the links in sequence.
       matcher_dataset: dataset spec the matcher learns identities from (None: the main
         dataset). Lets a SAN trained on a gender-labelled set without identities (UTKFace)
         keep identities that a matcher learned from an identity-labelled set.
@@ -291,6 +301,7 @@ class TrainConfig:
     gender_robust_radius: float = 0.0
     gender_robust_steps: int = 3
     gender_robust_warmup: int = 0
+    flow_links: int = 1
     matcher_dataset: str | None = None
     warp_prototypes: bool = False
     export_dir: str | None = "exports"
@@ -343,6 +354,10 @@ class TrainConfig:
         if isinstance(self.gender_robust_warmup, bool) or self.gender_robust_warmup < 0:
             raise UserValueError(f"gender_robust_warmup must be an integer >= 0, "
                                  f"got {self.gender_robust_warmup!r}")
+        if isinstance(self.flow_links, bool) or not isinstance(self.flow_links, int) \
+                or self.flow_links < 1:
+            raise UserValueError(f"flow_links must be an integer >= 1 (1: one SAN), "
+                                 f"got {self.flow_links!r}")
         multiple = self.networks.image_size_multiple
         if self.data.image_size % multiple:
             below = self.data.image_size - self.data.image_size % multiple

@@ -111,12 +111,35 @@ def float32_copy(model):
     return dtype_policies.with_dtype_policy(model, "float32")
 
 
+def _apply_later_links(later_links, outputs, mixed, same_encoder, float32):
+    """The outputs of a sequential SAN's links 2..K applied in turn to link 1's `outputs`.
+
+    Each link is its inference view (`autoencoders.build_perturber`, sharing its weights)
+    nested as one layer named `link<k>_perturber`, called once per kind on the previous link's
+    output of that kind, with the same prototypes (mixed by the one label of the original
+    face: see `semiadv.train.flow`). Nesting keeps the links' layers, all named alike, apart.
+    """
+    for index, link in enumerate(later_links, start=2):
+        if float32:
+            link = float32_copy(link)
+        condition = autoencoders.conditions(link, mixed["same"], mixed, f"link{index}_")
+        perturber = autoencoders.build_perturber(link, name=f"link{index}_perturber")
+        outputs = {kind: perturber({
+            "image": outputs[kind],
+            # As in training: the paper's encoder sees the same-gender prototype for every
+            # output, the others each output's own condition.
+            "encoder_prototype": condition["same" if same_encoder else kind],
+            "combiner_prototype": condition[kind]}) for kind in KINDS}
+    return outputs
+
+
 def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="serving_perturber",
-                            float32=True):
+                            float32=True, later_links=()):
     """Builds the one model that serves every mode of the SAN, from built-in layers only.
 
     Args:
-        autoencoder: A model returned by `autoencoders.build_autoencoder` (trained).
+        autoencoder: A model returned by `autoencoders.build_autoencoder` (trained): the SAN,
+            or link 1 of a sequential SAN.
         gender_classifier: The auxiliary gender CNN
             (`semiadv.models.gender_classifiers.build_gender_classifier`),
             images [B, H, W, C] -> logits [B, 2], class 1 = male.
@@ -126,6 +149,10 @@ def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="se
             False keeps the precision the networks were trained in: a mixed_bfloat16 export
             serves faster on CPUs with bfloat16 (BENCHMARKS.md §6), but its SavedModel and
             .keras file then agree only to bfloat16 precision.
+        later_links: the trained autoencoders of links 2..K of a sequential SAN
+            (`semiadv.train.flow`), applied in turn to link 1's outputs, each output kind
+            to the previous link's output of that kind, all with the prototypes of the
+            original face's label. Empty (the default): the SAN alone, as before chains.
 
     Returns:
         A frozen float32 `keras.Model` taking `{"image": [B, H, W, C] float32 in [0, 1],
@@ -145,6 +172,10 @@ def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="se
     if classifier_shape != image_shape:
         raise ValueError(f"the gender classifier takes images of shape {classifier_shape}, "
                          f"the autoencoder {image_shape}")
+    for index, link in enumerate(later_links, start=2):
+        if image_shape_of(link) != image_shape:
+            raise ValueError(f"link {index} takes images of shape {image_shape_of(link)}, "
+                             f"link 1 {image_shape}")
     # The layers made here (the copies' and autoencoders.combine's too) take the global policy.
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
@@ -170,6 +201,10 @@ def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="se
         outputs = {kind: autoencoders.combine(autoencoder, features[kind], condition[kind], image,
                                               f"{kind}_")
                    for kind in KINDS}
+        if later_links:
+            outputs = _apply_later_links(
+                later_links, outputs, mixed,
+                autoencoders.encoder_prototype_of(autoencoder) == "same", float32)
         outputs.update(
             male_score=keras.layers.Reshape((), name="male_score")(score),
             male_label=keras.layers.Reshape((), name="male_label")(label))

@@ -62,7 +62,7 @@ def _write_version(model, temp_dir):
 
 
 def export_san(autoencoder, gender_classifier, prototypes, export_base, name, version=None,
-               float32=True):
+               float32=True, later_links=()):
     """Exports a trained SAN as `export_base/<name>/<version>/` and updates models.config.
 
     The version is written to a hidden temporary dir beside the versions (TF Serving ignores
@@ -78,6 +78,8 @@ def export_san(autoencoder, gender_classifier, prototypes, export_base, name, ve
         version: Integer >= 1, or None for one more than the highest existing version.
         float32: Compute in float32 whatever the training precision (the default; see
             `serving_model.build_serving_perturber`).
+        later_links: Links 2..K of a sequential SAN (`autoencoder` is link 1): the export is
+            one perturber applying them in sequence, with the same signatures.
 
     Returns:
         The version dir (absolute). It holds the SavedModel and `perturber.keras`.
@@ -92,7 +94,7 @@ def export_san(autoencoder, gender_classifier, prototypes, export_base, name, ve
     model_dir.mkdir(parents=True, exist_ok=True)
     version = _choose_version(model_dir, version)
     model = serving_model.build_serving_perturber(autoencoder, gender_classifier, prototypes,
-                                                  float32=float32)
+                                                  float32=float32, later_links=later_links)
 
     temp_dir = model_dir / f"{_TEMP_PREFIX}{version}-{uuid.uuid4().hex}"
     final_dir = model_dir / str(version)

@@ -196,13 +196,14 @@ def encoder_prototype_of(autoencoder):
     return "own" if OPPOSITE_ENCODER_CONCAT in names else "same"
 
 
-def conditions(autoencoder, same_prototype, prototypes):
+def conditions(autoencoder, same_prototype, prototypes, prefix=""):
     """What `autoencoder`'s passes see beside the face for each of `prototypes` (a dict of
     [B, H, W, C] tensors): the prototypes themselves, or with encoder_prototype "difference"
-    each one's difference from `same_prototype` (fresh weightless layers)."""
+    each one's difference from `same_prototype` (fresh weightless layers, named
+    `<prefix><kind>_condition`)."""
     if encoder_prototype_of(autoencoder) != "difference":
         return dict(prototypes)
-    return {kind: keras.layers.Subtract(dtype="float32", name=f"{kind}_condition")(
+    return {kind: keras.layers.Subtract(dtype="float32", name=f"{prefix}{kind}_condition")(
         [prototype, same_prototype]) for kind, prototype in prototypes.items()}
 
 

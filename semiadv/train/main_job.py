@@ -1,7 +1,9 @@
 """The main job: every stage that has no finished artefact in the work dir, in order.
 
 prototypes -> gender CNN (-> gender_1..gender_K, the Ensemble SAN's extra classifiers when
-`gender_ensemble` = K > 0) -> matcher -> autoencoder pre-training -> SAN -> export -> summary.
+`gender_ensemble` = K > 0, then one classifier per link 2..L of a sequential SAN when
+`flow_links` = L > 1) -> matcher -> autoencoder pre-training -> SAN (-> san_2..san_L, the
+links: `semiadv.train.flow`) -> export -> summary.
 
 Each stage writes its artefact atomically when it finishes (`prototypes.npz`,
 `<stage>/model.keras`), and checkpoints while it runs, so re-running the same command after
@@ -22,7 +24,7 @@ from semiadv.data import records
 from semiadv.errors import UserValueError
 from semiadv.prototypes import job as prototypes_job
 from semiadv.prototypes import average, storage
-from semiadv.train import distribute, ensemble, heldout, stages, trainer
+from semiadv.train import distribute, ensemble, flow, heldout, stages, trainer
 from semiadv.train.autoencoder_task import AutoencoderTask
 from semiadv.train.gender_tasks import GenderMemberTask, GenderTask
 from semiadv.train.matcher_task import MatcherTask
@@ -78,13 +80,14 @@ def _load(config: TrainConfig, stage: str) -> keras.Model:
 def pretrain(config: TrainConfig, net: str, strategy: tf.distribute.Strategy) -> keras.Model:
     """Trains one auxiliary network (or the autoencoder's pre-training) unless it is done.
 
-    `net` is gender, gender_<k> (ensemble member k <= `config.gender_ensemble`), matcher or
-    autoencoder.
+    `net` is gender, gender_<k> (ensemble member k <= `config.gender_ensemble`, or the
+    classifier of a link of a sequential SAN: `flow.gender_stages`), matcher or autoencoder.
     """
     member = ensemble.member_index(net)
-    if member is not None and member > config.gender_ensemble:
-        raise ValueError(f"{net} is ensemble member {member}, but gender_ensemble is "
-                         f"{config.gender_ensemble}")
+    if member is not None and net not in flow.gender_stages(config):
+        raise ValueError(f"{net} is extra gender classifier {member}, but this run has "
+                         f"{len(flow.gender_stages(config))} (gender_ensemble is "
+                         f"{config.gender_ensemble}, flow_links {config.flow_links})")
     directory = stage_dir(config, net)
     if trainer.stage_done(directory):
         logging.info("%s: done already (%s)", net, directory / trainer.FINAL_MODEL)
@@ -127,24 +130,39 @@ def _convert_dlib_matcher(config: TrainConfig, directory: Path) -> keras.Model:
     return model
 
 
-def train_san(config: TrainConfig, strategy: tf.distribute.Strategy) -> keras.Model:
-    """The semi-adversarial stage, from the pre-trained autoencoder and the frozen G and M."""
-    directory = stage_dir(config, "san")
+def train_san(config: TrainConfig, strategy: tf.distribute.Strategy,
+              link: int = 1) -> keras.Model:
+    """The semi-adversarial stage, from the pre-trained autoencoder and the frozen G and M.
+
+    `link` k >= 2 trains link k of a sequential SAN (stage `san_<k>`) on the outputs of the
+    finished links 1..k-1, against its own auxiliary classifier (`semiadv.train.flow`).
+    """
+    stage = flow.link_stage(link)
+    directory = stage_dir(config, stage)
     if trainer.stage_done(directory):
-        logging.info("san: done already (%s)", directory / trainer.FINAL_MODEL)
+        logging.info("%s: done already (%s)", stage, directory / trainer.FINAL_MODEL)
         if distribute.is_chief(strategy):
-            stages.record(config, "san")  # Work dirs trained before stage records: adopt.
-        return _load(config, "san")
+            stages.record(config, stage)  # Work dirs trained before stage records: adopt.
+        return _load(config, stage)
 
     def load_models():
-        return (*(_load(config, stage) for stage in ("autoencoder", "gender", "matcher")),
-                tuple(_load(config, stage) for stage in ensemble.member_stages(config)))
+        if link == 1:
+            return (*(_load(config, name) for name in ("autoencoder", "gender", "matcher")),
+                    tuple(_load(config, name) for name in ensemble.member_stages(config)))
+        auxiliary = ensemble.member_stage(flow.auxiliary_index(config, link))
+        return (*(_load(config, name) for name in ("autoencoder", auxiliary, "matcher")), (),
+                tuple(_load(config, flow.link_stage(k)) for k in range(1, link)))
 
-    task = SanTask(config, ensure_prototypes(config), load_models)
+    task = SanTask(config, ensure_prototypes(config), load_models, link=link)
     model = trainer.train(task, config.san, config, strategy, directory).model
     if distribute.is_chief(strategy):
-        stages.record(config, "san")
+        stages.record(config, stage)
     return model
+
+
+def links(config: TrainConfig) -> list[keras.Model]:
+    """The trained autoencoders of every link of `config`, first link first."""
+    return [_load(config, stage) for stage in flow.link_stages(config)]
 
 
 def export(config: TrainConfig, strategy: tf.distribute.Strategy) -> Path | None:
@@ -153,7 +171,8 @@ def export(config: TrainConfig, strategy: tf.distribute.Strategy) -> Path | None
         return None
     from semiadv.export import writer  # TF Serving plumbing: only this stage needs it.
 
-    marker = stage_dir(config, "san") / "exported.json"
+    # In the last link's folder: a chain grown by a link gets an export of its own.
+    marker = stage_dir(config, flow.link_stages(config)[-1]) / "exported.json"
     if marker.exists():
         path = Path(json.loads(marker.read_text())["path"])
         # A new --export_dir or --export_name gets an export of its own.
@@ -162,8 +181,9 @@ def export(config: TrainConfig, strategy: tf.distribute.Strategy) -> Path | None
             return path
     if not distribute.is_chief(strategy):
         return None
-    path = writer.export_san(_load(config, "san"), _load(config, "gender"),
-                             ensure_prototypes(config), config.export_dir, config.export_name)
+    first, *later = links(config)
+    path = writer.export_san(first, _load(config, "gender"), ensure_prototypes(config),
+                             config.export_dir, config.export_name, later_links=later)
     files.write_json_atomically(marker, {"path": str(path)}, indent=None)
     return path
 
@@ -172,10 +192,12 @@ def run(config: TrainConfig) -> dict:
     """Runs every unfinished stage, then the held-out summary; returns the summary."""
     strategy = setup(config)
     ensure_prototypes(config)
-    for net in ("gender", *ensemble.member_stages(config), "matcher", "autoencoder"):
+    for net in ("gender", *flow.gender_stages(config), "matcher", "autoencoder"):
         pretrain(config, net, strategy)
-    autoencoder = train_san(config, strategy)
+    trained = [train_san(config, strategy, link) for link in range(1, config.flow_links + 1)]
     export_path = export(config, strategy)
+    # A chain is summarised whole, as the export applies it; by the paper's CNN (link 1's).
+    autoencoder = trained[0] if len(trained) == 1 else flow.Chain(trained)
     summary = heldout.san_summary(autoencoder, _load(config, "gender"), _load(config, "matcher"),
                                   ensure_prototypes(config), config.data)
     summary["export"] = str(export_path) if export_path else None

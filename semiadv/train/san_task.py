@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from semiadv.config import MIXED_PRECISION
 from semiadv.models import dlib_resnet
-from semiadv.train import losses
+from semiadv.train import flow, losses
 from semiadv.train.autoencoder_task import PrototypeTask
 from semiadv.train.dtype_policies import with_dtype_policy
 from semiadv.train.task import known_gender
@@ -34,35 +34,54 @@ class SanTask(PrototypeTask):
     lambda_G keeps its meaning. `gender_same`, `gender_opposite`, `accuracy_same` and
     `flip_rate_opposite` stay G_0's (comparable with runs without an ensemble);
     `flip_rate_ensemble` is the flip rate on X'_OP averaged over all 1 + K classifiers.
+
+    Link k >= 2 of a sequential SAN (`config.flow_links`, `semiadv.train.flow`) is trained
+    on the outputs of the frozen links before it: its X'_SM from their X'_SM, its X'_OP from
+    their X'_OP, against its own auxiliary classifier G (no ensemble); X, y and the
+    prototypes stay the original face's, so every term reads the chain's outputs against the
+    original face.
     """
 
     name = "san"
     reports = ("loss", "gender_same", "gender_opposite", "match_same", "match_opposite", "pixel",
                "ssim_opposite", "colour_opposite", "accuracy_same", "flip_rate_opposite")
 
-    def __init__(self, config, prototypes, load_models):
+    def __init__(self, config, prototypes, load_models, link=1):
         """Args:
           config: the run's config.
           prototypes: the male and female prototypes.
           load_models: returns (autoencoder, gender CNN, matcher), plus as a 4th element a
             sequence of the `config.gender_ensemble` extra gender classifiers (may be left
-            out when there are none). `build` calls it under the strategy scope so every
-            network is mirrored like any model built there.
+            out when there are none; none for a link >= 2) and, for link k >= 2, as a 5th
+            the k - 1 trained autoencoders of the links before it, first link first. For a
+            link >= 2 the gender CNN is that link's auxiliary classifier. `build` calls it
+            under the strategy scope so every network is mirrored like any model built there.
+          link: which link of a sequential SAN this task trains (1: the only one without).
         """
         super().__init__(config, prototypes)
+        if not 1 <= link <= config.flow_links:
+            raise ValueError(f"link {link} is not one of the {config.flow_links} links")
         self._load_models = load_models
-        if config.gender_ensemble:
+        self.link = link
+        self.name = flow.link_stage(link)
+        if config.gender_ensemble and link == 1:
             self.reports = SanTask.reports + ("flip_rate_ensemble",)
 
     def build(self):
         policy = MIXED_PRECISION[self.config.mixed_precision]
         autoencoder, gender, matcher, *rest = self._load_models()
-        if len(rest) > 1:
-            raise ValueError(f"load_models returned {3 + len(rest)} elements, not 3 or 4")
+        if len(rest) > 2:
+            raise ValueError(f"load_models returned {3 + len(rest)} elements, not 3 to 5")
         members = tuple(rest[0]) if rest else ()
-        if len(members) != self.config.gender_ensemble:
-            raise ValueError(f"load_models returned {len(members)} extra gender classifiers, "
-                             f"but gender_ensemble is {self.config.gender_ensemble}")
+        earlier = tuple(rest[1]) if len(rest) > 1 else ()
+        wanted = self.config.gender_ensemble if self.link == 1 else 0
+        if len(members) != wanted:
+            raise ValueError(f"load_models returned {len(members)} extra gender classifiers "
+                             f"for link {self.link}, not {wanted} (gender_ensemble is "
+                             f"{self.config.gender_ensemble}; links >= 2 have none)")
+        if len(earlier) != self.link - 1:
+            raise ValueError(f"load_models returned {len(earlier)} earlier links for link "
+                             f"{self.link}, not {self.link - 1}")
         # Loaded networks keep the policy they were pre-trained with: all compute under this
         # run's policy instead.
         self.model, self.gender = (with_dtype_policy(model, policy)
@@ -72,11 +91,30 @@ class SanTask(PrototypeTask):
         self.matcher = with_dtype_policy(
             matcher, "float32" if self.config.matcher_network == "dlib_resnet" else policy)
         self.gender_members = tuple(with_dtype_policy(model, policy) for model in members)
+        self.earlier_links = tuple(with_dtype_policy(model, policy) for model in earlier)
         # Frozen: their variables never reach the optimizer, and Dropout and BatchNormalization
         # stay in inference mode (training=False below).
-        for frozen in (self.gender, self.matcher, *self.gender_members):
+        for frozen in (self.gender, self.matcher, *self.gender_members, *self.earlier_links):
             frozen.trainable = False
         return self.model
+
+    def _outputs(self, image, same, opposite, training):
+        """{"same", "opposite"}: this link's X'_SM and X'_OP of each face, through the
+        frozen earlier links first (`flow.chain_outputs`)."""
+        prototypes = {"same_prototype": same, "opposite_prototype": opposite}
+        if not self.earlier_links:
+            return self.model({"image": image, **prototypes}, training=training)
+        inputs = flow.chain_outputs(self.earlier_links, image, same, opposite)
+        # Frozen links: no gradient flows into them, so none is computed through them.
+        return {kind: self.model({"image": tf.stop_gradient(inputs[kind]), **prototypes},
+                                 training=training)[kind]
+                for kind in ("same", "opposite")}
+
+    def summary_images(self, batch):
+        """Originals and the chain's outputs (this link's) of a batch, for `--image_summaries`."""
+        same, opposite = self.prototypes_of(batch)
+        return {"original": batch["image"],
+                **self._outputs(batch["image"], same, opposite, training=False)}
 
     def per_example(self, batch, step):
         config = self.config
@@ -84,8 +122,7 @@ class SanTask(PrototypeTask):
         known = known_gender(male)
         male = tf.maximum(male, 0)
         same, opposite = self.prototypes_of(batch)
-        outputs = self.model({"image": image, "same_prototype": same,
-                              "opposite_prototype": opposite}, training=True)
+        outputs = self._outputs(image, same, opposite, training=True)
         perturbed_same, perturbed_opposite = outputs["same"], outputs["opposite"]
 
         # G_0 (the paper's CNN) first: its terms are the reported ones.

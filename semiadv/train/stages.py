@@ -12,8 +12,9 @@ Which settings shape which stage:
   - `NOT_TRAINING`: shape no weights (where to export, how often to checkpoint, caches,
     performance options): changing them on a finished work dir is always fine.
   - `STAGE_SETTINGS[stage]`: shape only that stage, and the stages trained from it
-    (`TRAINED_FROM`): the SAN is trained from every other stage, the autoencoder's
-    pre-training from the prototypes.
+    (`trained_from`): the SAN is trained from every other stage, the autoencoder's
+    pre-training from the prototypes, link k of a sequential SAN (`san_<k>`) from the
+    links before it. Every link is a stage of kind "san": its settings are the SAN's.
   - `NOT_PROTOTYPES`: shape every trained stage but not the prototypes (an average).
   - every other field, including any field added to `TrainConfig` later and not listed
     here, shapes every stage: new settings are conservatively taken to matter.
@@ -31,7 +32,7 @@ from typing import Any
 
 from semiadv.config import TrainConfig
 from semiadv.errors import UserValueError
-from semiadv.train import distribute, ensemble, trainer
+from semiadv.train import distribute, ensemble, flow, trainer
 from semiadv.utils import files
 
 RECORD_NAME = "stage_config.json"
@@ -44,6 +45,9 @@ CONFIG_NAME = "config.json"
 NOT_TRAINING = frozenset({
     "workdir", "strategy", "checkpoint_every", "steps_per_loop", "image_summaries",
     "export_dir", "export_name", "deterministic", "jit_compile", "remapper",
+    # How many links a sequential SAN has: no link is trained differently for it (a K=1
+    # work dir grows to K=2 by training san_2 alone); the export follows it.
+    "flow_links",
     "data.cache", "data.cache_megabytes", "data.cache_dir", "data.tfds_data_dir",
     "data.align_cache_dir",
 })
@@ -80,12 +84,15 @@ class StageMismatchError(UserValueError):
 
 
 def _kind(stage: str) -> str:
-    """The stage's kind: its name, or "gender" for an ensemble member gender_<k>."""
+    """The stage's kind: its name, "gender" for an extra classifier gender_<k> (ensemble
+    member or a link's), "san" for a link san_<k> of a sequential SAN."""
     if ensemble.member_index(stage) is not None:
         return "gender"
+    if flow.link_index(stage) is not None:
+        return "san"
     if stage not in BASE_STAGES:
         raise UserValueError(f"unknown stage {stage!r}: use one of prototypes, gender, "
-                             "gender_<k>, matcher, autoencoder, san")
+                             "gender_<k>, matcher, autoencoder, san, san_<k>")
     return stage
 
 
@@ -98,14 +105,19 @@ def _settings_from(kind: str) -> tuple[str, ...]:
 def trained_from(stage: str, config: TrainConfig) -> tuple[str, ...]:
     """`stage` and every stage of `config` trained from it, in training order."""
     kind = _kind(stage)
-    later = {"prototypes": ("autoencoder", "san"), "san": ()}.get(kind, ("san",))
-    return tuple(s for s in stage_order(config) if s == stage or s in later)
+    if kind == "san":  # A link: the links after it are trained on its outputs.
+        link = flow.link_index(stage)
+        return tuple(s for s in stage_order(config)
+                     if s == stage or (flow.link_index(s) or 0) > link)
+    later = ("autoencoder", "san") if kind == "prototypes" else ("san",)
+    return tuple(s for s in stage_order(config)
+                 if s == stage or _kind(s) in later)
 
 
 def stage_order(config: TrainConfig) -> tuple[str, ...]:
     """The stages of `config` in training order."""
-    return ("prototypes", "gender", *ensemble.member_stages(config), "matcher", "autoencoder",
-            "san")
+    return ("prototypes", "gender", *flow.gender_stages(config), "matcher", "autoencoder",
+            *flow.link_stages(config))
 
 
 def flatten(values: Any, prefix: str = "") -> dict[str, Any]:
