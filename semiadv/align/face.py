@@ -1,10 +1,11 @@
-"""Aligning one photo: detect the largest face and its eyes, warp, crop.
+"""Aligning one photo: detect the largest face (or every face) and its eyes, warp, crop.
 
 `align_face` tries several detection views of the photo (upright, rotated for tilted heads,
 upscaled for small faces) and warps the photo with a similarity transform that puts the eyes on
 `geometry.canonical_eye_points` ("aligned", with `eyes_from` saying whether landmarks or eye
 cascades found the eyes); without a plausible eye pair it crops around the face box with the
-same framing ("fallback"); with no face it returns "no_face".
+same framing ("fallback"); with no face it returns "no_face". `align_faces` does the same for every face of the first
+view that has one, largest first (the photo output of `semiadv-perturb` edits them all).
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ ROTATED_VIEW_ANGLES = (-25.0, 25.0)
 # Faces in full-body shots are ~20 px in a 256-px photo, below the cascades'
 # window; an upscaled view (only when the photo is small) finds them.
 UPSCALED_VIEW_FACTOR = 2.0
+# Boxes overlapping a larger face's box by more than this (intersection over the smaller box)
+# are the same face found twice: editing it twice would double its change.
+DUPLICATE_OVERLAP = 0.5
+# The default of `align_faces`: enough for a group photo, few enough to bound the work.
+DEFAULT_MAX_FACES = 16
 
 
 @dataclasses.dataclass
@@ -70,6 +76,15 @@ class _Detection:
     eyes_from: Optional[str] = None  # what found `eyes`
 
 
+def _checked_input(rgb: np.ndarray, image_size: int) -> np.ndarray:
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 1:
+        raise ValueError(f"align_face needs a uint8 [H, W, 3] image, got {rgb.dtype} {rgb.shape}")
+    if image_size < 1:
+        raise ValueError(f"image_size must be positive, got {image_size}")
+    return rgb
+
+
 def align_face(rgb: np.ndarray, image_size: int, detector: Optional[FaceDetector] = None) -> AlignResult:
     """Detects the largest face and aligns it to the canonical eye points.
 
@@ -85,17 +100,51 @@ def align_face(rgb: np.ndarray, image_size: int, detector: Optional[FaceDetector
     Raises:
       ValueError: if `rgb` is not a uint8 [H, W, 3] array or image_size < 1.
     """
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 1:
-        raise ValueError(f"align_face needs a uint8 [H, W, 3] image, got {rgb.dtype} {rgb.shape}")
-    if image_size < 1:
-        raise ValueError(f"image_size must be positive, got {image_size}")
+    rgb = _checked_input(rgb, image_size)
     detector = detector or registry.default_detector()
-    # Detectors with `wants_rgb` (MediaPipe's models read colour) get colour views.
-    image = rgb if getattr(detector, "wants_rgb", False) else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    detection = _detect(image, detector)
-    if detection is None:
+    detections = _detect(_detector_view(rgb, detector), detector, max_faces=1)
+    if not detections:
         return AlignResult(crop=None, status="no_face")
+    return _aligned(rgb, detections[0], image_size)
+
+
+def align_faces(rgb: np.ndarray, image_size: int, detector: Optional[FaceDetector] = None,
+                max_faces: int = DEFAULT_MAX_FACES) -> list[AlignResult]:
+    """Detects up to `max_faces` faces and aligns each like `align_face`, largest first.
+
+    The faces are those of the first detection view that finds any (see the module
+    docstring), so the largest of them is the face `align_face` returns. A box that mostly
+    lies inside a larger one (`DUPLICATE_OVERLAP`) is taken as the same face.
+
+    Args:
+      rgb: uint8 [H, W, 3] RGB image.
+      image_size: side of each square crop.
+      detector: a FaceDetector; defaults to the calling thread's
+        `registry.default_detector()`.
+      max_faces: the most faces returned (>= 1).
+
+    Returns:
+      One AlignResult per face ("aligned" or "fallback"), largest face box first; an empty
+      list when there is no face.
+
+    Raises:
+      ValueError: if `rgb` is not a uint8 [H, W, 3] array, image_size < 1 or max_faces < 1.
+    """
+    rgb = _checked_input(rgb, image_size)
+    if max_faces < 1:
+        raise ValueError(f"max_faces must be positive, got {max_faces}")
+    detector = detector or registry.default_detector()
+    detections = _detect(_detector_view(rgb, detector), detector, max_faces)
+    return [_aligned(rgb, detection, image_size) for detection in detections]
+
+
+def _detector_view(rgb: np.ndarray, detector: FaceDetector) -> np.ndarray:
+    # Detectors with `wants_rgb` (MediaPipe's models read colour) get colour views.
+    return rgb if getattr(detector, "wants_rgb", False) else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def _aligned(rgb: np.ndarray, detection: _Detection, image_size: int) -> AlignResult:
+    """The crop of one detection: eye-aligned when it has eyes, else framed from its box."""
     corners = detection.face_corners
     # Rounded outwards, with a tolerance so 374.9999999 (float noise from
     # inverting the view transform) is still 375.
@@ -110,29 +159,55 @@ def align_face(rgb: np.ndarray, image_size: int, detector: Optional[FaceDetector
     return AlignResult(crop=crop, status="fallback", face_box=face_box, transform=matrix)
 
 
-def _detect(image: np.ndarray, detector: FaceDetector) -> Optional[_Detection]:
-    """Finds the largest face in the first view where there is one (gray or RGB image)."""
+def _distinct_largest(boxes: list[Box], max_faces: int) -> list[Box]:
+    """Up to `max_faces` boxes, largest first, without boxes mostly inside a kept one."""
+    kept: list[Box] = []
+    for box in sorted(boxes, key=lambda b: b[2] * b[3], reverse=True):
+        if len(kept) == max_faces:
+            break
+        if not any(_overlap_of_smaller(box, other) > DUPLICATE_OVERLAP for other in kept):
+            kept.append(box)
+    return kept
+
+
+def _overlap_of_smaller(box: Box, other: Box) -> float:
+    """Intersection area over the smaller box's area."""
+    width = min(box[0] + box[2], other[0] + other[2]) - max(box[0], other[0])
+    height = min(box[1] + box[3], other[1] + other[3]) - max(box[1], other[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    return width * height / max(min(box[2] * box[3], other[2] * other[3]), 1)
+
+
+def _detect(image: np.ndarray, detector: FaceDetector, max_faces: int) -> list[_Detection]:
+    """The largest faces (up to `max_faces`, largest first) of the first view where there is
+    one (gray or RGB image); none when no view has a face."""
     for view_matrix, view_size in _detection_views(image.shape):
         view = _render_view(image, view_matrix, view_size)
         boxes = detector.detect_faces(view)
         if not boxes:
             continue
-        box = max(boxes, key=lambda b: b[2] * b[3])
         to_input = cv2.invertAffineTransform(view_matrix)
-        x, y, width, height = box
-        corners = np.array([[x, y], [x + width, y], [x + width, y + height], [x, y + height]], dtype=np.float64)
-        if hasattr(detector, "locate_eyes"):
-            eyes, eyes_from = detector.locate_eyes(view, box)
-        else:
-            eyes = detector.detect_eyes(view, box)
-            eyes_from = None if eyes is None else getattr(detector, "eyes_from", "detector")
-        return _Detection(
-            face_corners=geometry.apply_affine(to_input, corners),
-            eyes=None if eyes is None else geometry.apply_affine(to_input, eyes),
-            predicted_eyes=geometry.apply_affine(to_input, detector_lib.predicted_eyes(box)),
-            eyes_from=eyes_from,
-        )
-    return None
+        return [_detection(view, box, to_input, detector)
+                for box in _distinct_largest(list(boxes), max_faces)]
+    return []
+
+
+def _detection(view: np.ndarray, box: Box, to_input: np.ndarray, detector: FaceDetector) -> _Detection:
+    """One face box of a view, its eyes located, mapped back to input coordinates."""
+    x, y, width, height = box
+    corners = np.array([[x, y], [x + width, y], [x + width, y + height], [x, y + height]], dtype=np.float64)
+    if hasattr(detector, "locate_eyes"):
+        eyes, eyes_from = detector.locate_eyes(view, box)
+    else:
+        eyes = detector.detect_eyes(view, box)
+        eyes_from = None if eyes is None else getattr(detector, "eyes_from", "detector")
+    return _Detection(
+        face_corners=geometry.apply_affine(to_input, corners),
+        eyes=None if eyes is None else geometry.apply_affine(to_input, eyes),
+        predicted_eyes=geometry.apply_affine(to_input, detector_lib.predicted_eyes(box)),
+        eyes_from=eyes_from,
+    )
 
 
 def _detection_views(shape: tuple[int, ...]) -> list[tuple[np.ndarray, tuple[int, int]]]:

@@ -1,4 +1,5 @@
-"""One photo as an export's input: read, aligned (or only resized), in [0, 1].
+"""One photo as an export's input: read, aligned (or only resized), in [0, 1]; or, for the
+photo output, each of its faces as an export's input, with the decoded photo to write back.
 
 The per-photo step of semiadv-perturb (`semiadv.perturb.folder`) and of the Beam pipeline's
 workers (`semiadv.perturb.beam`), so both give the same faces and the same report entries.
@@ -62,3 +63,38 @@ def prepare_photo(path, image_shape, align, data=None):
     except Exception as error:  # noqa: BLE001  A batch job goes on past any one bad photo.
         return None, photoprep.error_entry(error)
     return finish_prepared((rgb, entry), image_shape)
+
+
+def finish_photo_faces(prepared, image_shape):
+    """(PhotoFaces with the export's inputs as faces, entry) from a
+    `photoprep.prepare_faces` result; never raises."""
+    photo_faces, entry = prepared
+    if photo_faces is None:
+        return None, entry
+    try:
+        photo_faces.faces = [_to_model_input(crop, image_shape) for crop in photo_faces.faces]
+    except Exception as error:  # noqa: BLE001  A batch job goes on past any one bad photo.
+        return None, photoprep.error_entry(error)
+    return photo_faces, entry
+
+
+def prepare_photo_faces(path, image_shape, max_faces, keep_metadata=False, data=None):
+    """Reads one photo to write back and prepares each face for the export; never raises.
+
+    Args:
+        path: The photo's file (named in error messages; read only when `data` is None).
+        image_shape: The export's (H, W, C).
+        max_faces: The most faces edited, largest first.
+        keep_metadata: Also keep the file's metadata blocks.
+        data: The file's bytes when they were read elsewhere (any filesystem).
+
+    Returns:
+        (photo_faces, entry): a `photoprep.PhotoFaces` whose faces are float32 [H, W, C] in
+        [0, 1], or None when the photo is skipped; its report entry so far.
+    """
+    try:
+        prepared = photoprep.read_and_align_faces(path, image_shape[0], max_faces,
+                                                  keep_metadata, data=data)
+    except Exception as error:  # noqa: BLE001  A batch job goes on past any one bad photo.
+        return None, photoprep.error_entry(error)
+    return finish_photo_faces(prepared, image_shape)

@@ -1,9 +1,12 @@
 """semiadv-perturb's job: applies an exported SAN to a folder of photos.
 
-Each photo is read, aligned (or only resized) by `semiadv.perturb.faces`, perturbed in batches
+Each photo is read and aligned by `semiadv.perturb.faces`, its faces perturbed in batches
 through one signature of the export (`semiadv.export.locate.load_signature`), and written under
-the same relative name in the output folder, next to `perturb_report.json`. Bad photos are
-reported and skipped; inputs are never written to.
+the same relative name in the output folder, next to `perturb_report.json`. Two outputs:
+"photo" (the default when aligning) writes the whole photo at its own size and format with
+every face edited (`semiadv.perturb.photo`), without its metadata unless asked; "crop" writes
+the aligned crop of the largest face (or, without alignment, the resized photo). Bad photos
+are reported and skipped; inputs are never written to.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import tensorflow as tf
 from semiadv.errors import UserValueError
 from semiadv.export import locate
 from semiadv.perturb import faces
+from semiadv.perturb import photo as photo_lib
 from semiadv.perturb import photoprep
 from semiadv.perturb import report as perturb_report
 from semiadv.utils import files
@@ -31,6 +35,13 @@ ALIGNED_DIR = "aligned"
 # processes are no faster on a quiet machine (BENCHMARKS.md §9d).
 POOLS = ("thread", "process")
 DEFAULT_POOL = "thread"
+# What is written per photo: the whole photo with every face edited, or the aligned crop.
+OUTPUTS = ("photo", "crop")
+# The photo output's default most faces edited per photo.
+DEFAULT_MAX_FACES = 16
+# A batch of the photo output is run early once the photos waiting for it hold this many
+# pixels: faces are small, but the photos they are written back to may not be.
+_MAX_HELD_PIXELS = 100_000_000
 _PROGRESS_SECONDS = 10.0
 
 
@@ -69,17 +80,25 @@ def _list_inputs(input_dir, output_dir):
 # ---------------------------------------------------------------------------------------------
 
 
-def _prepared_photos(paths, image_shape, align, workers, pool, batch_size):
-    """(face, entry) per path, in order, from `workers` threads or worker processes."""
+def _prepared_photos(paths, image_shape, align, workers, pool, batch_size, photo_output,
+                     max_faces, keep_metadata):
+    """(face or PhotoFaces, entry) per path, in order, from `workers` threads or worker
+    processes."""
     workers = workers or parallel.available_cores()
     # Photos are handed out only between the model's batches: with a batch's worth (or
     # more) ahead, the workers keep working while the model runs. Aligned crops are small;
-    # whole photos (no alignment) may not be, and then only a few are held.
-    window = batch_size + 2 * workers if align else None
+    # whole photos (no alignment, or the photo output) may not be, and then only a few are
+    # held.
+    window = batch_size + 2 * workers if align and not photo_output else None
     if pool == "thread":
         # OpenCV, dlib and TensorFlow release the GIL while they work.
-        return parallel.ordered_map(lambda path: faces.prepare_photo(path, image_shape, align),
-                                    paths, workers, window)
+        if photo_output:
+            def prepare(path):
+                return faces.prepare_photo_faces(path, image_shape, max_faces, keep_metadata)
+        else:
+            def prepare(path):
+                return faces.prepare_photo(path, image_shape, align)
+        return parallel.ordered_map(prepare, paths, workers, window)
     detector_name = None
     if align:
         from semiadv.align import registry
@@ -89,26 +108,34 @@ def _prepared_photos(paths, image_shape, align, workers, pool, batch_size):
     # the export's input stays here, in the one function the threads use too.
     # No more workers than photos: each takes a while to start (a rerun may have few left).
     workers = min(workers, max(len(paths), 1))
-    crops = parallel.process_map(
-        functools.partial(photoprep.prepare_crop, size=image_shape[0], align=align,
-                          detector_name=detector_name),
-        paths, workers, initializer=photoprep.start_worker, initargs=(detector_name,),
+    if photo_output:
+        step = functools.partial(photoprep.prepare_faces, size=image_shape[0],
+                                 max_faces=max_faces, keep_metadata=keep_metadata,
+                                 detector_name=detector_name)
+        finish = faces.finish_photo_faces
+    else:
+        step = functools.partial(photoprep.prepare_crop, size=image_shape[0], align=align,
+                                 detector_name=detector_name)
+        finish = faces.finish_prepared
+    prepared = parallel.process_map(
+        step, paths, workers, initializer=photoprep.start_worker, initargs=(detector_name,),
         crashed=photoprep.crashed, window=window)
-    return _finished(crops, image_shape)
+    return _finished(prepared, image_shape, finish)
 
 
-def _finished(crops, image_shape):
+def _finished(prepared, image_shape, finish):
     try:
-        for prepared in crops:
-            yield faces.finish_prepared(prepared, image_shape)
+        for result in prepared:
+            yield finish(result, image_shape)
     finally:
-        crops.close()  # Stops the workers when the consumer stops early.
+        prepared.close()  # Stops the workers when the consumer stops early.
 
 
-def _write_outputs(batch, perturbed, scores, output_dir, save_aligned, report):
+def _write_outputs(batch, perturbed, scores, output_dir, save_aligned, jpeg_quality, report):
     for (relative, face, entry), image, score in zip(batch, perturbed, scores):
         try:
-            imageio.write_image(output_dir / relative, image)
+            files.write_bytes_atomically(
+                output_dir / relative, imageio.encode_image(relative, image, jpeg_quality))
             if save_aligned:
                 imageio.write_image(output_dir / ALIGNED_DIR / relative, face)
         except (OSError, ValueError) as error:
@@ -118,11 +145,58 @@ def _write_outputs(batch, perturbed, scores, output_dir, save_aligned, report):
         report["files"][relative] = entry
 
 
-def _run_batch(signature, batch, output_dir, save_aligned, report):
+def _run_batch(signature, batch, output_dir, save_aligned, jpeg_quality, report):
     images = tf.constant(np.stack([face for _, face, _ in batch]))
     outputs = signature(image=images)
     _write_outputs(batch, outputs["perturbed"].numpy(), outputs["male_score"].numpy(),
-                   output_dir, save_aligned, report)
+                   output_dir, save_aligned, jpeg_quality, report)
+
+
+def aligned_face_name(relative, index):
+    """Where the photo output's --save_aligned writes face `index` of photo `relative`
+    (under ALIGNED_DIR): `<name>.face<index><extension>`."""
+    stem, dot, extension = relative.rpartition(".")
+    return f"{stem}.face{index}.{extension}" if dot else f"{relative}.face{index}"
+
+
+def _write_photo(relative, photo_faces, perturbed, output_dir, save_aligned, jpeg_quality):
+    """Writes the edited photo (and the aligned originals); returns the file written."""
+    changes = [out - face for out, face in zip(perturbed, photo_faces.faces)]
+    data = photo_lib.encode_edited(relative, photo_faces.pixels, changes,
+                                   photo_faces.transforms, photo_faces.metadata, jpeg_quality)
+    files.write_bytes_atomically(output_dir / relative, data)
+    if save_aligned:
+        for index, face in enumerate(photo_faces.faces):
+            imageio.write_image(output_dir / ALIGNED_DIR / aligned_face_name(relative, index),
+                                face)
+
+
+def _naming(error, path):
+    """The error's message, with the file it concerns when it does not say."""
+    message = str(error)
+    return message if str(path) in message or path.name in message else f"{path}: {message}"
+
+
+def _run_photo_batch(signature, batch, output_dir, save_aligned, jpeg_quality, report):
+    """Perturbs every face of the batch's photos in one call and writes the photos back."""
+    inputs = np.stack([face for _, photo_faces, _ in batch for face in photo_faces.faces])
+    outputs = signature(image=tf.constant(inputs))
+    perturbed, scores = outputs["perturbed"].numpy(), outputs["male_score"].numpy()
+    start = 0
+    for relative, photo_faces, entry in batch:
+        count = len(photo_faces.faces)
+        mine = slice(start, start + count)
+        start += count
+        try:
+            _write_photo(relative, photo_faces, perturbed[mine], output_dir, save_aligned,
+                         jpeg_quality)
+        except (OSError, ValueError) as error:
+            entry.update(status="write_failed", error=_naming(error, output_dir / relative))
+        else:
+            entry.update(status="perturbed", faces=count,
+                         male_score=float(scores[mine][0]),
+                         male_scores=[float(score) for score in scores[mine]])
+        report["files"][relative] = entry
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,6 +224,33 @@ class _Progress:
             logging.info("processed %d/%d photos", done, self.total)
 
 
+def _batch_is_full(batch, batch_size, photo_output):
+    if not photo_output:
+        return len(batch) >= batch_size
+    return (sum(len(item.faces) for _, item, _ in batch) >= batch_size
+            or sum(item.pixels.size for _, item, _ in batch) >= _MAX_HELD_PIXELS)
+
+
+def check_output(output, align, max_faces, keep_metadata, jpeg_quality):
+    """The output kind (None: "photo" when aligning, else "crop"), checked with the
+    options that go with it."""
+    if output is None:
+        output = "photo" if align else "crop"
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    if output == "photo" and not align:
+        raise ValueError("the photo output needs faces found: use it with alignment, or "
+                         "output='crop' to resize already aligned crops")
+    if keep_metadata and output != "photo":
+        raise ValueError("keep_metadata applies to the photo output only (crops are written "
+                         "without metadata)")
+    if max_faces < 1:
+        raise ValueError(f"max_faces must be >= 1, got {max_faces}")
+    if not 1 <= jpeg_quality <= 100:
+        raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
+    return output
+
+
 def _write_report(output_dir, report):
     files.write_json_atomically(output_dir / perturb_report.REPORT_NAME, report, sort_keys=True)
 
@@ -161,7 +262,9 @@ def _write_report(output_dir, report):
 
 def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", image_size=None,
                    save_aligned=False, align=True, batch_size=perturb_report.DEFAULT_BATCH_SIZE,
-                   workers=None, overwrite=True, pool=DEFAULT_POOL):
+                   workers=None, overwrite=True, pool=DEFAULT_POOL, output=None,
+                   max_faces=DEFAULT_MAX_FACES, keep_metadata=False,
+                   jpeg_quality=imageio.DEFAULT_JPEG_QUALITY):
     """Perturbs every photo of a folder (recursively) with an exported SAN.
 
     Args:
@@ -169,15 +272,16 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
             model dir (the highest version is used).
         input_dir: Folder of photos; never written to.
         output_dir: Where perturbed photos go, under their relative names (the extension
-            picks the format), with `perturb_report.json`. Must not be input_dir nor contain
+            picks the format: the input's), with `perturb_report.json`. Must not be input_dir nor contain
             it; it may lie inside input_dir (its files are then not taken as inputs).
         prototype: Signature to use: "opposite" (hide gender), "neutral" or "same".
         image_size: Optional check: must equal the export's image size (read from the
             signature) when given.
-        save_aligned: Also write the aligned, resized originals to output_dir/aligned/.
+        save_aligned: Also write the aligned, resized originals to output_dir/aligned/
+            (the photo output: each face's, named by `aligned_face_name`).
         align: Detect and align faces (photos without a face are skipped); False only
-            resizes whole photos (for already aligned crops).
-        batch_size: Photos per call of the signature.
+            resizes whole photos (for already aligned crops; crop output only).
+        batch_size: Photos (the photo output: faces, at least) per call of the signature.
         workers: Threads or processes reading and aligning photos (None: one per core).
         overwrite: False skips the photos whose output exists already (an earlier run's),
             counted in the report's "skipped_existing"; the report then lists this run's
@@ -187,21 +291,38 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
             so they do not share this process's CPU with TensorFlow's thread pools;
             started for each call, and they need nothing from the caller's `__main__`).
             Both give the same faces and entries.
+        output: "photo" (default when aligning): the whole photo, same size and format,
+            with the change of each face (up to `max_faces`, largest first) added through
+            a soft face mask (`semiadv.perturb.photo`); pixels outside the masks keep
+            their values. "crop" (default without alignment): the aligned crop of the
+            largest face at the export's size.
+        max_faces: The photo output's most faces edited per photo.
+        keep_metadata: The photo output copies the input's EXIF (orientation set upright,
+            thumbnail removed), XMP, ICC profile, comments and PNG text chunks; by default
+            the outputs have no metadata (GPS positions, camera serials). JPEG and PNG only.
+        jpeg_quality: Quality (1..100) of JPEG outputs.
 
     Returns:
         The report: per relative file name `{"status", "male_score"?, "align_status"?,
-        "error"?}` under "files", "counts" per status, "failed" (names not perturbed).
-        Statuses: perturbed, unreadable, no_face, error (also: its worker process died
-        preparing it), write_failed. A run stopped by an exception still writes the
-        report of the photos written so far, with the error under "interrupted".
+        "error"?}` (the photo output adds "faces", the number edited, and "male_scores",
+        per face, largest first; "note" for a CMYK JPEG) under "files", "counts" per
+        status, "failed" (names not perturbed), "output". Statuses: perturbed, unreadable,
+        no_face (not written: a privacy tool does not pass an unedited photo on),
+        unsupported (an animated PNG or WebP, photo output), error (also: its worker
+        process died preparing it), write_failed. A run stopped by an exception still
+        writes the report of the photos written so far, with the error under
+        "interrupted".
 
     Raises:
-        ValueError: for refused folders, an unknown prototype, a size mismatch or an input
-            folder without photos.
+        ValueError: for refused folders, an unknown prototype or output, a size mismatch,
+            the photo output without alignment, metadata kept with the crop output, a bad
+            max_faces or jpeg_quality, or an input folder without photos.
         FileNotFoundError / NotADirectoryError: for a missing export or input folder.
     """
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    output = check_output(output, align, max_faces, keep_metadata, jpeg_quality)
+    photo_output = output == "photo"
     input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
     _check_folders(input_dir, output_dir)
     loaded, signature, image_shape = locate.load_signature(export_path, prototype)
@@ -225,23 +346,28 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
 
     output_dir.mkdir(parents=True, exist_ok=True)
     report = perturb_report.new_report(locate.resolve_export(export_path), prototype,
-                                       image_shape, input_dir, align, skipped_existing)
+                                       image_shape, input_dir, align, skipped_existing,
+                                       output=output)
+    run = functools.partial(_run_photo_batch if photo_output else _run_batch, signature,
+                            output_dir=output_dir, save_aligned=save_aligned,
+                            jpeg_quality=jpeg_quality, report=report)
     progress, batch = _Progress(len(paths)), []
-    prepared = _prepared_photos(paths, image_shape, align, workers, pool, batch_size)
+    prepared = _prepared_photos(paths, image_shape, align, workers, pool, batch_size,
+                                photo_output, max_faces, keep_metadata)
     try:
-        for done, (path, relative, (face, entry)) in enumerate(zip(paths, relatives, prepared),
+        for done, (path, relative, (item, entry)) in enumerate(zip(paths, relatives, prepared),
                                                               start=1):
-            if face is None:
+            if item is None:
                 logging.warning("skipped %s: %s", path, entry.get("error", entry["status"]))
                 report["files"][relative] = entry
             else:
-                batch.append((relative, face, entry))
-            if len(batch) >= batch_size:
-                _run_batch(signature, batch, output_dir, save_aligned, report)
+                batch.append((relative, item, entry))
+            if _batch_is_full(batch, batch_size, photo_output):
+                run(batch)
                 batch = []
             progress.update(done)
         if batch:
-            _run_batch(signature, batch, output_dir, save_aligned, report)
+            run(batch)
     except BaseException as error:
         # What was written stays, and the report says which photos those are.
         report["interrupted"] = f"{type(error).__name__}: {error}"

@@ -4,13 +4,20 @@
 `semiadv.perturb.folder.perturb_folder` with `pool="process"` runs it in worker processes
 (`semiadv.utils.parallel.process_map`), which import only this module, OpenCV, numpy and
 (when aligning with it) dlib.
+
+Two kinds of result: an aligned crop (or whole photo) for the crop output (`read_and_align`),
+or, for the photo output, the decoded file to write back with every face's crop and
+alignment warp (`read_and_align_faces`, a `PhotoFaces`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from semiadv.utils import imageio
+from semiadv.utils import metadata as metadata_lib
 
 
 def to_uint8(image) -> np.ndarray:
@@ -61,6 +68,83 @@ def read_and_align(path, size: int, align: bool, detector_name: str | None = Non
             return None, entry
         rgb = to_uint8(result.crop)
     return rgb, entry
+
+
+@dataclasses.dataclass
+class PhotoFaces:
+    """A photo to edit and write back (the photo output of `semiadv-perturb`).
+
+    Attributes:
+        pixels: The decoded file, as `imageio.decode_unchanged` returns it (gray, BGR or
+            BGRA; uint8 or uint16): what the edit is added to and what is written back.
+        faces: Per face, largest first: its aligned crop (uint8 RGB [S, S, 3]); replaced by
+            the export's input (float32 [S, S, C]) by `semiadv.perturb.faces`.
+        transforms: Per face, the [2, 3] photo-to-crop matrix of its alignment.
+        metadata: The file's metadata blocks to copy (`semiadv.utils.metadata.extract`);
+            empty unless asked for.
+    """
+
+    pixels: np.ndarray
+    faces: list
+    transforms: list
+    metadata: list
+
+
+def read_and_align_faces(path, size: int, max_faces: int, keep_metadata: bool = False,
+                         detector_name: str | None = None, data: bytes | None = None):
+    """Reads one photo to be written back, and aligns each of its faces to size x size.
+
+    Args:
+        path: The photo's file (named in error messages; read only when `data` is None).
+        size: The side of the aligned crops.
+        max_faces: The most faces aligned, largest first.
+        keep_metadata: Also extract the file's metadata blocks.
+        detector_name: As for `read_and_align`.
+        data: The file's bytes when they were read elsewhere.
+
+    Returns:
+        (PhotoFaces, entry), or (None, entry) when the photo is skipped: "unreadable",
+        "unsupported" (an animation, whose other frames would be lost) or "no_face". The
+        entry has `align_status` (of the largest face) when a face was looked for, and
+        `note` for a CMYK JPEG (written back as RGB).
+
+    Raises:
+        Whatever the detector raises on an unexpected input (`prepare_faces` does not).
+    """
+    from semiadv.align import face, registry  # The detectors load only when aligning.
+
+    try:
+        data = imageio.read_bytes(path) if data is None else data
+        header = imageio.inspect_image(data, path)
+        if header.animated:
+            return None, {"status": "unsupported",
+                          "error": f"cannot write back {str(path)!r}: animated "
+                                   f"{header.format.upper()} (only its first frame would be "
+                                   "kept); convert its frames to still photos first"}
+        pixels = imageio.decode_unchanged(data, path)
+        rgb = imageio.to_rgb(path, pixels)
+    except imageio.ImageReadError as error:
+        return None, {"status": "unreadable", "error": str(error)}
+    entry = {}
+    if header.format == "jpeg" and header.components == 4:
+        entry["note"] = "CMYK JPEG, written back as RGB"
+    results = face.align_faces(rgb, size, registry.default_detector(detector_name), max_faces)
+    entry["align_status"] = str(results[0].status) if results else "no_face"
+    if not results:
+        entry.update(status="no_face")
+        return None, entry
+    return PhotoFaces(pixels=pixels, faces=[to_uint8(result.crop) for result in results],
+                      transforms=[np.asarray(result.transform) for result in results],
+                      metadata=metadata_lib.extract(data) if keep_metadata else []), entry
+
+
+def prepare_faces(path, size: int, max_faces: int, keep_metadata: bool = False,
+                  detector_name: str | None = None):
+    """`read_and_align_faces` that never raises: a batch job goes on past any one bad photo."""
+    try:
+        return read_and_align_faces(path, size, max_faces, keep_metadata, detector_name)
+    except Exception as error:  # noqa: BLE001
+        return None, error_entry(error)
 
 
 def error_entry(error: BaseException) -> dict:

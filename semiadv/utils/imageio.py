@@ -29,6 +29,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # Decoding is refused (or reduced, for JPEG) above this many pixels: 50 Mpx of
 # RGB uint8 is 150 MB, large enough for any camera photo at full resolution.
 DEFAULT_MAX_PIXELS = 50_000_000
+# JPEG quality of every write unless the caller picks one.
+DEFAULT_JPEG_QUALITY = 95
 
 # libjpeg can decode at 1/2, 1/4 or 1/8 scale without materialising the full
 # image, which is how a huge JPEG is still read in bounded memory.
@@ -65,12 +67,22 @@ class ImageReadError(ValueError):
 
 
 @dataclass(frozen=True)
-class _ImageHeader:
-    """What the bytes say about an image before any decoding."""
+class ImageHeader:
+    """What the bytes say about an image before any decoding (`inspect_image`).
 
-    format: str  # "jpeg", "png", "bmp" or "webp"
+    Attributes:
+      format: "jpeg", "png", "bmp" or "webp".
+      width, height: the size in the header (None when it has none).
+      components: a JPEG's colour components (1 gray, 3 YCbCr/RGB, 4 CMYK/YCCK); else None.
+      animated: an animated PNG (APNG) or WebP: only its first frame is decoded.
+    """
+
+    format: str
     width: Optional[int]
     height: Optional[int]
+    components: Optional[int] = None
+    animated: bool = False
+
 
 
 def check_image_file(path: PathLike) -> None:
@@ -86,7 +98,18 @@ def check_image_file(path: PathLike) -> None:
     Raises:
       ImageReadError: naming the file and the problem.
     """
-    _inspect(path, _read_bytes(path))
+    _inspect(path, read_bytes(path))
+
+
+def inspect_image(data: bytes, path: PathLike) -> ImageHeader:
+    """What an image file's bytes say before decoding: format, size, JPEG components, animation.
+
+    Raises:
+      ImageReadError: as `check_image_file` does.
+    """
+    if not data:
+        raise ImageReadError(path, "empty file (0 bytes)")
+    return _inspect(path, data)
 
 
 def read_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -112,7 +135,7 @@ def read_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
       ImageReadError: if the file is missing, unreadable, empty, not an
         image, truncated, corrupt or too large; the message names the file.
     """
-    return decode_image(_read_bytes(path), path, max_pixels)
+    return decode_image(read_bytes(path), path, max_pixels)
 
 
 def decode_image(data: bytes, path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -143,6 +166,40 @@ def decode_image(data: bytes, path: PathLike, max_pixels: int = DEFAULT_MAX_PIXE
     return _to_rgb_uint8(path, decoded)
 
 
+def decode_unchanged(data: bytes, path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decodes an image file's bytes as OpenCV stores them, to be edited and written back.
+
+    Unlike `decode_image`, nothing is converted: gray stays [H, W], alpha stays a fourth
+    channel, 16-bit samples stay uint16 (channels in OpenCV's BGR(A) order). JPEGs are
+    decoded with their EXIF orientation applied, as `decode_image` does (a gray
+    JPEG stays [H, W]; a CMYK one comes back BGR). `to_rgb` turns the result into what `decode_image` returns.
+
+    Raises:
+      ImageReadError: as `decode_image`, and for an image above `max_pixels` (a reduced
+        decode would not be the photo at its own size).
+    """
+    if not data:
+        raise ImageReadError(path, "empty file (0 bytes)")
+    header = _inspect(path, data)
+    flags = _decode_flags(path, header, max_pixels)
+    if header.format == "jpeg" and header.components == 1 and flags == cv2.IMREAD_COLOR:
+        flags = cv2.IMREAD_GRAYSCALE  # Written back gray, as it came.
+    if any(flags == reduced for _, reduced in _JPEG_REDUCED_FLAGS):
+        raise ImageReadError(path, f"image too large to edit at its own size: {header.width}x"
+                                   f"{header.height}, over the limit of {max_pixels / 1e6:g} Mpx")
+    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    if decoded is None or decoded.size == 0:
+        raise ImageReadError(path, f"corrupt {header.format.upper()} data (OpenCV could not decode it)")
+    if decoded.dtype not in (np.uint8, np.uint16):
+        raise ImageReadError(path, f"unsupported sample type {decoded.dtype}")
+    return decoded
+
+
+def to_rgb(path: PathLike, decoded: np.ndarray) -> np.ndarray:
+    """A `decode_unchanged` result as `decode_image` returns it: uint8 RGB [H, W, 3]."""
+    return _to_rgb_uint8(path, decoded)
+
+
 def write_image(path: PathLike, image: np.ndarray) -> None:
     """Writes an RGB image atomically; the format follows the extension.
 
@@ -163,26 +220,46 @@ def write_image(path: PathLike, image: np.ndarray) -> None:
     files.write_bytes_atomically(path, encode_image(path, image))
 
 
-def encode_image(path: PathLike, image: np.ndarray) -> bytes:
+def encode_image(path: PathLike, image: np.ndarray, jpeg_quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
     """Encodes an RGB image the way `write_image` writes it, in memory.
 
     Args:
       path: the destination's name (any URL); its extension picks the format.
       image: as for `write_image`.
+      jpeg_quality: 1..100, for JPEG destinations.
 
     Returns:
-      The encoded file content.
+      The encoded file content (no metadata: OpenCV writes none).
 
     Raises:
       ValueError: for an unsupported extension, shape, dtype or value range.
     """
     path = Path(path)
+    return _encode(path, _to_bgr_uint8_for_writing(path, image), jpeg_quality)
+
+
+def encode_unchanged(path: PathLike, decoded: np.ndarray, jpeg_quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
+    """Encodes a `decode_unchanged`-style array (gray, BGR or BGRA; uint8, or uint16 for
+    PNG) in the format of `path`'s extension, with no metadata.
+
+    Raises:
+      ValueError: for an unsupported extension, or samples the format cannot hold.
+    """
+    path = Path(path)
+    decoded = np.asarray(decoded)
+    if decoded.dtype == np.uint16 and path.suffix.lower() != ".png":
+        raise ValueError(f"cannot write {str(path)!r}: 16-bit samples need a .png name")
+    return _encode(path, decoded, jpeg_quality)
+
+
+def _encode(path: Path, pixels: np.ndarray, jpeg_quality: int) -> bytes:
     extension = path.suffix.lower()
     if extension not in IMAGE_EXTENSIONS:
         raise ValueError(f"cannot write {str(path)!r}: extension {extension!r} is not one of {IMAGE_EXTENSIONS}")
-    bgr = _to_bgr_uint8_for_writing(path, image)
-    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if extension in (".jpg", ".jpeg") else []
-    ok, encoded = cv2.imencode(extension, bgr, params)
+    if not 1 <= int(jpeg_quality) <= 100:
+        raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if extension in (".jpg", ".jpeg") else []
+    ok, encoded = cv2.imencode(extension, pixels, params)
     if not ok:
         raise ValueError(f"cannot write {str(path)!r}: OpenCV failed to encode {extension}")
     return encoded.tobytes()
@@ -230,8 +307,8 @@ def list_images(directory: PathLike, recursive: bool = False, include_broken_lin
 # Reading helpers.
 
 
-def _read_bytes(path: PathLike) -> bytes:
-    """Reads a whole file, turning OS errors into ImageReadError."""
+def read_bytes(path: PathLike) -> bytes:
+    """Reads a whole image file, turning OS errors into ImageReadError (naming the file)."""
     path = Path(path)
     if not path.exists():
         if path.is_symlink():
@@ -250,7 +327,7 @@ def _read_bytes(path: PathLike) -> bytes:
     return data
 
 
-def _inspect(path: PathLike, data: bytes) -> _ImageHeader:
+def _inspect(path: PathLike, data: bytes) -> ImageHeader:
     """Identifies the format from magic bytes and checks completeness."""
     if data.startswith(_JPEG_SOI):
         return _inspect_jpeg(path, data)
@@ -258,14 +335,16 @@ def _inspect(path: PathLike, data: bytes) -> _ImageHeader:
         return _inspect_png(path, data)
     if data[:2] == b"BM" and len(data) >= 26:
         width, height = struct.unpack("<ii", data[18:26])
-        return _ImageHeader("bmp", abs(width), abs(height))
+        return ImageHeader("bmp", abs(width), abs(height))
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         width, height = _webp_size(data)
-        return _ImageHeader("webp", width, height)
+        # VP8X's flags byte: bit 1 says the file holds an animation.
+        animated = data[12:16] == b"VP8X" and len(data) > 20 and bool(data[20] & 0x02)
+        return ImageHeader("webp", width, height, animated=animated)
     raise ImageReadError(path, f"not an image (unrecognised content, first bytes {data[:8]!r})")
 
 
-def _inspect_jpeg(path: PathLike, data: bytes) -> _ImageHeader:
+def _inspect_jpeg(path: PathLike, data: bytes) -> ImageHeader:
     """Walks the JPEG marker segments up to the first scan.
 
     The segments before the first scan are skipped by their lengths, so an
@@ -274,7 +353,7 @@ def _inspect_jpeg(path: PathLike, data: bytes) -> _ImageHeader:
     guarantees 0xFFD9 only appears as the real end-of-image marker.
     """
     position = 2
-    width = height = None
+    width = height = components = None
     while True:
         if position + 4 > len(data):
             raise ImageReadError(path, "truncated JPEG (ends inside its header)")
@@ -291,6 +370,7 @@ def _inspect_jpeg(path: PathLike, data: bytes) -> _ImageHeader:
         (length,) = struct.unpack(">H", data[position : position + 2])
         if marker in _JPEG_SOF_MARKERS and position + 7 <= len(data):
             height, width = struct.unpack(">HH", data[position + 3 : position + 7])
+            components = data[position + 7] if position + 8 <= len(data) else None
         if marker == 0xDA:  # start of scan: entropy-coded data follows
             break
         position += length
@@ -298,17 +378,31 @@ def _inspect_jpeg(path: PathLike, data: bytes) -> _ImageHeader:
         raise ImageReadError(path, "truncated JPEG (no end-of-image marker FFD9)")
     if not width or not height:
         raise ImageReadError(path, "corrupt JPEG (no frame header with the image size)")
-    return _ImageHeader("jpeg", width, height)
+    return ImageHeader("jpeg", width, height, components=components)
 
 
-def _inspect_png(path: PathLike, data: bytes) -> _ImageHeader:
+def _inspect_png(path: PathLike, data: bytes) -> ImageHeader:
     """Reads the PNG size from IHDR and checks the IEND chunk is present."""
     if len(data) < 33 or data[12:16] != b"IHDR":
         raise ImageReadError(path, "truncated PNG (no IHDR header)")
     width, height = struct.unpack(">II", data[16:24])
     if data.rfind(_PNG_IEND) < 0:
         raise ImageReadError(path, "truncated PNG (no IEND chunk)")
-    return _ImageHeader("png", width, height)
+    return ImageHeader("png", width, height, animated=_png_is_animated(data))
+
+
+def _png_is_animated(data: bytes) -> bool:
+    """Whether a PNG has an APNG animation control chunk (it must come before the image data)."""
+    position = 8
+    while position + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        if kind == b"acTL":
+            return True
+        if kind in (b"IDAT", b"IEND"):
+            return False
+        position += 12 + length
+    return False
 
 
 def _webp_size(data: bytes) -> tuple[Optional[int], Optional[int]]:
@@ -327,7 +421,7 @@ def _webp_size(data: bytes) -> tuple[Optional[int], Optional[int]]:
     return None, None
 
 
-def _decode_flags(path: PathLike, header: _ImageHeader, max_pixels: int) -> int:
+def _decode_flags(path: PathLike, header: ImageHeader, max_pixels: int) -> int:
     """Chooses the cv2.imdecode flags; reduces or refuses huge images."""
     # JPEG has no alpha and (in practice) 8 bits, so IMREAD_COLOR loses
     # nothing and, unlike IMREAD_UNCHANGED, applies the EXIF orientation.

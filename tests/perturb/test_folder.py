@@ -111,7 +111,8 @@ def test_real_faces_are_aligned_and_perturbed(exported, shared_faces, tmp_path):
         shutil.copy(source, folder / source.name)
     (folder / "blank.png").write_bytes(b"")
     imageio.write_image(folder / "flat.png", np.full((64, 64, 3), 128, np.uint8))
-    report = perturb.perturb_folder(exported, folder, tmp_path / "out", save_aligned=True)
+    report = perturb.perturb_folder(exported, folder, tmp_path / "out", save_aligned=True,
+                                    output="crop")
     assert report["counts"].get("perturbed", 0) >= 1
     assert report["files"]["blank.png"]["status"] == "unreadable"
     assert report["files"]["flat.png"]["status"] == "no_face"
@@ -181,7 +182,8 @@ def test_process_pool_of_one_aligns_real_photos_as_threads_do(exported, shared_f
         pytest.skip(f"no CelebA photos in {shared_faces / 'celeba_identities'}")
     imageio.write_image(folder / "flat.png", np.full((64, 64, 3), 128, np.uint8))
     (folder / "blank.jpg").write_bytes(b"")
-    reports = _runs_by_pool(exported, folder, tmp_path, workers=1, save_aligned=True)
+    reports = _runs_by_pool(exported, folder, tmp_path, workers=1, save_aligned=True,
+                            output="crop")
     assert list(reports["process"]["files"].items()) == list(reports["thread"]["files"].items())
     assert reports["process"]["counts"]["perturbed"] >= 3
     assert reports["process"]["files"]["flat.png"]["status"] == "no_face"
