@@ -31,8 +31,29 @@ GOOD_UTKFACE = {
     "55_0_0_20170116232725357jpg.chip.jpg": (1, 180),
     "14_0_0_2017011022340900.jpg.chip.jpg": (1, 200),  # a 16-digit date
     "28_1_2_201701161846515488.jpg.chip.jpg": (0, 220),  # an 18-digit date
+    # All four fields there, the gender readable: kept, the unreadable field -1.
+    "x_0_0_20170110224238898.jpg.chip.jpg": (1, 240),
+    "33_1_7_20170110224238899.jpg.chip.jpg": (0, 0),
 }
-MALFORMED_UTKFACE = (  # the race is missing: the gender cannot be trusted to be read right
+# The (age, race) of each GOOD_UTKFACE name, -1 unknown: what the loader must read.
+UTKFACE_AGE_RACE = {
+    "20_0_0_20170110224238891.jpg.chip.jpg": (20, 0),
+    "21_1_0_20170110224238892.jpg.chip.jpg": (21, 0),
+    "22_0_1_20170110224238893.jpg.chip.jpg": (22, 1),
+    "23_1_2_20170110224238894.jpg.chip.jpg": (23, 2),
+    "24_1_3_20170110224238895.jpg.chip.jpg": (24, 3),
+    "25_0_4_20170110224238896.jpg.chip.jpg": (25, 4),
+    "116_1_4_20170110224238897.jpg.chip.jpg": (116, 4),
+    "24_0_1_20170116220224657 .jpg.chip.jpg": (24, 1),
+    "55_0_0_20170116232725357jpg.chip.jpg": (55, 0),
+    "14_0_0_2017011022340900.jpg.chip.jpg": (14, 0),
+    "28_1_2_201701161846515488.jpg.chip.jpg": (28, 2),
+    "x_0_0_20170110224238898.jpg.chip.jpg": (-1, 0),
+    "33_1_7_20170110224238899.jpg.chip.jpg": (33, -1),
+}
+# A field is missing (the real three lack the race): which number is the gender is a guess, so
+# these are skipped.
+MALFORMED_UTKFACE = (
     "39_1_20170116174525125.jpg.chip.jpg",
     "61_1_20170109142408075.jpg.chip.jpg",
     "61_1_20170109150557335.jpg.chip.jpg",

@@ -12,9 +12,11 @@ from pathlib import Path
 from absl import logging
 
 from semiadv.config import DataConfig
+from semiadv.data import attributes
 from semiadv.data import cache
 from semiadv.data import sources
 from semiadv.data.specs import DatasetSpec
+from semiadv.errors import UserValueError
 from semiadv.utils import imageio
 
 
@@ -26,6 +28,8 @@ def load_source(spec: DatasetSpec, config: DataConfig) -> sources.Source:
     Raises:
       ValueError: naming the folder when it is missing, has neither `labels.csv` nor
         identity folders, or holds no usable photos; naming `labels.csv` when it lacks a column.
+      UserValueError: naming `labels.csv`, the row and the value when an `age` or `race`
+        cell is not a label (see `_optional_label`).
     """
     root = spec.path
     sources.require_folder(root)
@@ -35,15 +39,35 @@ def load_source(spec: DatasetSpec, config: DataConfig) -> sources.Source:
     if not labels_file.exists() and spec.path and (spec.path / "labels.csv").exists():
         labels_file = spec.path / "labels.csv"
     if labels_file.exists():
-        paths, male, identity, skipped = _read_labels_csv(labels_file, root)
+        paths, labels, skipped = _read_labels_csv(labels_file, root)
     else:
-        paths, male, identity, skipped = _read_identity_folders(root)
+        paths, labels, skipped = _read_identity_folders(root)
     if not paths:
         raise ValueError(f"no usable images in {spec.path} ({len(skipped)} skipped)")
-    paths, male, identity, unreadable = sources.drop_unreadable(paths, male, identity)
+    paths, labels, unreadable = sources.drop_unreadable(paths, labels)
     names = [str(Path(p).relative_to(root)) for p in paths]
-    return sources.Source(male=male, identity=identity, names=names,
-                          skipped=tuple(skipped + unreadable), paths=paths)
+    return sources.Source(names=names, skipped=tuple(skipped + unreadable), paths=paths,
+                          **labels)
+
+
+def _optional_label(row: dict, column: str, upper: int, where: str) -> int:
+    """An optional `age` or `race` cell: -1 when the column or the cell is empty, or says -1.
+
+    A cell that says something else than a whole number in [0, upper] stops the run: unlike a
+    row without a gender (skipped: it cannot train), a typo here would silently become
+    "unknown" for a label the user took the trouble to give.
+    """
+    text = (row.get(column) or "").strip()
+    if not text:
+        return attributes.UNKNOWN
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value != attributes.UNKNOWN and (value is None or not 0 <= value <= upper):
+        raise UserValueError(f"{where}: {column} {text!r} is not a whole number in "
+                             f"0..{upper} (or empty or -1 for unknown)")
+    return value
 
 
 def _read_labels_csv(labels_file: Path, root: Path):
@@ -53,11 +77,14 @@ def _read_labels_csv(labels_file: Path, root: Path):
         missing = {"file", "male"} - set(reader.fieldnames or ())
         if missing:
             raise ValueError(f"{labels_file}: missing column(s) {sorted(missing)}; "
-                             "want file,male[,identity]")
-        paths, male, identity, skipped = [], [], [], []
+                             "want file,male[,identity][,age][,race]")
+        paths, skipped = [], []
+        labels = {"male": [], "identity": [], "age": [], "race": []}
         for row_number, row in enumerate(reader, start=2):
             where = f"{labels_file}:{row_number}"
             file = (row.get("file") or "").strip()
+            age = _optional_label(row, "age", attributes.MAX_AGE, where)
+            race = _optional_label(row, "race", len(attributes.RACE_NAMES) - 1, where)
             try:
                 label = int((row.get("male") or "").strip())
                 person = int((row.get("identity") or "-1").strip() or -1)
@@ -71,9 +98,10 @@ def _read_labels_csv(labels_file: Path, root: Path):
                 skipped.append((where, f"file {path} named in labels.csv does not exist"))
                 continue
             paths.append(path)
-            male.append(label)
-            identity.append(person)
-    return paths, male, identity, skipped
+            for name, value in (("male", label), ("identity", person), ("age", age),
+                                ("race", race)):
+                labels[name].append(value)
+    return paths, labels, skipped
 
 
 def _read_identity_folders(root: Path):
@@ -85,8 +113,9 @@ def _read_identity_folders(root: Path):
         for file in imageio.list_images(folder, recursive=False):
             paths.append(file)
             identity.append(number)
-    # Folders name identities but not genders: gender is unknown (-1) for these photos.
-    return paths, [-1] * len(paths), identity, []
+    # Folders name identities but not genders: gender is unknown (-1) for these photos, and
+    # so are their ages and races (the Source's defaults).
+    return paths, {"male": [-1] * len(paths), "identity": identity}, []
 
 
 def aligned_copy(root: Path, config: DataConfig) -> Path:

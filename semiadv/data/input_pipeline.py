@@ -1,8 +1,9 @@
 """The input pipeline: one entry point that turns a dataset spec into a batched `tf.data.Dataset`.
 
 Every example is `{"image": float32 [H, W, C] in [0, 1], "male": int64 (0/1, -1 unknown),
-"identity": int64 (-1 unknown)}` at the configured size and channels, plus what the
-augmentation adds (see `make_dataset`) and, for CelebA, `landmarks` [5, 2].
+"identity", "age", "age_group", "race": int64 (-1 unknown; see `attributes`)}` at the
+configured size and channels, plus what the augmentation adds (see `make_dataset`) and, for
+CelebA, `landmarks` [5, 2].
 
 File and synthetic sets are index-addressable, so the training order is a pure function of
 (seed, step): a resumed run reads exactly the batches an uninterrupted one would have, and each
@@ -28,8 +29,7 @@ from semiadv.data import tfds_sources
 
 def _example_reader(records: records_lib.Records, config: DataConfig):
     """Returns a function index -> example, reading from memory or from disk."""
-    male = tf.constant(records.male)
-    identity = tf.constant(records.identity)
+    labels = {name: tf.constant(values) for name, values in records.labels().items()}
     if records.images is not None:
         images = (records.image_tensor if records.image_tensor is not None
                   else tf.constant(records.images))
@@ -52,7 +52,7 @@ def _example_reader(records: records_lib.Records, config: DataConfig):
 
     def example(index):
         return {"image": tf.image.convert_image_dtype(read(index), tf.float32),
-                "male": male[index], "identity": identity[index]}
+                **{name: values[index] for name, values in labels.items()}}
 
     return example
 

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from semiadv.config import DataConfig
+from semiadv.data import attributes
 from semiadv.data import cache
 from semiadv.data import folder_source
 from semiadv.data import sources
@@ -30,11 +31,16 @@ class Records:
     every time they are read). `paths` names the photos of file specs whenever it is set.
     `image_tensor`, when set, is the tensor `images` is a read-only view of: the pipelines
     gather from it, so the decoded images are held once, not once for numpy and once more
-    for TensorFlow. `rows[i]` is example i's row in `cache_file`.
+    for TensorFlow. `rows[i]` is example i's row in `cache_file`. Labels (`male`, `identity`,
+    `age`, `race`: int64, -1 unknown; `age_group` follows from `age`) are read from the
+    names or `labels.csv` on every load, never cached with the images: the decoded-image
+    caches hold pixels only, so they serve any labels.
     """
 
     male: np.ndarray
     identity: np.ndarray
+    age: np.ndarray
+    race: np.ndarray
     images: np.ndarray | None = None
     paths: np.ndarray | None = None
     skipped: tuple[tuple[str, str], ...] = ()
@@ -44,6 +50,16 @@ class Records:
 
     def __len__(self) -> int:
         return len(self.male)
+
+    @property
+    def age_group(self) -> np.ndarray:
+        """int64 [N] `attributes.AGE_GROUP_NAMES` indices, -1 where the age is unknown."""
+        return attributes.age_group(self.age)
+
+    def labels(self) -> dict[str, np.ndarray]:
+        """Every label an example carries: male, identity, age, age_group, race."""
+        return {"male": self.male, "identity": self.identity, "age": self.age,
+                "age_group": self.age_group, "race": self.race}
 
 
 def _load_source(spec: specs.DatasetSpec, config: DataConfig) -> sources.Source:
@@ -79,25 +95,28 @@ def load_records(config: DataConfig, split: str) -> Records:
     if chosen.size == 0:
         raise ValueError(f"the {split} split of {config.dataset} is empty "
                          f"({len(assigned)} usable examples in all)")
-    male, identity = np.asarray(source.male, np.int64)[chosen], identity[chosen]
+    labels = _select(source.labels(), chosen)
     if source.images is not None:
         images, tensor = cache.share_images(source.images[chosen])
-        return Records(male=male, identity=identity, images=images, skipped=source.skipped,
-                       image_tensor=tensor)
+        return Records(**labels, images=images, skipped=source.skipped, image_tensor=tensor)
     paths = np.asarray(source.paths)[chosen]
     if config.cache == "none":
-        return Records(male=male, identity=identity, paths=paths, skipped=source.skipped)
+        return Records(**labels, paths=paths, skipped=source.skipped)
     image_bytes = len(chosen) * config.image_size**2 * config.channels
     if config.cache == "memory" and image_bytes <= config.cache_megabytes * 2**20:
         images, tensor, failed = cache.decode_into_memory(paths, config)
         kept = cache.decoded_mask(paths, failed)
-        return Records(male=male[kept], identity=identity[kept], images=images,
+        return Records(**_select(labels, kept), images=images,
                        skipped=_with_undecodable(source.skipped, failed), image_tensor=tensor)
     cache_file, failed = cache.decode_into_file(paths, config)
     kept = cache.decoded_mask(paths, failed)
-    return Records(male=male[kept], identity=identity[kept], paths=paths[kept],
+    return Records(**_select(labels, kept), paths=paths[kept],
                    skipped=_with_undecodable(source.skipped, failed), cache_file=cache_file,
                    rows=np.flatnonzero(kept).astype(np.int64))
+
+
+def _select(labels: dict[str, np.ndarray], kept: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: values[kept] for name, values in labels.items()}
 
 
 def _with_undecodable(skipped, failed) -> tuple[tuple[str, str], ...]:

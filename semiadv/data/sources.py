@@ -14,6 +14,7 @@ import numpy as np
 from absl import logging
 
 from semiadv.config import DataConfig
+from semiadv.data import attributes
 from semiadv.utils import imageio
 
 
@@ -28,6 +29,8 @@ class Source:
       skipped: (file or `labels.csv:row`, why) for every example left out.
       images: uint8 [N, S, S, C] decoded images, or None.
       paths: N photo paths, when `images` is None.
+      age: int64 [N] years, -1 unknown (None: all unknown).
+      race: int64 [N] `attributes.RACE_NAMES` codes, -1 unknown (None: all unknown).
     """
 
     male: np.ndarray
@@ -36,6 +39,18 @@ class Source:
     skipped: tuple[tuple[str, str], ...] = ()
     images: np.ndarray | None = None
     paths: list[str] | None = None
+    age: np.ndarray | None = None
+    race: np.ndarray | None = None
+
+    def __post_init__(self):
+        count = len(self.male)
+        self.age = attributes.unknown(count) if self.age is None else self.age
+        self.race = attributes.unknown(count) if self.race is None else self.race
+
+    def labels(self) -> dict[str, np.ndarray]:
+        """{"male", "identity", "age", "race"}: int64 [N] each."""
+        return {name: np.asarray(getattr(self, name), np.int64)
+                for name in attributes.LABELS + ("identity",)}
 
 
 def synthetic_source(config: DataConfig) -> Source:
@@ -47,7 +62,8 @@ def synthetic_source(config: DataConfig) -> Source:
     # Held as uint8 like decoded photos: a quarter of the memory, identical pipeline after.
     images = np.round(faces["image"] * 255).astype(np.uint8)
     return Source(male=faces["male"], identity=faces["identity"],
-                  names=[str(i) for i in range(len(images))], images=images)
+                  names=[str(i) for i in range(len(images))], images=images,
+                  age=faces["age"], race=faces["race"])
 
 
 def require_folder(path: Path) -> None:
@@ -56,11 +72,16 @@ def require_folder(path: Path) -> None:
         raise ValueError(f"dataset folder {path} does not exist or is not a folder")
 
 
-def drop_unreadable(paths, male, identity):
+def drop_unreadable(paths, labels: dict):
     """Drops files that cannot be images (0-byte, truncated, not an image) and says why.
 
+    Args:
+      paths: N photo paths.
+      labels: name -> N labels of the photos (`male`, `identity`, ...).
+
     Returns:
-      (paths as strings, male int64, identity int64, [(path, why) of the dropped files]).
+      (paths as strings, the labels of those as int64 arrays, [(path, why) of the dropped
+      files]).
     """
     keep, skipped = [], []
     for index, path in enumerate(paths):
@@ -70,8 +91,9 @@ def drop_unreadable(paths, male, identity):
         except imageio.ImageReadError as error:
             skipped.append((str(path), str(error)))
     keep = np.array(keep, dtype=np.int64)
-    return ([str(paths[i]) for i in keep], np.asarray(male, np.int64)[keep],
-            np.asarray(identity, np.int64)[keep], skipped)
+    return ([str(paths[i]) for i in keep],
+            {name: np.asarray(values, np.int64)[keep] for name, values in labels.items()},
+            skipped)
 
 
 def report_skipped(dataset: str, skipped) -> None:

@@ -12,6 +12,13 @@ lighting, expression, background, clothing, noise) from a generator seeded by
 jaw shape, face width, brow thickness, facial hair, lip colour, eye size and eyeliner), so a small
 CNN can learn it without any single cue giving it away.
 
+Each identity also has an age and a race code (`semiadv.data.attributes`), read off traits the
+painter already draws, so the faces and every earlier seed's images are unchanged: the age
+from the hairline (a higher hairline, a larger forehead, an older person: 5 to 80 years),
+the race code from the skin tone's band on the palette (0 lightest to 4 darkest). They exist
+so attribute code can be tested end to end on pixels that carry them; the race codes share
+UTKFace's range, not its meanings.
+
 Faces are drawn in "face coordinates": the unit square, x to the right and y down, with the eyes
 near y = 0.43 and x = 0.35 / 0.65 as in UTKFace aligned crops. Shapes are drawn antialiased at a
 supersampled resolution and then area-resized down to the requested size.
@@ -79,6 +86,13 @@ _HAIR_LENGTH_PROBS = {
     True: np.array([0.12, 0.70, 0.13, 0.05]),  # male
     False: np.array([0.0, 0.12, 0.23, 0.65]),  # female
 }
+# The hairline's height (face coordinates, before a male's +0.02) and the ages it stands for:
+# the top of the range (a receding hairline) is the oldest.
+_HAIRLINE_RANGE = (0.19, 0.27)
+_AGE_RANGE = (5, 80)
+# The skin palette has one band per race code (between its 6 colours).
+_RACE_CODES = 5
+
 # Facial hair classes (males only); most males are clean-shaven or stubbled.
 _NO_FACIAL_HAIR, _STUBBLE, _MOUSTACHE, _BEARD, _GOATEE = range(5)
 _FACIAL_HAIR_PROBS = np.array([0.42, 0.22, 0.10, 0.20, 0.06])
@@ -89,6 +103,8 @@ class _Identity:
     """Fixed traits of one synthetic person; every image of the person shares them."""
 
     male: bool
+    age: int
+    race: int
     skin: np.ndarray
     hair_colour: np.ndarray
     hair_length: int
@@ -149,19 +165,23 @@ def _mix(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (1.0 - t) * np.asarray(a) + t * np.asarray(b)
 
 
-def _palette_colour(rng: np.random.Generator, palette: np.ndarray) -> np.ndarray:
-    """Picks a colour on the piecewise-linear path through ``palette``, so tones are continuous."""
+def _palette_colour(rng: np.random.Generator, palette: np.ndarray) -> tuple[np.ndarray, int]:
+    """Picks a colour on the piecewise-linear path through ``palette``, so tones are continuous.
+
+    Returns:
+        (the colour, its band: the index of the palette colour it starts from).
+    """
     position = rng.uniform(0.0, len(palette) - 1)
     low = int(position)
     high = min(low + 1, len(palette) - 1)
-    return _mix(palette[low], palette[high], position - low)
+    return _mix(palette[low], palette[high], position - low), low
 
 
 def _draw_identity(rng: np.random.Generator) -> _Identity:
     """Draws one person's fixed traits; gender shifts the odds of every cue, never decides one."""
     male = bool(rng.random() < 0.5)
     sign = 1.0 if male else -1.0  # pushes a gendered trait up for males, down for females
-    skin = _palette_colour(rng, _SKIN_TONES)
+    skin, skin_band = _palette_colour(rng, _SKIN_TONES)
     hair_colour = _HAIR_COLOURS[rng.choice(len(_HAIR_COLOURS), p=_HAIR_COLOUR_WEIGHTS)]
     hair_colour = np.clip(hair_colour * rng.uniform(0.85, 1.15), 0.0, 1.0)
     hair_length = int(rng.choice(4, p=_HAIR_LENGTH_PROBS[male]))
@@ -172,12 +192,17 @@ def _draw_identity(rng: np.random.Generator) -> _Identity:
     mole = (
         (float(rng.uniform(0.33, 0.67)), float(rng.uniform(0.50, 0.78))) if has_mole else None
     )
+    # Drawn here, where the draw always was: every later trait keeps its random numbers.
+    hairline = float(rng.uniform(_HAIRLINE_RANGE[0], _HAIRLINE_RANGE[1]))
+    recession = (_HAIRLINE_RANGE[1] - hairline) / (_HAIRLINE_RANGE[1] - _HAIRLINE_RANGE[0])
     return _Identity(
         male=male,
+        age=int(_AGE_RANGE[0] + recession * (_AGE_RANGE[1] - _AGE_RANGE[0])),
+        race=int(min(skin_band, _RACE_CODES - 1)),
         skin=skin,
         hair_colour=hair_colour,
         hair_length=hair_length,
-        hairline_y=float(rng.uniform(0.19, 0.27) + (0.02 if male else 0.0)),
+        hairline_y=hairline + (0.02 if male else 0.0),
         fringe=bool(rng.random() < (0.15 if male else 0.35)),
         parting=float(rng.uniform(-0.12, 0.12)),
         facial_hair=facial_hair,
@@ -586,8 +611,9 @@ def make_faces(num_identities: int, images_per_identity: int, image_size: int, c
     Returns:
         A dict with ``"image"``: float32 [N, image_size, image_size, channels] in [0, 1];
         ``"male"``: int64 [N], 1 for male; ``"identity"``: int64 [N] in 0..num_identities-1;
-        where N = num_identities * images_per_identity, ordered identity-major (all images of
-        identity 0 first).
+        ``"age"``: int64 [N] years in 5..80; ``"race"``: int64 [N] codes 0..4 (see the module
+        docstring); where N = num_identities * images_per_identity, ordered identity-major
+        (all images of identity 0 first).
 
     Raises:
         ValueError: If an argument is out of range; the message names it.
@@ -603,7 +629,7 @@ def make_faces(num_identities: int, images_per_identity: int, image_size: int, c
     canvas_size = max(_MIN_CANVAS, _SUPERSAMPLE * image_size)
     canvas = np.empty((canvas_size, canvas_size, 3), np.uint8)
     images = np.empty((count, image_size, image_size, channels), np.float32)
-    male = np.empty(count, np.int64)
+    male, age, race = (np.empty(count, np.int64) for _ in range(3))
     identities = np.repeat(np.arange(num_identities, dtype=np.int64), images_per_identity)
     for identity_index in range(num_identities):
         identity = _draw_identity(_identity_rng(seed, identity_index))
@@ -619,4 +645,5 @@ def make_faces(num_identities: int, images_per_identity: int, image_size: int, c
             else:
                 images[position] = rgb
             male[position] = identity.male
-    return {"image": images, "male": male, "identity": identities}
+            age[position], race[position] = identity.age, identity.race
+    return {"image": images, "male": male, "identity": identities, "age": age, "race": race}

@@ -2,6 +2,10 @@
 
 CelebA's own partition is disjoint by identity. LFW ships one split: identities are held out
 by a stable hash of their names, like the identities of file specs.
+
+Neither labels age or race: `age`, `age_group` and `race` are -1. CelebA's `Young` is not
+turned into an age group: it is an annotator's yes/no impression with no age in years behind
+it, so no group boundary (`attributes.AGE_GROUP_STARTS`) can honestly be read from it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import functools
 import tensorflow as tf
 
 from semiadv.config import DataConfig
+from semiadv.data import attributes
 from semiadv.data import image_ops
 from semiadv.data import pipeline_options
 
@@ -46,6 +51,11 @@ def tfds_examples(name: str, config: DataConfig, split: str, *, training: bool,
                        num_parallel_calls=pipeline_options.PARALLEL_CALLS)
 
 
+def _unknown_age_and_race():
+    unknown = tf.constant(attributes.UNKNOWN, tf.int64)
+    return {"age": unknown, "age_group": unknown, "race": unknown}
+
+
 def _hash_unit(text):
     """A stable hash of a string tensor mapped to [0, 1)."""
     bucket = tf.strings.to_hash_bucket_fast(text, 2**31 - 1)
@@ -67,7 +77,8 @@ def _lfw_example(example, *, config: DataConfig):
     return {"image": tf.image.convert_image_dtype(
                 image_ops.resize_uint8(image, config.image_size, config.channels), tf.float32),
             "male": tf.constant(-1, tf.int64),
-            "identity": tf.strings.to_hash_bucket_fast(example["label"], 2**62)}
+            "identity": tf.strings.to_hash_bucket_fast(example["label"], 2**62),
+            **_unknown_age_and_race()}
 
 
 def _celeb_a_example(example, *, config: DataConfig):
@@ -82,4 +93,5 @@ def _celeb_a_example(example, *, config: DataConfig):
     return {"image": tf.image.convert_image_dtype(image, tf.float32),
             "male": tf.cast(example["attributes"]["Male"], tf.int64),
             "identity": tf.constant(-1, tf.int64),
-            "landmarks": aligned_landmarks}
+            "landmarks": aligned_landmarks,
+            **_unknown_age_and_race()}

@@ -79,6 +79,48 @@ def test_folder_labels_csv_with_byte_order_mark(tmp_path):
     records = records_lib.load_records(_folder_config(tmp_path), "train")
     assert sorted(records.male.tolist()) == [0, 1]
     assert not records_lib.has_identities(_folder_config(tmp_path))
+    # No age or race columns: unknown.
+    for labels in (records.age, records.age_group, records.race):
+        assert labels.tolist() == [-1, -1]
+
+
+def test_folder_labels_csv_age_and_race(tmp_path):
+    rows = [  # file, male, age, race (grey value = 20 * (row index + 1))
+        ("a.jpg", 1, 19, 0), ("b.jpg", 0, 20, 1), ("c.jpg", 1, 59, 4), ("d.jpg", 0, 60, ""),
+        ("e.jpg", 1, "", 2), ("f.jpg", 0, -1, -1), ("g.jpg", 1, " 7 ", " 3 "),
+    ]
+    for index, (file, *_) in enumerate(rows):
+        _dataset_files.write_jpeg(tmp_path / file, 20 * (index + 1))
+    _write_labels(tmp_path, rows, header=("file", "male", "age", "race"))
+    config = _folder_config(tmp_path)
+    examples = input_pipeline.read_split(config, "train")
+    got = {}
+    for index, image in enumerate(examples["image"]):
+        value = int(round(image[12:, :, 0].mean() * 255 / 20))  # the row's grey, in 20s
+        got[value] = tuple(int(examples[key][index])
+                           for key in ("male", "age", "age_group", "race", "identity"))
+    assert got == {1: (1, 19, 0, 0, -1), 2: (0, 20, 1, 1, -1), 3: (1, 59, 2, 4, -1),
+                   4: (0, 60, 3, -1, -1), 5: (1, -1, -1, 2, -1), 6: (0, -1, -1, -1, -1),
+                   7: (1, 7, 0, 3, -1)}
+
+
+@pytest.mark.parametrize("column, value", [
+    ("age", "abc"), ("age", "20.5"), ("age", "-3"), ("age", "131"), ("race", "5"),
+    ("race", "White"), ("race", "-2"),
+])
+def test_folder_labels_csv_bad_age_or_race_is_a_user_error(tmp_path, column, value):
+    from semiadv.errors import UserValueError
+
+    for file in ("a.jpg", "b.jpg"):
+        _dataset_files.write_jpeg(tmp_path / file, 10)
+    cells = {"age": "30", "race": "1", column: value}
+    _write_labels(tmp_path, [("a.jpg", 1, 30, 1), ("b.jpg", 0, cells["age"], cells["race"])],
+                  header=("file", "male", "age", "race"))
+    with pytest.raises(UserValueError) as error:
+        records_lib.load_records(_folder_config(tmp_path), "train")
+    message = str(error.value)
+    assert f"{tmp_path / 'labels.csv'}:3: {column} {value!r} is not a whole number" in message
+    assert "\n" not in message
 
 
 def test_folder_identity_layout_and_odd_formats(tmp_path):
@@ -101,6 +143,8 @@ def test_folder_identity_layout_and_odd_formats(tmp_path):
     assert examples["image"].shape == (8, 16, 16, 3)
     np.testing.assert_array_equal(np.sort(examples["identity"]), [0, 0, 0, 0, 1, 1, 1, 1])
     assert (examples["male"] == -1).all()
+    for key in ("age", "age_group", "race"):
+        assert (examples[key] == -1).all(), key
     assert records_lib.has_identities(config)
     values = {round(float(image.mean()) * 255) for image in examples["image"]}
     assert 200 in values  # The opaque RGBA PNG.

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from semiadv.config import DataConfig
+from semiadv.data import attributes
 from semiadv.data import input_pipeline
 from semiadv.data import records as records_lib
 
@@ -37,9 +38,10 @@ def _global_batches(config, steps, **kwargs):
 def test_synthetic_examples(channels):
     config = DataConfig(**{**SYNTHETIC.__dict__, "channels": channels})
     batch = next(iter(input_pipeline.make_dataset(config, "train", training=True)))
-    assert set(batch) == {"image", "male", "identity"}
+    assert set(batch) == {"image", "male", "identity", "age", "age_group", "race"}
     assert batch["image"].dtype == tf.float32 and batch["image"].shape == (8, 16, 16, channels)
-    assert batch["male"].dtype == tf.int64 and batch["identity"].dtype == tf.int64
+    for key in ("male", "identity", "age", "age_group", "race"):
+        assert batch[key].dtype == tf.int64 and batch[key].shape == (8,), key
     image = batch["image"].numpy()
     assert 0.0 <= image.min() and image.max() <= 1.0 and image.std() > 0.05
     assert set(batch["male"].numpy()) <= {0, 1}
@@ -59,8 +61,11 @@ def test_synthetic_is_deterministic_and_matches_make_faces():
     for image, identity in zip(first["image"], first["identity"]):
         candidates = faces["image"][faces["identity"] == identity]
         assert np.abs(candidates - image).reshape(4, -1).max(axis=1).min() <= 0.5 / 255 + 1e-6
-        assert faces["male"][faces["identity"] == identity][0] == first["male"][
-            list(first["identity"]).index(identity)]
+        for key in ("male", "age", "race"):  # Fixed per person.
+            assert faces[key][faces["identity"] == identity][0] == first[key][
+                list(first["identity"]).index(identity)], key
+    np.testing.assert_array_equal(first["age_group"], attributes.age_group(first["age"]))
+    assert len(set(first["race"])) > 1 and len(set(first["age_group"])) > 1
 
 
 def test_training_order_is_a_function_of_seed_and_step():

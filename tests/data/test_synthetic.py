@@ -57,7 +57,7 @@ def test_same_arguments_give_byte_identical_arrays():
     second = synthetic.make_faces(4, 3, 16, 3, seed=7)
     other_seed = synthetic.make_faces(4, 3, 16, 3, seed=8)
 
-    for key in ("image", "male", "identity"):
+    for key in ("image", "male", "identity", "age", "race"):
         assert first[key].tobytes() == second[key].tobytes()
     assert not np.array_equal(first["image"], other_seed["image"])
 
@@ -71,6 +71,22 @@ def test_ordering_is_identity_major_and_gender_is_fixed_per_identity():
     # Each image of a person differs (pose, lighting, expression, noise).
     images = faces["image"].reshape(6, 4, -1)
     assert np.abs(images[:, 0] - images[:, 1]).mean(axis=-1).min() > 0.005
+
+
+def test_age_and_race_are_fixed_per_identity_and_race_shows_in_the_skin():
+    from semiadv.data import attributes
+
+    faces = synthetic.make_faces(60, 2, 32, 3, seed=0)
+    for key in ("age", "race"):
+        per_identity = faces[key].reshape(60, 2)
+        assert (per_identity == per_identity[:, :1]).all(), key
+    assert 5 <= faces["age"].min() and faces["age"].max() <= 80
+    assert set(faces["race"].tolist()) == {0, 1, 2, 3, 4}
+    assert set(attributes.age_group(faces["age"]).tolist()) == {0, 1, 2, 3}
+    # The race code is the skin tone's band: the cheeks and nose get darker code by code.
+    centre = faces["image"][:, 12:20, 10:22].mean(axis=(1, 2, 3))
+    means = [centre[faces["race"] == code].mean() for code in range(5)]
+    assert all(np.diff(means) < -0.05), means
 
 
 def test_identity_traits_do_not_depend_on_num_identities():

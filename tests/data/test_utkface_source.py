@@ -15,21 +15,32 @@ from semiadv.data import utkface_source
 GOOD, MALFORMED = _dataset_files.GOOD_UTKFACE, _dataset_files.MALFORMED_UTKFACE
 config_of = _dataset_files.utkface_config
 
-@pytest.mark.parametrize("name, male", [
-    ("20_0_0_20170110224238891.jpg.chip.jpg", 1),
-    ("20_1_0_20170110224238891.jpg.chip.jpg", 0),
-    ("24_0_1_20170116220224657 .jpg.chip.jpg", 1),
-    ("55_0_0_20170116232725357jpg.chip.jpg", 1),
-    ("14_0_0_2017011022340900.jpg.chip.jpg", 1),
+@pytest.mark.parametrize("name, labels", [
+    ("20_0_0_20170110224238891.jpg.chip.jpg", (1, 20, 0)),
+    ("20_1_0_20170110224238891.jpg.chip.jpg", (0, 20, 0)),
+    ("24_0_1_20170116220224657 .jpg.chip.jpg", (1, 24, 1)),
+    ("55_0_0_20170116232725357jpg.chip.jpg", (1, 55, 0)),
+    ("14_0_0_2017011022340900.jpg.chip.jpg", (1, 14, 0)),
+    ("116_1_4_20170110224238897.jpg.chip.jpg", (0, 116, 4)),
+    ("1_1_3_20170110224238897.jpg.chip.jpg", (0, 1, 3)),
+    # Four fields and a gender: kept, what cannot be read is -1.
+    ("20_0_5_20170110224238891.jpg.chip.jpg", (1, 20, -1)),
+    ("20_1_x_20170110224238891.jpg.chip.jpg", (0, 20, -1)),
+    ("x_0_0_20170110224238891.jpg.chip.jpg", (1, -1, 0)),
+    ("_1_2_20170110224238891.jpg.chip.jpg", (0, -1, 2)),
+    ("999_0_2_20170110224238891.jpg.chip.jpg", (1, -1, 2)),
+    ("\u00b2_0_2_20170110224238891.jpg.chip.jpg", (1, -1, 2)),  # a superscript two: no digit
+    # A field missing, a gender that is no gender, no date: skipped.
     ("39_1_20170116174525125.jpg.chip.jpg", None),
     ("20_2_0_20170110224238891.jpg.chip.jpg", None),
-    ("20_0_5_20170110224238891.jpg.chip.jpg", None),
-    ("x_0_0_20170110224238891.jpg.chip.jpg", None),
+    ("20_0_0_x.jpg.chip.jpg", None),
     ("20_0_0.jpg", None),
     ("photo.jpg", None),
 ])
-def test_parse_utkface_name(name, male):
-    assert utkface_source.parse_utkface_name(name) == male
+def test_parse_utkface_name(name, labels):
+    parsed = utkface_source.parse_utkface_labels(name)
+    assert (None if parsed is None else (parsed.male, parsed.age, parsed.race)) == labels
+    assert utkface_source.parse_utkface_name(name) == (None if labels is None else labels[0])
 
 
 @pytest.fixture
@@ -55,14 +66,21 @@ def test_utkface_skips_malformed_and_unusable_files(utkface_dir, caplog, cache):
     assert len(records) == len(GOOD)
     warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert "skipped 6 unusable file(s)" in warning and MALFORMED[0] in warning
+    assert "2 name(s) with an unreadable age or race, kept with -1" in warning
     # Labels follow the files: the grey level drawn into each photo tells which file it was.
     examples = input_pipeline.read_split(config, "train")
     assert examples["image"].shape == (len(GOOD), 16, 16, 3)
-    by_value = {value: male for male, value in GOOD.values()}
-    for image, male, identity in zip(examples["image"], examples["male"], examples["identity"]):
+    by_value = {value: (male, *_dataset_files.UTKFACE_AGE_RACE[name])
+                for name, (male, value) in GOOD.items()}
+    for index, image in enumerate(examples["image"]):
         value = int(round(image[12:, :, 0].mean() * 255 / 20)) * 20  # bottom half: pure grey
-        assert male == by_value[value], value
-        assert identity == -1
+        male, age, race = by_value.pop(value)
+        assert (examples["male"][index], examples["age"][index], examples["race"][index]) == (
+            male, age, race), value
+        assert examples["identity"][index] == -1
+    assert not by_value  # Every good file read once.
+    # 0-19: 14; 20-39: 9 names of 20..33; 40-59: 55; 60+: 116; unknown: the "x" age.
+    assert sorted(examples["age_group"].tolist()) == [-1, 0] + [1] * 9 + [2, 3]
     assert sorted(examples["male"].tolist()) == sorted(m for m, _ in GOOD.values())
 
 
@@ -101,6 +119,10 @@ def test_utkface_real_names(shared_faces):
     assert skipped == sorted(str(folder / name) for name in MALFORMED)
     assert len(records) == 23704
     assert int(records.male.sum()) == 12390
+    # Counted independently with awk on the names' third and first fields.
+    assert np.bincount(records.race).tolist() == [10078, 4525, 3434, 3975, 1692]
+    assert np.bincount(records.age_group).tolist() == [4592, 11880, 4544, 2688]
+    assert (records.age.min(), records.age.max()) == (1, 116)
     kept = set(records.paths.tolist())
     assert str(folder / "24_0_1_20170116220224657 .jpg.chip.jpg") in kept
     assert str(folder / "55_0_0_20170116232725357jpg.chip.jpg") in kept
