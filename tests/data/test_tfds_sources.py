@@ -26,6 +26,8 @@ def test_celeb_a_through_tfds():
         assert batch["image"].min() >= 0 and batch["image"].max() <= 1
         assert set(batch["male"].tolist()) <= {0, 1} and batch["male"].dtype == np.int64
         assert (batch["identity"] == -1).all()
+        for key in ("age", "age_group", "race"):  # CelebA labels neither (Young is no age).
+            assert batch[key].dtype == np.int64 and (batch[key] == -1).all(), key
         assert batch["landmarks"].shape[1:] == (5, 2) and batch["landmarks"].dtype == np.float32
     assert all(b["image"].shape[0] == 4 for b in train)
     assert "flipped" in train[0]
@@ -46,6 +48,8 @@ def test_lfw_through_tfds():
         for batch in batches:
             assert batch["image"].shape[1:] == (16, 16, 3)
             assert batch["identity"].dtype == np.int64 and (batch["male"] == -1).all()
+            for key in ("age", "age_group", "race"):
+                assert (batch[key] == -1).all() and len(batch[key]) == len(batch["image"]), key
         identities[split] = set(np.concatenate([b["identity"] for b in batches]).tolist())
     assert sum(len(ids) for ids in identities.values()) > 0
     assert not identities["train"] & identities["validation"]
