@@ -6,7 +6,8 @@ of the face's alignment warp (`semiadv.align.face.AlignResult.transform`, photo 
 upsampled with linear interpolation, faded out towards the face's border by a soft mask (a
 feathered ellipse around the canonical face region of the crop: `face_mask`), and added to
 the photo. Pixels outside every face's mask keep their exact values; where two masks
-overlap, their changes are averaged by their weights rather than added twice.
+overlap, their changes are averaged by their weights and applied with the larger mask's
+weight, rather than added twice.
 
 `edit_photo` does it all for one photo given any function from crops to perturbed crops (a
 loaded signature, or a TF Serving REST or gRPC call: docs/serving.md); `edit_pixels` is the
@@ -30,8 +31,8 @@ from semiadv.utils import metadata as metadata_lib
 # UTKFace's crops), as an ellipse in fractions of the crop side: from the hairline to the
 # chin, cheek to cheek. Its centre sits below the eyes' midpoint (0.485, 0.2975), about where
 # the nose is.
-FACE_ELLIPSE_CENTRE = (0.485, 0.53)
-FACE_ELLIPSE_AXES = (0.40, 0.49)
+FACE_ELLIPSE_CENTRE = (0.485, 0.52)
+FACE_ELLIPSE_AXES = (0.40, 0.46)
 # The mask falls from 1 to 0 over this outer share of the ellipse's radius, so the edit has no
 # visible edge on the photo.
 FACE_FEATHER = 0.3
@@ -114,6 +115,7 @@ def photo_change(shape, changes: Sequence[np.ndarray], transforms: Sequence[np.n
     x1, y1 = max(p[2][2] for p in parts), max(p[2][3] for p in parts)
     total = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
     weight = np.zeros((y1 - y0, x1 - x0), np.float32)
+    opacity = np.zeros((y1 - y0, x1 - x0), np.float32)
     for change, transform, box, size in parts:
         mask = _warped_to_photo(np.ascontiguousarray(face_mask(size)), transform, box,
                                 cv2.BORDER_CONSTANT)
@@ -121,8 +123,10 @@ def photo_change(shape, changes: Sequence[np.ndarray], transforms: Sequence[np.n
         rows, cols = slice(box[1] - y0, box[3] - y0), slice(box[0] - x0, box[2] - x0)
         total[rows, cols] += mask[:, :, None] * moved
         weight[rows, cols] += mask
-    # One face's share where it is alone; a weighted mean where masks overlap.
-    total /= np.maximum(weight, 1.0)[:, :, None]
+        np.maximum(opacity[rows, cols], mask, out=opacity[rows, cols])
+    # Alone, a face's change times its mask; where masks overlap, the changes' mean weighted
+    # by the masks, times the largest mask (two detections of one face edit it once).
+    total *= (opacity / np.where(weight > 0, weight, 1.0))[:, :, None]
     return (x0, y0, x1, y1), total, weight
 
 
