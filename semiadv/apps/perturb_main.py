@@ -1,11 +1,12 @@
 """semiadv-perturb: hides the gender of the faces in a folder of photos with an export.
 
   semiadv-perturb --export=exports/san --input_dir=photos --output_dir=private \
-      --prototype=opposite [--save_aligned] [--noalign] [--overwrite] [--detector=dlib|haar|mediapipe]
-      [--workers=N] [--pool=process|thread]
+      --prototype=opposite [--output=photo|crop] [--max_faces=16] [--keep_metadata]
+      [--jpeg_quality=95] [--save_aligned] [--noalign] [--overwrite]
+      [--detector=dlib|haar|mediapipe] [--workers=N] [--pool=process|thread]
 
-Writes each perturbed face under its relative name, plus perturb_report.json, and says where
-they went. Photos whose output exists already (from an earlier run) are skipped, and
+Writes each photo with its faces perturbed (or each perturbed face crop, --output=crop) under
+its relative name, plus perturb_report.json, and says where they went. Photos whose output exists already (from an earlier run) are skipped, and
 counted, unless --overwrite. Exits non-zero only when no photo could be perturbed.
 """
 
@@ -30,7 +31,21 @@ PROTOTYPE = flags.DEFINE_enum("prototype", "opposite", ["opposite", "same", "neu
                               "Which prototype the faces are re-rendered with.")
 SAVE_ALIGNED = flags.DEFINE_bool("save_aligned", False,
                                  "Also write the aligned originals to OUTPUT_DIR/aligned/.")
-ALIGN = flags.DEFINE_bool("align", True, "Detect and align faces; --noalign only resizes.")
+ALIGN = flags.DEFINE_bool("align", True, "Detect and align faces; --noalign only resizes "
+                          "(already aligned crops; implies --output=crop).")
+OUTPUT = flags.DEFINE_enum(
+    "output", None, ["photo", "crop"],
+    "What is written: photo (the whole photo at its own size and format, every face edited, "
+    "the rest of the photo untouched; default when aligning) or crop (the aligned crop of "
+    "the largest face at the export's size; default with --noalign).")
+MAX_FACES = flags.DEFINE_integer("max_faces", 16, "Photo output: the most faces edited per "
+                                 "photo, largest first.", lower_bound=1)
+KEEP_METADATA = flags.DEFINE_bool(
+    "keep_metadata", False, "Photo output: copy the input's EXIF (orientation set upright, "
+    "thumbnail removed), XMP, ICC profile, comments and PNG text chunks. By default outputs "
+    "carry none: EXIF holds GPS positions and camera serial numbers.")
+JPEG_QUALITY = flags.DEFINE_integer("jpeg_quality", 95, "Quality of JPEG outputs.",
+                                    lower_bound=1, upper_bound=100)
 OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Perturb photos whose output exists already (from an earlier run) "
     "again; by default they are skipped and counted.")
@@ -63,6 +78,13 @@ def main(argv):
             registry.set_default_detector(DETECTOR.value)
         except ImportError as error:
             raise UserValueError(f"--detector={DETECTOR.value}: {error}") from None
+    output = OUTPUT.value or ("photo" if ALIGN.value else "crop")
+    if output == "photo" and not ALIGN.value:
+        raise UserValueError("--output=photo needs faces found: drop --noalign, or use "
+                             "--output=crop for already aligned crops")
+    if KEEP_METADATA.value and output != "photo":
+        raise UserValueError("--keep_metadata applies to --output=photo only (crops are "
+                             "written without metadata)")
     preflight.folders(INPUT_DIR.value, OUTPUT_DIR.value)
     preflight.export(EXPORT.value)
     from semiadv.perturb import folder as perturb
@@ -71,7 +93,9 @@ def main(argv):
     report = perturb.perturb_folder(
         EXPORT.value, INPUT_DIR.value, OUTPUT_DIR.value, prototype=PROTOTYPE.value,
         save_aligned=SAVE_ALIGNED.value, align=ALIGN.value, batch_size=BATCH_SIZE.value,
-        workers=WORKERS.value, overwrite=OVERWRITE.value, pool=POOL.value)
+        workers=WORKERS.value, overwrite=OVERWRITE.value, pool=POOL.value, output=output,
+        max_faces=MAX_FACES.value, keep_metadata=KEEP_METADATA.value,
+        jpeg_quality=JPEG_QUALITY.value)
     counts = report["counts"]
     if counts:
         print(json.dumps(counts))
@@ -89,8 +113,16 @@ def main(argv):
         # Batch jobs go on past bad files; only a run that produced nothing fails.
         print(f"no photo could be perturbed from {INPUT_DIR.value}", file=sys.stderr)
         return 1
-    print(f"perturbed {counts['perturbed']} photo(s) into {output}"
-          + (f" (aligned originals in {output / 'aligned'})" if SAVE_ALIGNED.value else ""))
+    if report.get("output") == "photo":
+        edited = sum(entry.get("faces", 0) for entry in report["files"].values())
+        print(f"perturbed {edited} face(s) in {counts['perturbed']} photo(s) into {output}"
+              + (f" (aligned originals in {output / 'aligned'})" if SAVE_ALIGNED.value else ""))
+        if counts.get("no_face"):
+            print(f"{counts['no_face']} photo(s) without a face found were not written (an "
+                  "unedited photo is not passed on); the report lists them")
+    else:
+        print(f"perturbed {counts['perturbed']} photo(s) into {output}"
+              + (f" (aligned originals in {output / 'aligned'})" if SAVE_ALIGNED.value else ""))
     print(f"report: {output / perturb_report.REPORT_NAME}")
     return 0
 
