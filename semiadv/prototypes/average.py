@@ -6,6 +6,8 @@ import dataclasses
 
 import numpy as np
 
+from semiadv.prototypes import by_attribute as by_attribute_lib
+
 
 @dataclasses.dataclass(frozen=True)
 class Prototypes:
@@ -19,6 +21,9 @@ class Prototypes:
     # [N, 2] mean landmarks of the averaged faces where the dataset has them (CelebA): where
     # the prototypes' eyes, nose and mouth are, for `mixing.warp_to_landmarks`.
     landmarks: np.ndarray | None = None
+    # The mean faces per value of other attributes ("age_group", "race"), where asked for.
+    by_attribute: dict[str, by_attribute_lib.AttributePrototypes] = dataclasses.field(
+        default_factory=dict)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -73,12 +78,24 @@ class PrototypeAccumulator:
         return Prototypes(male, female, neutral, float(male_weight), (males, females), landmarks)
 
 
-def compute_prototypes(batches, male_weight: float | None = None) -> Prototypes:
-    """Computes prototypes from an iterable of `{"image", "male"[, "landmarks"]}` numpy batches."""
+def compute_prototypes(batches, male_weight: float | None = None,
+                       attributes: tuple[str, ...] = ()) -> Prototypes:
+    """Computes prototypes from an iterable of `{"image", "male"[, "landmarks"]}` numpy batches.
+
+    Args:
+      batches: numpy example batches; they also carry each of `attributes`.
+      male_weight: the neutral mix's male weight (None: the share of males).
+      attributes: example keys ("age_group", "race") to average per value as well, into
+        `Prototypes.by_attribute`.
+    """
     accumulator = PrototypeAccumulator()
+    per_value = [by_attribute_lib.AttributeAccumulator(name) for name in attributes]
     for batch in batches:
         accumulator.add(batch["image"], batch["male"], batch.get("landmarks"))
-    return accumulator.result(male_weight)
+        for values in per_value:
+            values.add(batch["image"], batch[values.attribute])
+    return dataclasses.replace(accumulator.result(male_weight),
+                               by_attribute={v.attribute: v.result() for v in per_value})
 
 
 def check_shape(prototypes: Prototypes, image_size: int, channels: int) -> None:
