@@ -308,7 +308,8 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
         per face, largest first; "note" for a CMYK JPEG) under "files", "counts" per
         status, "failed" (names not perturbed), "output". Statuses: perturbed, unreadable,
         no_face (not written: a privacy tool does not pass an unedited photo on),
-        unsupported (an animated PNG or WebP, photo output), error (also: its worker
+        unsupported (an animated PNG or WebP, photo output), too_large (a JPEG with faces
+        over 50 Mpx, photo output: only a reduced decode fits), error (also: its worker
         process died preparing it), write_failed. A run stopped by an exception still
         writes the report of the photos written so far, with the error under
         "interrupted".

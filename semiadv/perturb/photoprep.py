@@ -104,7 +104,9 @@ def read_and_align_faces(path, size: int, max_faces: int, keep_metadata: bool = 
 
     Returns:
         (PhotoFaces, entry), or (None, entry) when the photo is skipped: "unreadable",
-        "unsupported" (an animation, whose other frames would be lost) or "no_face". The
+        "unsupported" (an animation, whose other frames would be lost), "too_large" (a
+        JPEG over `imageio.DEFAULT_MAX_PIXELS` with a face: only a reduced decode fits) or
+        "no_face". The
         entry has `align_status` (of the largest face) when a face was looked for, and
         `note` for a CMYK JPEG (written back as RGB).
 
@@ -123,6 +125,8 @@ def read_and_align_faces(path, size: int, max_faces: int, keep_metadata: bool = 
                                    "kept); convert its frames to still photos first"}
         pixels = imageio.decode_unchanged(data, path)
         rgb = imageio.to_rgb(path, pixels)
+    except imageio.ImageTooLargeError as error:
+        return _too_large(data, path, size, max_faces, detector_name, error)
     except imageio.ImageReadError as error:
         return None, {"status": "unreadable", "error": str(error)}
     entry = {}
@@ -136,6 +140,17 @@ def read_and_align_faces(path, size: int, max_faces: int, keep_metadata: bool = 
     return PhotoFaces(pixels=pixels, faces=[to_uint8(result.crop) for result in results],
                       transforms=[np.asarray(result.transform) for result in results],
                       metadata=metadata_lib.extract(data) if keep_metadata else []), entry
+
+
+def _too_large(data, path, size, max_faces, detector_name, error):
+    """The entry of a photo too large to write back: "no_face" when its reduced decode has
+    none (as the crop output says), else "too_large" with the reason."""
+    from semiadv.align import face, registry
+
+    rgb = imageio.decode_image(data, path)  # Reduced to fit, as the crop output reads it.
+    if not face.align_faces(rgb, size, registry.default_detector(detector_name), max_faces):
+        return None, {"align_status": "no_face", "status": "no_face"}
+    return None, {"status": "too_large", "error": f"{error}; its faces were not edited"}
 
 
 def prepare_faces(path, size: int, max_faces: int, keep_metadata: bool = False,

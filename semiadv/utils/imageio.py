@@ -66,6 +66,11 @@ class ImageReadError(ValueError):
         super().__init__(f"cannot read image {str(self.path)!r}: {reason}")
 
 
+class ImageTooLargeError(ImageReadError):
+    """An image too large to decode at its own size (`decode_unchanged`); `decode_image`
+    may still read it at a reduced scale (a JPEG)."""
+
+
 @dataclass(frozen=True)
 class ImageHeader:
     """What the bytes say about an image before any decoding (`inspect_image`).
@@ -175,8 +180,9 @@ def decode_unchanged(data: bytes, path: PathLike, max_pixels: int = DEFAULT_MAX_
     JPEG stays [H, W]; a CMYK one comes back BGR). `to_rgb` turns the result into what `decode_image` returns.
 
     Raises:
-      ImageReadError: as `decode_image`, and for an image above `max_pixels` (a reduced
-        decode would not be the photo at its own size).
+      ImageReadError: as `decode_image`.
+      ImageTooLargeError: for a JPEG above `max_pixels` that `decode_image` reads reduced
+        (a reduced decode would not be the photo at its own size).
     """
     if not data:
         raise ImageReadError(path, "empty file (0 bytes)")
@@ -185,8 +191,8 @@ def decode_unchanged(data: bytes, path: PathLike, max_pixels: int = DEFAULT_MAX_
     if header.format == "jpeg" and header.components == 1 and flags == cv2.IMREAD_COLOR:
         flags = cv2.IMREAD_GRAYSCALE  # Written back gray, as it came.
     if any(flags == reduced for _, reduced in _JPEG_REDUCED_FLAGS):
-        raise ImageReadError(path, f"image too large to edit at its own size: {header.width}x"
-                                   f"{header.height}, over the limit of {max_pixels / 1e6:g} Mpx")
+        raise ImageTooLargeError(path, f"image too large to edit at its own size: {header.width}x"
+                                       f"{header.height}, over the limit of {max_pixels / 1e6:g} Mpx")
     decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     if decoded is None or decoded.size == 0:
         raise ImageReadError(path, f"corrupt {header.format.upper()} data (OpenCV could not decode it)")
