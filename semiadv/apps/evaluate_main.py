@@ -79,6 +79,32 @@ FOREIGN_CNN_STEPS = flags.DEFINE_integer("foreign_cnn_steps", 500,
 FOREIGN_CNN_SIZE = flags.DEFINE_integer(
     "foreign_cnn_size", 0, "Input side of the separable CNN; 0 = twice --image_size, >= 96.",
     lower_bound=0)
+ADAPTIVE_ATTACKER = flags.DEFINE_boolean(
+    "adaptive_attacker", True,
+    "Train (or reuse, cached per export) a gender classifier on the SAN's OP outputs of the "
+    "train split, an attacker who knows the SAN, and the same family on the originals for "
+    "reference; reported in the Attackers section, never in the verdict.")
+ADAPTIVE_ATTACKER_FAMILY = flags.DEFINE_enum(
+    "adaptive_attacker_family", "cnn", ["cnn", "hog"],
+    "The adaptive attacker's family: the separable CNN with strong augmentation at "
+    "--image_size, or HOG + logistic regression (faster, weaker).")
+ADAPTIVE_ATTACKER_STEPS = flags.DEFINE_integer(
+    "adaptive_attacker_steps", 300, "Training steps of the adaptive attacker and its reference.",
+    lower_bound=1)
+ADAPTIVE_ATTACKER_EXAMPLES = flags.DEFINE_integer(
+    "adaptive_attacker_examples", 2000,
+    "Train-split faces the adaptive attacker learns from (the SAN perturbs them).",
+    lower_bound=2)
+LINEAR_PROBE = flags.DEFINE_boolean(
+    "linear_probe", True,
+    "Fit a logistic regression from each matcher's embeddings of train-split faces to gender "
+    "and score it on the test faces: what a kept identity still tells about gender (reported "
+    "in the Attackers section, never in the verdict).")
+LINEAR_PROBE_EXAMPLES = flags.DEFINE_integer(
+    "linear_probe_examples", 2000, "Train-split faces the linear probes learn from.",
+    lower_bound=2)
+LINEAR_PROBE_STEPS = flags.DEFINE_integer(
+    "linear_probe_steps", 300, "Gradient-descent steps of each linear probe.", lower_bound=1)
 MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 2000,
                                     "Test faces read from each set; 0 = all.", lower_bound=0)
 IMPOSTORS_PER_PROBE = flags.DEFINE_integer("impostors_per_probe", 50,
@@ -97,6 +123,7 @@ EVAL_BATCH_SIZE = flags.DEFINE_integer("eval_batch_size", 128,
 
 def evaluation_config():
     """The `EvaluationConfig` the flags describe."""
+    from semiadv.evaluation.attackers import AttackerConfig
     from semiadv.evaluation.config import EvaluationConfig
     from semiadv.evaluation.foreign import ForeignConfig
     from semiadv.evaluation.independent import IndependentConfig
@@ -120,6 +147,11 @@ def evaluation_config():
         foreign=ForeignConfig(hog=FOREIGN_HOG.value, hog_steps=FOREIGN_HOG_STEPS.value,
                               cnn=FOREIGN_CNN.value, cnn_steps=FOREIGN_CNN_STEPS.value,
                               cnn_size=FOREIGN_CNN_SIZE.value),
+        attackers=AttackerConfig(
+            adaptive=ADAPTIVE_ATTACKER.value, adaptive_family=ADAPTIVE_ATTACKER_FAMILY.value,
+            adaptive_steps=ADAPTIVE_ATTACKER_STEPS.value,
+            adaptive_examples=ADAPTIVE_ATTACKER_EXAMPLES.value, probe=LINEAR_PROBE.value,
+            probe_examples=LINEAR_PROBE_EXAMPLES.value, probe_steps=LINEAR_PROBE_STEPS.value),
         max_examples=MAX_EXAMPLES.value or None, impostors_per_probe=IMPOSTORS_PER_PROBE.value,
         baselines=BASELINES.value, save_grid=SAVE_GRID.value, grid_faces=GRID_FACES.value,
         batch_size=EVAL_BATCH_SIZE.value)

@@ -6,6 +6,7 @@ import dataclasses
 
 from semiadv.config import DataConfig, StageConfig
 from semiadv.data import specs
+from semiadv.evaluation.attackers import AttackerConfig
 from semiadv.evaluation.foreign import ForeignConfig
 from semiadv.evaluation.independent import IndependentConfig
 
@@ -35,6 +36,8 @@ class EvaluationConfig:
       independent_gender, independent_matcher: their training set-up.
       foreign: the package-built foreign gender classifiers (HOG + logistic regression, a
         separable CNN at a larger input; `semiadv.evaluation.foreign`): which, and how trained.
+      attackers: the adaptive attacker and the linear probes on the matchers' embeddings,
+        reported apart from the verdict (`semiadv.evaluation.attackers`).
       max_examples: test faces read from each set (the first ones, in a fixed order).
       impostors_per_probe: impostor pairs sampled per probe.
       baselines: search the blur and pixelation strengths matching OP's TMR@FMR=1%.
@@ -60,6 +63,7 @@ class EvaluationConfig:
     independent_matcher: IndependentConfig = IndependentConfig(
         stage=StageConfig(steps=600, learning_rate=1e-4))
     foreign: ForeignConfig = ForeignConfig()
+    attackers: AttackerConfig = AttackerConfig()
     max_examples: int | None = 2000
     impostors_per_probe: int = 50
     baselines: bool = True

@@ -17,7 +17,10 @@ For the original test faces and the SAN's same (SM), neutral (NT) and opposite (
   with an identity dataset, on its photos too;
 - baselines: Gaussian blur and pixelation at the strength that costs the strongest matcher the
   SAN never saw as much as the SAN's OP does, with their gender errors
-  (`semiadv.evaluation.baselines`).
+  (`semiadv.evaluation.baselines`);
+- attackers, reported apart and never in the verdict: a gender classifier retrained on the
+  SAN's OP outputs (it knows the SAN) and a linear probe from each matcher's embeddings to
+  gender (`semiadv.evaluation.attackers`).
 
 Every classifier and matcher is seen (the SAN trained against it: auxiliary networks,
 ensemble members, plug-ins saying so), a sibling (the independent networks) or foreign
@@ -35,7 +38,8 @@ from pathlib import Path
 import numpy as np
 from absl import logging
 
-from semiadv.evaluation import baselines, evaluators, fidelity, matching, metrics, report
+from semiadv.evaluation import (attackers, baselines, evaluators, fidelity, matching, metrics,
+                                report)
 from semiadv.evaluation.config import EvaluationConfig
 from semiadv.evaluation.gender_section import gender_section
 from semiadv.evaluation.perturber import Perturber
@@ -121,6 +125,14 @@ def evaluate(config: EvaluationConfig) -> dict:
     timer.log("gender classification")
     gender, gender_curves = gender_section(classifiers, gender_images, test["male"],
                                            config.batch_size)
+    attacker_section = {}
+    if config.attackers.enabled:
+        timer.log("attackers")
+        attacker_section = attackers.attackers_section(
+            config.attackers, perturber, config.data, config.foreign, config.eval_workdir,
+            gender_images, test["male"], matchers, config.batch_size)
+        if "skipped" in attacker_section:
+            notes.append(attacker_section["skipped"])
     timer.log("fidelity")
     fidelity_section = fidelity.fidelity_to_original(gender_images)
     identity_fidelity = {}
@@ -148,6 +160,7 @@ def evaluate(config: EvaluationConfig) -> dict:
         "identity_fidelity": identity_fidelity,
         "baselines": ({"reference_matcher": reference[0], "target_tmr": target,
                        "chosen": chosen} if chosen else {}),
+        "attackers": attacker_section,
         "notes": notes,
         "config": dataclasses.asdict(config),
     }

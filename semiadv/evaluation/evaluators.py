@@ -14,12 +14,15 @@ Every evaluator has an `origin` ("auxiliary", "ensemble", "independent", "built-
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 
 from semiadv.config import DataConfig
 from semiadv.evaluation import foreign, independent, plugins
-from semiadv.evaluation.config import EvaluationConfig
+
+if TYPE_CHECKING:  # The config holds the attackers', which score with `relation` from here.
+    from semiadv.evaluation.config import EvaluationConfig
 
 
 def auxiliary_evaluators(workdir: str) -> list:

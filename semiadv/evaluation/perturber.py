@@ -38,14 +38,16 @@ class Perturber:
             raise ValueError(f"export {self.path} takes {self.image_shape} faces but the data "
                              f"config gives {wanted}: set --image_size and --channels to match")
 
-    def __call__(self, images: np.ndarray, male: np.ndarray, batch_size: int) -> dict:
-        """{"same", "neutral", "opposite"}: the outputs [N, H, W, C] for images [N, H, W, C]."""
-        outputs = {kind: [] for kind in KINDS}
+    def __call__(self, images: np.ndarray, male: np.ndarray, batch_size: int,
+                 kinds: tuple[str, ...] = KINDS) -> dict:
+        """{kind: the outputs [N, H, W, C] for images [N, H, W, C]} for each of `kinds`
+        (default "same", "neutral" and "opposite")."""
+        outputs = {kind: [] for kind in kinds}
         labels = np.where(metrics.known_gender(male), male, -1).astype(np.float32)
         for start in range(0, len(images), batch_size):
             image = tf.constant(images[start:start + batch_size], tf.float32)
             label = tf.constant(labels[start:start + batch_size])
-            for kind in KINDS:
+            for kind in kinds:
                 result = self._loaded.signatures[f"{kind}_labelled"](image=image, male=label)
                 outputs[kind].append(result["perturbed"].numpy())
         return {kind: np.concatenate(parts) for kind, parts in outputs.items()}

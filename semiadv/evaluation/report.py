@@ -265,6 +265,112 @@ TRAINING_SUMMARY_NOTE = (
     "recognisable to another matcher.")
 
 
+# ---------------------------------------------------------------------------------------------
+# Attackers: reported, never in the verdict.
+# ---------------------------------------------------------------------------------------------
+
+ATTACKER_CONDITIONS = ("original", "same", "neutral", "opposite")
+
+
+def _attacker_rows(entries: dict) -> list[list[str]]:
+    return [[name, _relation_cell(entry)]
+            + [_cell(_condition_value(entry, c, "error_rate")) for c in ATTACKER_CONDITIONS]
+            for name, entry in entries.items()]
+
+
+def _errors(entry: dict) -> tuple:
+    return tuple(_condition_value(entry, c, "error_rate") for c in ("original", "opposite"))
+
+
+def _valid(*values) -> bool:
+    return all(v is not None and not math.isnan(v) for v in values)
+
+
+def adaptive_sentence(section: dict) -> str:
+    """One sentence for a user on the adaptive attacker's error on OP."""
+    classifiers = section["classifiers"]
+    attacker, reference = classifiers[section["attacker"]], classifiers[section["reference"]]
+    _, opposite = _errors(attacker)
+    _, stale = _errors(reference)
+    if not _valid(opposite):
+        return "**Adaptive attacker:** no faces of known gender to score it on."
+    who = (f"an attacker who knows the SAN and retrains a {section['family'].upper()} "
+           f"classifier on its OP outputs of {section['training_faces']} faces of known gender")
+    stale_part = (f" (the same classifier trained on originals errs on {_cell(stale)} of them)"
+                  if _valid(stale) else "")
+    if opposite < PARTLY_HIDDEN_ERROR:
+        return (f"**Adaptive attacker:** {who[0].upper() + who[1:]} recovers gender on "
+                f"{_cell(1 - opposite)} of OP faces{stale_part}: the SAN protects against "
+                "classifiers that were not adapted to it, not against adaptive ones.")
+    if opposite < HIDDEN_ERROR:
+        return (f"**Adaptive attacker:** {who[0].upper() + who[1:]} still recovers gender on "
+                f"{_cell(1 - opposite)} of OP faces{stale_part}: the SAN only partly "
+                "protects against an attacker who adapts to it.")
+    return (f"**Adaptive attacker:** Even {who} errs on {_cell(opposite)} of OP faces"
+            f"{stale_part}: this classifier cannot learn gender back from the SAN's outputs, "
+            "though a stronger adaptive attacker might.")
+
+
+def probe_sentence(section: dict) -> str:
+    """One sentence for a user on what the matchers' embeddings still tell about gender: the
+    foreign matcher whose probe reads OP best (all matchers when none is foreign)."""
+    probes = {name: entry for name, entry in section["probes"].items()
+              if _valid(*_errors(entry))}
+    if not probes:
+        return "**Linear probes:** no faces of known gender to score them on."
+    foreign = {name: entry for name, entry in probes.items()
+               if relation_of(entry) == "foreign"}
+    pool = foreign or probes
+    name = min(pool, key=lambda n: _errors(pool[n])[1])
+    entry = pool[name]
+    original, opposite = _errors(entry)
+    matcher = f"{entry.get('matcher', name)}'s embeddings ({relation_of(entry)})"
+    if original >= HIDDEN_ERROR:
+        return (f"**Linear probes:** a linear probe on {matcher} errs on {_cell(original)} "
+                "of the originals already: this matcher's embeddings tell little about gender.")
+    said = (f"a linear probe on {matcher}, fitted on {section['training_faces']} labelled "
+            f"faces, recovers gender on {_cell(1 - opposite)} of OP faces "
+            f"({_cell(1 - original)} of the originals)")
+    if opposite < PARTLY_HIDDEN_ERROR:
+        return (f"**Linear probes:** {said[0].upper() + said[1:]}: whoever holds these "
+                "embeddings of your photos can still read your gender; the SAN hides gender "
+                "from classifiers of the image, not from the identity it keeps.")
+    if opposite < HIDDEN_ERROR:
+        return (f"**Linear probes:** {said[0].upper() + said[1:]}: the identity the SAN keeps "
+                "still partly tells gender to whoever holds these embeddings.")
+    return (f"**Linear probes:** {said[0].upper() + said[1:]}: once the SAN has edited the "
+            "face, the identity this matcher keeps tells little about gender.")
+
+
+def attackers_markdown(metrics: dict) -> list[str]:
+    """The report's "Attackers" section (empty when no attacker ran)."""
+    section = metrics.get("attackers") or {}
+    if not section.get("adaptive") and not section.get("linear_probes"):
+        return []
+    header = ["attacker", RELATION_COLUMN] + [CONDITION_TITLES[c] for c in ATTACKER_CONDITIONS]
+    parts = ["## Attackers\n",
+             "What someone who tries harder than the classifiers above learns. These are not "
+             "targets and do not enter the verdict. Gender error rate on the test faces "
+             "(threshold 0.5; 50% is guessing).\n"]
+    adaptive = section.get("adaptive")
+    if adaptive:
+        rows = _attacker_rows(adaptive["classifiers"])
+        parts += [adaptive_sentence(adaptive) + "\n",
+                  f"Both learn from the `{adaptive['split']}` split (the faces the SAN learnt "
+                  f"from, {adaptive['training_faces']} of known gender); *adaptive*: it was "
+                  "trained on the SAN's outputs with the true gender.\n",
+                  _table(header, rows)]
+    probes = section.get("linear_probes")
+    if probes:
+        rows = _attacker_rows(probes["probes"])
+        parts += [("\n" if adaptive else "") + probe_sentence(probes) + "\n",
+                  f"Logistic regression from each matcher's L2-normalised embeddings to gender, "
+                  f"fitted on the originals of {probes['training_faces']} faces of the "
+                  f"`{probes['split']}` split; the relation is the matcher's.\n",
+                  _table(header, rows)]
+    return parts
+
+
 def markdown(metrics: dict) -> str:
     """The whole report.md."""
     matching = metrics["matching"]
@@ -307,6 +413,7 @@ def markdown(metrics: dict) -> str:
         "face in.\n",
         fidelity_table(metrics),
     ]
+    parts += attackers_markdown(metrics)
     identity_fidelity = metrics.get("identity_fidelity")
     if identity_fidelity:
         conditions = identity_fidelity["conditions"]

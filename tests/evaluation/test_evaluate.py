@@ -7,6 +7,7 @@ import pytest
 
 from semiadv.config import DataConfig, NetworkConfig, StageConfig, TrainConfig
 from semiadv.evaluation import evaluate
+from semiadv.evaluation.attackers import AttackerConfig
 from semiadv.evaluation.config import EvaluationConfig
 from semiadv.evaluation.foreign import ForeignConfig
 from semiadv.evaluation.independent import IndependentConfig
@@ -19,6 +20,8 @@ _TINY = IndependentConfig(stage=StageConfig(steps=4, learning_rate=1e-3), width=
                           embedding_dim=8)
 _TINY_FOREIGN = ForeignConfig(hog_size=16, hog_steps=20, cnn_size=16, cnn_steps=4,
                               cnn_batch_size=8, cnn_width=0.25)
+_TINY_ATTACKERS = AttackerConfig(adaptive_steps=4, adaptive_examples=64, probe_examples=96,
+                                 probe_steps=20)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +43,7 @@ def trained(tmp_path_factory):
 def _config(root, export, output, **overrides):
     settings = dict(data=_DATA, workdir=str(root / "work"), eval_workdir=str(root / "eval_work"),
                     independent_gender=_TINY, independent_matcher=_TINY, entry_points=False,
-                    foreign=_TINY_FOREIGN)
+                    foreign=_TINY_FOREIGN, attackers=_TINY_ATTACKERS)
     return EvaluationConfig(export=export, output_dir=str(root / output),
                                          **{**settings, **overrides})
 
@@ -117,6 +120,30 @@ def test_end_to_end_writes_tables_plots_and_grid(trained, plugin_module, caplog)
     assert stored["identity_fidelity"] == {} and "The same on the photos of" not in text
     for file in stored["files"]:
         assert (out / file).stat().st_size > 0, file
+    # The attackers: the adaptive one and its reference, a probe per matcher with the
+    # matcher's relation; reported in their own section, not in the gender tables.
+    attackers = stored["attackers"]
+    adaptive = attackers["adaptive"]
+    assert adaptive["family"] == "cnn" and 0 < adaptive["training_faces"] <= 64
+    assert {name: (entry["relation"], entry["trained_on"])
+            for name, entry in adaptive["classifiers"].items()} == {
+        "separable CNN 16px, trained on OP outputs": ("adaptive", "opposite"),
+        "separable CNN 16px, trained on originals": ("sibling", "original")}
+    probes = attackers["linear_probes"]["probes"]
+    assert {name: entry["relation"] for name, entry in probes.items()} == {
+        "linear probe on auxiliary matcher": "seen",
+        "linear probe on independent ResNet matcher": "sibling",
+        "linear probe on raw pixels": "foreign"}
+    for entry in [*probes.values(), *adaptive["classifiers"].values()]:
+        assert set(entry["conditions"]) == {"original", "same", "neutral", "opposite"}
+        for values in entry["conditions"].values():
+            assert 0 <= values["error_rate"] <= 1 and 0 <= values["auc"] <= 1
+    assert not set(probes) & set(stored["gender"])
+    attackers_text = text[text.index("## Attackers"):]
+    assert "**Adaptive attacker:**" in attackers_text and "**Linear probes:**" in attackers_text
+    assert "| separable CNN 16px, trained on OP outputs | adaptive |" in attackers_text
+    assert "| linear probe on raw pixels | **foreign** |" in attackers_text
+    assert "trained on OP" not in text[:text.index("## Attackers")]
     assert (out / "grid.png").exists()  # Synthetic: the grid is on by default.
     assert len(list(out.glob("roc_*.png"))) == 8
 
@@ -138,6 +165,9 @@ def test_end_to_end_writes_tables_plots_and_grid(trained, plugin_module, caplog)
     assert "blur" not in again["conditions"] and set(again["gender"]) == {
         "independent ResNet", "HOG + logistic regression 16px", "separable CNN 16px, augmented"}
     assert "foreign CNN: cached" in caplog.text
+    assert "separable CNN 16px, trained on OP outputs: cached" in caplog.text
+    assert again["attackers"]["adaptive"]["classifiers"] == \
+        stored["attackers"]["adaptive"]["classifiers"]
     identity_fidelity = again["identity_fidelity"]
     assert identity_fidelity["dataset"] == "synthetic"
     assert set(identity_fidelity["conditions"]) == {"same", "neutral", "opposite"}

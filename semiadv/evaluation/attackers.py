@@ -1,0 +1,205 @@
+"""Attackers, reported beside the evaluation's tables: what someone who tries harder learns.
+
+The evaluation's classifiers were trained on unedited faces and never saw the SAN. Two
+attackers go further, and the report says what each means for a user. Neither is a target and
+neither enters the verdict: a SAN is not meant to beat them, and a user should know that.
+
+- the *adaptive attacker* (`semiadv.evaluation.adaptive`): a gender classifier trained on the
+  SAN's OP outputs of the `train` split with their true gender (it knows the SAN), scored on
+  the test split's OP, SM, NT and originals; beside it the same classifier family trained on
+  the originals of the same faces (what the attacker has without the SAN);
+- the *linear probes* (`semiadv.evaluation.linear_probe`): a logistic regression from each
+  matcher's embeddings of the `train` split's originals to gender, scored on the test split:
+  what the identity a matcher keeps still tells about gender. Each probe carries its
+  matcher's relation to the SAN (seen, sibling, foreign).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from absl import logging
+
+from semiadv.config import DataConfig
+from semiadv.data import input_pipeline
+from semiadv.evaluation import adaptive, evaluators, linear_probe, metrics
+from semiadv.evaluation.foreign import ForeignConfig
+from semiadv.evaluation.gender_section import gender_section
+
+# The conditions the attackers are scored on: the SAN's own, not the baselines.
+CONDITIONS = ("original", "same", "neutral", "opposite")
+# Relation of the adaptive attacker: neither seen, sibling nor foreign, it learnt from the SAN.
+ADAPTIVE = "adaptive"
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackerConfig:
+    """Which attackers to run and how.
+
+    Attributes:
+      adaptive: train (or reuse) the adaptive attacker and its reference.
+      adaptive_family: "cnn" (the foreign separable CNN, strong augmentation, at the data's
+        input size) or "hog" (HOG + logistic regression at the foreign HOG's size).
+      adaptive_steps: training steps (Adam steps of the CNN, gradient steps of the regression).
+      adaptive_examples: `train` faces it learns from (the first ones, in a fixed order).
+      probe: fit a linear probe on every matcher of the evaluation.
+      probe_examples: `train` faces the probes learn from.
+      probe_steps: gradient-descent steps of each probe (full batch).
+      probe_l2: the probes' L2 penalty.
+      seed: the adaptive CNN's weight-initialisation and augmentation seed.
+    """
+
+    adaptive: bool = True
+    adaptive_family: str = "cnn"
+    adaptive_steps: int = 300
+    adaptive_examples: int = 2000
+    probe: bool = True
+    probe_examples: int = 2000
+    probe_steps: int = 300
+    probe_l2: float = 1e-3
+    seed: int = 2468
+
+    def __post_init__(self):
+        if self.adaptive_family not in adaptive.FAMILIES:
+            raise ValueError(f"adaptive attacker family {self.adaptive_family!r}: use one of "
+                             f"{adaptive.FAMILIES}")
+        for name in ("adaptive_steps", "probe_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("adaptive_examples", "probe_examples"):
+            if getattr(self, name) < 2:
+                raise ValueError(f"{name} must be at least 2 (both genders), got "
+                                 f"{getattr(self, name)}")
+        if self.probe_l2 < 0:
+            raise ValueError(f"probe_l2 must not be negative, got {self.probe_l2}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.adaptive or self.probe
+
+
+class _TrainingFaces:
+    """The first faces of known gender of the `train` split, read once, on first use."""
+
+    def __init__(self, data_config: DataConfig, limit: int):
+        self.data_config, self.limit, self._faces = data_config, limit, None
+
+    def __call__(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._faces is None:
+            split = input_pipeline.read_split(self.data_config, adaptive.SPLIT, limit=self.limit)
+            known = metrics.known_gender(split["male"])
+            self._faces = split["image"][known], split["male"][known].astype(np.float32)
+        images, male = self._faces
+        return images[:count], male[:count]
+
+
+def _both_genders(male: np.ndarray) -> bool:
+    return len(np.unique(male)) == 2
+
+
+def adaptive_section(config: AttackerConfig, training: _TrainingFaces, perturber,
+                     export_key: str, data_config: DataConfig, foreign_config: ForeignConfig,
+                     eval_workdir: str, images: dict, male: np.ndarray, batch_size: int) -> dict:
+    """The adaptive attacker and its reference, trained (or reused) and scored.
+
+    Args:
+      config: the attackers' settings.
+      training: the `train` faces.
+      perturber: called as `perturber(images, male, batch_size, kinds=("opposite",))`, returns
+        {"opposite": outputs}.
+      export_key: the export's identity (`adaptive.export_digest`), keys the attacker's cache.
+      data_config, foreign_config, eval_workdir: the evaluation's.
+      images: {condition: test faces} for `CONDITIONS`.
+      male: the test faces' labels (-1 unknown).
+      batch_size: faces per call.
+    """
+    originals, labels = training(config.adaptive_examples)
+    if not _both_genders(labels):
+        raise ValueError(f"the {adaptive.SPLIT} split of {data_config.dataset} has "
+                         f"{len(labels)} faces of known gender, not of both genders: no "
+                         "adaptive attacker (--noadaptive_attacker)")
+
+    def faces(condition):
+        def read():  # Perturbing costs time: only when the attacker is not cached.
+            if condition == "original":
+                return originals, labels
+            logging.info("attackers: perturbing %d training faces (OP)", len(originals))
+            return perturber(originals, labels, batch_size, kinds=("opposite",))["opposite"], \
+                labels
+        return read
+
+    classifiers, trained_on = [], {}
+    for condition in adaptive.CONDITIONS:
+        shaped = adaptive.settings(config.adaptive_family, condition, config.adaptive_steps,
+                                   config.adaptive_examples, config.seed, data_config,
+                                   foreign_config, export_key)
+        classifier = adaptive.load_or_train(shaped, data_config, eval_workdir, faces(condition))
+        classifiers.append((classifier.name, classifier))
+        trained_on[classifier.name] = condition
+    scored, _ = gender_section(classifiers, images, male, batch_size)
+    for name, entry in scored.items():
+        entry["trained_on"] = trained_on[name]
+        entry["relation"] = ADAPTIVE if trained_on[name] == "opposite" else "sibling"
+    names = {condition: name for name, condition in trained_on.items()}
+    return {"family": config.adaptive_family, "split": adaptive.SPLIT,
+            "training_faces": int(len(labels)),
+            "export_digest": export_key, "attacker": names["opposite"],
+            "reference": names["original"], "classifiers": scored}
+
+
+def probe_section(config: AttackerConfig, training: _TrainingFaces, matchers, images: dict,
+                  male: np.ndarray, batch_size: int) -> dict:
+    """A linear probe per (name, matcher), fitted on the `train` originals and scored."""
+    originals, labels = training(config.probe_examples)
+    if not _both_genders(labels):
+        raise ValueError(f"the {adaptive.SPLIT} split has {len(labels)} faces of known gender, "
+                         "not of both genders: no linear probes (--nolinear_probe)")
+    probed, names = [], {}
+    for name, matcher in matchers:
+        logging.info("attackers: linear probe on %s (%d training faces)", name, len(labels))
+        probe = linear_probe.fit_on_matcher(matcher, originals, labels, config.probe_steps,
+                                            config.probe_l2, f"linear probe on {name}",
+                                            batch_size)
+        probed.append((probe.name, probe))
+        names[probe.name] = (name, matcher)
+    scored, _ = gender_section(probed, images, male, batch_size)
+    for probe_name, entry in scored.items():
+        name, matcher = names[probe_name]
+        entry.update(matcher=name, origin=evaluators.origin(matcher),
+                     seen=evaluators.is_seen(matcher), relation=evaluators.relation(matcher))
+    return {"split": adaptive.SPLIT, "training_faces": int(len(labels)),
+            "steps": config.probe_steps, "l2": config.probe_l2, "probes": scored}
+
+
+def attackers_section(config: AttackerConfig, perturber, data_config: DataConfig,
+                      foreign_config: ForeignConfig, eval_workdir: str, images: dict,
+                      male: np.ndarray, matchers, batch_size: int) -> dict:
+    """{"adaptive": ..., "linear_probes": ...} for the enabled attackers ({} if none).
+
+    Args:
+      perturber: a `semiadv.evaluation.perturber.Perturber` (its `path` keys the cache).
+      images: {condition: test faces}; the attackers read `CONDITIONS` of it.
+      matchers: (name, matcher) pairs of the evaluation, each probed.
+    """
+    if not config.enabled:
+        return {}
+    images = {condition: images[condition] for condition in CONDITIONS}
+    training = _TrainingFaces(data_config, max(config.adaptive_examples * config.adaptive,
+                                               config.probe_examples * config.probe))
+    _, labels = training(max(config.adaptive_examples * config.adaptive,
+                             config.probe_examples * config.probe))
+    if not _both_genders(labels):  # A dataset without gender labels: nothing to learn.
+        note = (f"no attackers: the {adaptive.SPLIT} split of {data_config.dataset} has "
+                f"{len(labels)} faces of known gender, not of both genders")
+        logging.warning("%s", note)
+        return {"skipped": note}
+    section = {}
+    if config.adaptive:
+        section["adaptive"] = adaptive_section(
+            config, training, perturber, adaptive.export_digest(perturber.path), data_config,
+            foreign_config, eval_workdir, images, male, batch_size)
+    if config.probe and matchers:
+        section["linear_probes"] = probe_section(config, training, matchers, images, male,
+                                                 batch_size)
+    return section
