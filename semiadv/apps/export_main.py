@@ -4,9 +4,12 @@
 
 Reads WORKDIR/san/model.keras (autoencoder), WORKDIR/gender/model.keras (auxiliary gender
 CNN) and WORKDIR/prototypes.npz; writes EXPORT_DIR/NAME/VERSION/ (SavedModel +
-perturber.keras) and EXPORT_DIR/models.config, then prints the version dir.
+perturber.keras) and EXPORT_DIR/models.config, then prints the version dir. A sequential SAN
+(`flow_links` = K > 1 in WORKDIR/config.json) also needs WORKDIR/san_2..san_K/model.keras and
+is exported as one perturber applying the links in sequence.
 """
 
+import json
 import sys
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from absl import flags
 
 from semiadv.apps import cli, common_flags  # common_flags defines --workdir.
 from semiadv.apps import preflight
-from semiadv.errors import UserFileNotFoundError
+from semiadv.errors import UserFileNotFoundError, UserValueError
 
 flags.declare_key_flag("workdir")
 EXPORT_DIR = flags.DEFINE_string("export_dir", "exports", "TF Serving model base path.")
@@ -27,9 +30,23 @@ _INPUTS = {"autoencoder": "san/model.keras", "gender_classifier": "gender/model.
            "prototypes": "prototypes.npz"}
 
 
+def _flow_links(workdir):
+    """K of a sequential SAN, from the run's config.json (1 when it says nothing)."""
+    path = Path(workdir) / "config.json"
+    if not path.is_file():
+        return 1
+    try:
+        return int(json.loads(path.read_text()).get("flow_links", 1))
+    except (ValueError, TypeError, AttributeError):
+        raise UserValueError(f"--workdir={workdir}: {path} is not a training config "
+                             "(JSON written by semiadv-train)") from None
+
+
 def _required_files(workdir):
     """The work dir's input files; raises UserFileNotFoundError naming every missing one."""
-    paths = {role: Path(workdir) / relative for role, relative in _INPUTS.items()}
+    inputs = dict(_INPUTS, **{f"link {k}": f"san_{k}/model.keras"
+                              for k in range(2, _flow_links(workdir) + 1)})
+    paths = {role: Path(workdir) / relative for role, relative in inputs.items()}
     missing = [f"{path} ({role})" for role, path in paths.items() if not path.is_file()]
     if missing:
         raise UserFileNotFoundError(
@@ -48,11 +65,14 @@ def main(argv):
     from semiadv.export import writer
     from semiadv.prototypes import storage
 
-    autoencoder = keras.models.load_model(paths["autoencoder"], compile=False, safe_mode=True)
-    gender = keras.models.load_model(paths["gender_classifier"], compile=False, safe_mode=True)
-    version_dir = writer.export_san(autoencoder, gender,
+    def load(role):
+        return keras.models.load_model(paths[role], compile=False, safe_mode=True)
+
+    later_links = [load(role) for role in paths if role.startswith("link ")]
+    version_dir = writer.export_san(load("autoencoder"), load("gender_classifier"),
                                     storage.load_prototypes(paths["prototypes"]),
-                                    EXPORT_DIR.value, EXPORT_NAME.value, VERSION.value)
+                                    EXPORT_DIR.value, EXPORT_NAME.value, VERSION.value,
+                                    later_links=later_links)
     print(version_dir)
     return 0
 

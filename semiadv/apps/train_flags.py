@@ -159,6 +159,15 @@ GENDER_ROBUST_WARMUP = flags.DEFINE_integer(
     "Gender training steps over which --gender_robust_radius grows linearly from 0 (a CNN "
     "attacked at full radius from its random start can stay at chance). 0: full radius "
     "from the first step.", lower_bound=0)
+FLOW_LINKS = flags.DEFINE_integer(
+    "flow_links", 1,
+    "Sequential SAN (FlowSAN): links in the chain. 1: one SAN (the paper's). K > 1: link k "
+    "(stage san_<k>, --san_steps and --san_learning_rate each, started from the pre-trained "
+    "autoencoder) is trained on the outputs of links 1..k-1 against its own auxiliary gender "
+    "classifier, ensemble recipe gender_ensemble + k - 1 (another architecture, width, "
+    "augmentation and seed; stage gender_<gender_ensemble + k - 1>, --gender_steps). The "
+    "export applies the links in sequence. Raising it on a finished work dir trains only the "
+    "new links.", lower_bound=1)
 MATCHER_DATASET = flags.DEFINE_string(
     "matcher_dataset", None,
     "Dataset spec the matcher learns identities from (default: --dataset), e.g. "
@@ -207,7 +216,8 @@ RETRAIN_FROM = flags.DEFINE_list(
     "Stages to delete and train again, with every stage trained from them (san, and the "
     "autoencoder for prototypes), e.g. --retrain_from=san after changing --san_steps. "
     "Without it a rerun whose flags change a finished stage refuses and lists the "
-    "differences. Stages: prototypes, gender, gender_<k>, matcher, autoencoder, san.")
+    "differences. Stages: prototypes, gender, gender_<k>, matcher, autoencoder, san, "
+    "san_<k> (link k of --flow_links).")
 DETERMINISTIC = flags.DEFINE_boolean(
     "deterministic", False, "Enable TensorFlow op determinism (reproducible resumes, slower).")
 MIXED_PRECISION_FLAG = flags.DEFINE_enum(
@@ -281,6 +291,7 @@ def train_config() -> TrainConfig:
         gender_robust_radius=GENDER_ROBUST_RADIUS.value,
         gender_robust_steps=GENDER_ROBUST_STEPS.value,
         gender_robust_warmup=GENDER_ROBUST_WARMUP.value,
+        flow_links=FLOW_LINKS.value,
         matcher_dataset=MATCHER_DATASET.value or None,
         warp_prototypes=WARP_PROTOTYPES.value,
         export_dir=EXPORT_DIR.value or None, export_name=EXPORT_NAME.value,

@@ -10,6 +10,7 @@ import shlex
 from pathlib import Path
 
 from semiadv.config import TrainConfig
+from semiadv.train import flow
 
 _PRECISIONS = {
     "none": "float32",
@@ -46,6 +47,13 @@ def trained_lines(config: TrainConfig) -> list[str]:
         f"  autoencoder pre-training: {_steps(config.autoencoder.steps)}",
         f"  SAN ({_autoencoder_kind(config)}): {_steps(config.san.steps)}",
     ]
+    for link in range(2, config.flow_links + 1):
+        auxiliary = flow.auxiliary_index(config, link)
+        lines.insert(1 + config.gender_ensemble + link - 2,
+                     f"  gender classifier of link {link}, gender_{auxiliary}: "
+                     f"{_steps(config.gender.steps)}")
+        lines.append(f"  SAN link {link} (san_{link}, on link {link - 1}'s outputs): "
+                     f"{_steps(config.san.steps)}")
     return lines
 
 

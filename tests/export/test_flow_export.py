@@ -97,6 +97,7 @@ def test_chain_with_difference_conditions_matches_training(chain):
         np.testing.assert_allclose(outputs[kind], trained[kind], atol=ATOL)
 
 
+@pytest.mark.slow  # ~25 s; tests/train/test_flow.py exports and opens a trained chain too.
 def test_chain_export_signatures_and_keras_file_give_the_chain(chain, tmp_path):
     san, links, model = chain
     version_dir = writer.export_san(san["autoencoder"], san["gender"], san["prototypes"],
