@@ -32,11 +32,14 @@ def figure_panels(image_size: int) -> tuple[int, list[tuple[int, int]]]:
 
 def attribute_panels(prototypes: Prototypes) -> dict[str, list[tuple[int, int, int]]]:
     """Where each attribute row's panels are: name -> [(value, top, left)] of its values with
-    faces, in value order (rows below the gender row, in `by_attribute` order)."""
+    faces, in value order (rows below the gender row, in `by_attribute` order; an attribute
+    without faces has no row)."""
     side, corners = figure_panels(prototypes.male.shape[0])
     bottom = corners[0][0] + side
     rows = {}
     for name, values in prototypes.by_attribute.items():
+        if not values.images:  # No face had any value (e.g. ages on CelebA): no row.
+            continue
         top = bottom + FIGURE_MARGIN + ATTRIBUTE_LABEL_HEIGHT
         rows[name] = [(value, top, FIGURE_MARGIN + k * (side + FIGURE_MARGIN))
                       for k, value in enumerate(sorted(values.images))]

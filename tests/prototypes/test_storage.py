@@ -178,3 +178,15 @@ def test_files_with_bad_attribute_prototypes_are_refused(tmp_path):
         with pytest.raises(ValueError, match="prototype file") as error:
             storage.load_prototypes(path)
         assert str(path) in str(error.value), name
+
+
+def test_an_attribute_without_any_faces_round_trips_and_adds_no_row(tmp_path):
+    plain = _example_prototypes()
+    nobody = by_attribute.AttributePrototypes("age_group", {}, (0, 0, 0, 0))  # e.g. CelebA
+    unknown_ages = dataclasses.replace(plain, by_attribute={"age_group": nobody})
+    storage.save_prototypes(unknown_ages, tmp_path / "p.npz")
+    loaded = storage.load_prototypes(tmp_path / "p.npz")
+    assert loaded.by_attribute["age_group"].counts == (0, 0, 0, 0)
+    assert loaded.by_attribute["age_group"].missing == (0, 1, 2, 3)
+    np.testing.assert_array_equal(imageio.read_image(tmp_path / "p.png"),
+                                  figure.prototype_figure(plain))
