@@ -1,1 +1,1 @@
-"""Datasets: specs, sources, caches, splits, augmentation and distribution."""
+"""Datasets: specs, sources, labels, caches, splits, augmentation and distribution."""

@@ -1,1 +1,2 @@
-"""Gender prototypes: the average aligned faces, and their per-example mixes."""
+"""Prototypes: the average aligned faces per gender (and per age group and race), and their
+per-example mixes."""
