@@ -1,7 +1,8 @@
 """semiadv-beam-perturb: `semiadv-perturb` as an Apache Beam pipeline, for collections at scale.
 
   semiadv-beam-perturb --export=exports/san --input_pattern='photos/**' \
-      --output_dir=private --prototype=opposite [--noalign] [--batch_size=32] \
+      --output_dir=private --prototype=opposite [--output=photo|crop] [--max_faces=16] \
+      [--keep_metadata] [--jpeg_quality=95] [--noalign] [--batch_size=32] \
       [Beam options: --runner, --direct_num_workers, --direct_running_mode, --project, ...]
 
 The pipeline is `semiadv.perturb.beam`. Prints the report's counts and each failed photo.
@@ -18,6 +19,7 @@ import sys
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from semiadv.perturb import outputs
 from semiadv.perturb import report as perturb_report
 from semiadv.perturb.beam import config as beam_config
 from semiadv.perturb.beam import pipeline
@@ -45,8 +47,20 @@ def build_parser():
     parser.add_argument("--prototype", default="opposite", choices=KINDS,
                         help="Which prototype the faces are re-rendered with.")
     parser.add_argument("--noalign", dest="align", action="store_false",
-                        help="Only resize the photos (already aligned crops); default: "
-                             "detect and align faces.")
+                        help="Only resize the photos (already aligned crops; implies "
+                             "--output=crop); default: detect and align faces.")
+    parser.add_argument("--output", choices=outputs.OUTPUTS, default=None,
+                        help="photo: the whole photo at its own size and format, every face "
+                             "edited, the rest untouched (default when aligning); crop: the "
+                             "aligned crop of the largest face (default with --noalign).")
+    parser.add_argument("--max_faces", type=int, default=outputs.DEFAULT_MAX_FACES,
+                        help="Photo output: the most faces edited per photo, largest first.")
+    parser.add_argument("--keep_metadata", action="store_true",
+                        help="Photo output: copy the input's EXIF (orientation set upright, "
+                             "thumbnail removed), XMP, ICC profile, comments and PNG text; "
+                             "by default outputs carry none (GPS, camera serials).")
+    parser.add_argument("--jpeg_quality", type=int, default=outputs.DEFAULT_JPEG_QUALITY,
+                        help="Quality (1..100) of JPEG outputs.")
     parser.add_argument("--batch_size", type=int, default=perturb_report.DEFAULT_BATCH_SIZE,
                         help="Photos per model call.")
     return parser
@@ -58,7 +72,10 @@ def main(argv=None):
     try:
         config = beam_config.make_config(args.export, args.input_pattern, args.output_dir,
                                          prototype=args.prototype, align=args.align,
-                                         batch_size=args.batch_size)
+                                         batch_size=args.batch_size, output=args.output,
+                                         max_faces=args.max_faces,
+                                         keep_metadata=args.keep_metadata,
+                                         jpeg_quality=args.jpeg_quality)
     except (FileNotFoundError, NotADirectoryError, ValueError) as error:
         print(f"semiadv-beam-perturb: {error}", file=sys.stderr)
         return 2

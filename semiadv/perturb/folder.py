@@ -22,6 +22,7 @@ import tensorflow as tf
 from semiadv.errors import UserValueError
 from semiadv.export import locate
 from semiadv.perturb import faces
+from semiadv.perturb import outputs as outputs_lib
 from semiadv.perturb import photo as photo_lib
 from semiadv.perturb import photoprep
 from semiadv.perturb import report as perturb_report
@@ -35,10 +36,8 @@ ALIGNED_DIR = "aligned"
 # processes are no faster on a quiet machine (BENCHMARKS.md §9d).
 POOLS = ("thread", "process")
 DEFAULT_POOL = "thread"
-# What is written per photo: the whole photo with every face edited, or the aligned crop.
-OUTPUTS = ("photo", "crop")
-# The photo output's default most faces edited per photo.
-DEFAULT_MAX_FACES = 16
+OUTPUTS = outputs_lib.OUTPUTS
+DEFAULT_MAX_FACES = outputs_lib.DEFAULT_MAX_FACES
 # A batch of the photo output is run early once the photos waiting for it hold this many
 # pixels: faces are small, but the photos they are written back to may not be.
 _MAX_HELD_PIXELS = 100_000_000
@@ -231,26 +230,6 @@ def _batch_is_full(batch, batch_size, photo_output):
             or sum(item.pixels.size for _, item, _ in batch) >= _MAX_HELD_PIXELS)
 
 
-def check_output(output, align, max_faces, keep_metadata, jpeg_quality):
-    """The output kind (None: "photo" when aligning, else "crop"), checked with the
-    options that go with it."""
-    if output is None:
-        output = "photo" if align else "crop"
-    if output not in OUTPUTS:
-        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-    if output == "photo" and not align:
-        raise ValueError("the photo output needs faces found: use it with alignment, or "
-                         "output='crop' to resize already aligned crops")
-    if keep_metadata and output != "photo":
-        raise ValueError("keep_metadata applies to the photo output only (crops are written "
-                         "without metadata)")
-    if max_faces < 1:
-        raise ValueError(f"max_faces must be >= 1, got {max_faces}")
-    if not 1 <= jpeg_quality <= 100:
-        raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
-    return output
-
-
 def _write_report(output_dir, report):
     files.write_json_atomically(output_dir / perturb_report.REPORT_NAME, report, sort_keys=True)
 
@@ -264,7 +243,7 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
                    save_aligned=False, align=True, batch_size=perturb_report.DEFAULT_BATCH_SIZE,
                    workers=None, overwrite=True, pool=DEFAULT_POOL, output=None,
                    max_faces=DEFAULT_MAX_FACES, keep_metadata=False,
-                   jpeg_quality=imageio.DEFAULT_JPEG_QUALITY):
+                   jpeg_quality=outputs_lib.DEFAULT_JPEG_QUALITY):
     """Perturbs every photo of a folder (recursively) with an exported SAN.
 
     Args:
@@ -322,7 +301,7 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
     """
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
-    output = check_output(output, align, max_faces, keep_metadata, jpeg_quality)
+    output = outputs_lib.check_output(output, align, max_faces, keep_metadata, jpeg_quality)
     photo_output = output == "photo"
     input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
     _check_folders(input_dir, output_dir)

@@ -34,19 +34,21 @@ def photos(tmp_path):
     return folder, _beam_photos.write_photos(folder, SIZE)
 
 
-def _run_beam(export, pattern, output, *beam_args, timings=None, **kwargs):
-    config = beam_config.make_config(str(export), str(pattern), str(output), **kwargs)
+def _run_beam(export, pattern, output_dir, *beam_args, timings=None, **kwargs):
+    config = beam_config.make_config(str(export), str(pattern), str(output_dir), **kwargs)
     report, measured = pipeline.run(config, PipelineOptions([RUNNER, *beam_args]))
     if timings is not None:
         timings.update(measured)
     return report
 
 
-def _assert_same_images(expected_dir, actual_dir, names):
+def _assert_same_images(expected_dir, actual_dir, names, shapes=None):
+    """`shapes`: {name: shape} of the photo output (default: crops of SIZE)."""
     for name in names:
         expected = imageio.read_image(expected_dir / name).astype(np.int16)
         actual = imageio.read_image(actual_dir / name).astype(np.int16)
-        assert expected.shape == actual.shape == (SIZE, SIZE, 3), name
+        shape = (shapes or {}).get(name, (SIZE, SIZE, 3))
+        assert expected.shape == actual.shape == shape, name
         # The two batch the faces differently, and oneDNN's results for one face can differ
         # by 6e-8 between batch sizes: a pixel may round to the next level (<= 1/255). JPEG
         # spreads such a step over its 8x8 block, so JPEG outputs get one more level.
@@ -58,9 +60,10 @@ def _assert_same_entries(expected, actual):
     assert sorted(expected) == sorted(actual)
     for name, entry in expected.items():
         other = dict(actual[name])
-        if "male_score" in entry:  # Batches differ between the two: float32 round-off.
-            assert other.pop("male_score") == pytest.approx(entry["male_score"], abs=1e-5)
-            entry = {key: value for key, value in entry.items() if key != "male_score"}
+        for key in ("male_score", "male_scores"):  # Batches differ: float32 round-off.
+            if key in entry:
+                assert other.pop(key) == pytest.approx(entry[key], abs=1e-5)
+                entry = {k: value for k, value in entry.items() if k != key}
         assert other == entry, name
 
 
@@ -97,14 +100,25 @@ def test_aligned_real_photos_match_semiadv_perturb(tiny_export_16, shared_faces,
     for index, source in enumerate(sources):  # Copied into tmp only, never into the repo.
         shutil.copy(source, folder / f"{index}_{source.name}")
     imageio.write_image(folder / "flat.png", np.full((64, 64, 3), 128, np.uint8))
+    # The photo output (the default when aligning): whole photos, every face edited.
     expected = perturb.perturb_folder(tiny_export_16, folder, tmp_path / "threaded")
     report = _run_beam(tiny_export_16, f"{folder}/*", tmp_path / "beam")
+    assert report["output"] == expected["output"] == "photo"
     assert expected["counts"].get("perturbed", 0) >= 2
     assert report["files"]["flat.png"]["status"] == "no_face"
+    assert not (tmp_path / "beam" / "flat.png").exists()
     _assert_same_entries(expected["files"], report["files"])
     perturbed = [name for name, entry in report["files"].items()
                  if entry["status"] == "perturbed"]
-    _assert_same_images(tmp_path / "threaded", tmp_path / "beam", perturbed)
+    assert all(report["files"][name]["faces"] >= 1 for name in perturbed)
+    _assert_same_images(tmp_path / "threaded", tmp_path / "beam", perturbed,
+                        {name: imageio.read_image(folder / name).shape for name in perturbed})
+    # The crop output, as before.
+    expected = perturb.perturb_folder(tiny_export_16, folder, tmp_path / "threaded_crops",
+                                      output="crop")
+    report = _run_beam(tiny_export_16, f"{folder}/*", tmp_path / "beam_crops", output="crop")
+    _assert_same_entries(expected["files"], report["files"])
+    _assert_same_images(tmp_path / "threaded_crops", tmp_path / "beam_crops", perturbed)
 
 
 def test_rerun_skips_what_is_written(tiny_export_16, photos, tmp_path):
@@ -175,3 +189,18 @@ def test_two_worker_processes_write_what_one_process_writes(tiny_export_16, phot
     assert 1 <= timings["startup_import_us"]["count"] <= 2
     assert 1 <= timings["startup_load_model_us"]["count"] <= 2
     assert timings["startup_load_model_us"]["sum_s"] > 0
+
+
+def test_output_options_that_do_not_go_together_are_refused(tiny_export_16, photos, tmp_path):
+    folder, _ = photos
+    for kwargs, message in [({"output": "photo", "align": False}, "needs faces"),
+                            ({"output": "crop", "keep_metadata": True}, "photo output only"),
+                            ({"jpeg_quality": 0}, "1..100"), ({"max_faces": 0}, "max_faces")]:
+        with pytest.raises(ValueError, match=message):
+            beam_config.make_config(str(tiny_export_16), str(folder), str(tmp_path / "out"),
+                                    **kwargs)
+    config = beam_config.make_config(str(tiny_export_16), str(folder), str(tmp_path / "out"))
+    assert config.output == "photo" and config.max_faces == 16 and not config.keep_metadata
+    config = beam_config.make_config(str(tiny_export_16), str(folder), str(tmp_path / "out"),
+                                     align=False)
+    assert config.output == "crop"

@@ -7,6 +7,7 @@ import dataclasses
 from apache_beam.io.filesystems import FileSystems
 
 from semiadv.export import locate
+from semiadv.perturb import outputs
 from semiadv.perturb import report as perturb_report
 from semiadv.perturb.beam import filesystems
 from semiadv.perturb.beam import paths
@@ -24,7 +25,13 @@ class BeamPerturbConfig:
         input_dir: The pattern's folder; outputs are named relative to it.
         output_dir: Where outputs and the report go.
         align: Detect and align faces; False only resizes (already aligned crops).
-        batch_size: Photos per call of the signature.
+        batch_size: Photos per call of the signature (the photo output: every face of
+            each photo goes in the same call).
+        output: "photo" (the whole photo, every face edited) or "crop"
+            (`semiadv.perturb.outputs`).
+        max_faces: The photo output's most faces edited per photo.
+        keep_metadata: The photo output copies the input's metadata (else none is written).
+        jpeg_quality: Quality of JPEG outputs.
         fast_worker_exit: SDK worker processes end without interpreter teardown
             (`worker.exit_fast_in_sdk_worker`). `pipeline.run` turns it on for the
             DirectRunner only: there the harness's end is the run's end and its exit code is
@@ -40,6 +47,10 @@ class BeamPerturbConfig:
     output_dir: str
     align: bool = True
     batch_size: int = perturb_report.DEFAULT_BATCH_SIZE
+    output: str = "crop"
+    max_faces: int = outputs.DEFAULT_MAX_FACES
+    keep_metadata: bool = False
+    jpeg_quality: int = outputs.DEFAULT_JPEG_QUALITY
     fast_worker_exit: bool = False
 
 
@@ -49,7 +60,9 @@ def output_path(config, relative):
 
 
 def make_config(export, input_pattern, output_dir, prototype="opposite", align=True,
-                batch_size=perturb_report.DEFAULT_BATCH_SIZE):
+                batch_size=perturb_report.DEFAULT_BATCH_SIZE, output=None,
+                max_faces=outputs.DEFAULT_MAX_FACES, keep_metadata=False,
+                jpeg_quality=outputs.DEFAULT_JPEG_QUALITY):
     """Checks the arguments and reads the export's image shape.
 
     Only the export's saved_model.pb is read here (`semiadv.export.locate.read_image_shape`,
@@ -58,11 +71,13 @@ def make_config(export, input_pattern, output_dir, prototype="opposite", align=T
 
     Raises:
         FileNotFoundError: for a missing export or a pattern that matches nothing.
-        ValueError: for an unknown prototype, a bad batch size, or an output folder that
-            is the input folder or contains it.
+        ValueError: for an unknown prototype, a bad batch size, output options that do not
+            go together (`semiadv.perturb.outputs.check_output`; output None: "photo" when
+            aligning), or an output folder that is the input folder or contains it.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    output = outputs.check_output(output, align, max_faces, keep_metadata, jpeg_quality)
     filesystem = filesystems.BeamFilesystem()
     image_shape = locate.read_image_shape(export, prototype, filesystem)
     pattern, input_dir = paths.normalize_pattern(input_pattern)
@@ -82,4 +97,6 @@ def make_config(export, input_pattern, output_dir, prototype="opposite", align=T
     return BeamPerturbConfig(export=str(locate.resolve_export(export, filesystem)),
                              prototype=prototype, image_shape=tuple(image_shape),
                              input_pattern=pattern, input_dir=input_dir, output_dir=output_dir,
-                             align=bool(align), batch_size=int(batch_size))
+                             align=bool(align), batch_size=int(batch_size), output=output,
+                             max_faces=int(max_faces), keep_metadata=bool(keep_metadata),
+                             jpeg_quality=int(jpeg_quality))

@@ -33,7 +33,8 @@ def build_pipeline(pipeline, config):
     prepared = photos | "Prepare" >> beam.ParDo(steps.PreparePhoto(config)).with_outputs(
         steps.SKIPPED, main="faces")
     handler = KeyedModelHandler(SignatureModelHandler(config.export, config.prototype,
-                                                      config.batch_size))
+                                                      config.batch_size,
+                                                      photo_output=config.output == "photo"))
     written = (prepared.faces
                | "Perturb" >> RunInference(handler)
                | "Write" >> beam.ParDo(steps.WriteOutput(config)))

@@ -12,6 +12,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from semiadv.perturb import photo as photo_lib
 from semiadv.perturb import report as perturb_report
 from semiadv.perturb.beam import filesystems
 from semiadv.perturb.beam import paths
@@ -35,8 +36,9 @@ def is_input_photo(metadata, config):
 
 
 class PreparePhoto(beam.DoFn):
-    """ReadableFile -> ((relative, entry), face) for the model, or (relative, entry) on the
-    SKIPPED output for photos already written, unreadable or without a face."""
+    """ReadableFile -> ((relative, entry), face) for the model (the photo output: a
+    `photoprep.PhotoFaces` with every face), or (relative, entry) on the SKIPPED output for
+    photos already written, unreadable or without a face."""
 
     def __init__(self, config):
         self.config = config
@@ -63,8 +65,14 @@ class PreparePhoto(beam.DoFn):
             yield beam.pvalue.TaggedOutput(SKIPPED, (relative, entry))
             return
         read = time.perf_counter()
-        face, entry = worker.import_faces().prepare_photo(path, self.config.image_shape,
-                                                          self.config.align, data=data)
+        faces = worker.import_faces()
+        if self.config.output == "photo":
+            face, entry = faces.prepare_photo_faces(path, self.config.image_shape,
+                                                    self.config.max_faces,
+                                                    self.config.keep_metadata, data=data)
+        else:
+            face, entry = faces.prepare_photo(path, self.config.image_shape,
+                                              self.config.align, data=data)
         self.read_us.update(int(1e6 * (read - start)))
         self.prepare_us.update(int(1e6 * (time.perf_counter() - read)))
         if face is None:
@@ -95,14 +103,32 @@ class WriteOutput(beam.DoFn):
         start = time.perf_counter()
         path = output_path(self.config, relative)
         try:
-            filesystems.write_atomically(
-                path, imageio.encode_image(path, result.inference["perturbed"]))
+            filesystems.write_atomically(path, self._encoded(path, result))
         except Exception as error:  # noqa: BLE001  Any filesystem's error; the run goes on.
-            entry.update(status="write_failed", error=str(error))
+            message = str(error)
+            entry.update(status="write_failed",
+                         error=message if path in message else f"{path}: {message}")
         else:
-            entry.update(status="perturbed", male_score=result.inference["male_score"])
+            if self.config.output == "photo":
+                scores = result.inference["male_scores"]
+                entry.update(status="perturbed", faces=len(scores), male_score=scores[0],
+                             male_scores=scores)
+            else:
+                entry.update(status="perturbed", male_score=result.inference["male_score"])
         self.write_us.update(int(1e6 * (time.perf_counter() - start)))
         yield relative, entry
+
+
+    def _encoded(self, path, result):
+        if self.config.output != "photo":
+            return imageio.encode_image(path, result.inference["perturbed"],
+                                        self.config.jpeg_quality)
+        photo_faces = result.example
+        changes = [out - face for out, face in zip(result.inference["perturbed"],
+                                                   photo_faces.faces)]
+        return photo_lib.encode_edited(path, photo_faces.pixels, changes,
+                                       photo_faces.transforms, photo_faces.metadata,
+                                       self.config.jpeg_quality)
 
 
 def write_report(entries, config):
@@ -121,7 +147,8 @@ def write_report(entries, config):
             files[relative] = previous[relative]
     report = perturb_report.new_report(config.export, config.prototype, config.image_shape,
                                        config.input_dir, config.align, skipped_existing, files,
-                                       input_pattern=config.input_pattern)
+                                       input_pattern=config.input_pattern,
+                                       output=config.output)
     perturb_report.finish_report(report)
     filesystems.write_atomically(
         path, json.dumps(report, indent=2, sort_keys=True).encode("utf-8"))
