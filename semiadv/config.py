@@ -230,6 +230,12 @@ class TrainConfig:
         the misalignments of classifiers it never saw rather than in pixel-exact patterns its
         own classifier reads (the input diversity of transferable adversarial examples).
         0: off (the paper's).
+      gender_diversity: the gender term reads X'_SM and X'_OP through random differentiable
+        transforms drawn afresh per example and classifier, of this strength in [0, 1]:
+        colour jitter, a random crop resized back, Gaussian blur and JPEG-like quantisation
+        (`semiadv.train.input_diversity`), so the edit survives the transforms other
+        classifiers' inputs go through. After `gender_jitter` when both are on. 0: off (the
+        paper's).
       gender_robust_radius: adversarial training of the gender CNNs (and the ensemble's
         members): each step trains on the faces within this L2 distance (over the whole
         image, [0, 1] pixel units) of the batch's that the CNN misreads most, found by
@@ -298,6 +304,7 @@ class TrainConfig:
     matcher_finetune: bool = False
     match_jitter: float | None = None
     gender_jitter: float = 0.0
+    gender_diversity: float = 0.0
     gender_robust_radius: float = 0.0
     gender_robust_steps: int = 3
     gender_robust_warmup: int = 0
@@ -345,6 +352,9 @@ class TrainConfig:
             raise UserValueError(f"match_jitter must be in [0, 0.5), got {self.match_jitter}")
         if not 0 <= self.gender_jitter < 0.5:
             raise UserValueError(f"gender_jitter must be in [0, 0.5), got {self.gender_jitter}")
+        if not 0 <= self.gender_diversity <= 1:
+            raise UserValueError(
+                f"gender_diversity must be in [0, 1], got {self.gender_diversity}")
         if not self.gender_robust_radius >= 0:
             raise UserValueError(
                 f"gender_robust_radius must be >= 0, got {self.gender_robust_radius}")

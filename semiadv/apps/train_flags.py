@@ -144,6 +144,14 @@ GENDER_JITTER = flags.DEFINE_float(
     "of the side) and blur, a fresh draw per classifier, so the gender edit survives other "
     "classifiers' alignment (transfers to unseen classifiers). 0: off, the paper's.",
     lower_bound=0.0, upper_bound=0.49)
+GENDER_DIVERSITY = flags.DEFINE_float(
+    "gender_diversity", 0.0,
+    "Input diversity in the gender term: each classifier reads X'_SM and X'_OP through "
+    "random transforms drawn per example, of this strength: colour jitter (brightness "
+    "+-0.1s, contrast +-0.2s, saturation +-0.3s), a crop of up to 0.2s of the side resized "
+    "back, Gaussian blur (sigma up to s x side / 40) and JPEG-like quantisation (quality "
+    "down to 100 - 70s), all passing gradients, so the edit survives what other "
+    "classifiers' inputs go through. 0: off, the paper's.", lower_bound=0.0, upper_bound=1.0)
 GENDER_ROBUST_RADIUS = flags.DEFINE_float(
     "gender_robust_radius", 0.0,
     "Train the gender CNNs adversarially: each step on the faces within this L2 distance "
@@ -288,6 +296,7 @@ def train_config() -> TrainConfig:
         steps_per_loop=STEPS_PER_LOOP.value, image_summaries=IMAGE_SUMMARIES.value,
         matcher_network=MATCHER_NETWORK.value, matcher_finetune=MATCHER_FINETUNE.value,
         match_jitter=MATCH_JITTER.value, gender_jitter=GENDER_JITTER.value,
+        gender_diversity=GENDER_DIVERSITY.value,
         gender_robust_radius=GENDER_ROBUST_RADIUS.value,
         gender_robust_steps=GENDER_ROBUST_STEPS.value,
         gender_robust_warmup=GENDER_ROBUST_WARMUP.value,

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from semiadv.config import MIXED_PRECISION
 from semiadv.models import dlib_resnet
-from semiadv.train import flow, losses
+from semiadv.train import flow, input_diversity, losses
 from semiadv.train.autoencoder_task import PrototypeTask
 from semiadv.train.dtype_policies import with_dtype_policy
 from semiadv.train.task import known_gender
@@ -16,7 +16,7 @@ class SanTask(PrototypeTask):
     """The semi-adversarial training of the autoencoder against frozen G and M.
 
     J = lambda_G [w_SM CE(G(X'_SM), y) + CE(G(X'_OP), 1 - y)]  (G reads jittered views if
-        gender_jitter > 0; with gender_same_target "original", KL(G(X) || G(X'_SM)) instead
+        gender_jitter > 0, randomly transformed ones if gender_diversity > 0; with gender_same_target "original", KL(G(X) || G(X'_SM)) instead
         of CE(G(X'_SM), y)) + lambda_M ||M(X'_SM) - M(X)||^2
         (+ ||M(X'_OP) - M(X)||^2 if match_opposite, from match_warmup_steps on)
         + lambda_D pixel(X, X'_SM)
@@ -131,6 +131,9 @@ class SanTask(PrototypeTask):
             views = (perturbed_same, perturbed_opposite)
             if config.gender_jitter > 0:  # A fresh draw per classifier: more diverse views.
                 views = dlib_resnet.jittered_views(list(views), config.gender_jitter)
+            if config.gender_diversity > 0:  # Per example and classifier, too.
+                views = [input_diversity.diverse_view(view, config.gender_diversity)
+                         for view in views]
             logits_same, logits_opposite = (classifier(view, training=False) for view in views)
             logits.append((logits_same, logits_opposite))
             if config.gender_same_target == "original":  # Read as X is, no more, no less.

@@ -67,7 +67,8 @@ STAGE_SETTINGS = {
     "san": ("san.steps", "san.learning_rate", "gender_weight", "match_weight",
             "pixel_weight", "gender_ensemble", "match_opposite", "match_warmup_steps",
             "gender_same_weight", "gender_same_target", "ssim_weight", "colour_weight",
-            "colour_tolerance", "match_same", "match_jitter", "gender_jitter"),
+            "colour_tolerance", "match_same", "match_jitter", "gender_jitter",
+            "gender_diversity"),
 }
 # Settings of how networks are trained, which the prototypes (an average) do not depend on.
 NOT_PROTOTYPES = ("data.batch_size", "flip_augment", "mixed_precision")
