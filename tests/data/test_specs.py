@@ -38,11 +38,12 @@ def test_parse_spec_rejects_bad_specs_naming_them(spec):
     assert repr(spec) in str(error.value)
 
 
-def test_specs_splits_and_utkface_names_never_import_tensorflow():
+def test_specs_splits_names_and_attribute_choices_never_import_tensorflow():
     # Flag validators and the preflight check parse specs and names before TensorFlow loads.
     script = ("import sys\n"
               "from semiadv.data import attributes, specs, splits, utkface_source\n"
               "specs.parse_spec('utkface:/x'); utkface_source.parse_utkface_name('1_0_0_1.jpg')\n"
               "attributes.age_group([30])\n"
+              "from semiadv.prototypes import by_attribute, kinds\n"
               "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n")
     assert run_python(script, timeout=120).stdout.strip() == "[]"
