@@ -73,15 +73,16 @@ def _footprint(transform: np.ndarray, size: int, shape) -> Optional[tuple[int, i
     return x0, y0, x1, y1
 
 
-def _warped_to_photo(image: np.ndarray, transform: np.ndarray, box, border: int) -> np.ndarray:
-    """`image` (in crop coordinates) resampled at the photo's pixels of `box`."""
+def _warped_to_photo(image: np.ndarray, transform: np.ndarray, box) -> np.ndarray:
+    """`image` (in crop coordinates) resampled at the photo's pixels of `box`; 0 outside
+    the crop, so the photo there is untouched."""
     x0, y0, x1, y1 = box
     matrix = np.asarray(transform, np.float64).copy()
     # Photo pixel (x0 + u, y0 + v) is crop point transform @ (x0 + u, y0 + v, 1).
     matrix[:, 2] += matrix[:, :2] @ np.array([x0, y0], np.float64)
     return cv2.warpAffine(image, matrix, (x1 - x0, y1 - y0),
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border,
-                          borderValue=0)
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def photo_change(shape, changes: Sequence[np.ndarray], transforms: Sequence[np.ndarray]):
@@ -95,8 +96,9 @@ def photo_change(shape, changes: Sequence[np.ndarray], transforms: Sequence[np.n
     Returns:
         (box, change, weight), or None when no face covers a pixel: box is (x0, y0, x1, y1),
         the union of the faces' footprints; change float32 [y1 - y0, x1 - x0, 3] (RGB, [0, 1]
-        units) and weight float32 [y1 - y0, x1 - x0], the masks' sum; change is exactly 0
-        where weight is 0.
+        units), what is added to the photo there (the changes faded by their masks), and
+        weight float32 [y1 - y0, x1 - x0], the masks' sum; change is exactly 0 where weight
+        is 0.
     """
     parts = []
     for change, transform in zip(changes, transforms):
@@ -108,22 +110,26 @@ def photo_change(shape, changes: Sequence[np.ndarray], transforms: Sequence[np.n
         size = change.shape[0]
         box = _footprint(transform, size, shape)
         if box is not None:
-            parts.append((change, transform, box, size))
+            mask = face_mask(size)
+            # One warp for both: the masked change and the mask (a 4-channel image).
+            weighted = np.dstack([change * mask[:, :, None], mask])
+            parts.append((weighted, transform, box))
     if not parts:
         return None
     x0, y0 = min(p[2][0] for p in parts), min(p[2][1] for p in parts)
     x1, y1 = max(p[2][2] for p in parts), max(p[2][3] for p in parts)
+    if len(parts) == 1:  # The usual case, without the overlap's arithmetic.
+        warped = _warped_to_photo(*parts[0])
+        return (x0, y0, x1, y1), warped[:, :, :3], warped[:, :, 3]
     total = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
     weight = np.zeros((y1 - y0, x1 - x0), np.float32)
     opacity = np.zeros((y1 - y0, x1 - x0), np.float32)
-    for change, transform, box, size in parts:
-        mask = _warped_to_photo(np.ascontiguousarray(face_mask(size)), transform, box,
-                                cv2.BORDER_CONSTANT)
-        moved = _warped_to_photo(change, transform, box, cv2.BORDER_REPLICATE)
+    for weighted, transform, box in parts:
+        warped = _warped_to_photo(weighted, transform, box)
         rows, cols = slice(box[1] - y0, box[3] - y0), slice(box[0] - x0, box[2] - x0)
-        total[rows, cols] += mask[:, :, None] * moved
-        weight[rows, cols] += mask
-        np.maximum(opacity[rows, cols], mask, out=opacity[rows, cols])
+        total[rows, cols] += warped[:, :, :3]
+        weight[rows, cols] += warped[:, :, 3]
+        np.maximum(opacity[rows, cols], warped[:, :, 3], out=opacity[rows, cols])
     # Alone, a face's change times its mask; where masks overlap, the changes' mean weighted
     # by the masks, times the largest mask (two detections of one face edit it once).
     total *= (opacity / np.where(weight > 0, weight, 1.0))[:, :, None]
@@ -155,7 +161,7 @@ def edit_pixels(pixels: np.ndarray, changes: Sequence[np.ndarray],
     found = photo_change(pixels.shape, changes, transforms)
     if found is None:
         return edited
-    (x0, y0, x1, y1), change, weight = found
+    (x0, y0, x1, y1), change, _ = found
     change *= float(np.iinfo(pixels.dtype).max)
     if pixels.ndim == 2 or pixels.shape[2] == 1:
         change = change @ _LUMA
@@ -165,12 +171,13 @@ def edit_pixels(pixels: np.ndarray, changes: Sequence[np.ndarray],
     else:
         change = change if order == "rgb" else change[:, :, ::-1]
         region = edited[y0:y1, x0:x1, :3]
-    new = np.clip(np.rint(region.astype(np.float32) + change), 0, np.iinfo(pixels.dtype).max)
-    touched = weight > 0
-    if region.ndim == 3:
-        touched = touched[:, :, None]
-    # Bit-identical outside the masks by construction, not by float luck.
-    region[...] = np.where(touched, new.astype(pixels.dtype), region)
+    # In integers: a pixel plus a change of exactly 0 (outside every mask) is the same
+    # pixel, bit for bit; a float round trip would only be so by care.
+    wide = np.int16 if pixels.dtype == np.uint8 else np.int32
+    summed = region.astype(wide)
+    summed += np.rint(change).astype(wide)
+    np.clip(summed, 0, np.iinfo(pixels.dtype).max, out=summed)
+    region[...] = summed
     return edited
 
 
