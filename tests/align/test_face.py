@@ -82,6 +82,31 @@ def test_largest_face_wins():
     assert result.face_box == large
 
 
+def test_align_faces_aligns_every_face_largest_first():
+    eyes = {(10, 10, 40, 40): ((22.0, 25.0), (38.0, 25.0)), (80, 20, 60, 60): ((98.0, 43.0), (122.0, 43.0))}
+
+    class TwoFaces(StubDetector):
+        def detect_eyes(self, gray, face_box):
+            return eyes.get(tuple(face_box))
+
+    image = np.zeros((120, 160, 3), np.uint8)
+    small, large = (10, 10, 40, 40), (80, 20, 60, 60)
+    inside_large = (85, 25, 40, 40)  # The same face found twice: dropped.
+    results = face.align_faces(image, 32, TwoFaces([small, inside_large, large]))
+    assert [r.face_box for r in results] == [large, small]
+    assert [r.status for r in results] == ["aligned", "aligned"]
+    for result in results:
+        np.testing.assert_allclose(geometry.apply_affine(result.transform, result.eyes),
+                                   geometry.canonical_eye_points(32), atol=1e-9)
+    # The largest is what align_face returns, crop and all.
+    single = face.align_face(image, 32, TwoFaces([small, inside_large, large]))
+    assert single.face_box == results[0].face_box and np.array_equal(single.crop, results[0].crop)
+    assert [r.face_box for r in face.align_faces(image, 32, TwoFaces([small, large]), max_faces=1)] == [large]
+    assert face.align_faces(image, 32, StubDetector([])) == []
+    with pytest.raises(ValueError, match="max_faces"):
+        face.align_faces(image, 32, StubDetector([]), max_faces=0)
+
+
 def test_no_face_from_detector_and_from_noise():
     stub = StubDetector([])
     result = face.align_face(np.zeros((100, 120, 3), np.uint8), 32, stub)

@@ -338,3 +338,52 @@ def test_list_images_missing_folder(tmp_path):
     (tmp_path / "file.jpg").write_bytes(b"x")
     with pytest.raises(NotADirectoryError, match=r"file\.jpg"):
         imageio.list_images(tmp_path / "file.jpg")
+
+
+# --------------------------------------------------------------------------
+# Decoding unchanged, to write back.
+
+
+def test_decode_unchanged_keeps_gray_alpha_and_16_bits(tmp_path):
+    rng = np.random.default_rng(5)
+    cases = {"gray.png": rng.integers(0, 256, (9, 11), dtype=np.uint8),
+             "bgra.png": rng.integers(0, 256, (9, 11, 4), dtype=np.uint8),
+             "deep.png": rng.integers(0, 65536, (9, 11, 3), dtype=np.uint16)}
+    for name, pixels in cases.items():
+        cv2.imwrite(str(tmp_path / name), pixels)
+        decoded = imageio.decode_unchanged((tmp_path / name).read_bytes(), tmp_path / name)
+        assert decoded.dtype == pixels.dtype
+        np.testing.assert_array_equal(decoded, pixels)
+        # to_rgb gives what read_image gives.
+        np.testing.assert_array_equal(imageio.to_rgb(name, decoded), imageio.read_image(tmp_path / name))
+        again = imageio.encode_unchanged(name, decoded)
+        np.testing.assert_array_equal(imageio.decode_unchanged(again, name), pixels)
+    gray_jpeg = imageio.encode_image("g.jpg", cases["gray.png"])
+    assert imageio.inspect_image(gray_jpeg, "g.jpg").components == 1
+    assert imageio.decode_unchanged(gray_jpeg, "g.jpg").shape == (9, 11)  # Written back gray.
+    with pytest.raises(ValueError, match="16-bit"):
+        imageio.encode_unchanged("deep.jpg", cases["deep.png"])
+
+
+def test_decode_unchanged_refuses_a_reduced_decode(huge_jpeg):
+    with pytest.raises(imageio.ImageTooLargeError, match=r"huge\.jpg.*too large to edit"):
+        imageio.decode_unchanged(huge_jpeg.read_bytes(), huge_jpeg)
+
+
+def test_inspect_image_finds_animations_and_jpeg_components():
+    png = imageio.encode_image("a.png", np.zeros((4, 4, 3), np.uint8))
+    assert not imageio.inspect_image(png, "a.png").animated
+    control = struct.pack(">III", 8, 2, 0)  # acTL: its length, 2 frames, looped forever.
+    actl = control[:4] + b"acTL" + control[4:] + struct.pack(">I", zlib.crc32(b"acTL" + control[4:]))
+    animated = png[:33] + actl + png[33:]
+    assert imageio.inspect_image(animated, "a.png").animated
+    header = imageio.inspect_image(imageio.encode_image("a.jpg", np.zeros((4, 6, 3), np.uint8)), "a.jpg")
+    assert (header.format, header.width, header.height, header.components) == ("jpeg", 6, 4, 3)
+
+
+def test_jpeg_quality_is_the_callers():
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert len(imageio.encode_image("a.jpg", noise, jpeg_quality=30)) < \
+        0.6 * len(imageio.encode_image("a.jpg", noise))
+    with pytest.raises(ValueError, match="1..100"):
+        imageio.encode_image("a.jpg", noise, jpeg_quality=0)
