@@ -229,3 +229,61 @@ def test_process_pool_writes_the_photos_threads_write(exported, shared_faces, tm
         assert imageio.read_image(tmp_path / "process" / name).shape == \
             imageio.read_image(folder / name).shape
         assert (tmp_path / "process" / "aligned" / perturb.aligned_face_name(name, 0)).is_file()
+
+
+def test_edit_photo_over_a_rest_api_gives_the_folders_photo(exported, fixed_faces, tmp_path):
+    """docs/serving.md's TF Serving client, against a stand-in for TF Serving's REST API."""
+    import http.server
+    import threading
+    import urllib.request
+
+    import tensorflow as tf
+
+    from semiadv.perturb import photo as photo_lib
+
+    signature = tf.saved_model.load(str(exported)).signatures["opposite"]
+    requests = []
+
+    class Predict(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802  The http.server API.
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            requests.append((self.path, body["signature_name"], len(body["instances"])))
+            images = np.array([instance["image"] for instance in body["instances"]], np.float32)
+            outputs = signature(image=tf.constant(images))
+            predictions = [{"perturbed": image.tolist(), "male_score": float(score)}
+                           for image, score in zip(outputs["perturbed"].numpy(),
+                                                   outputs["male_score"].numpy())]
+            data = json.dumps({"predictions": predictions}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Predict)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/v1/models/demo:predict"
+
+    def opposite_over_rest(crops):  # As in docs/serving.md.
+        body = json.dumps({"signature_name": "opposite",
+                           "instances": [{"image": crop.tolist()} for crop in crops]})
+        request = urllib.request.Request(url, body.encode(), {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request) as response:
+            predictions = json.load(response)["predictions"]
+        return np.array([p["perturbed"] for p in predictions], np.float32)
+
+    try:
+        rgb = _photo_faces.group_photo()
+        edited, faces = photo_lib.edit_photo(rgb, opposite_over_rest, image_size=SIZE)
+    finally:
+        server.shutdown()
+    assert requests == [("/v1/models/demo:predict", "opposite", 2)]  # One request per photo.
+    assert len(faces) == 2
+    folder = tmp_path / "photos"
+    imageio.write_image(folder / "group.png", rgb)
+    perturb.perturb_folder(exported, folder, tmp_path / "out")
+    written = imageio.read_image(tmp_path / "out" / "group.png")
+    assert np.abs(written.astype(int) - edited.astype(int)).max() <= 1
+    assert np.any(edited != rgb)
