@@ -173,3 +173,13 @@ def test_edit_photo_refuses_a_perturber_that_changes_the_shape():
     rgb = _noise_photo((120, 200, 3))
     with pytest.raises(ValueError, match="shape"):
         photo.edit_photo(rgb, lambda crops: crops[:1], SIZE, detector=_TwoFaces())
+
+
+def test_the_write_back_imports_no_tensorflow():
+    """TF Serving clients and the Beam driver import these without TensorFlow."""
+    from _python import run_python
+
+    run_python("import sys\n"
+               "from semiadv.perturb import outputs, photo, photoprep\n"
+               "from semiadv.utils import metadata\n"
+               "assert 'tensorflow' not in sys.modules, 'the write-back imported TensorFlow'\n")
