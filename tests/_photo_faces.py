@@ -15,6 +15,9 @@ SERIAL = b"SecretCam SN-0042"
 THUMBNAIL = b"\xff\xd8THUMBNAIL-OF-THE-UNEDITED-FACE\xff\xd9"
 COMMENT = b"Alice and Bob at home"
 XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description City="Lyon"/></x:xmpmeta>'
+# Not a real profile: the bytes are only copied, never parsed.
+ICC = b"ICC_PROFILE\x00\x01\x01" + b"a colour profile, kept for the colours"
+MPF = b"MPF\x00" + b"index of the images appended after the photo"
 
 
 class FixedFaces:
@@ -87,10 +90,12 @@ def _segment(marker, body):
 
 
 def jpeg_with_metadata(jpeg, orientation=6):
-    """A JPEG file's bytes with an EXIF APP1 (`exif_block`), an XMP APP1 and a comment
-    inserted right after its start-of-image marker."""
+    """A JPEG file's bytes with an EXIF APP1 (`exif_block`), an XMP APP1, an ICC profile and
+    a Multi-Picture Format index (APP2) and a comment inserted right after its
+    start-of-image marker."""
     blocks = (_segment(0xE1, b"Exif\x00\x00" + exif_block(orientation))
               + _segment(0xE1, b"http://ns.adobe.com/xap/1.0/\x00" + XMP)
+              + _segment(0xE2, ICC) + _segment(0xE2, MPF)
               + _segment(0xFE, COMMENT))
     return jpeg[:2] + blocks + jpeg[2:]
 

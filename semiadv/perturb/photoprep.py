@@ -80,8 +80,8 @@ class PhotoFaces:
         faces: Per face, largest first: its aligned crop (uint8 RGB [S, S, 3]); replaced by
             the export's input (float32 [S, S, C]) by `semiadv.perturb.faces`.
         transforms: Per face, the [2, 3] photo-to-crop matrix of its alignment.
-        metadata: The file's metadata blocks to copy (`semiadv.utils.metadata.extract`);
-            empty unless asked for.
+        metadata: The file's metadata blocks to copy (`semiadv.utils.metadata.extract`):
+            its ICC colour profile, and everything else when asked for.
     """
 
     pixels: np.ndarray
@@ -98,7 +98,7 @@ def read_and_align_faces(path, size: int, max_faces: int, keep_metadata: bool = 
         path: The photo's file (named in error messages; read only when `data` is None).
         size: The side of the aligned crops.
         max_faces: The most faces aligned, largest first.
-        keep_metadata: Also extract the file's metadata blocks.
+        keep_metadata: Extract all the file's metadata blocks, not only its ICC profile.
         detector_name: As for `read_and_align`.
         data: The file's bytes when they were read elsewhere.
 
@@ -139,7 +139,7 @@ def read_and_align_faces(path, size: int, max_faces: int, keep_metadata: bool = 
         return None, entry
     return PhotoFaces(pixels=pixels, faces=[to_uint8(result.crop) for result in results],
                       transforms=[np.asarray(result.transform) for result in results],
-                      metadata=metadata_lib.extract(data) if keep_metadata else []), entry
+                      metadata=metadata_lib.extract(data, everything=keep_metadata)), entry
 
 
 def _too_large(data, path, size, max_faces, detector_name, error):

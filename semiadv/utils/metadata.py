@@ -1,12 +1,17 @@
-"""A photo's metadata blocks (EXIF, XMP, comments, text chunks), copied from one file into
-another.
+"""A photo's metadata blocks (EXIF, XMP, comments, text chunks, ICC profile), copied from
+one file into another.
 
 `semiadv-perturb` writes photos without metadata by default (OpenCV's encoders write none):
 EXIF holds GPS positions and camera serial numbers, and its thumbnail is the photo before
-the edit. `--keep_metadata` copies the blocks with `extract` and `insert`, raw, except the
-EXIF, which is cleaned first (`clean_exif`): its orientation is set to "upright" (the pixels
-written are already turned the way the orientation said) and its thumbnail is removed. An
-EXIF block that cannot be parsed is dropped rather than copied with its thumbnail.
+the edit. Only the ICC colour profile is copied by default (`extract(data)`): the pixels are
+written as they were stored, in its colour space, and a wide-gamut photo (Display P3, Adobe
+RGB) read as sRGB would lose its colours. `--keep_metadata` copies every block
+(`extract(data, everything=True)`), raw, except the EXIF, which is cleaned first
+(`clean_exif`): a JPEG's orientation is set to "upright" (its pixels were turned the way the
+orientation said when decoded; PNG pixels are written as stored and keep theirs) and the
+thumbnail is removed. An EXIF block that cannot be parsed is dropped rather than copied with
+its thumbnail. JPEG APP2 segments other than the ICC profile (the Multi-Picture Format's
+index of images appended to the file, FlashPix) are never copied: what they point at is not.
 
 JPEG and PNG only: other formats keep no metadata. No TensorFlow, no decoding.
 """
@@ -18,8 +23,9 @@ import zlib
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _EXIF_HEADER = b"Exif\x00\x00"
-# JPEG segments copied: APP1 (EXIF, XMP), APP2 (ICC colour profile), APP13 (Photoshop IPTC),
-# COM (comments). APP0 (JFIF) is the encoder's own.
+_ICC_HEADER = b"ICC_PROFILE\x00"
+# JPEG segments copied with everything: APP1 (EXIF, XMP), APP2 (the ICC colour profile only),
+# APP13 (Photoshop IPTC), COM (comments). APP0 (JFIF) is the encoder's own.
 _JPEG_KEPT_MARKERS = frozenset({0xE1, 0xE2, 0xED, 0xFE})
 _JPEG_STANDALONE = frozenset(range(0xD0, 0xD8)) | {0x01}
 # PNG chunks copied: text, EXIF and the ICC colour profile.
@@ -29,15 +35,16 @@ _THUMBNAIL_OFFSET_TAG = 0x0201
 _THUMBNAIL_LENGTH_TAG = 0x0202
 
 
-def extract(data: bytes) -> list[bytes]:
+def extract(data: bytes, everything: bool = False) -> list[bytes]:
     """The metadata blocks of a JPEG or PNG file, raw (JPEG: whole segments with marker and
-    length; PNG: whole chunks with length and CRC), EXIF cleaned by `clean_exif`. Empty for
-    other formats or a file whose structure cannot be walked."""
+    length; PNG: whole chunks with length and CRC): its ICC colour profile, and with
+    `everything` its EXIF (cleaned by `clean_exif`), XMP, IPTC, comments and text chunks.
+    Empty for other formats or a file whose structure cannot be walked."""
     try:
         if data.startswith(b"\xff\xd8"):
-            return _jpeg_blocks(data)
+            return _jpeg_blocks(data, everything)
         if data.startswith(_PNG_SIGNATURE):
-            return _png_blocks(data)
+            return _png_blocks(data, everything)
     except (struct.error, IndexError):
         pass
     return []
@@ -60,7 +67,7 @@ def insert(encoded: bytes, blocks: list[bytes]) -> bytes:
     raise ValueError("metadata can be inserted in JPEG and PNG files only")
 
 
-def _jpeg_blocks(data: bytes) -> list[bytes]:
+def _jpeg_blocks(data: bytes, everything: bool) -> list[bytes]:
     blocks, position = [], 2
     while position + 4 <= len(data):
         if data[position] != 0xFF:
@@ -76,7 +83,8 @@ def _jpeg_blocks(data: bytes) -> list[bytes]:
             break
         (length,) = struct.unpack(">H", data[position + 2:position + 4])
         segment = data[position:position + 2 + length]
-        if marker in _JPEG_KEPT_MARKERS:
+        is_icc = marker == 0xE2 and segment[4:16] == _ICC_HEADER
+        if is_icc or (everything and marker in _JPEG_KEPT_MARKERS and marker != 0xE2):
             if marker == 0xE1 and segment[4:10] == _EXIF_HEADER:
                 tiff = clean_exif(segment[10:])
                 segment = None if tiff is None else (
@@ -87,7 +95,7 @@ def _jpeg_blocks(data: bytes) -> list[bytes]:
     return blocks
 
 
-def _png_blocks(data: bytes) -> list[bytes]:
+def _png_blocks(data: bytes, everything: bool) -> list[bytes]:
     blocks, position = [], 8
     while position + 12 <= len(data):
         (length,) = struct.unpack(">I", data[position:position + 4])
@@ -95,9 +103,10 @@ def _png_blocks(data: bytes) -> list[bytes]:
         if kind == b"IEND":
             break
         chunk = data[position:position + 12 + length]
-        if kind in _PNG_KEPT_CHUNKS:
+        if kind == b"iCCP" or (everything and kind in _PNG_KEPT_CHUNKS):
             if kind == b"eXIf":
-                tiff = clean_exif(chunk[8:8 + length])
+                # PNG pixels are decoded and written as stored: their orientation stays.
+                tiff = clean_exif(chunk[8:8 + length], upright=False)
                 chunk = None if tiff is None else _png_chunk(b"eXIf", tiff)
             if chunk is not None:
                 blocks.append(chunk)
@@ -109,24 +118,24 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def clean_exif(tiff: bytes) -> bytes | None:
+def clean_exif(tiff: bytes, upright: bool = True) -> bytes | None:
     """An EXIF block (TIFF structure, after JPEG's "Exif\\0\\0") with its orientation set to
-    1 (upright) and its thumbnail (IFD1 and the image it points to) zeroed and unlinked;
-    None when it cannot be parsed."""
+    1 (upright; unless `upright` is False) and its thumbnail (IFD1 and the image it points
+    to) zeroed and unlinked; None when it cannot be parsed."""
     try:
-        return _clean_exif(bytearray(tiff))
+        return _clean_exif(bytearray(tiff), upright)
     except (struct.error, IndexError, ValueError):
         return None
 
 
-def _clean_exif(tiff: bytearray) -> bytes:
+def _clean_exif(tiff: bytearray, upright: bool) -> bytes:
     order = {b"II": "<", b"MM": ">"}.get(bytes(tiff[:2]))
     if order is None or struct.unpack(order + "H", tiff[2:4])[0] != 42:
         raise ValueError("not a TIFF header")
     ifd0 = struct.unpack(order + "I", tiff[4:8])[0]
     entries = _ifd_entries(tiff, order, ifd0)
     for tag, entry in entries.items():
-        if tag == _ORIENTATION_TAG:
+        if tag == _ORIENTATION_TAG and upright:
             struct.pack_into(order + "H", tiff, entry + 8, 1)
     next_pointer = ifd0 + 2 + 12 * len(entries)
     ifd1 = struct.unpack(order + "I", tiff[next_pointer:next_pointer + 4])[0]

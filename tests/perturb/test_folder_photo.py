@@ -98,6 +98,9 @@ def test_metadata_is_dropped_by_default_and_kept_on_request(exported, fixed_face
     for name in ("a.jpg", "b.png"):
         data = (tmp_path / "dropped" / name).read_bytes()
         assert not any(secret in data for secret in private), name
+    # The colour profile stays, for the colours; the index of appended images never does.
+    assert _photo_faces.ICC in (tmp_path / "dropped" / "a.jpg").read_bytes()
+    assert _photo_faces.MPF not in (tmp_path / "kept" / "a.jpg").read_bytes()
     kept_jpeg = (tmp_path / "kept" / "a.jpg").read_bytes()
     # --jpeg_quality: 40 against the default 95 (the kept metadata is a few hundred bytes).
     assert (tmp_path / "dropped" / "a.jpg").stat().st_size < 0.7 * len(kept_jpeg)

@@ -26,9 +26,13 @@ def _exif_entries(tiff):
 
 def test_jpeg_blocks_are_extracted_with_the_exif_cleaned():
     source = _photo_faces.jpeg_with_metadata(imageio.encode_image("a.jpg", PIXELS))
-    blocks = metadata.extract(source)
-    assert [block[:2] for block in blocks] == [b"\xff\xe1", b"\xff\xe1", b"\xff\xfe"]
-    exif, xmp, comment = blocks
+    (icc,) = metadata.extract(source)  # By default, the colour profile alone.
+    assert icc[4:] == _photo_faces.ICC
+    blocks = metadata.extract(source, everything=True)
+    # Not the Multi-Picture Format's index: the images it points at are not copied.
+    assert [block[:2] for block in blocks] == [b"\xff\xe1", b"\xff\xe1", b"\xff\xe2", b"\xff\xfe"]
+    assert not any(_photo_faces.MPF in block for block in blocks)
+    exif, xmp, _, comment = blocks
     assert _photo_faces.XMP in xmp and _photo_faces.COMMENT in comment
     tiff = exif[10:]
     entries, next_ifd = _exif_entries(tiff)
@@ -42,9 +46,9 @@ def test_blocks_inserted_into_a_fresh_jpeg_read_back():
     source = _photo_faces.jpeg_with_metadata(imageio.encode_image("a.jpg", PIXELS))
     fresh = imageio.encode_image("b.jpg", PIXELS)
     assert b"Exif" not in fresh and _photo_faces.COMMENT not in fresh  # OpenCV writes none.
-    combined = metadata.insert(fresh, metadata.extract(source))
+    combined = metadata.insert(fresh, metadata.extract(source, everything=True))
     assert imageio.decode_image(combined, "c.jpg").shape == PIXELS.shape  # Orientation 1.
-    assert metadata.extract(combined) == metadata.extract(source)
+    assert metadata.extract(combined, everything=True) == metadata.extract(source, everything=True)
     PIL = pytest.importorskip("PIL.Image", reason="Pillow not installed")
     import io
 
@@ -54,7 +58,8 @@ def test_blocks_inserted_into_a_fresh_jpeg_read_back():
 
 def test_png_text_chunks_are_copied_with_valid_crcs():
     source = _photo_faces.png_with_text(imageio.encode_image("a.png", PIXELS))
-    blocks = metadata.extract(source)
+    assert metadata.extract(source) == []  # No colour profile; the text only when asked.
+    blocks = metadata.extract(source, everything=True)
     assert len(blocks) == 1 and blocks[0][4:8] == b"tEXt"
     combined = metadata.insert(imageio.encode_image("b.png", PIXELS), blocks)
     np.testing.assert_array_equal(imageio.decode_image(combined, "c.png"), PIXELS)
@@ -66,16 +71,19 @@ def test_png_text_chunks_are_copied_with_valid_crcs():
     assert image.text == {"Comment": _photo_faces.COMMENT.decode()}
 
 
-def test_png_exif_chunk_is_cleaned_like_jpegs():
+def test_png_exif_chunk_loses_its_thumbnail_but_keeps_its_orientation():
     import zlib
 
     png = imageio.encode_image("a.png", PIXELS)
     body = _photo_faces.exif_block()
     chunk = struct.pack(">I", len(body)) + b"eXIf" + body + struct.pack(">I", zlib.crc32(b"eXIf" + body))
     source = png[:33] + chunk + png[33:]
-    (block,) = metadata.extract(source)
+    (block,) = metadata.extract(source, everything=True)
     assert block[4:8] == b"eXIf" and _photo_faces.THUMBNAIL not in block
     assert struct.unpack(">I", block[-4:])[0] == zlib.crc32(block[4:-4])
+    # PNG pixels are written as stored (OpenCV does not turn them): the tag still applies.
+    entries, _ = _exif_entries(block[8:-4])
+    assert entries[0x0112][2][:2] == struct.pack("<H", 6)
 
 
 def test_damaged_exif_is_dropped_not_copied():
@@ -84,7 +92,7 @@ def test_damaged_exif_is_dropped_not_copied():
     assert metadata.clean_exif(b"XX" + tiff[2:]) is None
     jpeg = imageio.encode_image("a.jpg", PIXELS)
     broken = jpeg[:2] + b"\xff\xe1\x00\x10Exif\x00\x00II*\x00\xff\xff\x00\x00" + jpeg[2:]
-    assert metadata.extract(broken) == []
+    assert metadata.extract(broken, everything=True) == []
 
 
 def test_other_formats_have_no_blocks():
