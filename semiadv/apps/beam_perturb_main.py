@@ -57,8 +57,9 @@ def build_parser():
                         help="Photo output: the most faces edited per photo, largest first.")
     parser.add_argument("--keep_metadata", action="store_true",
                         help="Photo output: copy the input's EXIF (orientation set upright, "
-                             "thumbnail removed), XMP, ICC profile, comments and PNG text; "
-                             "by default outputs carry none (GPS, camera serials).")
+                             "thumbnail removed), XMP, IPTC, comments and PNG text; by "
+                             "default outputs carry only the ICC colour profile (no GPS, no "
+                             "camera serials).")
     parser.add_argument("--jpeg_quality", type=int, default=outputs.DEFAULT_JPEG_QUALITY,
                         help="Quality (1..100) of JPEG outputs.")
     parser.add_argument("--batch_size", type=int, default=perturb_report.DEFAULT_BATCH_SIZE,

@@ -42,8 +42,8 @@ MAX_FACES = flags.DEFINE_integer("max_faces", 16, "Photo output: the most faces 
                                  "photo, largest first.", lower_bound=1)
 KEEP_METADATA = flags.DEFINE_bool(
     "keep_metadata", False, "Photo output: copy the input's EXIF (orientation set upright, "
-    "thumbnail removed), XMP, ICC profile, comments and PNG text chunks. By default outputs "
-    "carry none: EXIF holds GPS positions and camera serial numbers.")
+    "thumbnail removed), XMP, IPTC, comments and PNG text chunks. By default outputs carry "
+    "only the ICC colour profile: EXIF holds GPS positions and camera serial numbers.")
 JPEG_QUALITY = flags.DEFINE_integer("jpeg_quality", 95, "Quality of JPEG outputs.",
                                     lower_bound=1, upper_bound=100)
 OVERWRITE = flags.DEFINE_bool(

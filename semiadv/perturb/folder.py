@@ -277,8 +277,9 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
             largest face at the export's size.
         max_faces: The photo output's most faces edited per photo.
         keep_metadata: The photo output copies the input's EXIF (orientation set upright,
-            thumbnail removed), XMP, ICC profile, comments and PNG text chunks; by default
-            the outputs have no metadata (GPS positions, camera serials). JPEG and PNG only.
+            thumbnail removed), XMP, IPTC, comments and PNG text chunks; by default the
+            outputs carry only the ICC colour profile (no GPS positions, no camera
+            serials). JPEG and PNG only (`semiadv.utils.metadata`).
         jpeg_quality: Quality (1..100) of JPEG outputs.
 
     Returns:
