@@ -58,7 +58,8 @@ def outside_boxes(shape, boxes, margin):
     """bool [H, W]: True outside every box grown by `margin` px on each side."""
     outside = np.ones(shape[:2], bool)
     for x, y, width, height in boxes:
-        outside[max(y - margin, 0):y + height + margin, max(x - margin, 0):x + width + margin] = False
+        rows = slice(max(y - margin, 0), y + height + margin)
+        outside[rows, max(x - margin, 0):x + width + margin] = False
     return outside
 
 

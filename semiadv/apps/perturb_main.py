@@ -6,8 +6,8 @@
       [--detector=dlib|haar|mediapipe] [--workers=N] [--pool=process|thread]
 
 Writes each photo with its faces perturbed (or each perturbed face crop, --output=crop) under
-its relative name, plus perturb_report.json, and says where they went. Photos whose output exists already (from an earlier run) are skipped, and
-counted, unless --overwrite. Exits non-zero only when no photo could be perturbed.
+its relative name, plus perturb_report.json, and says where they went. Photos whose output
+exists already (from an earlier run) are skipped, and counted, unless --overwrite. Exits non-zero only when no photo could be perturbed.
 """
 
 import json

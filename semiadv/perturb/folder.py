@@ -257,8 +257,9 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
             model dir (the highest version is used).
         input_dir: Folder of photos; never written to.
         output_dir: Where perturbed photos go, under their relative names (the extension
-            picks the format: the input's), with `perturb_report.json`. Must not be input_dir nor contain
-            it; it may lie inside input_dir (its files are then not taken as inputs).
+            picks the format: the input's), with `perturb_report.json`. Must not be input_dir
+            nor contain it; it may lie inside input_dir (its files are then not taken as
+            inputs).
         prototype: Signature to use: "opposite" (hide gender), "neutral" or "same".
         image_size: Optional check: must equal the export's image size (read from the
             signature) when given.

@@ -165,4 +165,6 @@ def _ifd_entries(tiff, order, offset) -> dict[int, int]:
 def _long_value(tiff, order, entry) -> int:
     """An entry's value as SHORT (type 3) or LONG (type 4)."""
     kind = struct.unpack(order + "H", tiff[entry + 2:entry + 4])[0]
-    return struct.unpack(order + ("H" if kind == 3 else "I"), tiff[entry + 8:entry + 8 + (2 if kind == 3 else 4)])[0]
+    if kind == 3:
+        return struct.unpack(order + "H", tiff[entry + 8:entry + 10])[0]
+    return struct.unpack(order + "I", tiff[entry + 8:entry + 12])[0]

@@ -226,7 +226,8 @@ def test_process_pool_writes_the_photos_threads_write(exported, shared_faces, tm
     for name, entry in reports["process"]["files"].items():
         if entry["status"] != "perturbed":
             continue
-        assert (tmp_path / "process" / name).read_bytes() == (tmp_path / "thread" / name).read_bytes()
+        written = (tmp_path / "process" / name).read_bytes()
+        assert written == (tmp_path / "thread" / name).read_bytes()
         assert imageio.read_image(tmp_path / "process" / name).shape == \
             imageio.read_image(folder / name).shape
         assert (tmp_path / "process" / "aligned" / perturb.aligned_face_name(name, 0)).is_file()
@@ -270,7 +271,8 @@ def test_edit_photo_over_a_rest_api_gives_the_folders_photo(exported, fixed_face
     def opposite_over_rest(crops):  # As in docs/serving.md.
         body = json.dumps({"signature_name": "opposite",
                            "instances": [{"image": crop.tolist()} for crop in crops]})
-        request = urllib.request.Request(url, body.encode(), {"Content-Type": "application/json"})
+        request = urllib.request.Request(url, body.encode(),
+                                         {"Content-Type": "application/json"})
         with urllib.request.urlopen(request) as response:
             predictions = json.load(response)["predictions"]
         return np.array([p["perturbed"] for p in predictions], np.float32)

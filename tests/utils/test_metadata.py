@@ -76,7 +76,8 @@ def test_png_exif_chunk_loses_its_thumbnail_but_keeps_its_orientation():
 
     png = imageio.encode_image("a.png", PIXELS)
     body = _photo_faces.exif_block()
-    chunk = struct.pack(">I", len(body)) + b"eXIf" + body + struct.pack(">I", zlib.crc32(b"eXIf" + body))
+    crc = struct.pack(">I", zlib.crc32(b"eXIf" + body))
+    chunk = struct.pack(">I", len(body)) + b"eXIf" + body + crc
     source = png[:33] + chunk + png[33:]
     (block,) = metadata.extract(source, everything=True)
     assert block[4:8] == b"eXIf" and _photo_faces.THUMBNAIL not in block
