@@ -204,3 +204,31 @@ def test_output_options_that_do_not_go_together_are_refused(tiny_export_16, phot
     config = beam_config.make_config(str(tiny_export_16), str(folder), str(tmp_path / "out"),
                                      align=False)
     assert config.output == "crop"
+
+
+def test_photo_output_matches_semiadv_perturb_on_synthetic_photos(tiny_export_16, tmp_path,
+                                                                   monkeypatch):
+    """The photo output without the shared data: faces placed where a stub detector finds
+    them (the FnApiRunner runs the workers in this process), metadata kept."""
+    import _photo_faces
+    from semiadv.align import registry
+
+    monkeypatch.setattr(registry, "default_detector", lambda name=None: _photo_faces.FixedFaces())
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo = _photo_faces.group_photo()
+    (folder / "group.jpg").write_bytes(
+        _photo_faces.jpeg_with_metadata(imageio.encode_image("x.jpg", photo), orientation=1))
+    imageio.write_image(folder / "sub" / "group.png", photo)
+    imageio.write_image(folder / "flat.png", np.full((40, 40, 3), 90, np.uint8))
+    expected = perturb.perturb_folder(tiny_export_16, folder, tmp_path / "threaded",
+                                      keep_metadata=True, jpeg_quality=80)
+    report = _run_beam(tiny_export_16, folder, tmp_path / "beam", keep_metadata=True,
+                       jpeg_quality=80)
+    assert report["counts"] == expected["counts"] == {"perturbed": 2, "no_face": 1}
+    _assert_same_entries(expected["files"], report["files"])
+    assert report["files"]["group.jpg"]["faces"] == 2
+    _assert_same_images(tmp_path / "threaded", tmp_path / "beam", ["group.jpg", "sub/group.png"],
+                        {"group.jpg": photo.shape, "sub/group.png": photo.shape})
+    assert _photo_faces.SERIAL in (tmp_path / "beam" / "group.jpg").read_bytes()
+    assert not (tmp_path / "beam" / "flat.png").exists()
