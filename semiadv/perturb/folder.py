@@ -38,9 +38,9 @@ POOLS = ("thread", "process")
 DEFAULT_POOL = "thread"
 OUTPUTS = outputs_lib.OUTPUTS
 DEFAULT_MAX_FACES = outputs_lib.DEFAULT_MAX_FACES
-# A batch of the photo output is run early once the photos waiting for it hold this many
-# pixels: faces are small, but the photos they are written back to may not be.
-_MAX_HELD_PIXELS = 100_000_000
+# A batch of the photo output is run early once the decoded photos waiting for it take this
+# many bytes: faces are small, but the photos they are written back to may not be.
+_MAX_HELD_BYTES = 300_000_000
 _PROGRESS_SECONDS = 10.0
 
 
@@ -233,7 +233,7 @@ def _batch_is_full(batch, batch_size, photo_output):
     if not photo_output:
         return len(batch) >= batch_size
     return (sum(len(item.faces) for _, item, _ in batch) >= batch_size
-            or sum(item.pixels.size for _, item, _ in batch) >= _MAX_HELD_PIXELS)
+            or sum(item.pixels.nbytes for _, item, _ in batch) >= _MAX_HELD_BYTES)
 
 
 def _write_report(output_dir, report):
