@@ -5,6 +5,8 @@
       [--perturb_every=4] [--workers=N] [--pools=process,thread] [--skip_align]
       [--name=align]
   python benchmarks/align.py --framing [--framing_every=100] [--every=1] [--name=align_framing]
+  python benchmarks/align.py --align_cpu [--detectors=mediapipe] [--baseline=OLD_mediapipe.py]
+      [--every=4] [--repeats=3] [--name=align_cpu]
 
 On the in-the-wild CelebA identity photos (`../shared/faces/celeba_identities`, 1,672 photos
 of 97 people), for each detector, in one run:
@@ -32,6 +34,13 @@ identities' photos: per face, the mean distance of its two eyes to dlib's in uni
 eye distance; the shift of a 200-px crop's centre from dlib's crop; and on UTKFace, how far
 re-aligning a crop moves its centre (0 for eyes exactly on the canonical points).
 
+--align_cpu: CPU ms per photo of `align_face` (64x64), one thread, for each detector on the
+same photos (every --every-th), the detectors taking turns photo by photo and the whole pass
+repeated --repeats times (median of the passes), so load drifts hit all alike.
+--baseline adds "baseline": `MediaPipeFaceDetector` from another copy of
+semiadv/align/mediapipe.py (e.g. `git show REV:semiadv/align/mediapipe.py > old.py`), a
+before/after of one change in one run; its crops are compared with "mediapipe"'s.
+
 Detectors: "dlib", "haar" and "mediapipe" (as `--detector` names them); "dlib-noweak", the
 dlib detector before weak HOG faces were taken (align only and identity: a before/after check);
 "mediapipe-mesh" (eyes from Face Mesh's eye corners) and "mediapipe-short" (BlazeFace's
@@ -44,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -384,6 +394,65 @@ def _framing(args):
                                mediapipe.CLOSE_UP_KEYPOINT_EYE_OFFSETS], "rows": rows}
 
 
+def _baseline_detector(path: str):
+    """`MediaPipeFaceDetector` of another copy of semiadv/align/mediapipe.py."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mediapipe_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module.MediaPipeFaceDetector()
+
+
+def _align_cpu(args):
+    """--align_cpu: CPU ms per photo of align_face per detector, taking turns (see the docstring)."""
+    import statistics
+
+    import cv2
+    import numpy as np
+
+    from semiadv.align import face, registry
+    from semiadv.utils import imageio
+
+    cv2.setNumThreads(1)  # one thread, as each align worker
+    photos = sorted((Path(args.faces) / "celeba_identities").glob("*/*.jpg"))[::args.every]
+    images = [imageio.read_image(photo) for photo in photos]
+    detectors = {name: VARIANTS[name]() if name in VARIANTS else registry.make_detector(name)
+                 for name in args.detectors.split(",")}
+    if args.baseline:
+        detectors["baseline"] = _baseline_detector(args.baseline)
+    for detector in detectors.values():  # warm-up
+        face.align_face(images[0], args.image_size, detector)
+    passes = {name: [] for name in detectors}
+    crops = {name: [] for name in detectors}
+    for repeat in range(args.repeats):
+        seconds = dict.fromkeys(detectors, 0.0)
+        for index, image in enumerate(images):
+            names = list(detectors)
+            for name in names[index % len(names):] + names[:index % len(names)]:
+                start = time.thread_time()
+                result = face.align_face(image, args.image_size, detectors[name])
+                seconds[name] += time.thread_time() - start
+                if repeat == 0:
+                    crops[name].append(result.crop)
+        for name in detectors:
+            passes[name].append(1e3 * seconds[name] / len(images))
+        print(f"pass {repeat}: {({name: round(ms[-1], 3) for name, ms in passes.items()})}, "
+              f"load {load_average()}", flush=True)
+    rows = [{"detector": name, "photos": len(images),
+             "cpu_ms_per_photo": statistics.median(ms), "passes": [round(m, 3) for m in ms]}
+            for name, ms in passes.items()]
+    if "baseline" in crops and "mediapipe" in crops:
+        same = sum((a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+                   for a, b in zip(crops["baseline"], crops["mediapipe"]))
+        print(f"crops identical to the baseline's: {same} of {len(images)}")
+        rows[-1]["identical_crops_to_mediapipe"] = same
+    print(table(rows, ["detector", "photos", "cpu_ms_per_photo", "passes",
+                       "identical_crops_to_mediapipe"]))
+    return {"rows": rows}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -406,7 +475,17 @@ def main():
                         help="fit and measure the MediaPipe eyes' framing against dlib's (only)")
     parser.add_argument("--framing_every", type=int, default=100,
                         help="--framing: fit on every N-th UTKFace crop, measure on those between")
+    parser.add_argument("--align_cpu", action="store_true",
+                        help="CPU ms per photo of align_face per detector, in turns (only)")
+    parser.add_argument("--baseline", default=None,
+                        help="--align_cpu: another copy of mediapipe.py, timed as 'baseline'")
+    parser.add_argument("--repeats", type=int, default=3, help="--align_cpu: passes")
     args = parser.parse_args()
+    if args.align_cpu:
+        info = machine()
+        path = write_results(args.name, {"machine": info, "args": vars(args), **_align_cpu(args)})
+        print(f"wrote {path}")
+        return
     if args.framing:
         info = machine()
         path = write_results(args.name, {"machine": info, "args": vars(args), **_framing(args)})

@@ -122,6 +122,8 @@ FACE_MESH_MIN_PRESENCE = 0.5
 BLAZEFACE_BOX_IN_HAAR_BOX = (0.0, 0.064, 0.979)
 
 EYE_SOURCES = ("keypoints", "mesh")
+# BlazeFace's input value of each uint8 pixel value (MediaPipe's [-1, 1] range).
+_PIXEL_TO_UNIT = (np.arange(256) / 127.5 - 1.0).astype(np.float32)
 # The BlazeFace models a detector tries, in order.
 DEFAULT_MODELS = ("full", "short")
 
@@ -225,6 +227,9 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
     """
     order = np.argsort(-scores)
     boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    # Positions in score order, so what remains stays sorted by score as it shrinks (boolean
+    # masks, not np.union1d / np.setdiff1d: this runs once per face of every photo).
     remaining = np.arange(len(scores))
     faces = []
     while remaining.size:
@@ -233,15 +238,14 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
         width = np.clip(np.minimum(best[2], others[:, 2]) - np.maximum(best[0], others[:, 0]), 0, None)
         height = np.clip(np.minimum(best[3], others[:, 3]) - np.maximum(best[1], others[:, 1]), 0, None)
         overlap = width * height
-        union = ((best[2] - best[0]) * (best[3] - best[1])
-                 + (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1]) - overlap)
-        merged = remaining[overlap / np.maximum(union, 1e-12) > iou_threshold]
-        merged = np.union1d(merged, remaining[:1])
+        union = areas[remaining[0]] + areas[remaining] - overlap
+        merging = overlap / np.maximum(union, 1e-12) > iou_threshold
+        merging[0] = True
+        merged = remaining[merging]
         weights = scores[merged] / scores[merged].sum()
         faces.append((weights @ boxes[merged], np.tensordot(weights, keypoints[merged], axes=1),
                       float(scores[remaining[0]])))
-        remaining = np.setdiff1d(remaining, merged, assume_unique=True)
-        remaining = remaining[np.argsort(-scores[remaining], kind="stable")]
+        remaining = remaining[~merging]
     return faces
 
 
@@ -307,7 +311,8 @@ class _Model:
         self._outputs = [detail["index"] for detail in self._interpreter.get_output_details()]
 
     def __call__(self, tensor: np.ndarray) -> list[np.ndarray]:
-        self._interpreter.set_tensor(self._input, tensor[None].astype(np.float32))
+        # float32 already (the callers make it so): no copy before set_tensor's own.
+        self._interpreter.set_tensor(self._input, np.asarray(tensor, np.float32)[None])
         self._interpreter.invoke()
         return [self._interpreter.get_tensor(index)[0] for index in self._outputs]
 
@@ -347,9 +352,12 @@ class MediaPipeFaceDetector:
             raise ValueError(f"unknown eye source {eyes!r}; choose one of {', '.join(EYE_SOURCES)}")
         interpreter = require_mediapipe("the MediaPipe face detector")
         folder = model_dir()
-        # (options, interpreter, anchors) per BlazeFace model, in the order tried.
+        # (options, interpreter, anchors, input buffer) per BlazeFace model, in the order tried.
+        # The buffer is reused photo after photo: only its letterbox padding is re-zeroed.
         self._detectors = [(BLAZEFACE_MODELS[name], _Model(folder / BLAZEFACE_MODELS[name].file, interpreter),
-                            ssd_anchors(BLAZEFACE_MODELS[name])) for name in models]
+                            ssd_anchors(BLAZEFACE_MODELS[name]),
+                            np.zeros((BLAZEFACE_MODELS[name].input_size,) * 2 + (3,), np.float32))
+                           for name in models]
         # Face Mesh: for mesh eyes, and to confirm the faces of every model but the first.
         self._mesh = _Model(folder / FACE_MESH_FILE, interpreter) if eyes == "mesh" or len(models) > 1 else None
         self._mesh_eyes_wanted = eyes == "mesh"
@@ -388,8 +396,8 @@ class MediaPipeFaceDetector:
         From the first model that finds a face.
         """
         rgb = _rgb(image)
-        for attempt, (model, network, anchors) in enumerate(self._detectors):
-            faces = self._detect_with(rgb, model, network, anchors)
+        for attempt, (model, network, anchors, tensor) in enumerate(self._detectors):
+            faces = self._detect_with(rgb, model, network, anchors, tensor)
             if attempt:
                 faces = [(box, eyes) for box, eyes in faces if self._mesh_eyes(rgb, box, eyes) is not None]
             if faces:
@@ -398,8 +406,8 @@ class MediaPipeFaceDetector:
 
     @staticmethod
     def _detect_with(rgb: np.ndarray, model: BlazeFaceModel, network: _Model,
-                     anchors: np.ndarray) -> list[tuple[Box, np.ndarray]]:
-        """`_detect` with one BlazeFace model."""
+                     anchors: np.ndarray, tensor: np.ndarray) -> list[tuple[Box, np.ndarray]]:
+        """`_detect` with one BlazeFace model, its input built in `tensor` ([S, S, 3] float32)."""
         height, width = rgb.shape[:2]
         size = model.input_size
         scale = size / max(height, width)
@@ -408,8 +416,11 @@ class MediaPipeFaceDetector:
         # Letterboxed as MediaPipe's ImageToTensorCalculator (keep_aspect_ratio) does: centred,
         # padded with zeros, pixels in [-1, 1].
         top, left = (size - resized.shape[0]) // 2, (size - resized.shape[1]) // 2
-        tensor = np.zeros((size, size, 3), np.float32)
-        tensor[top:top + resized.shape[0], left:left + resized.shape[1]] = resized / 127.5 - 1.0
+        bottom, right = top + resized.shape[0], left + resized.shape[1]
+        tensor[:top], tensor[bottom:], tensor[:, :left], tensor[:, right:] = 0, 0, 0, 0
+        # Pixels to [-1, 1] by table, straight into the buffer: the same float32 values as
+        # `resized / 127.5 - 1.0`, without its two float64 temporaries.
+        np.take(_PIXEL_TO_UNIT, resized, out=tensor[top:bottom, left:right], mode="clip")
         regressors, logits = network(tensor)
         boxes, keypoints, scores = decode_detections(regressors, logits, anchors, model)
         offset = np.array([left, top], np.float64)
