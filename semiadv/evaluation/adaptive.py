@@ -8,7 +8,7 @@ classifier on the OP outputs with their TRUE labels. If the edit leaves any gend
 
 The attacker is one of the package's foreign families (`semiadv.evaluation.foreign`: the
 separable CNN with strong augmentation, at the data's own input size; or HOG + logistic
-regression), trained on the SAN's OP outputs of the first faces of the `train` split (the
+regression), trained on the SAN's OP outputs of faces spread over the `train` split (the
 faces the SAN itself learnt from: what an attacker with the SAN and labelled faces of the
 same population would use). For reference the same family, settings and faces are trained on
 the originals: the classifier an attacker would have without the SAN. Both are scored on the

@@ -269,13 +269,15 @@ TRAINING_SUMMARY_NOTE = (
 # Attackers: reported, never in the verdict.
 # ---------------------------------------------------------------------------------------------
 
-ATTACKER_CONDITIONS = ("original", "same", "neutral", "opposite")
-
-
-def _attacker_rows(entries: dict) -> list[list[str]]:
-    return [[name, _relation_cell(entry)]
-            + [_cell(_condition_value(entry, c, "error_rate")) for c in ATTACKER_CONDITIONS]
+def _attacker_table(entries: dict) -> str:
+    """Error rate of each attacker on the conditions it was scored on."""
+    conditions = [c for c in CONDITION_TITLES
+                  if any(c in entry["conditions"] for entry in entries.values())]
+    rows = [[name, _relation_cell(entry)]
+            + [_cell(_condition_value(entry, c, "error_rate")) for c in conditions]
             for name, entry in entries.items()]
+    return _table(["attacker", RELATION_COLUMN] + [CONDITION_TITLES[c] for c in conditions],
+                  rows)
 
 
 def _errors(entry: dict) -> tuple:
@@ -347,27 +349,25 @@ def attackers_markdown(metrics: dict) -> list[str]:
     section = metrics.get("attackers") or {}
     if not section.get("adaptive") and not section.get("linear_probes"):
         return []
-    header = ["attacker", RELATION_COLUMN] + [CONDITION_TITLES[c] for c in ATTACKER_CONDITIONS]
     parts = ["## Attackers\n",
              "What someone who tries harder than the classifiers above learns. These are not "
              "targets and do not enter the verdict. Gender error rate on the test faces "
              "(threshold 0.5; 50% is guessing).\n"]
     adaptive = section.get("adaptive")
     if adaptive:
-        rows = _attacker_rows(adaptive["classifiers"])
         parts += [adaptive_sentence(adaptive) + "\n",
                   f"Both learn from the `{adaptive['split']}` split (the faces the SAN learnt "
                   f"from, {adaptive['training_faces']} of known gender); *adaptive*: it was "
                   "trained on the SAN's outputs with the true gender.\n",
-                  _table(header, rows)]
+                  _attacker_table(adaptive["classifiers"])]
     probes = section.get("linear_probes")
     if probes:
-        rows = _attacker_rows(probes["probes"])
         parts += [("\n" if adaptive else "") + probe_sentence(probes) + "\n",
                   f"Logistic regression from each matcher's L2-normalised embeddings to gender, "
                   f"fitted on the originals of {probes['training_faces']} faces of the "
-                  f"`{probes['split']}` split; the relation is the matcher's.\n",
-                  _table(header, rows)]
+                  f"`{probes['split']}` split, scored on {probes['test_faces']} test faces; the "
+                  "relation is the matcher's.\n",
+                  _attacker_table(probes["probes"])]
     return parts
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from semiadv.config import DataConfig
+from semiadv.data import input_pipeline
 from semiadv.evaluation import adaptive, attackers, foreign, linear_probe, report
 
 
@@ -151,6 +152,40 @@ def test_adaptive_attacker_beats_a_stale_classifier_where_the_san_flips_the_cue(
     assert len(list(tmp_path.glob("attacker_hog_original-*/model.npz"))) == 1
 
 
+@pytest.mark.slow  # ~15 s, mostly tracing two CNNs; the end-to-end test runs the family too.
+def test_adaptive_cnn_family_learns_the_flipped_cue_and_reloads(tmp_path):
+    train_faces, train_male = _banded_faces(160, seed=5)
+    config = attackers.AttackerConfig(adaptive_family="cnn", adaptive_steps=80,
+                                      adaptive_examples=160)
+
+    def training(count):
+        return train_faces[:count], train_male[:count]
+
+    test = _banded_faces(160, seed=6)
+    section = _adaptive(config, training, _FlippingSan(), "export", tmp_path, test)
+    op = {name: entry["conditions"]["opposite"]["error_rate"]
+          for name, entry in section["classifiers"].items()}
+    assert section["attacker"] == f"separable CNN {_SIDE}px, trained on OP outputs"
+    assert op[section["attacker"]] <= 0.2 and op[section["reference"]] >= 0.8
+    assert len(list(tmp_path.glob("attacker_cnn_*/model.keras"))) == 2
+    again = _adaptive(config, training, _FlippingSan(), "export", tmp_path, test)
+    for name, entry in again["classifiers"].items():  # The cached CNNs, reloaded.
+        assert entry["conditions"]["opposite"]["error_rate"] == pytest.approx(op[name], abs=0.01)
+
+
+def test_training_faces_are_spread_over_the_split():
+    data = DataConfig(dataset="synthetic", image_size=16, channels=3, batch_size=8,
+                      synthetic_identities=60, synthetic_images_per_identity=4)
+    whole = input_pipeline.read_split(data, "test")
+    assert whole["male"][:7].max() == 0  # The first faces are not a sample: all female here.
+    spread = attackers.read_spread(data, "test", 7)
+    stride = -(-len(whole["male"]) // 8) * 8 // 7  # Whole batches // faces wanted.
+    np.testing.assert_array_equal(spread["identity"], whole["identity"][::stride][:7])
+    np.testing.assert_array_equal(spread["image"], whole["image"][::stride][:7])
+    assert spread["male"].max() == 1
+    np.testing.assert_array_equal(attackers.spread(np.arange(10), 3), [0, 3, 6])
+
+
 def test_export_digest_follows_the_content(tmp_path):
     (tmp_path / "variables").mkdir()
     (tmp_path / "saved_model.pb").write_bytes(b"graph")
@@ -165,6 +200,7 @@ def test_export_digest_follows_the_content(tmp_path):
     (dict(adaptive_family="svm"), "family 'svm'"),
     (dict(adaptive_steps=0), "adaptive_steps must be positive"),
     (dict(probe_examples=1), "probe_examples must be at least 2"),
+    (dict(probe_test_examples=0), "probe_test_examples must be at least 2"),
     (dict(probe_l2=-1.0), "probe_l2"),
 ])
 def test_bad_settings_are_refused(settings, message):
@@ -192,10 +228,13 @@ def test_bad_flags_are_one_line_user_errors(tmp_path, flag, message):
 # The report.
 
 
-def _entry(relation, original, opposite, **extra):
+def _entry(relation, original, opposite, neutral=True, **extra):
+    conditions = {"original": {"error_rate": original}, "same": {"error_rate": original},
+                  "neutral": {"error_rate": 0.5}, "opposite": {"error_rate": opposite}}
+    if not neutral:  # The probes skip NT.
+        del conditions["neutral"]
     return {"origin": "x", "seen": relation == "seen", "relation": relation, **extra,
-            "conditions": {"original": {"error_rate": original}, "same": {"error_rate": original},
-                           "neutral": {"error_rate": 0.5}, "opposite": {"error_rate": opposite}}}
+            "conditions": conditions}
 
 
 def _metrics(attacker_op, probe_op):
@@ -205,9 +244,10 @@ def _metrics(attacker_op, probe_op):
         "classifiers": {"CNN on OP": _entry("adaptive", 0.12, attacker_op, trained_on="opposite"),
                         "CNN on originals": _entry("sibling", 0.08, 0.85,
                                                    trained_on="original")}}
-    probes = {"split": "train", "training_faces": 2000, "steps": 300, "l2": 1e-3, "probes": {
-        "linear probe on onnx": _entry("foreign", 0.10, probe_op, matcher="onnx"),
-        "linear probe on aux": _entry("seen", 0.05, 0.01, matcher="aux")}}
+    probes = {"split": "train", "training_faces": 2000, "test_faces": 1000, "steps": 300,
+              "l2": 1e-3, "probes": {
+                  "linear probe on onnx": _entry("foreign", 0.10, probe_op, False, matcher="onnx"),
+                  "linear probe on aux": _entry("seen", 0.05, 0.01, False, matcher="aux")}}
     return {"gender": {"cvlib": _entry("foreign", 0.13, 0.45)},
             "attackers": {"adaptive": adaptive_section, "linear_probes": probes}}
 
@@ -227,7 +267,9 @@ def test_report_says_what_each_attacker_means_and_keeps_them_out_of_the_verdict(
             "whoever holds these embeddings") in text
     assert "| attacker | relation to the SAN | original | SM | NT | OP |" in text
     assert "| CNN on OP | adaptive | 12.0% | 12.0% | 50.0% | 14.0% |" in text
-    assert "| linear probe on onnx | **foreign** | 10.0% | 10.0% | 50.0% | 20.0% |" in text
+    assert "| attacker | relation to the SAN | original | SM | OP |" in text  # The probes'.
+    assert "| linear probe on onnx | **foreign** | 10.0% | 10.0% | 20.0% |" in text
+    assert "scored on 1000 test faces" in text
     assert "| linear probe on aux | seen |" in text
     # Whatever the attackers read, the verdict reads the foreign classifiers only.
     verdict = report.gender_verdict(result)

@@ -20,8 +20,9 @@ _TINY = IndependentConfig(stage=StageConfig(steps=4, learning_rate=1e-3), width=
                           embedding_dim=8)
 _TINY_FOREIGN = ForeignConfig(hog_size=16, hog_steps=20, cnn_size=16, cnn_steps=4,
                               cnn_batch_size=8, cnn_width=0.25)
-_TINY_ATTACKERS = AttackerConfig(adaptive_steps=4, adaptive_examples=64, probe_examples=96,
-                                 probe_steps=20)
+# The CNN family (not the default) for its Keras cache; HOG's numbers are in test_attackers.py.
+_TINY_ATTACKERS = AttackerConfig(adaptive_family="cnn", adaptive_steps=4, adaptive_examples=64,
+                                 probe_examples=96, probe_test_examples=14, probe_steps=20)
 
 
 @pytest.fixture(scope="module")
@@ -129,13 +130,17 @@ def test_end_to_end_writes_tables_plots_and_grid(trained, plugin_module, caplog)
             for name, entry in adaptive["classifiers"].items()} == {
         "separable CNN 16px, trained on OP outputs": ("adaptive", "opposite"),
         "separable CNN 16px, trained on originals": ("sibling", "original")}
+    assert attackers["linear_probes"]["test_faces"] == 14
     probes = attackers["linear_probes"]["probes"]
     assert {name: entry["relation"] for name, entry in probes.items()} == {
         "linear probe on auxiliary matcher": "seen",
         "linear probe on independent ResNet matcher": "sibling",
         "linear probe on raw pixels": "foreign"}
-    for entry in [*probes.values(), *adaptive["classifiers"].values()]:
-        assert set(entry["conditions"]) == {"original", "same", "neutral", "opposite"}
+    scored = [(entry, {"original", "same", "opposite"}) for entry in probes.values()]
+    scored += [(entry, {"original", "same", "neutral", "opposite"})
+               for entry in adaptive["classifiers"].values()]
+    for entry, conditions in scored:
+        assert set(entry["conditions"]) == conditions
         for values in entry["conditions"].values():
             assert 0 <= values["error_rate"] <= 1 and 0 <= values["auc"] <= 1
     assert not set(probes) & set(stored["gender"])
