@@ -45,8 +45,8 @@ Detectors: "dlib", "haar" and "mediapipe" (as `--detector` names them); "dlib-no
 dlib detector before weak HOG faces were taken (align only and identity: a before/after check);
 "mediapipe-mesh" (eyes from Face Mesh's eye corners) and "mediapipe-short" (BlazeFace's
 short-range model first, then the full-range one) and "mediapipe-raw" (BlazeFace's eye
-keypoints not moved onto the eye-corner means, as before §9h), the alternatives to the MediaPipe detector's defaults (align only and
-identity).
+keypoints not moved onto the eye-corner means, as before §9h), the alternatives to the
+MediaPipe detector's defaults (align only and identity).
 """
 
 from __future__ import annotations
@@ -406,7 +406,7 @@ def _baseline_detector(path: str):
 
 
 def _align_cpu(args):
-    """--align_cpu: CPU ms per photo of align_face per detector, taking turns (see the docstring)."""
+    """--align_cpu: CPU ms per photo of align_face per detector, in turns (see the docstring)."""
     import statistics
 
     import cv2
@@ -444,7 +444,8 @@ def _align_cpu(args):
              "cpu_ms_per_photo": statistics.median(ms), "passes": [round(m, 3) for m in ms]}
             for name, ms in passes.items()]
     if "baseline" in crops and "mediapipe" in crops:
-        same = sum((a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+        same = sum((a is None and b is None)
+                   or (a is not None and b is not None and np.array_equal(a, b))
                    for a, b in zip(crops["baseline"], crops["mediapipe"]))
         print(f"crops identical to the baseline's: {same} of {len(images)}")
         rows[-1]["identical_crops_to_mediapipe"] = same

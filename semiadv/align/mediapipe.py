@@ -92,10 +92,10 @@ EYE_KEYPOINTS = (0, 1)
 # both a little to the right. One offset, fitted on UTKFace alone, made the eyes of the
 # CelebA photos worse (§9h), hence two: faces whose keypoints are at least
 # CLOSE_UP_EYE_DISTANCE of the longer image side apart are close-ups (UTKFace's crops:
-# 0.33-0.46; the CelebA photos: 0.03-0.29, 99% below 0.24). Medians of dlib's eyes against the keypoints, per
-# group, over UTKFace crops 0, 100, 200, ... and the CelebA photos of the identities outside
-# the `test` split; measured on UTKFace crops 50, 150, ... and the test identities' photos
-# (`python benchmarks/align.py --framing`, BENCHMARKS.md §9h).
+# 0.33-0.46; the CelebA photos: 0.03-0.29, 99% below 0.24). Medians of dlib's eyes against
+# the keypoints, per group, over UTKFace crops 0, 100, 200, ... and the CelebA photos of the
+# identities outside the `test` split; measured on UTKFace crops 50, 150, ... and the test
+# identities' photos (`python benchmarks/align.py --framing`, BENCHMARKS.md §9h).
 KEYPOINT_EYE_OFFSETS = ((-0.005, 0.001), (-0.016, -0.003))  # 1,342 faces (CelebA)
 CLOSE_UP_KEYPOINT_EYE_OFFSETS = ((0.028, 0.013), (-0.021, 0.034))  # 239 (238 UTKFace)
 CLOSE_UP_EYE_DISTANCE = 0.3

@@ -205,7 +205,8 @@ def test_moved_keypoints_frame_real_faces_like_dlibs_eye_corners(shared_faces):
         image = imageio.read_image(path)
         reference = face.align_face(image, 200, dlib)
         keypoints, corrected = face.align_face(image, 200, raw), face.align_face(image, 200, moved)
-        if (reference.eyes_from, keypoints.eyes_from, corrected.eyes_from) != ("landmarks", "keypoints", "keypoints"):
+        sources = (reference.eyes_from, keypoints.eyes_from, corrected.eyes_from)
+        if sources != ("landmarks", "keypoints", "keypoints"):
             continue
         reference_eyes = np.array(reference.eyes)
         distance = np.linalg.norm(reference_eyes[1] - reference_eyes[0])
