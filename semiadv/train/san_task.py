@@ -74,11 +74,12 @@ class SanTask(PrototypeTask):
             raise ValueError(f"load_models returned {3 + len(rest)} elements, not 3 to 5")
         members = tuple(rest[0]) if rest else ()
         earlier = tuple(rest[1]) if len(rest) > 1 else ()
-        wanted = self.config.gender_ensemble if self.link == 1 else 0
-        if len(members) != wanted:
+        if self.link == 1 and len(members) != self.config.gender_ensemble:
+            raise ValueError(f"load_models returned {len(members)} extra gender classifiers, "
+                             f"but gender_ensemble is {self.config.gender_ensemble}")
+        if self.link > 1 and members:
             raise ValueError(f"load_models returned {len(members)} extra gender classifiers "
-                             f"for link {self.link}, not {wanted} (gender_ensemble is "
-                             f"{self.config.gender_ensemble}; links >= 2 have none)")
+                             f"for link {self.link}: a later link has its one classifier only")
         if len(earlier) != self.link - 1:
             raise ValueError(f"load_models returned {len(earlier)} earlier links for link "
                              f"{self.link}, not {self.link - 1}")

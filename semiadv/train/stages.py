@@ -273,6 +273,18 @@ def check(config: TrainConfig, skip=()) -> None:
         raise StageMismatchError(_mismatch_message(config, found))
 
 
+def _stale_links(workdir: Path, doomed: tuple[str, ...], config: TrainConfig) -> tuple[str, ...]:
+    """Links beyond `config.flow_links` left by a longer chain, trained from a doomed link:
+    kept, a later run with more links would take them for finished."""
+    retrained = [flow.link_index(s) for s in doomed if flow.link_index(s) is not None]
+    if not retrained or not workdir.is_dir():
+        return ()
+    found = sorted((flow.link_index(path.name), path.name) for path in workdir.iterdir()
+                   if flow.link_index(path.name) is not None)
+    return tuple(name for index, name in found
+                 if index > max(config.flow_links, min(retrained)))
+
+
 def retrain(config: TrainConfig, stages=()) -> tuple[str, ...]:
     """Deletes the named finished stages that `config` would train differently, and every
     stage trained from them, so the run that follows trains them anew.
@@ -301,6 +313,7 @@ def retrain(config: TrainConfig, stages=()) -> tuple[str, ...]:
     if found:
         raise StageMismatchError(_mismatch_message(config, found))
     workdir = Path(config.workdir)
+    doomed += _stale_links(workdir, doomed, config)
     # Partly trained stages go too: their checkpoints were trained from the old stages.
     doomed = tuple(s for s in doomed if (workdir / (
         PROTOTYPES_FILE if s == "prototypes" else s)).exists())

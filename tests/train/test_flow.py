@@ -165,3 +165,17 @@ def test_a_finished_one_link_work_dir_grows_into_a_chain_without_retraining(tmp_
     with pytest.raises(stages.StageMismatchError, match="--san_steps"):
         stages.check(TrainConfig(workdir=str(tmp_path), flow_links=3,
                                  san=one.san.__class__(steps=7)))
+
+
+def test_retraining_a_link_also_deletes_longer_chains_links_trained_from_it(tmp_path):
+    three = TrainConfig(workdir=str(tmp_path), flow_links=3)
+    for stage in ("gender", "gender_1", "gender_2", "matcher", "autoencoder", "san", "san_2",
+                  "san_3"):
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / trainer.FINAL_MODEL).write_bytes(b"finished")
+        stages.record(three, stage)
+    shorter = TrainConfig(workdir=str(tmp_path), flow_links=2, san=three.san.__class__(steps=7))
+    # san_3 is not a stage of a 2-link run, but it was trained on the san_2 retrained here.
+    assert stages.retrain(shorter, ["san"]) == ("san", "san_2", "san_3")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "autoencoder", "gender", "gender_1", "gender_2", "matcher"]
