@@ -6,6 +6,8 @@ No TensorFlow: the Beam pipeline's driver imports this.
 
 from __future__ import annotations
 
+from semiadv.utils import imageio
+
 # "photo": the whole photo at its own size and format, every face edited
 # (`semiadv.perturb.photo`); "crop": the aligned crop of the largest face at the export's
 # size (or, without alignment, the resized photo).
@@ -13,7 +15,7 @@ OUTPUTS = ("photo", "crop")
 # The photo output's default most faces edited per photo: a group photo's, while bounding
 # the work a photo of a crowd costs.
 DEFAULT_MAX_FACES = 16
-DEFAULT_JPEG_QUALITY = 95
+DEFAULT_JPEG_QUALITY = imageio.DEFAULT_JPEG_QUALITY
 
 
 def check_output(output, align, max_faces=DEFAULT_MAX_FACES, keep_metadata=False,
