@@ -179,3 +179,17 @@ def test_retraining_a_link_also_deletes_longer_chains_links_trained_from_it(tmp_
     assert stages.retrain(shorter, ["san"]) == ("san", "san_2", "san_3")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "autoencoder", "gender", "gender_1", "gender_2", "matcher"]
+
+
+def test_the_run_summary_lists_each_link_and_its_classifier():
+    from semiadv.train import run_summary
+
+    lines = [line.strip() for line in run_summary.trained_lines(
+        TrainConfig(flow_links=3, gender_ensemble=1, san=StageConfig(steps=9)))]
+    assert lines[:4] == ["gender CNN (auxiliary classifier): 600 steps",
+                         "extra gender classifier gender_1: 600 steps",
+                         "gender classifier of link 2, gender_2: 600 steps",
+                         "gender classifier of link 3, gender_3: 600 steps"]
+    assert lines[-2:] == ["SAN link 2 (san_2, on link 1's outputs): 9 steps",
+                          "SAN link 3 (san_3, on link 2's outputs): 9 steps"]
+    assert not any("link" in line for line in run_summary.trained_lines(TrainConfig()))
