@@ -106,19 +106,19 @@ def read_spread(data_config: DataConfig, split: str, count: int) -> dict[str, np
 
 
 class _TrainingFaces:
-    """Faces of known gender spread over the `train` split (`read_spread`), read once, on
-    first use."""
+    """`count` faces of known gender spread over the `train` split (`read_spread`), each
+    count read once, on first use: the faces depend on the count alone, as the attackers'
+    cache keys do."""
 
-    def __init__(self, data_config: DataConfig, limit: int):
-        self.data_config, self.limit, self._faces = data_config, limit, None
+    def __init__(self, data_config: DataConfig):
+        self.data_config, self._faces = data_config, {}
 
     def __call__(self, count: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._faces is None:
-            split = read_spread(self.data_config, adaptive.SPLIT, self.limit)
+        if count not in self._faces:
+            split = read_spread(self.data_config, adaptive.SPLIT, count)
             known = metrics.known_gender(split["male"])
-            self._faces = split["image"][known], split["male"][known].astype(np.float32)
-        images, male = self._faces
-        return spread(images, count), spread(male, count)
+            self._faces[count] = split["image"][known], split["male"][known].astype(np.float32)
+        return self._faces[count]
 
 
 def spread(values: np.ndarray, count: int) -> np.ndarray:
@@ -182,8 +182,8 @@ def adaptive_section(config: AttackerConfig, training: _TrainingFaces, perturber
 
 def probe_section(config: AttackerConfig, training: _TrainingFaces, matchers, images: dict,
                   male: np.ndarray, batch_size: int) -> dict:
-    """A linear probe per (name, matcher), fitted on the `train` originals and scored on the
-    first `config.probe_test_examples` test faces of `PROBE_CONDITIONS`."""
+    """A linear probe per (name, matcher), fitted on the `train` originals and scored on
+    `config.probe_test_examples` of the test faces (`spread`) in `PROBE_CONDITIONS`."""
     originals, labels = training(config.probe_examples)
     if not _both_genders(labels):
         raise ValueError(f"the {adaptive.SPLIT} split has {len(labels)} faces of known gender, "
@@ -222,10 +222,8 @@ def attackers_section(config: AttackerConfig, perturber, data_config: DataConfig
     if not config.adaptive and not (config.probe and matchers):
         return {}
     images = {condition: images[condition] for condition in CONDITIONS}
-    training = _TrainingFaces(data_config, max(config.adaptive_examples * config.adaptive,
-                                               config.probe_examples * config.probe))
-    _, labels = training(max(config.adaptive_examples * config.adaptive,
-                             config.probe_examples * config.probe))
+    training = _TrainingFaces(data_config)
+    _, labels = training(config.adaptive_examples if config.adaptive else config.probe_examples)
     if not _both_genders(labels):  # A dataset without gender labels: nothing to learn.
         note = (f"no attackers: the {adaptive.SPLIT} split of {data_config.dataset} has "
                 f"{len(labels)} faces of known gender, not of both genders")
