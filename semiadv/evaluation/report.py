@@ -293,13 +293,17 @@ def adaptive_sentence(section: dict) -> str:
     classifiers = section["classifiers"]
     attacker, reference = classifiers[section["attacker"]], classifiers[section["reference"]]
     _, opposite = _errors(attacker)
-    _, stale = _errors(reference)
+    reference_original, stale = _errors(reference)
     if not _valid(opposite):
         return "**Adaptive attacker:** no faces of known gender to score it on."
     who = (f"an attacker who knows the SAN and retrains a {section['family'].upper()} "
            f"classifier on its OP outputs of {section['training_faces']} faces of known gender")
-    stale_part = (f" (the same classifier trained on originals errs on {_cell(stale)} of them)"
-                  if _valid(stale) else "")
+    # What the same classifier reads without the SAN's help: on the originals (the attacker's
+    # ceiling) and on OP (what the SAN hides from it).
+    stale_part = (f" (the same classifier trained on originals reads "
+                  f"{_cell(1 - reference_original)} of the originals and errs on {_cell(stale)} "
+                  "of OP faces)"
+                  if _valid(stale, reference_original) else "")
     if opposite < PARTLY_HIDDEN_ERROR:
         return (f"**Adaptive attacker:** {who[0].upper() + who[1:]} recovers gender on "
                 f"{_cell(1 - opposite)} of OP faces{stale_part}: the SAN protects against "
