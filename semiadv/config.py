@@ -200,6 +200,12 @@ class TrainConfig:
         the SAN is trained against (Ensemble SAN); each is pre-trained in stage `gender_<k>`
         with the gender stage's steps and learning rate (recipe: `ensemble.gender_member`). The
         SAN's gender term is then the mean over all 1 + gender_ensemble classifiers.
+      member_input_sizes: the sides the extra gender classifiers (the ensemble's members and
+        the links' classifiers) read faces at, cycling with k: member k reads at
+        `member_input_sizes[(k - 1) % n]`, its network built for that side and the face
+        resized to it inside (a bilinear, antialiased Keras `Resizing` layer, so gradients
+        reach the face). A classifier reading another resolution reads other cues: one more
+        way the auxiliaries differ. Empty (the default): every one reads `data.image_size`.
       match_opposite: also pull M(X'_OP) towards M(X) (the exported output is X'_OP).
       match_same: pull M(X'_SM) towards M(X) (the paper's match term). Off, the matcher runs
         on X and X'_OP only, 4/7 of its cost with dlib's ResNet, and X'_SM is held to the
@@ -290,6 +296,7 @@ class TrainConfig:
     colour_weight: float = 0.0
     colour_tolerance: float = 0.0
     gender_ensemble: int = 0
+    member_input_sizes: tuple[int, ...] = ()
     match_opposite: bool = True
     match_same: bool = True
     match_warmup_steps: int = 0
@@ -364,6 +371,10 @@ class TrainConfig:
         if isinstance(self.gender_robust_warmup, bool) or self.gender_robust_warmup < 0:
             raise UserValueError(f"gender_robust_warmup must be an integer >= 0, "
                                  f"got {self.gender_robust_warmup!r}")
+        if any(isinstance(size, bool) or not isinstance(size, int) or size < 16
+               for size in self.member_input_sizes):
+            raise UserValueError(f"member_input_sizes must be integers >= 16, got "
+                                 f"{list(self.member_input_sizes)}")
         if isinstance(self.flow_links, bool) or not isinstance(self.flow_links, int) \
                 or self.flow_links < 1:
             raise UserValueError(f"flow_links must be an integer >= 1 (1: one SAN), "

@@ -95,6 +95,12 @@ GENDER_ENSEMBLE = flags.DEFINE_integer(
     "trained against (diverse architectures, widths, seeds and augmentations; each "
     "pre-trained in stage gender_<k> with --gender_steps and --gender_learning_rate). The "
     "gender loss is the mean over all of them.", lower_bound=0)
+MEMBER_INPUT_SIZES = flags.DEFINE_list(
+    "member_input_sizes", [],
+    "Sides the extra gender classifiers (--gender_ensemble members and --flow_links' "
+    "classifiers) read faces at, cycling with k (member k: entry (k-1) mod n), each network "
+    "built for its side with the face resized to it inside (bilinear, antialiased), e.g. "
+    "48,96 at --image_size=64. Empty: all read --image_size.")
 MATCH_OPPOSITE = flags.DEFINE_boolean(
     "match_opposite", True, "Also pull M(X'_OP) towards M(X): the exported output is X'_OP.")
 MATCH_SAME = flags.DEFINE_boolean(
@@ -261,6 +267,15 @@ def bfloat16_is_native() -> bool:
     return bool(cpu_flags & {"avx512_bf16", "amx_bf16"})
 
 
+def _member_input_sizes(values) -> tuple:
+    """--member_input_sizes as integers; a non-integer is a user error naming the flag."""
+    try:
+        return tuple(int(value) for value in values)
+    except ValueError:
+        raise UserValueError(f"--member_input_sizes={','.join(values)} must be integers, "
+                             "e.g. 48,96") from None
+
+
 def _mixed_precision(value: str) -> str:
     if value == "auto":
         return "bfloat16" if bfloat16_is_native() else "none"
@@ -289,6 +304,7 @@ def train_config() -> TrainConfig:
         ssim_weight=SSIM_WEIGHT.value, colour_weight=COLOUR_WEIGHT.value,
         colour_tolerance=COLOUR_TOLERANCE.value, match_same=MATCH_SAME.value,
         gender_ensemble=GENDER_ENSEMBLE.value,
+        member_input_sizes=_member_input_sizes(MEMBER_INPUT_SIZES.value),
         match_opposite=MATCH_OPPOSITE.value,
         match_warmup_steps=MATCH_WARMUP_STEPS.value, pixel_loss=PIXEL_LOSS.value,
         triplet_margin=TRIPLET_MARGIN.value, triplet_mining=TRIPLET_MINING.value,

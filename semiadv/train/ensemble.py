@@ -28,6 +28,8 @@ class GenderMember:
       augment: the training augmentation: "flip", or "views" (shift, scale, flip, brightness
         and contrast: `semiadv.data.augment.augment_view`).
       seed: the weight-initialisation seed.
+      input_size: the side the network reads faces at (resized to it inside when it is
+        not the data's: `TrainConfig.member_input_sizes`); None: the data's.
     """
 
     index: int
@@ -35,6 +37,7 @@ class GenderMember:
     width: float
     augment: str
     seed: int
+    input_size: int | None = None
 
     @property
     def stage(self) -> str:
@@ -76,17 +79,21 @@ def gender_member(config: TrainConfig, index: int) -> GenderMember:
       seed: s + k (the paper's CNN is initialised from s)
 
     So member 1 is a VGG trained on strongly augmented views, member 2 a half-width CNN
-    trained on flips, member 3 a double-width CNN on views, and so on. The data split and
+    trained on flips, member 3 a double-width CNN on views, and so on. With
+    `config.member_input_sizes` each also reads faces at its own side. The data split and
     the training order stay those of `config.data` (the seed of the split cannot change).
     None is the evaluation's independent ResNet: it must stay unseen by the SAN.
     """
     if index < 1:
         raise ValueError(f"ensemble members are numbered from 1, got {index}")
     architecture, relative_width = _MEMBER_NETWORKS[(index - 1) % len(_MEMBER_NETWORKS)]
+    sizes = config.member_input_sizes
+    input_size = sizes[(index - 1) % len(sizes)] if sizes else None
     return GenderMember(index=index, architecture=architecture,
                         width=relative_width * config.networks.classifier_width,
                         augment=_MEMBER_AUGMENTS[(index - 1) % len(_MEMBER_AUGMENTS)],
-                        seed=config.data.seed + index)
+                        seed=config.data.seed + index,
+                        input_size=None if input_size == config.data.image_size else input_size)
 
 
 def build_gender_member(member: GenderMember, image_size: int, channels: int) -> keras.Model:
@@ -96,4 +103,13 @@ def build_gender_member(member: GenderMember, image_size: int, channels: int) ->
     keras.utils.set_random_seed(member.seed)
     build = {"vgg": gender_classifiers.build_vgg_gender_classifier,
              "cnn": gender_classifiers.build_gender_classifier}[member.architecture]
-    return build(image_size, channels, width=member.width, name=f"gender_member{member.index}")
+    name = f"gender_member{member.index}"
+    if member.input_size is None:
+        return build(image_size, channels, width=member.width, name=name)
+    network = build(member.input_size, channels, width=member.width, name=f"{name}_network")
+    image = keras.Input(shape=(image_size, image_size, channels), name="image")
+    # Antialiased when shrinking, like any resize on the way to a classifier; differentiable.
+    resized = keras.layers.Resizing(member.input_size, member.input_size,
+                                    interpolation="bilinear", antialias=True,
+                                    name="input_resize")(image)
+    return keras.Model(image, network(resized), name=name)

@@ -55,7 +55,8 @@ NOT_TRAINING = frozenset({
 # members train with the gender stage's steps, learning rate and width).
 STAGE_SETTINGS = {
     "gender": ("gender.steps", "gender.learning_rate", "networks.classifier_width",
-               "gender_robust_radius", "gender_robust_steps", "gender_robust_warmup"),
+               "gender_robust_radius", "gender_robust_steps", "gender_robust_warmup",
+               "member_input_sizes"),
     "matcher": ("matcher.steps", "matcher.learning_rate", "networks.matcher_width",
                 "networks.embedding_dim", "triplet_margin", "triplet_mining",
                 "matcher_dataset", "matcher_network", "matcher_finetune"),

@@ -193,3 +193,35 @@ def test_the_run_summary_lists_each_link_and_its_classifier():
     assert lines[-2:] == ["SAN link 2 (san_2, on link 1's outputs): 9 steps",
                           "SAN link 3 (san_3, on link 2's outputs): 9 steps"]
     assert not any("link" in line for line in run_summary.trained_lines(TrainConfig()))
+
+
+def test_extra_classifiers_can_read_faces_at_their_own_sizes(tmp_path):
+    from semiadv.config import DataConfig, NetworkConfig
+    from semiadv.train import ensemble
+    from test_ensemble import parsed_train_config
+
+    config = TrainConfig(data=DataConfig(image_size=16),
+                         networks=NetworkConfig(classifier_width=0.125),
+                         member_input_sizes=(24, 16), flow_links=3)
+    members = [ensemble.gender_member(config, k) for k in (1, 2, 3)]
+    assert [m.input_size for m in members] == [24, None, 24]  # 16 is the data's own side.
+    assert ensemble.gender_member(TrainConfig(), 1).input_size is None
+    faces = tf.constant(np.random.default_rng(0).uniform(0, 1, (2, 16, 16, 3)), tf.float32)
+    network = ensemble.build_gender_member(members[0], 16, 3)
+    assert network.get_layer("input_resize").get_config()["height"] == 24
+    assert network.get_layer("gender_member1_network").input.shape == (None, 24, 24, 3)
+    with tf.GradientTape() as tape:
+        tape.watch(faces)
+        logits = network(faces, training=False)
+        loss = tf.reduce_sum(logits[:, 1] - logits[:, 0])
+    gradient = tape.gradient(loss, faces).numpy()
+    assert np.isfinite(gradient).all() and np.abs(gradient).sum() > 0
+    network.save(tmp_path / "member.keras")
+    loaded = keras.models.load_model(tmp_path / "member.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded(faces, training=False), logits, atol=1e-6)
+
+    with pytest.raises(UserValueError, match=r"member_input_sizes must be integers >= 16"):
+        TrainConfig(member_input_sizes=(8,))
+    parsed = parsed_train_config("--member_input_sizes=48,96", "--image_size=64")
+    assert parsed.member_input_sizes == (48, 96)
+    assert "member_input_sizes" in stages.STAGE_SETTINGS["gender"]
