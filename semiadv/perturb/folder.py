@@ -67,11 +67,13 @@ def _check_folders(input_dir, output_dir):
                          f"{str(output_dir)!r}: outputs could overwrite inputs")
 
 
-def _list_inputs(input_dir, output_dir):
+def _list_inputs(input_dir, output_dir, extensions=imageio.IMAGE_EXTENSIONS):
     """Images under input_dir, excluding a previous run's outputs when output_dir is inside."""
     return [path for path in imageio.list_images(input_dir, recursive=True,
-                                                    include_broken_links=True)
+                                                    include_broken_links=True,
+                                                    extensions=extensions)
             if not _is_within(path.resolve(), output_dir)]
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,7 +297,8 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
         per face, largest first; "note" for a CMYK JPEG) under "files", "counts" per
         status, "failed" (names not perturbed), "output". Statuses: perturbed, unreadable,
         no_face (not written: a privacy tool does not pass an unedited photo on),
-        unsupported (an animated PNG or WebP, photo output), too_large (a JPEG with faces
+        unsupported (a GIF, TIFF or HEIF file, which are not read; an animated PNG or
+        WebP, photo output), too_large (a JPEG with faces
         over 50 Mpx, photo output: only a reduced decode fits), error (also: its worker
         process died preparing it), write_failed. A run stopped by an exception still
         writes the report of the photos written so far, with the error under
@@ -336,6 +339,8 @@ def perturb_folder(export_path, input_dir, output_dir, prototype="opposite", ima
     report = perturb_report.new_report(locate.resolve_export(export_path), prototype,
                                        image_shape, input_dir, align, skipped_existing,
                                        output=output)
+    for path in _list_inputs(input_dir, output_dir, imageio.UNREAD_PHOTO_EXTENSIONS):
+        report["files"][path.relative_to(input_dir).as_posix()] = photoprep.unread_photo_entry(path)
     run = functools.partial(_run_photo_batch if photo_output else _run_batch, signature,
                             output_dir=output_dir, save_aligned=save_aligned,
                             jpeg_quality=jpeg_quality, report=report)

@@ -162,6 +162,16 @@ def prepare_faces(path, size: int, max_faces: int, keep_metadata: bool = False,
         return None, error_entry(error)
 
 
+def unread_photo_entry(path) -> dict:
+    """The report entry of a photo in a format semiadv does not read (a GIF, TIFF, HEIF:
+    `imageio.UNREAD_PHOTO_EXTENSIONS`), listed so that no photo is passed over silently."""
+    kind = str(path).rsplit(".", 1)[-1].upper()
+    return {"status": "unsupported",
+            "error": f"cannot read image {str(path)!r}: {kind} is not read (only "
+                     f"{', '.join(imageio.IMAGE_EXTENSIONS)}); convert it to PNG or JPEG "
+                     "first (an animation frame by frame)"}
+
+
 def error_entry(error: BaseException) -> dict:
     """The report entry of a photo whose preparation raised."""
     return {"status": "error", "error": f"{type(error).__name__}: {error}"}

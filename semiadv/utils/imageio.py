@@ -25,6 +25,10 @@ from semiadv.utils import files
 PathLike = Union[str, os.PathLike]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# Photo formats this module does not read (OpenCV's GIF, TIFF, HEIF and AVIF support depends
+# on how it was built, and a GIF may hold an animation): batch jobs that must not pass a
+# photo over silently list them (`list_images(..., extensions=UNREAD_PHOTO_EXTENSIONS)`).
+UNREAD_PHOTO_EXTENSIONS = (".gif", ".tif", ".tiff", ".heic", ".heif", ".avif")
 
 # Decoding is refused (or reduced, for JPEG) above this many pixels: 50 Mpx of
 # RGB uint8 is 150 MB, large enough for any camera photo at full resolution.
@@ -271,10 +275,12 @@ def _encode(path: Path, pixels: np.ndarray, jpeg_quality: int) -> bytes:
     return encoded.tobytes()
 
 
-def list_images(directory: PathLike, recursive: bool = False, include_broken_links: bool = False) -> list[Path]:
+def list_images(directory: PathLike, recursive: bool = False, include_broken_links: bool = False,
+                extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
     """Lists the image files in a folder, sorted by path.
 
-    A file is an image if its extension (any case) is in IMAGE_EXTENSIONS.
+    A file is an image if its extension (any case) is in `extensions` (IMAGE_EXTENSIONS:
+    the ones `read_image` reads).
     Hidden files and folders (name starting with ".") are skipped: they are
     macOS "._x.jpg" resource forks, editor temporaries or this module's own
     in-progress atomic writes, never photos.
@@ -302,7 +308,7 @@ def list_images(directory: PathLike, recursive: bool = False, include_broken_lin
     images = [
         path
         for path in candidates
-        if path.suffix.lower() in IMAGE_EXTENSIONS
+        if path.suffix.lower() in extensions
         and (path.is_file() or (include_broken_links and path.is_symlink() and not path.exists()))
         and not any(part.startswith(".") for part in path.relative_to(directory).parts)
     ]

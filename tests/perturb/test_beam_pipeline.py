@@ -221,11 +221,13 @@ def test_photo_output_matches_semiadv_perturb_on_synthetic_photos(tiny_export_16
         _photo_faces.jpeg_with_metadata(imageio.encode_image("x.jpg", photo), orientation=1))
     imageio.write_image(folder / "sub" / "group.png", photo)
     imageio.write_image(folder / "flat.png", np.full((40, 40, 3), 90, np.uint8))
+    (folder / "clip.gif").write_bytes(b"GIF89a")  # Not read, but listed.
     expected = perturb.perturb_folder(tiny_export_16, folder, tmp_path / "threaded",
                                       keep_metadata=True, jpeg_quality=80)
     report = _run_beam(tiny_export_16, folder, tmp_path / "beam", keep_metadata=True,
                        jpeg_quality=80)
-    assert report["counts"] == expected["counts"] == {"perturbed": 2, "no_face": 1}
+    assert report["counts"] == expected["counts"] == {"perturbed": 2, "no_face": 1,
+                                                      "unsupported": 1}
     _assert_same_entries(expected["files"], report["files"])
     assert report["files"]["group.jpg"]["faces"] == 2
     _assert_same_images(tmp_path / "threaded", tmp_path / "beam", ["group.jpg", "sub/group.png"],

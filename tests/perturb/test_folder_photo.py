@@ -147,17 +147,20 @@ def test_hard_files_get_a_correct_output_or_their_own_entry(exported, fixed_face
     cv2.imwrite(str(folder / "alpha.png"), alpha)
     frames = [PIL.fromarray(photo), PIL.fromarray(255 - photo)]
     frames[0].save(folder / "animated.png", save_all=True, append_images=frames[1:])
-    (folder / "clip.gif").write_bytes(b"GIF89a")  # Not an image name semiadv reads.
+    (folder / "clip.gif").write_bytes(b"GIF89a")  # Not a format semiadv reads: listed.
     output = tmp_path / "out"
     report = perturb.perturb_folder(exported, folder, output)
     files = report["files"]
-    assert sorted(files) == ["alpha.png", "animated.png", "cmyk.jpg", "deep.png", "gray.jpg",
-                             "gray.png"]
+    assert sorted(files) == ["alpha.png", "animated.png", "clip.gif", "cmyk.jpg", "deep.png",
+                             "gray.jpg", "gray.png"]
     assert files["animated.png"]["status"] == "unsupported"
     assert str(folder / "animated.png") in files["animated.png"]["error"]
     assert "animated PNG" in files["animated.png"]["error"]
     assert not (output / "animated.png").exists()
-    assert report["failed"] == ["animated.png"]
+    assert files["clip.gif"]["status"] == "unsupported"
+    assert str(folder / "clip.gif") in files["clip.gif"]["error"]
+    assert "GIF is not read" in files["clip.gif"]["error"]
+    assert report["failed"] == ["animated.png", "clip.gif"]
     outside = _photo_faces.outside_boxes(photo.shape, _photo_faces.FACE_BOXES, MARGIN)
     # CMYK: an RGB JPEG of the same size, said in the entry.
     assert files["cmyk.jpg"]["note"] == "CMYK JPEG, written back as RGB"

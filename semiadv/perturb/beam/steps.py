@@ -13,6 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from semiadv.perturb import photo as photo_lib
+from semiadv.perturb import photoprep
 from semiadv.perturb import report as perturb_report
 from semiadv.perturb.beam import filesystems
 from semiadv.perturb.beam import paths
@@ -25,13 +26,14 @@ SKIPPED = "skipped"  # The tag of PreparePhoto's output for photos that reach no
 
 def is_input_photo(metadata, config):
     """The files semiadv-perturb would take from the folder (`imageio.list_images`): image
-    extensions, no hidden file or folder (our own temporary writes among them), nothing
-    under output_dir."""
+    extensions (and those of the photos it lists as unsupported), no hidden file or folder
+    (our own temporary writes among them), nothing under output_dir."""
     path = metadata.path
     if not paths.is_within(path, config.input_dir) or paths.is_within(path, config.output_dir):
         return False
     relative = paths.relative_name(path, config.input_dir)
-    return (os.path.splitext(relative)[1].lower() in imageio.IMAGE_EXTENSIONS
+    extension = os.path.splitext(relative)[1].lower()
+    return (extension in imageio.IMAGE_EXTENSIONS + imageio.UNREAD_PHOTO_EXTENSIONS
             and not any(part.startswith(".") for part in relative.split("/")))
 
 
@@ -54,6 +56,9 @@ class PreparePhoto(beam.DoFn):
         worker.report_startup("import_s")
         path = readable_file.metadata.path
         relative = paths.relative_name(path, self.config.input_dir)
+        if os.path.splitext(relative)[1].lower() in imageio.UNREAD_PHOTO_EXTENSIONS:
+            yield beam.pvalue.TaggedOutput(SKIPPED, (relative, photoprep.unread_photo_entry(path)))
+            return
         if FileSystems.exists(output_path(self.config, relative)):
             yield beam.pvalue.TaggedOutput(SKIPPED, (relative, {"status": "already_written"}))
             return
