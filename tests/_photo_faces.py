@@ -101,6 +101,11 @@ def jpeg_with_metadata(jpeg, orientation=6):
     return jpeg[:2] + blocks + jpeg[2:]
 
 
+def jpeg_with_icc(jpeg):
+    """A JPEG file's bytes with an ICC profile APP2 segment after its start-of-image marker."""
+    return jpeg[:2] + _segment(0xE2, ICC) + jpeg[2:]
+
+
 def png_with_text(png):
     """A PNG file's bytes with a tEXt chunk holding COMMENT after its IHDR."""
     import zlib

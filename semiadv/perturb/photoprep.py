@@ -130,7 +130,8 @@ def read_and_align_faces(path, size: int, max_faces: int, keep_metadata: bool = 
     except imageio.ImageReadError as error:
         return None, {"status": "unreadable", "error": str(error)}
     entry = {}
-    if header.format == "jpeg" and header.components == 4:
+    cmyk = header.format == "jpeg" and header.components == 4
+    if cmyk:
         entry["note"] = "CMYK JPEG, written back as RGB"
     results = face.align_faces(rgb, size, registry.default_detector(detector_name), max_faces)
     entry["align_status"] = str(results[0].status) if results else "no_face"
@@ -139,7 +140,8 @@ def read_and_align_faces(path, size: int, max_faces: int, keep_metadata: bool = 
         return None, entry
     return PhotoFaces(pixels=pixels, faces=[to_uint8(result.crop) for result in results],
                       transforms=[np.asarray(result.transform) for result in results],
-                      metadata=metadata_lib.extract(data, everything=keep_metadata)), entry
+                      metadata=metadata_lib.extract(data, everything=keep_metadata,
+                                                    colour_profile=not cmyk)), entry
 
 
 def _too_large(data, path, size, max_faces, detector_name, error):

@@ -35,16 +35,17 @@ _THUMBNAIL_OFFSET_TAG = 0x0201
 _THUMBNAIL_LENGTH_TAG = 0x0202
 
 
-def extract(data: bytes, everything: bool = False) -> list[bytes]:
+def extract(data: bytes, everything: bool = False, colour_profile: bool = True) -> list[bytes]:
     """The metadata blocks of a JPEG or PNG file, raw (JPEG: whole segments with marker and
-    length; PNG: whole chunks with length and CRC): its ICC colour profile, and with
-    `everything` its EXIF (cleaned by `clean_exif`), XMP, IPTC, comments and text chunks.
-    Empty for other formats or a file whose structure cannot be walked."""
+    length; PNG: whole chunks with length and CRC): its ICC colour profile (unless
+    `colour_profile` is False: a CMYK JPEG's profile does not fit the RGB pixels written), and
+    with `everything` its EXIF (cleaned by `clean_exif`), XMP, IPTC, comments and text
+    chunks. Empty for other formats or a file whose structure cannot be walked."""
     try:
         if data.startswith(b"\xff\xd8"):
-            return _jpeg_blocks(data, everything)
+            return _jpeg_blocks(data, everything, colour_profile)
         if data.startswith(_PNG_SIGNATURE):
-            return _png_blocks(data, everything)
+            return _png_blocks(data, everything, colour_profile)
     except (struct.error, IndexError):
         pass
     return []
@@ -67,7 +68,7 @@ def insert(encoded: bytes, blocks: list[bytes]) -> bytes:
     raise ValueError("metadata can be inserted in JPEG and PNG files only")
 
 
-def _jpeg_blocks(data: bytes, everything: bool) -> list[bytes]:
+def _jpeg_blocks(data: bytes, everything: bool, colour_profile: bool) -> list[bytes]:
     blocks, position = [], 2
     while position + 4 <= len(data):
         if data[position] != 0xFF:
@@ -83,7 +84,7 @@ def _jpeg_blocks(data: bytes, everything: bool) -> list[bytes]:
             break
         (length,) = struct.unpack(">H", data[position + 2:position + 4])
         segment = data[position:position + 2 + length]
-        is_icc = marker == 0xE2 and segment[4:16] == _ICC_HEADER
+        is_icc = colour_profile and marker == 0xE2 and segment[4:16] == _ICC_HEADER
         if is_icc or (everything and marker in _JPEG_KEPT_MARKERS and marker != 0xE2):
             if marker == 0xE1 and segment[4:10] == _EXIF_HEADER:
                 tiff = clean_exif(segment[10:])
@@ -95,7 +96,7 @@ def _jpeg_blocks(data: bytes, everything: bool) -> list[bytes]:
     return blocks
 
 
-def _png_blocks(data: bytes, everything: bool) -> list[bytes]:
+def _png_blocks(data: bytes, everything: bool, colour_profile: bool) -> list[bytes]:
     blocks, position = [], 8
     while position + 12 <= len(data):
         (length,) = struct.unpack(">I", data[position:position + 4])
@@ -103,7 +104,8 @@ def _png_blocks(data: bytes, everything: bool) -> list[bytes]:
         if kind == b"IEND":
             break
         chunk = data[position:position + 12 + length]
-        if kind == b"iCCP" or (everything and kind in _PNG_KEPT_CHUNKS):
+        wanted = colour_profile if kind == b"iCCP" else everything and kind in _PNG_KEPT_CHUNKS
+        if wanted:
             if kind == b"eXIf":
                 # PNG pixels are decoded and written as stored: their orientation stays.
                 tiff = clean_exif(chunk[8:8 + length], upright=False)

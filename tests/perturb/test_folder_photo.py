@@ -134,7 +134,7 @@ def test_hard_files_get_a_correct_output_or_their_own_entry(exported, fixed_face
     height, width = photo.shape[:2]
     buffer = io.BytesIO()
     PIL.fromarray(photo).convert("CMYK").save(buffer, "JPEG", quality=95)
-    (folder / "cmyk.jpg").write_bytes(buffer.getvalue())
+    (folder / "cmyk.jpg").write_bytes(_photo_faces.jpeg_with_icc(buffer.getvalue()))
     # 16 bits that 8 would lose: each column adds its own low bits.
     low_bits = (np.arange(width, dtype=np.uint32) % 200)[None, :, None]
     deep = np.minimum(photo.astype(np.uint32) * 257 + low_bits, 65535).astype(np.uint16)[:, :, ::-1]
@@ -165,6 +165,7 @@ def test_hard_files_get_a_correct_output_or_their_own_entry(exported, fixed_face
     # CMYK: an RGB JPEG of the same size, said in the entry.
     assert files["cmyk.jpg"]["note"] == "CMYK JPEG, written back as RGB"
     assert imageio.read_image(output / "cmyk.jpg").shape == photo.shape
+    assert _photo_faces.ICC not in (output / "cmyk.jpg").read_bytes()  # A CMYK profile.
     # 16 bits stay 16 bits, untouched outside the faces.
     written = _decoded(output / "deep.png")
     assert written.dtype == np.uint16 and written.shape == deep.shape

@@ -32,6 +32,9 @@ def test_jpeg_blocks_are_extracted_with_the_exif_cleaned():
     # Not the Multi-Picture Format's index: the images it points at are not copied.
     assert [block[:2] for block in blocks] == [b"\xff\xe1", b"\xff\xe1", b"\xff\xe2", b"\xff\xfe"]
     assert not any(_photo_faces.MPF in block for block in blocks)
+    # A CMYK JPEG's profile is CMYK's: not for the RGB pixels written back.
+    assert metadata.extract(source, colour_profile=False) == []
+    assert len(metadata.extract(source, everything=True, colour_profile=False)) == 3
     exif, xmp, _, comment = blocks
     assert _photo_faces.XMP in xmp and _photo_faces.COMMENT in comment
     tiff = exif[10:]
