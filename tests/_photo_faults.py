@@ -23,3 +23,14 @@ def heavy_modules_after(path, *args, **kwargs):
     heavy = ("tensorflow", "keras", "semiadv.data.image_ops", "semiadv.perturb.faces",
              "semiadv.perturb.folder")
     return sorted(name for name in heavy if name in sys.modules)
+
+
+def heavy_modules_after_faces(path, *args, **kwargs):
+    """The photo output's step (`photoprep.prepare_faces`), then which of TensorFlow's
+    modules this process has imported."""
+    import sys
+
+    photoprep.prepare_faces(path, *args, **kwargs)
+    heavy = ("tensorflow", "keras", "semiadv.data.image_ops", "semiadv.perturb.faces",
+             "semiadv.perturb.folder")
+    return sorted(name for name in heavy if name in sys.modules)

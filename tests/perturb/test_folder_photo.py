@@ -294,3 +294,19 @@ def test_edit_photo_over_a_rest_api_gives_the_folders_photo(exported, fixed_face
     written = imageio.read_image(tmp_path / "out" / "group.png")
     assert np.abs(written.astype(int) - edited.astype(int)).max() <= 1
     assert np.any(edited != rgb)
+
+
+def test_workers_prepare_photos_without_importing_tensorflow(tmp_path):
+    import functools
+
+    import _photo_faults
+    from semiadv.perturb import photoprep
+    from semiadv.utils import parallel
+
+    name = registry.default_detector_name()
+    imageio.write_image(tmp_path / "a.png", _photo_faces.group_photo())
+    step = functools.partial(_photo_faults.heavy_modules_after_faces, size=SIZE, max_faces=4,
+                             keep_metadata=True, detector_name=name)
+    modules = parallel.process_map(step, [tmp_path / "a.png"], workers=1,
+                                   initializer=photoprep.start_worker, initargs=(name,))
+    assert list(modules) == [[]]  # After decoding, detecting and extracting metadata.
