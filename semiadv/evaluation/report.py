@@ -330,7 +330,7 @@ def probe_sentence(section: dict) -> str:
     name = min(pool, key=lambda n: _errors(pool[n])[1])
     entry = pool[name]
     original, opposite = _errors(entry)
-    matcher = f"{entry.get('matcher', name)}'s embeddings ({relation_of(entry)})"
+    matcher = f"the embeddings of {entry.get('matcher', name)} ({relation_of(entry)})"
     if original >= HIDDEN_ERROR:
         return (f"**Linear probes:** a linear probe on {matcher} errs on {_cell(original)} "
                 "of the originals already: this matcher's embeddings tell little about gender.")

@@ -262,7 +262,7 @@ def test_report_says_what_each_attacker_means_and_keeps_them_out_of_the_verdict(
             "errs on 85.0% of OP faces): the SAN protects against classifiers that were not "
             "adapted to it, not against adaptive ones.") in text
     # The probe sentence reads the foreign matcher (the seen one's 1% does not count).
-    assert ("**Linear probes:** A linear probe on onnx's embeddings (foreign), fitted on 2000 "
+    assert ("**Linear probes:** A linear probe on the embeddings of onnx (foreign), fitted on 2000 "
             "labelled faces, recovers gender on 80.0% of OP faces (90.0% of the originals): "
             "whoever holds these embeddings") in text
     assert "| attacker | relation to the SAN | original | SM | NT | OP |" in text
