@@ -86,7 +86,7 @@ ADAPTIVE_ATTACKER = flags.DEFINE_boolean(
     "reference; reported in the Attackers section, never in the verdict.")
 ADAPTIVE_ATTACKER_FAMILY = flags.DEFINE_enum(
     "adaptive_attacker_family", "hog", ["hog", "cnn"],
-    "The adaptive attacker's family: HOG + logistic regression (about a second on 2000 faces), "
+    "The adaptive attacker's family: HOG + logistic regression (seconds on 2000 faces), "
     "or the separable CNN with strong augmentation at --image_size (~20 s per 300 steps at "
     "64x64, two are trained).")
 ADAPTIVE_ATTACKER_STEPS = flags.DEFINE_integer(
