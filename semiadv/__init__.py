@@ -6,15 +6,16 @@ these):
 - Configure: `DataConfig`, `NetworkConfig`, `StageConfig`, `TrainConfig`, `EvaluationConfig`.
 - Data: `parse_spec` (a `--dataset` spec), `make_dataset` (a `tf.data.Dataset` of a split),
   `make_faces` (the embedded synthetic faces).
-- Alignment: `align_face` (one photo), `align_folder` (a folder, with a report),
-  `make_detector`.
+- Alignment: `align_face` (the largest face of a photo), `align_faces` (every face),
+  `align_folder` (a folder, with a report), `make_detector`.
 - Models: `build_autoencoder`, `build_gender_classifier`, `build_matcher`,
   `build_dlib_matcher`.
 - Prototypes: `Prototypes`, `compute_prototypes`, `save_prototypes`, `load_prototypes`.
 - Train: `train_and_export` (the main job: every unfinished stage of a work dir, then the
   export).
 - Export: `export_san`, `resolve_export` (an export's version dir), `load_signature`.
-- Perturb: `perturb_folder`.
+- Perturb: `perturb_folder`, `edit_photo` (one photo's faces edited through any perturbing
+  callable, e.g. a TF Serving client).
 - Evaluate: `evaluate`.
 - Errors: `UserError`, `UserValueError`, `UserFileNotFoundError`.
 
@@ -36,6 +37,7 @@ _PUBLIC = {
     "make_dataset": ("semiadv.data.input_pipeline", "make_dataset"),
     "make_faces": ("semiadv.data.synthetic", "make_faces"),
     "align_face": ("semiadv.align.face", "align_face"),
+    "align_faces": ("semiadv.align.face", "align_faces"),
     "align_folder": ("semiadv.align.folder", "align_folder"),
     "make_detector": ("semiadv.align.registry", "make_detector"),
     "build_autoencoder": ("semiadv.models.autoencoders", "build_autoencoder"),
@@ -51,6 +53,7 @@ _PUBLIC = {
     "resolve_export": ("semiadv.export.locate", "resolve_export"),
     "load_signature": ("semiadv.export.locate", "load_signature"),
     "perturb_folder": ("semiadv.perturb.folder", "perturb_folder"),
+    "edit_photo": ("semiadv.perturb.photo", "edit_photo"),
     "evaluate": ("semiadv.evaluation.evaluate", "evaluate"),
     "UserError": ("semiadv.errors", "UserError"),
     "UserValueError": ("semiadv.errors", "UserValueError"),

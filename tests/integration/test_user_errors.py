@@ -51,6 +51,10 @@ DEFAULT = {
         "evaluate_main", ["--export={tmp}/empty", "--output_dir={tmp}/eval",
                           "--gender_classifier={tmp}/a_file?colour=CMYK"],
         "colour='CMYK'", "{tmp}/eval"),
+    "perturb_photo_output_without_alignment": (
+        "perturb_main", ["--export={tmp}/empty", "--input_dir={tmp}/photos",
+                         "--output_dir={tmp}/out", "--noalign", "--output=photo"],
+        "--output=photo needs faces found", "{tmp}/out"),
     "pretrain_negative_steps": (
         "pretrain_main", ["--net=gender", "--gender_steps=-1", "--workdir={tmp}/w"],
         "--gender_steps=-1", "{tmp}/w"),
@@ -66,6 +70,13 @@ SLOW = {
         "perturb_main", ["--export={tmp}/empty", "--input_dir={tmp}/photos",
                          "--output_dir={tmp}/out"],
         "--export={tmp}/empty: no model there", "{tmp}/out"),
+    "perturb_keep_metadata_of_crops": (
+        "perturb_main", ["--export={tmp}/empty", "--input_dir={tmp}/photos",
+                         "--output_dir={tmp}/out", "--output=crop", "--keep_metadata"],
+        "--keep_metadata applies to --output=photo only", "{tmp}/out"),
+    "prototypes_unknown_attribute": (
+        "prototypes_main", ["--attributes=gender,sex", "--workdir={tmp}/w"],
+        "sex", "{tmp}/w"),
     "perturb_bad_prototype": (
         "perturb_main", ["--export={tmp}/empty", "--input_dir={tmp}/photos",
                          "--output_dir={tmp}/out", "--prototype=male"],
