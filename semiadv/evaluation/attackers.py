@@ -85,6 +85,7 @@ class AttackerConfig:
 
     @property
     def enabled(self) -> bool:
+        """Whether any attacker runs."""
         return self.adaptive or self.probe
 
 
