@@ -71,6 +71,8 @@ STAGE_SETTINGS = {
             "colour_tolerance", "match_same", "match_jitter", "gender_jitter",
             "gender_diversity"),
 }
+# Gender settings that shape the extra classifiers (gender_<k>) but not the paper's CNN.
+EXTRA_CLASSIFIERS_ONLY = ("member_input_sizes",)
 # Settings of how networks are trained, which the prototypes (an average) do not depend on.
 NOT_PROTOTYPES = ("data.batch_size", "flip_augment", "mixed_precision")
 # Listed for the test that every field is placed; a field in no list shapes every stage.
@@ -143,7 +145,8 @@ def settings(flat: dict[str, Any], stage: str) -> dict[str, Any]:
     return {name: value for name, value in flat.items()
             if name not in NOT_TRAINING
             and owner.get(name, kind) in relevant
-            and not (kind == "prototypes" and name in NOT_PROTOTYPES)}
+            and not (kind == "prototypes" and name in NOT_PROTOTYPES)
+            and not (stage == "gender" and name in EXTRA_CLASSIFIERS_ONLY)}
 
 
 def record_path(workdir: str | Path, stage: str) -> Path:

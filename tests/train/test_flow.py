@@ -225,3 +225,14 @@ def test_extra_classifiers_can_read_faces_at_their_own_sizes(tmp_path):
     parsed = parsed_train_config("--member_input_sizes=48,96", "--image_size=64")
     assert parsed.member_input_sizes == (48, 96)
     assert "member_input_sizes" in stages.STAGE_SETTINGS["gender"]
+
+
+def test_member_input_sizes_shape_the_extra_classifiers_not_the_papers_cnn(tmp_path):
+    plain = TrainConfig(workdir=str(tmp_path), gender_ensemble=1)
+    for stage in ("gender", "gender_1"):
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / trainer.FINAL_MODEL).write_bytes(b"finished")
+        stages.record(plain, stage)
+    sized = TrainConfig(workdir=str(tmp_path), gender_ensemble=1, member_input_sizes=(48,))
+    assert [(d.stage, d.field) for d in stages.differences(sized)] == [
+        ("gender_1", "member_input_sizes")]
