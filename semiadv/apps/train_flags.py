@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 from absl import flags
 
@@ -238,7 +240,8 @@ MIXED_PRECISION_FLAG = flags.DEFINE_enum(
     "mixed_precision", "none", ["auto", *MIXED_PRECISION],
     "none (the default): float32; bfloat16: Keras mixed_bfloat16 (bfloat16 compute, float32 "
     "weights and outputs); auto: bfloat16 where it has native support (CPUs with avx512_bf16 "
-    "or AMX, GPUs of compute capability 8.0+), else none. On such a CPU bfloat16 trains the "
+    "or AMX, GPUs of compute capability 8.0+), else none; a work dir that exists keeps the "
+    "precision it was trained with. On such a CPU bfloat16 trains the "
     "SAN 1.5-1.6x faster; at 32x32 its held-out flip rate and matcher distances matched "
     "float32, at 64x64 it flipped 93-94% of faces against float32's 97% after the same steps "
     "(BENCHMARKS.md), so it is not the default.")
@@ -276,10 +279,31 @@ def _member_input_sizes(values) -> tuple:
                              "e.g. 48,96") from None
 
 
-def _mixed_precision(value: str) -> str:
-    if value == "auto":
-        return "bfloat16" if bfloat16_is_native() else "none"
-    return value
+def _mixed_precision(value: str, workdir: str | None) -> str:
+    """--mixed_precision resolved: "auto" keeps an existing work dir's precision.
+
+    A work dir trained with "auto" on a machine without native bfloat16 recorded "none";
+    rerun elsewhere, "auto" must not turn into a changed setting that refuses its finished
+    stages. Only a new work dir gets what this machine computes fastest.
+    """
+    if value != "auto":
+        return value
+    recorded = _recorded_mixed_precision(workdir)
+    if recorded is not None:
+        return recorded
+    return "bfloat16" if bfloat16_is_native() else "none"
+
+
+def _recorded_mixed_precision(workdir: str | None) -> str | None:
+    """The precision of a work dir's config.json, or None (no work dir yet, or unreadable:
+    the main job reports that itself)."""
+    if not workdir:
+        return None
+    try:
+        recorded = json.loads((Path(workdir) / "config.json").read_text()).get("mixed_precision")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return recorded if recorded in MIXED_PRECISION else None
 
 
 def train_config() -> TrainConfig:
@@ -321,7 +345,7 @@ def train_config() -> TrainConfig:
         warp_prototypes=WARP_PROTOTYPES.value,
         export_dir=EXPORT_DIR.value or None, export_name=EXPORT_NAME.value,
         deterministic=DETERMINISTIC.value,
-        mixed_precision=_mixed_precision(MIXED_PRECISION_FLAG.value),
+        mixed_precision=_mixed_precision(MIXED_PRECISION_FLAG.value, common_flags.WORKDIR.value),
         jit_compile=JIT_COMPILE.value, remapper=REMAPPER.value)
 
 

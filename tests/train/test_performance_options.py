@@ -1,5 +1,6 @@
 """Speed options: XLA-compiled steps, mixed bfloat16 training and export, pipeline teardown."""
 
+import json
 import keras
 import numpy as np
 import pytest
@@ -175,3 +176,27 @@ def test_mixed_precision_flag_defaults_to_float32_and_auto_follows_the_hardware(
         flags.FLAGS.unparse_flags()
     assert config.mixed_precision == expected
     assert config.jit_compile is True
+
+
+@pytest.mark.parametrize("recorded, flag, expected", [
+    ("none", "--mixed_precision=auto", "none"), ("bfloat16", "--mixed_precision=auto", "bfloat16"),
+    ("none", "--mixed_precision=bfloat16", "bfloat16"), (None, "--mixed_precision=auto", "bfloat16")])
+def test_auto_precision_keeps_an_existing_work_dirs_precision(monkeypatch, tmp_path, recorded,
+                                                             flag, expected):
+    # A work dir trained where bfloat16 was not native is rerun on a machine where it is:
+    # "auto" must not become a changed setting that refuses its finished stages.
+    from absl import flags
+
+    from semiadv.apps import train_flags
+
+    monkeypatch.setattr(train_flags, "bfloat16_is_native", lambda: True)
+    workdir = tmp_path / "w"
+    if recorded is not None:
+        workdir.mkdir()
+        (workdir / "config.json").write_text(json.dumps({"mixed_precision": recorded}))
+    try:
+        flags.FLAGS(["test", flag, f"--workdir={workdir}"])
+        config = train_flags.train_config()
+    finally:
+        flags.FLAGS.unparse_flags()
+    assert config.mixed_precision == expected
