@@ -386,9 +386,12 @@ class MediaPipeFaceDetector:
             mesh_eyes = self._mesh_eyes(_rgb(image), face_box, keypoints)
             if mesh_eyes is not None:
                 return _plausible_eyes(mesh_eyes, face_box)
-        if self._move_keypoints:
-            keypoints = offset_eyes(keypoints, keypoint_offsets(keypoints, np.shape(image)))
-        return _plausible_eyes(keypoints, face_box)
+        eyes = _plausible_eyes(keypoints, face_box)
+        if eyes is None or not self._move_keypoints:
+            return eyes
+        # Judged on the keypoints BlazeFace gave (the limits were set on them), then moved.
+        left, right = offset_eyes(eyes, keypoint_offsets(eyes, np.shape(image)))
+        return tuple(map(float, left)), tuple(map(float, right))
 
     def _detect(self, image: np.ndarray) -> list[tuple[Box, np.ndarray]]:
         """[(Haar-convention box, eye keypoints [2, 2] in pixels)], largest first.

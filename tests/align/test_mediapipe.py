@@ -187,6 +187,12 @@ def test_detector_moves_its_keypoints_and_not_its_mesh_eyes(synthetic_faces):
         expected = mp.offset_eyes(keypoints, mp.keypoint_offsets(keypoints, image.shape))
         np.testing.assert_allclose(moved.detect_eyes(image, box), expected)
         assert np.abs(expected - keypoints).max() > 0.2  # pixels: it did move them
+    mesh = mp.MediaPipeFaceDetector(eyes="mesh")
+    raw_mesh = mp.MediaPipeFaceDetector(eyes="mesh", move_keypoints=False)
+    for image in synthetic_faces:
+        box = mesh.detect_faces(image)[0]
+        assert raw_mesh.detect_faces(image) == [box]
+        np.testing.assert_allclose(mesh.detect_eyes(image, box), raw_mesh.detect_eyes(image, box))
 
 
 @needs_mediapipe
