@@ -21,6 +21,9 @@ CACHE_MODES = ("disk", "memory", "none")
 # `NetworkConfig.encoder_prototype` (`semiadv.models.autoencoders.build_autoencoder` checks both).
 UPSAMPLINGS = ("nearest", "bilinear")
 ENCODER_PROTOTYPES = ("same", "own", "difference")
+# `TrainConfig.hide_attributes`: what a choice-conditioned SAN can hide, in the order of the
+# export's `hide` vector (`semiadv.export.choice_signatures`); the example keys of the labels.
+HIDEABLE_ATTRIBUTES = ("gender", "age_group", "race")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,6 +266,16 @@ class TrainConfig:
         stage `gender_<gender_ensemble + k - 1>`. Every link keeps the original face's
         gender label and prototypes, and its loss compares the chain's outputs with the
         original face (`semiadv.train.flow`). The export applies the links in sequence.
+      hide_attributes: the attributes a user may choose, per face, to hide or keep (PrivacyNet,
+        Mirjalili et al., IEEE TIP 2020): any of `HIDEABLE_ATTRIBUTES`, gender included.
+        Empty (the default): the paper's gender SAN, unchanged. Otherwise the autoencoder also
+        reads a choice vector (`semiadv.models.choice_autoencoder`), an auxiliary classifier is
+        pre-trained for each of age_group and race named (stages `age_group`, `race`), and the
+        SAN stage (`semiadv.train.choice_task`) draws a random choice per face. Needs
+        flow_links 1.
+      attribute_weight: weight of the age_group and race terms of a choice-conditioned SAN
+        (a hidden one's divergence from chance, a kept one's reading change), beside
+        gender_weight for gender's.
       matcher_dataset: dataset spec the matcher learns identities from (None: the main
         dataset). Lets a SAN trained on a gender-labelled set without identities (UTKFace)
         keep identities that a matcher learned from an identity-labelled set.
@@ -316,6 +329,8 @@ class TrainConfig:
     gender_robust_steps: int = 3
     gender_robust_warmup: int = 0
     flow_links: int = 1
+    hide_attributes: tuple[str, ...] = ()
+    attribute_weight: float = 1.0
     matcher_dataset: str | None = None
     warp_prototypes: bool = False
     export_dir: str | None = "exports"
@@ -379,6 +394,21 @@ class TrainConfig:
                 or self.flow_links < 1:
             raise UserValueError(f"flow_links must be an integer >= 1 (1: one SAN), "
                                  f"got {self.flow_links!r}")
+        unknown = sorted(set(self.hide_attributes) - set(HIDEABLE_ATTRIBUTES))
+        if unknown or len(set(self.hide_attributes)) != len(self.hide_attributes):
+            raise UserValueError(f"hide_attributes must be distinct names among "
+                                 f"{', '.join(HIDEABLE_ATTRIBUTES)}, got "
+                                 f"{list(self.hide_attributes)}")
+        if self.hide_attributes and "gender" not in self.hide_attributes:
+            # The export's same/neutral/opposite signatures, and the prototypes the
+            # autoencoder reads, are gender's: a choice SAN always offers to hide it.
+            raise UserValueError(f"hide_attributes must include gender, got "
+                                 f"{list(self.hide_attributes)}")
+        if self.hide_attributes and self.flow_links > 1:
+            raise UserValueError("hide_attributes needs flow_links 1: the links of a "
+                                 "sequential SAN are gender-only")
+        if not self.attribute_weight >= 0:
+            raise UserValueError(f"attribute_weight must be >= 0, got {self.attribute_weight}")
         multiple = self.networks.image_size_multiple
         if self.data.image_size % multiple:
             below = self.data.image_size - self.data.image_size % multiple
@@ -387,6 +417,16 @@ class TrainConfig:
                 f"autoencoder's {len(self.networks.encoder_filters)} encoder blocks each halve "
                 f"the image (encoder_filters={list(self.networks.encoder_filters)}); use "
                 f"{max(below, 16)} or {below + multiple}")
+
+    @property
+    def choice_attributes(self) -> tuple[str, ...]:
+        """`hide_attributes` in `HIDEABLE_ATTRIBUTES` order (the `hide` vector's)."""
+        return tuple(name for name in HIDEABLE_ATTRIBUTES if name in self.hide_attributes)
+
+    @property
+    def attribute_classifiers(self) -> tuple[str, ...]:
+        """The attributes besides gender that need an auxiliary classifier (and stage)."""
+        return tuple(name for name in self.choice_attributes if name != "gender")
 
     @property
     def effective_match_jitter(self) -> float:

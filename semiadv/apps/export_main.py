@@ -6,7 +6,9 @@ Reads WORKDIR/san/model.keras (autoencoder), WORKDIR/gender/model.keras (auxilia
 CNN) and WORKDIR/prototypes.npz; writes EXPORT_DIR/NAME/VERSION/ (SavedModel +
 perturber.keras) and EXPORT_DIR/models.config, then prints the version dir. A sequential SAN
 (`flow_links` = K > 1 in WORKDIR/config.json) also needs WORKDIR/san_2..san_K/model.keras and
-is exported as one perturber applying the links in sequence.
+is exported as one perturber applying the links in sequence. A choice-conditioned SAN
+(`hide_attributes` in WORKDIR/config.json) is exported with the choice as an input
+(docs/serving.md).
 """
 
 import json
@@ -42,6 +44,20 @@ def _flow_links(workdir):
                              "(JSON written by semiadv-train)") from None
 
 
+def _hide_attributes(workdir):
+    """What a choice-conditioned SAN hides, in the `hide` vector's order (() for a gender SAN)."""
+    from semiadv.config import HIDEABLE_ATTRIBUTES
+
+    path = Path(workdir) / "config.json"
+    if not path.is_file():
+        return ()
+    try:
+        named = json.loads(path.read_text()).get("hide_attributes") or ()
+    except (ValueError, TypeError, AttributeError):
+        return ()
+    return tuple(name for name in HIDEABLE_ATTRIBUTES if name in named)
+
+
 def _required_files(workdir):
     """The work dir's input files; raises UserFileNotFoundError naming every missing one."""
     inputs = dict(_INPUTS, **{f"link {k}": f"san_{k}/model.keras"
@@ -72,7 +88,8 @@ def main(argv):
     version_dir = writer.export_san(load("autoencoder"), load("gender_classifier"),
                                     storage.load_prototypes(paths["prototypes"]),
                                     EXPORT_DIR.value, EXPORT_NAME.value, VERSION.value,
-                                    later_links=later_links)
+                                    later_links=later_links,
+                                    hide_attributes=_hide_attributes(common_flags.WORKDIR.value))
     print(version_dir)
     return 0
 

@@ -184,6 +184,17 @@ FLOW_LINKS = flags.DEFINE_integer(
     "augmentation and seed; stage gender_<gender_ensemble + k - 1>, --gender_steps). The "
     "export applies the links in sequence. Raising it on a finished work dir trains only the "
     "new links.", lower_bound=1)
+HIDE_ATTRIBUTES = flags.DEFINE_list(
+    "hide_attributes", [],
+    "Choice-conditioned SAN (PrivacyNet): the attributes a user may choose, per face, to hide "
+    "or keep: gender (required when any is named), age_group, race, e.g. "
+    "gender,age_group,race. Adds the auxiliary classifier stages age_group and race "
+    "(--gender_steps each); the export takes the choice as an input (docs/serving.md). "
+    "Empty: the gender SAN.")
+ATTRIBUTE_WEIGHT = flags.DEFINE_float(
+    "attribute_weight", 1.0,
+    "Weight of the age_group and race terms of a choice-conditioned SAN (a hidden one's "
+    "divergence from chance, a kept one's reading change).", lower_bound=0.0)
 MATCHER_DATASET = flags.DEFINE_string(
     "matcher_dataset", None,
     "Dataset spec the matcher learns identities from (default: --dataset), e.g. "
@@ -341,6 +352,8 @@ def train_config() -> TrainConfig:
         gender_robust_steps=GENDER_ROBUST_STEPS.value,
         gender_robust_warmup=GENDER_ROBUST_WARMUP.value,
         flow_links=FLOW_LINKS.value,
+        hide_attributes=tuple(HIDE_ATTRIBUTES.value),
+        attribute_weight=ATTRIBUTE_WEIGHT.value,
         matcher_dataset=MATCHER_DATASET.value or None,
         warp_prototypes=WARP_PROTOTYPES.value,
         export_dir=EXPORT_DIR.value or None, export_name=EXPORT_NAME.value,

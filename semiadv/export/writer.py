@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from semiadv.export import choice_serving
+from semiadv.export import choice_signatures
 from semiadv.export import locate
 from semiadv.export import models_config
 from semiadv.export import serving_model
@@ -56,13 +58,15 @@ def _choose_version(model_dir, version):
     return int(version)
 
 
-def _write_version(model, temp_dir):
-    signatures.build_export_archive(model).write_out(str(temp_dir), verbose=False)
+def _write_version(model, temp_dir, hide_attributes=()):
+    archive = (choice_signatures.build_export_archive(model, hide_attributes) if hide_attributes
+               else signatures.build_export_archive(model))
+    archive.write_out(str(temp_dir), verbose=False)
     model.save(temp_dir / KERAS_FILENAME)
 
 
 def export_san(autoencoder, gender_classifier, prototypes, export_base, name, version=None,
-               float32=True, later_links=()):
+               float32=True, later_links=(), hide_attributes=()):
     """Exports a trained SAN as `export_base/<name>/<version>/` and updates models.config.
 
     The version is written to a hidden temporary dir beside the versions (TF Serving ignores
@@ -80,6 +84,9 @@ def export_san(autoencoder, gender_classifier, prototypes, export_base, name, ve
             `serving_model.build_serving_perturber`).
         later_links: Links 2..K of a sequential SAN (`autoencoder` is link 1): the export is
             one perturber applying them in sequence, with the same signatures.
+        hide_attributes: What a choice-conditioned SAN (`autoencoder` a choice autoencoder,
+            `TrainConfig.hide_attributes`) can hide: the export takes the choice as an input
+            (`choice_serving`, `choice_signatures`). Empty: a gender SAN's export.
 
     Returns:
         The version dir (absolute). It holds the SavedModel and `perturber.keras`.
@@ -93,14 +100,21 @@ def export_san(autoencoder, gender_classifier, prototypes, export_base, name, ve
     model_dir = export_base / name
     model_dir.mkdir(parents=True, exist_ok=True)
     version = _choose_version(model_dir, version)
-    model = serving_model.build_serving_perturber(autoencoder, gender_classifier, prototypes,
-                                                  float32=float32, later_links=later_links)
+    if hide_attributes:
+        if later_links:
+            raise ValueError("a choice-conditioned SAN has one link")
+        model = choice_serving.build_choice_serving_perturber(
+            autoencoder, gender_classifier, prototypes, float32=float32)
+    else:
+        model = serving_model.build_serving_perturber(
+            autoencoder, gender_classifier, prototypes, float32=float32,
+            later_links=later_links)
 
     temp_dir = model_dir / f"{_TEMP_PREFIX}{version}-{uuid.uuid4().hex}"
     final_dir = model_dir / str(version)
     try:
         temp_dir.mkdir()
-        _write_version(model, temp_dir)
+        _write_version(model, temp_dir, tuple(hide_attributes))
         if final_dir.exists():  # Another export took the version meanwhile.
             raise FileExistsError(f"{final_dir} appeared during the export; not overwritten")
         os.rename(temp_dir, final_dir)

@@ -19,13 +19,27 @@ _VGG_GENDER_BLOCKS = ((32, 2), (64, 2), (128, 2), (256, 2), (256, 2))
 _VGG_GENDER_DENSE_UNITS = 256
 
 
-def _logits(x):
-    """The 2-way logits layer, float32 under any dtype policy (the losses read it)."""
-    return keras.layers.Dense(2, dtype="float32", name="logits")(x)
+def _logits(x, classes=2):
+    """The logits layer, float32 under any dtype policy (the losses read it)."""
+    return keras.layers.Dense(classes, dtype="float32", name="logits")(x)
+
+
+def build_attribute_classifier(image_size, channels, classes, width=1.0, dropout=0.5,
+                               name="attribute_classifier"):
+    """The paper's auxiliary CNN (`build_gender_classifier`) with `classes` logits: the
+    age group and race classifiers of a choice-conditioned SAN (`TrainConfig.hide_attributes`).
+
+    Returns:
+        A `keras.Model` mapping images [B, H, W, C] to float32 logits [B, classes].
+    """
+    if classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, got {classes}")
+    return build_gender_classifier(image_size, channels, width=width, dropout=dropout,
+                                   name=name, classes=classes)
 
 
 def build_gender_classifier(image_size, channels, width=1.0, dropout=0.5,
-                            name="gender_classifier"):
+                            name="gender_classifier", classes=2):
     """Builds the SAN paper's auxiliary gender CNN.
 
     conv5x5(32) then conv3x3(64, 128, 256, 256), each followed by LeakyReLU and 2x2 max
@@ -39,6 +53,7 @@ def build_gender_classifier(image_size, channels, width=1.0, dropout=0.5,
         width: Multiplier of every filter count (at least 4 filters are kept).
         dropout: Dropout rate before pooling.
         name: Model name.
+        classes: Logits: 2 for gender (`build_attribute_classifier` for more).
 
     Returns:
         A `keras.Model` mapping images [B, H, W, C] to float32 logits [B, 2] (class 1 = male).
@@ -56,7 +71,7 @@ def build_gender_classifier(image_size, channels, width=1.0, dropout=0.5,
     x = keras.layers.LeakyReLU(negative_slope=0.2, name="top_act")(x)
     x = keras.layers.Dropout(dropout, name="top_dropout")(x)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return keras.Model(inputs=image, outputs=_logits(x), name=name)
+    return keras.Model(inputs=image, outputs=_logits(x, classes), name=name)
 
 
 def build_vgg_gender_classifier(image_size, channels, width=1.0, dropout=0.5,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from semiadv.config import TrainConfig
-from semiadv.models import autoencoders
+from semiadv.models import autoencoders, choice_autoencoder
 from semiadv.prototypes import average, mixing
 from semiadv.train import losses
 from semiadv.train.task import Task
@@ -47,21 +47,32 @@ class PrototypeTask(Task):
     def summary_images(self, batch):
         """Originals and both outputs of a batch, for `--image_summaries`."""
         same, opposite = self.prototypes_of(batch)
-        outputs = self.model({"image": batch["image"], "same_prototype": same,
-                              "opposite_prototype": opposite}, training=False)
+        model = self.model
+        if self.config.hide_attributes:  # Keep all, and hide gender alone.
+            from semiadv.train.choice_task import ChoiceAsGender  # It imports this module.
+
+            model = ChoiceAsGender(model)
+        outputs = model({"image": batch["image"], "same_prototype": same,
+                         "opposite_prototype": opposite}, training=False)
         return {"original": batch["image"], "same": outputs["same"],
                 "opposite": outputs["opposite"]}
 
 
 class AutoencoderTask(PrototypeTask):
-    """Pre-trains the autoencoder to reconstruct each face from itself and its P_SM."""
+    """Pre-trains the autoencoder to reconstruct each face from itself and its P_SM.
+
+    With `config.hide_attributes` it is the choice autoencoder
+    (`choice_autoencoder.build_choice_autoencoder`), pre-trained on the all-kept choice.
+    """
 
     name = "autoencoder"
     reports = ("pixel",)
 
     def build(self):
         nets = self.config.networks
-        self.model = autoencoders.build_autoencoder(
+        build = (choice_autoencoder.build_choice_autoencoder if self.config.hide_attributes
+                 else autoencoders.build_autoencoder)
+        self.model = build(
             self.data.image_size, self.data.channels, encoder_filters=nets.encoder_filters,
             decoder_filters=nets.decoder_filters, residual=nets.residual,
             upsampling=nets.upsampling, max_change=nets.max_change,
@@ -70,6 +81,12 @@ class AutoencoderTask(PrototypeTask):
 
     def per_example(self, batch, step):
         same, opposite = self.prototypes_of(batch)
+        if self.config.hide_attributes:  # Every attribute kept: the face itself.
+            keep = tf.zeros([tf.shape(same)[0], choice_autoencoder.CHOICES])
+            output = self.model({"image": batch["image"], "same_prototype": same,
+                                 "prototype": same, "hide": keep}, training=True)["perturbed"]
+            pixel = losses.pixel_loss(batch["image"], output, kind=self.config.pixel_loss)
+            return pixel, {"pixel": pixel}
         outputs = self.model({"image": batch["image"], "same_prototype": same,
                               "opposite_prototype": opposite}, training=True)
         pixel = losses.pixel_loss(batch["image"], outputs["same"], kind=self.config.pixel_loss)

@@ -84,6 +84,46 @@ def gender_reading_change(logits, original_logits):
                          axis=-1)
 
 
+# Any classifier's reading change: the KL term is not gender's only (the kept attributes of a
+# choice-conditioned SAN are held to their reading with it too).
+reading_change = gender_reading_change
+
+
+def attribute_cross_entropy(logits, labels):
+    """Softmax cross-entropy against integer labels, 0 where a label is unknown (-1).
+
+    Args:
+        logits: [B, K] logits.
+        labels: [B] integer labels in 0..K-1, or -1 for unknown.
+
+    Returns:
+        float32 [B] cross-entropies (0 for unknown labels, whose gradient is 0 too).
+    """
+    labels = _labels(labels)
+    known = labels >= 0
+    values = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.maximum(labels, 0), logits=_float32(logits))
+    return tf.where(known, values, tf.zeros_like(values))
+
+
+def divergence_from_chance(logits):
+    """KL(uniform || p): how far a classifier's reading is from chance, per example.
+
+    The cross-entropy of the reading against the uniform distribution minus its minimum,
+    log K, so it is 0 exactly at chance (a hidden attribute's target in a choice-conditioned
+    SAN: the classifier can tell no value from another) and positive otherwise.
+
+    Args:
+        logits: [B, K] logits.
+
+    Returns:
+        float32 [B] divergences in nats.
+    """
+    log_probabilities = tf.nn.log_softmax(_float32(logits))
+    classes = tf.cast(tf.shape(log_probabilities)[-1], tf.float32)
+    return -tf.reduce_mean(log_probabilities, axis=-1) - tf.math.log(classes)
+
+
 def _predicted_male(logits):
     return tf.argmax(_float32(logits), axis=-1, output_type=tf.int32)
 

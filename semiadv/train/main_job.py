@@ -1,6 +1,7 @@
 """The main job: every stage that has no finished artefact in the work dir, in order.
 
-prototypes -> gender CNN (-> gender_1..gender_K, the Ensemble SAN's extra classifiers when
+prototypes -> gender CNN (-> age_group, race: the auxiliary classifiers of a choice-
+conditioned SAN, `hide_attributes`) (-> gender_1..gender_K, the Ensemble SAN's extra classifiers when
 `gender_ensemble` = K > 0, then one classifier per link 2..L of a sequential SAN when
 `flow_links` = L > 1) -> matcher -> autoencoder pre-training -> SAN (-> san_2..san_L, the
 links: `semiadv.train.flow`) -> export -> summary.
@@ -25,7 +26,9 @@ from semiadv.errors import UserValueError
 from semiadv.prototypes import job as prototypes_job
 from semiadv.prototypes import average, storage
 from semiadv.train import distribute, ensemble, flow, heldout, stages, trainer
+from semiadv.train.attribute_tasks import ATTRIBUTE_STAGES, AttributeTask
 from semiadv.train.autoencoder_task import AutoencoderTask
+from semiadv.train.choice_task import ChoiceAsGender, ChoiceSanTask
 from semiadv.train.gender_tasks import GenderMemberTask, GenderTask
 from semiadv.train.matcher_task import MatcherTask
 from semiadv.train.san_task import SanTask
@@ -81,9 +84,14 @@ def pretrain(config: TrainConfig, net: str, strategy: tf.distribute.Strategy) ->
     """Trains one auxiliary network (or the autoencoder's pre-training) unless it is done.
 
     `net` is gender, gender_<k> (ensemble member k <= `config.gender_ensemble`, or the
-    classifier of a link of a sequential SAN: `flow.gender_stages`), matcher or autoencoder.
+    classifier of a link of a sequential SAN: `flow.gender_stages`), age_group or race (with
+    `config.hide_attributes` naming it), matcher or autoencoder.
     """
     member = ensemble.member_index(net)
+    if net in ATTRIBUTE_STAGES and net not in config.attribute_classifiers:
+        raise ValueError(f"{net} is the auxiliary classifier of a choice-conditioned SAN, "
+                         f"but this run's hide_attributes {list(config.hide_attributes)} "
+                         f"does not name it")
     if member is not None and net not in flow.gender_stages(config):
         raise ValueError(f"{net} is extra gender classifier {member}, but this run has "
                          f"{len(flow.gender_stages(config))} (gender_ensemble is "
@@ -98,6 +106,8 @@ def pretrain(config: TrainConfig, net: str, strategy: tf.distribute.Strategy) ->
         task, stage = GenderTask(config), config.gender
     elif member is not None:  # Same steps and learning rate as the paper's CNN.
         task, stage = GenderMemberTask(config, member), config.gender
+    elif net in ATTRIBUTE_STAGES:  # Same steps and learning rate as the paper's CNN.
+        task, stage = AttributeTask(config, net), config.gender
     elif net == "matcher" and config.matcher_network == "dlib_resnet" \
             and not config.matcher_finetune:
         return _convert_dlib_matcher(config, directory)
@@ -110,8 +120,8 @@ def pretrain(config: TrainConfig, net: str, strategy: tf.distribute.Strategy) ->
     elif net == "autoencoder":
         task, stage = AutoencoderTask(config, ensure_prototypes(config)), config.autoencoder
     else:
-        raise ValueError(f"unknown network {net!r}: use gender, gender_<k>, matcher or "
-                         "autoencoder")
+        raise ValueError(f"unknown network {net!r}: use gender, gender_<k>, age_group, race, "
+                         "matcher or autoencoder")
     model = trainer.train(task, stage, config, strategy, directory).model
     if distribute.is_chief(strategy):
         stages.record(config, net)
@@ -153,7 +163,15 @@ def train_san(config: TrainConfig, strategy: tf.distribute.Strategy,
         return (*(_load(config, name) for name in ("autoencoder", auxiliary, "matcher")), (),
                 tuple(_load(config, flow.link_stage(k)) for k in range(1, link)))
 
-    task = SanTask(config, ensure_prototypes(config), load_models, link=link)
+    def load_choice_models():
+        return (*(_load(config, name) for name in ("autoencoder", "gender", "matcher")),
+                tuple(_load(config, name) for name in ensemble.member_stages(config)),
+                {name: _load(config, name) for name in config.attribute_classifiers})
+
+    if config.hide_attributes:  # Config refuses it with flow links: link 1 only.
+        task = ChoiceSanTask(config, ensure_prototypes(config), load_choice_models)
+    else:
+        task = SanTask(config, ensure_prototypes(config), load_models, link=link)
     model = trainer.train(task, config.san, config, strategy, directory).model
     if distribute.is_chief(strategy):
         stages.record(config, stage)
@@ -183,7 +201,8 @@ def export(config: TrainConfig, strategy: tf.distribute.Strategy) -> Path | None
         return None
     first, *later = links(config)
     path = writer.export_san(first, _load(config, "gender"), ensure_prototypes(config),
-                             config.export_dir, config.export_name, later_links=later)
+                             config.export_dir, config.export_name, later_links=later,
+                             hide_attributes=config.choice_attributes)
     files.write_json_atomically(marker, {"path": str(path)}, indent=None)
     return path
 
@@ -192,12 +211,15 @@ def run(config: TrainConfig) -> dict:
     """Runs every unfinished stage, then the held-out summary; returns the summary."""
     strategy = setup(config)
     ensure_prototypes(config)
-    for net in ("gender", *flow.gender_stages(config), "matcher", "autoencoder"):
+    for net in ("gender", *config.attribute_classifiers, *flow.gender_stages(config),
+                "matcher", "autoencoder"):
         pretrain(config, net, strategy)
     trained = [train_san(config, strategy, link) for link in range(1, config.flow_links + 1)]
     export_path = export(config, strategy)
     # A chain is summarised whole, as the export applies it; by the paper's CNN (link 1's).
     autoencoder = trained[0] if len(trained) == 1 else flow.Chain(trained)
+    if config.hide_attributes:  # Summarised as keep all (SM) and hide gender alone (OP).
+        autoencoder = ChoiceAsGender(autoencoder)
     summary = heldout.san_summary(autoencoder, _load(config, "gender"), _load(config, "matcher"),
                                   ensure_prototypes(config), config.data)
     summary["export"] = str(export_path) if export_path else None

@@ -33,6 +33,7 @@ from typing import Any
 from semiadv.config import TrainConfig
 from semiadv.errors import UserValueError
 from semiadv.train import distribute, ensemble, flow, trainer
+from semiadv.train.attribute_tasks import ATTRIBUTE_STAGES
 from semiadv.utils import files
 
 RECORD_NAME = "stage_config.json"
@@ -60,19 +61,27 @@ STAGE_SETTINGS = {
     "matcher": ("matcher.steps", "matcher.learning_rate", "networks.matcher_width",
                 "networks.embedding_dim", "triplet_margin", "triplet_mining",
                 "matcher_dataset", "matcher_network", "matcher_finetune"),
+    # hide_attributes: the choice autoencoder reads the choice (`choice_autoencoder`), so it
+    # is another network from its pre-training on; the classifier stages it adds are
+    # trained as any (their own stages, listed by `stage_order`).
     "autoencoder": ("autoencoder.steps", "autoencoder.learning_rate",
                     "networks.encoder_filters", "networks.decoder_filters",
                     "networks.residual", "networks.upsampling", "networks.max_change",
                     "networks.encoder_prototype",
-                    "pixel_loss", "warp_prototypes"),
+                    "pixel_loss", "warp_prototypes", "hide_attributes"),
     "san": ("san.steps", "san.learning_rate", "gender_weight", "match_weight",
             "pixel_weight", "gender_ensemble", "match_opposite", "match_warmup_steps",
             "gender_same_weight", "gender_same_target", "ssim_weight", "colour_weight",
             "colour_tolerance", "match_same", "match_jitter", "gender_jitter",
-            "gender_diversity"),
+            "gender_diversity", "attribute_weight"),
 }
 # Gender settings that shape the extra classifiers (gender_<k>) but not the paper's CNN.
 EXTRA_CLASSIFIERS_ONLY = ("member_input_sizes",)
+# The auxiliary age group and race classifiers of a choice-conditioned SAN (ATTRIBUTE_STAGES,
+# kind "attribute"): trained with the gender stage's steps, learning rate and
+# width, but plainly (none of these gender settings shapes them).
+GENDER_CLASSIFIERS_ONLY = ("gender_robust_radius", "gender_robust_steps",
+                           "gender_robust_warmup", "member_input_sizes")
 # Settings of how networks are trained, which the prototypes (an average) do not depend on.
 NOT_PROTOTYPES = ("data.batch_size", "flip_augment", "mixed_precision")
 # Listed for the test that every field is placed; a field in no list shapes every stage.
@@ -94,15 +103,18 @@ def _kind(stage: str) -> str:
         return "gender"
     if flow.link_index(stage) is not None:
         return "san"
+    if stage in ATTRIBUTE_STAGES:
+        return "attribute"
     if stage not in BASE_STAGES:
         raise UserValueError(f"unknown stage {stage!r}: use one of prototypes, gender, "
-                             "gender_<k>, matcher, autoencoder, san, san_<k>")
+                             "gender_<k>, age_group, race, matcher, autoencoder, san, san_<k>")
     return stage
 
 
 def _settings_from(kind: str) -> tuple[str, ...]:
     """The kinds of stage whose settings shape a stage of kind `kind` (itself included)."""
     return {"autoencoder": ("prototypes", "autoencoder"),
+            "attribute": ("attribute", "gender"),
             "san": BASE_STAGES}.get(kind, (kind,))
 
 
@@ -120,8 +132,8 @@ def trained_from(stage: str, config: TrainConfig) -> tuple[str, ...]:
 
 def stage_order(config: TrainConfig) -> tuple[str, ...]:
     """The stages of `config` in training order."""
-    return ("prototypes", "gender", *flow.gender_stages(config), "matcher", "autoencoder",
-            *flow.link_stages(config))
+    return ("prototypes", "gender", *config.attribute_classifiers, *flow.gender_stages(config),
+            "matcher", "autoencoder", *flow.link_stages(config))
 
 
 def flatten(values: Any, prefix: str = "") -> dict[str, Any]:
@@ -146,7 +158,8 @@ def settings(flat: dict[str, Any], stage: str) -> dict[str, Any]:
             if name not in NOT_TRAINING
             and owner.get(name, kind) in relevant
             and not (kind == "prototypes" and name in NOT_PROTOTYPES)
-            and not (stage == "gender" and name in EXTRA_CLASSIFIERS_ONLY)}
+            and not (stage == "gender" and name in EXTRA_CLASSIFIERS_ONLY)
+            and not (kind == "attribute" and name in GENDER_CLASSIFIERS_ONLY)}
 
 
 def record_path(workdir: str | Path, stage: str) -> Path:

@@ -17,7 +17,7 @@ from semiadv.export import writer
 from semiadv.models import autoencoders
 from semiadv.prototypes.kinds import KINDS
 
-def _fake_write(model, temp_dir):
+def _fake_write(model, temp_dir, hide_attributes=()):
     """Stands in for the (slow) SavedModel write where only the versioning is tested."""
     (temp_dir / "saved_model.pb").write_bytes(b"fake")
 

@@ -81,8 +81,36 @@ def test_pretrain_binary_refuses_a_member_beyond_the_ensemble(tmp_path):
          "--gender_ensemble=1", f"--workdir={tmp_path}"],
         capture_output=True, text=True, timeout=180, env=env)
     assert result.returncode != 0
-    assert "--net=gender_<k> needs --gender_ensemble >= k" in result.stderr
+    assert "--net=gender_<k> needs k <= --gender_ensemble + --flow_links - 1" in result.stderr
     assert not any(tmp_path.iterdir())
+
+
+def _pretrain_flag_checks(tmp_path, cases):
+    # Each case passes the flag checks or fails them; a passing run then stops at a work dir
+    # that is a file, a user error of its own, so no training starts.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for net, extra in cases:
+        result = subprocess.run(
+            [sys.executable, "-m", "semiadv.apps.pretrain_main", f"--net={net}", *extra,
+             f"--workdir={blocker}"], capture_output=True, text=True, timeout=180, env=env)
+        assert result.returncode == 2, result.stderr
+        if net == "age_group":
+            assert "need that attribute in --hide_attributes" in result.stderr
+        else:
+            assert "--net" not in result.stderr and "--workdir" in result.stderr, result.stderr
+
+
+def test_pretrain_binary_takes_the_classifiers_of_flow_links(tmp_path):
+    # gender_2 is link 3's classifier with --flow_links=3 (main_job.pretrain trains it).
+    _pretrain_flag_checks(tmp_path, [("gender_2", ["--flow_links=3"])])
+
+
+@pytest.mark.slow
+def test_pretrain_binary_takes_the_attribute_classifiers_named(tmp_path):
+    _pretrain_flag_checks(tmp_path, [("race", ["--hide_attributes=gender,race"]),
+                                     ("age_group", ["--hide_attributes=gender,race"])])
 
 
 def test_member_recipe_is_a_deterministic_function_of_k(tmp_path):

@@ -1,0 +1,63 @@
+"""The auxiliary age group and race classifiers of a choice-conditioned SAN.
+
+With `TrainConfig.hide_attributes` naming age_group or race, each gets a classifier like the
+paper's gender CNN (`gender_classifiers.build_attribute_classifier`), pre-trained in its own
+stage (named after the attribute) with the gender stage's steps, learning rate and width, and
+frozen while the SAN is trained against it (`semiadv.train.choice_task`).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from semiadv.config import TrainConfig
+from semiadv.data import attributes
+from semiadv.models import gender_classifiers
+from semiadv.train import losses
+from semiadv.train.task import Task
+
+# The stages, named after the example key of the labels they learn.
+ATTRIBUTE_STAGES = ("age_group", "race")
+
+
+def classes(attribute: str) -> int:
+    """How many values `attribute` has (its classifier's logits)."""
+    return len(attributes.VALUE_NAMES[attribute])
+
+
+def build_classifier(config: TrainConfig, attribute: str) -> keras.Model:
+    """The untrained auxiliary classifier of `attribute`."""
+    return gender_classifiers.build_attribute_classifier(
+        config.data.image_size, config.data.channels, classes(attribute),
+        width=config.networks.classifier_width, name=f"{attribute}_classifier")
+
+
+class AttributeTask(Task):
+    """Cross-entropy on the faces whose `attribute` is known (-1 labels contribute 0)."""
+
+    augment = "flip"
+    reports = ("cross_entropy", "accuracy", "known")
+
+    def __init__(self, config: TrainConfig, attribute: str):
+        if attribute not in ATTRIBUTE_STAGES:
+            raise ValueError(f"no auxiliary classifier for {attribute!r}: use one of "
+                             f"{ATTRIBUTE_STAGES}")
+        super().__init__(config)
+        self.attribute = attribute
+        self.name = attribute
+
+    def build(self):
+        self.model = build_classifier(self.config, self.attribute)
+        return self.model
+
+    def per_example(self, batch, step):
+        labels = tf.reshape(tf.cast(batch[self.attribute], tf.int32), [-1])
+        known = tf.cast(labels >= 0, tf.float32)
+        logits = self.model(batch["image"], training=True)
+        cross_entropy = losses.attribute_cross_entropy(logits, labels)
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels),
+                          tf.float32)
+        # Accuracy over all faces (unknown ones count as misses): `known` says how many were.
+        return cross_entropy, {"cross_entropy": cross_entropy, "accuracy": correct * known,
+                               "known": known}
