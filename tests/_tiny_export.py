@@ -1,21 +1,26 @@
 """A tiny random SAN export for tests that need one on disk."""
 
 
-def export_tiny_san(directory, size, channels=3, seed=0):
-    """Exports a tiny random SAN (autoencoder, gender CNN, random prototypes) for tests."""
+def export_tiny_san(directory, size, channels=3, seed=0, hide_attributes=()):
+    """Exports a tiny random SAN (autoencoder, gender CNN, random prototypes) for tests.
+
+    With `hide_attributes` (e.g. ("gender", "race")) a choice-conditioned SAN's export.
+    """
     import keras
     import numpy as np
 
     from semiadv.export import writer
-    from semiadv.models import autoencoders, gender_classifiers
+    from semiadv.models import autoencoders, choice_autoencoder, gender_classifiers
     from semiadv.prototypes.average import Prototypes
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
-    autoencoder = autoencoders.build_autoencoder(size, channels, encoder_filters=(4, 4),
-                                                 decoder_filters=(8, 8))
+    build = (choice_autoencoder.build_choice_autoencoder if hide_attributes
+             else autoencoders.build_autoencoder)
+    autoencoder = build(size, channels, encoder_filters=(4, 4), decoder_filters=(8, 8))
     gender = gender_classifiers.build_gender_classifier(size, channels, width=0.125)
     male, female = (rng.random((size, size, channels), dtype=np.float32) for _ in range(2))
     prototypes = Prototypes(male, female, (0.5 * male + 0.5 * female).astype(np.float32),
                             0.5, (1, 1))
-    return writer.export_san(autoencoder, gender, prototypes, directory, "san")
+    return writer.export_san(autoencoder, gender, prototypes, directory, "san",
+                             hide_attributes=hide_attributes)

@@ -44,8 +44,13 @@ def build_parser():
     parser.add_argument("--output_dir", required=True,
                         help="Where perturbed photos and perturb_report.json go (any Beam "
                              "filesystem).")
-    parser.add_argument("--prototype", default="opposite", choices=KINDS,
-                        help="Which prototype the faces are re-rendered with.")
+    parser.add_argument("--prototype", default=None, choices=KINDS,
+                        help="Which prototype the faces are re-rendered with (default: "
+                             "opposite).")
+    parser.add_argument("--hide", default=None,
+                        help="What to hide, with an export of a choice-conditioned SAN "
+                             "(--hide_attributes): a comma-separated list of gender, age, "
+                             "race, or all; the rest is kept. Not with --prototype.")
     parser.add_argument("--noalign", dest="align", action="store_false",
                         help="Only resize the photos (already aligned crops; implies "
                              "--output=crop); default: detect and align faces.")
@@ -67,12 +72,24 @@ def build_parser():
     return parser
 
 
+def _signature(args):
+    """--prototype's signature, or the hide_* one of --hide (ValueError when both are given
+    or --hide names an unknown attribute)."""
+    if args.hide is None:
+        return args.prototype or "opposite"
+    if args.prototype is not None:
+        raise ValueError("--hide and --prototype choose the same thing: give one")
+    from semiadv.export import choice_names
+
+    return choice_names.signature_name(choice_names.parse_hide(args.hide))
+
+
 def main(argv=None):
     """Runs the command line; returns the exit code."""
     args, beam_args = build_parser().parse_known_args(argv)
     try:
         config = beam_config.make_config(args.export, args.input_pattern, args.output_dir,
-                                         prototype=args.prototype, align=args.align,
+                                         prototype=_signature(args), align=args.align,
                                          batch_size=args.batch_size, output=args.output,
                                          max_faces=args.max_faces,
                                          keep_metadata=args.keep_metadata,

@@ -1,7 +1,7 @@
 """semiadv-perturb: hides the gender of the faces in a folder of photos with an export.
 
   semiadv-perturb --export=exports/san --input_dir=photos --output_dir=private \
-      --prototype=opposite [--output=photo|crop] [--max_faces=16] [--keep_metadata]
+      [--prototype=opposite | --hide=gender,age] [--output=photo|crop] [--max_faces=16] [--keep_metadata]
       [--jpeg_quality=95] [--save_aligned] [--noalign] [--overwrite]
       [--detector=dlib|haar|mediapipe] [--workers=N] [--pool=process|thread]
 
@@ -29,6 +29,12 @@ OUTPUT_DIR = flags.DEFINE_string(
     "nor a folder containing it (a sub-folder of it is fine).", required=True)
 PROTOTYPE = flags.DEFINE_enum("prototype", "opposite", ["opposite", "same", "neutral"],
                               "Which prototype the faces are re-rendered with.")
+HIDE = flags.DEFINE_string(
+    "hide", None,
+    "What to hide, with an export of a choice-conditioned SAN (trained with "
+    "--hide_attributes): a comma-separated list of gender, age, race, or all; the rest of "
+    "the face's attributes are kept. Uses the export's hide_* signature; not with "
+    "--prototype.")
 SAVE_ALIGNED = flags.DEFINE_bool("save_aligned", False,
                                  "Also write the aligned originals to OUTPUT_DIR/aligned/.")
 ALIGN = flags.DEFINE_bool("align", True, "Detect and align faces; --noalign only resizes "
@@ -68,6 +74,22 @@ DETECTOR = flags.DEFINE_enum(
     "installed of mediapipe, dlib, haar (docs/alignment.md).")
 
 
+def _signature():
+    """The export's signature to use: --prototype's, or the hide_* one of --hide, checked
+    to be in the export (a user error naming the flag otherwise)."""
+    if HIDE.value is None:
+        return PROTOTYPE.value
+    if flags.FLAGS["prototype"].present:
+        raise UserValueError("--hide and --prototype choose the same thing: give one")
+    from semiadv.export import choice_names, locate
+
+    name = choice_names.signature_name(choice_names.parse_hide(HIDE.value))
+    # One line, before any photo is read: the saved_model.pb alone says what it serves.
+    locate.image_shape(locate.read_signature_shapes(locate.resolve_export(EXPORT.value)),
+                       EXPORT.value, name)
+    return name
+
+
 def main(argv):
     del argv
     if ALIGN.value:  # A flag's own mistake first, before the folders are looked at.
@@ -87,11 +109,12 @@ def main(argv):
                              "written without metadata)")
     preflight.folders(INPUT_DIR.value, OUTPUT_DIR.value)
     preflight.export(EXPORT.value)
+    signature = _signature()
     from semiadv.perturb import folder as perturb
     from semiadv.perturb import report as perturb_report
 
     report = perturb.perturb_folder(
-        EXPORT.value, INPUT_DIR.value, OUTPUT_DIR.value, prototype=PROTOTYPE.value,
+        EXPORT.value, INPUT_DIR.value, OUTPUT_DIR.value, prototype=signature,
         save_aligned=SAVE_ALIGNED.value, align=ALIGN.value, batch_size=BATCH_SIZE.value,
         workers=WORKERS.value, overwrite=OVERWRITE.value, pool=POOL.value, output=output,
         max_faces=MAX_FACES.value, keep_metadata=KEEP_METADATA.value,

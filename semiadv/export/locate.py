@@ -15,6 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from semiadv.errors import UserValueError
+from semiadv.export import choice_names
+
 from semiadv.export import savedmodel_pb
 from semiadv.prototypes.kinds import KINDS
 
@@ -132,9 +135,12 @@ def read_signature_shapes(version_dir, filesystem: Filesystem | None = None) -> 
 
 
 def _check_prototype(prototype: str) -> None:
-    """Raises ValueError unless `prototype` names one of the perturbation signatures."""
-    if prototype not in KINDS:
-        raise ValueError(f"prototype must be one of {KINDS}, got {prototype!r}")
+    """Raises ValueError unless `prototype` names one of the perturbation signatures: a
+    prototype (`same`, `neutral`, `opposite`) or a choice export's `hide_*`
+    (`choice_names`)."""
+    if prototype not in KINDS and not choice_names.is_hide_signature(prototype):
+        raise ValueError(f"prototype must be one of {KINDS} or a hide_* signature, got "
+                         f"{prototype!r}")
 
 
 def image_shape(signature_shapes: dict[str, dict], export, prototype: str) -> tuple:
@@ -153,6 +159,10 @@ def image_shape(signature_shapes: dict[str, dict], export, prototype: str) -> tu
     _check_prototype(prototype)
     if prototype not in signature_shapes:
         names = sorted(name for name in signature_shapes if not name.startswith("__"))
+        if choice_names.is_hide_signature(prototype):
+            raise UserValueError(
+                f"export {export} has no signature {prototype!r}: it was not trained to hide "
+                f"those attributes (train with --hide_attributes; it has {names})")
         raise ValueError(f"export {export} has no signature {prototype!r} (it has {names})")
     shape = signature_shapes[prototype].get("image")
     if shape is None or len(shape) != 4 or None in shape[1:]:

@@ -154,7 +154,9 @@ class ChoiceSanTask(PrototypeTask):
         known = known_gender(male)
         male = tf.maximum(male, 0)
         same, opposite = self.prototypes_of(batch)
-        hide = sample_choice(config, tf.shape(image)[0])
+        # A batch may carry its choices (tests, a fixed evaluation): else drawn per face.
+        hide = (tf.cast(batch["hide"], tf.float32) if "hide" in batch
+                else sample_choice(config, tf.shape(image)[0]))
         kept, chosen = self.outputs(image, same, opposite, hide, training=True)
         hide_gender = hide[:, 0]
 
