@@ -110,8 +110,10 @@ LINEAR_PROBE_TEST_EXAMPLES = flags.DEFINE_integer(
     "plug-in matcher re-aligns each face (~20-50 ms).", lower_bound=2)
 LINEAR_PROBE_STEPS = flags.DEFINE_integer(
     "linear_probe_steps", 300, "Gradient-descent steps of each linear probe.", lower_bound=1)
-MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 2000,
-                                    "Test faces read from each set; 0 = all.", lower_bound=0)
+MAX_EXAMPLES = flags.DEFINE_integer(
+    "max_examples", 2000,
+    "Test faces read from each set, spread over it (whole persons where it has identities); "
+    "0 = all.", lower_bound=0)
 IMPOSTORS_PER_PROBE = flags.DEFINE_integer("impostors_per_probe", 50,
                                            "Impostor pairs sampled per probe.", lower_bound=1)
 BASELINES = flags.DEFINE_boolean("baselines", True,

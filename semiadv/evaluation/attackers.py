@@ -22,8 +22,7 @@ import numpy as np
 from absl import logging
 
 from semiadv.config import DataConfig
-from semiadv.data import input_pipeline
-from semiadv.evaluation import adaptive, evaluators, linear_probe, metrics
+from semiadv.evaluation import adaptive, evaluators, linear_probe, metrics, sampling
 from semiadv.evaluation.foreign import ForeignConfig
 from semiadv.evaluation.gender_section import gender_section
 
@@ -89,25 +88,12 @@ class AttackerConfig:
         return self.adaptive or self.probe
 
 
-def read_spread(data_config: DataConfig, split: str, count: int) -> dict[str, np.ndarray]:
-    """About `count` examples of `split` spread evenly over it (every k-th), in a fixed order.
-
-    The first examples of a split are not a sample of it: UTKFace's are listed by file name,
-    which starts with the age, so its first 2000 training faces are mostly children. When the
-    pipeline does not know its length (some TFDS sets), the first `count` are read.
-    """
-    dataset = input_pipeline.make_dataset(data_config, split, training=False)
-    batches = int(dataset.cardinality())
-    stride = max(1, batches * data_config.batch_size // count) if batches > 0 else 1
-    dataset = dataset.unbatch().shard(stride, 0).take(count).batch(data_config.batch_size)
-    parts = list(dataset.as_numpy_iterator())
-    if not parts:
-        raise ValueError(f"the {split} split of {data_config.dataset} is empty")
-    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+read_spread = sampling.read_spread
+spread = sampling.spread
 
 
 class _TrainingFaces:
-    """`count` faces of known gender spread over the `train` split (`read_spread`), each
+    """`count` faces of known gender spread over the `train` split (`sampling.read_spread`), each
     count read once, on first use: the faces depend on the count alone, as the attackers'
     cache keys do."""
 
@@ -120,11 +106,6 @@ class _TrainingFaces:
             known = metrics.known_gender(split["male"])
             self._faces[count] = split["image"][known], split["male"][known].astype(np.float32)
         return self._faces[count]
-
-
-def spread(values: np.ndarray, count: int) -> np.ndarray:
-    """At most `count` of `values`, every k-th, so a smaller share still spans them all."""
-    return values[::max(1, len(values) // count)][:count]
 
 
 def _both_genders(male: np.ndarray) -> bool:

@@ -38,7 +38,8 @@ class EvaluationConfig:
         separable CNN at a larger input; `semiadv.evaluation.foreign`): which, and how trained.
       attackers: the adaptive attacker and the linear probes on the matchers' embeddings,
         reported apart from the verdict (`semiadv.evaluation.attackers`).
-      max_examples: test faces read from each set (the first ones, in a fixed order).
+      max_examples: test faces read from each set, spread over it (by person where it has
+        identities; `semiadv.evaluation.sampling`), in a fixed order.
       impostors_per_probe: impostor pairs sampled per probe.
       baselines: search the blur and pixelation strengths matching OP's TMR@FMR=1%.
       save_grid: write grid.png of faces (None: only for the synthetic dataset, because the

@@ -39,7 +39,7 @@ import numpy as np
 from absl import logging
 
 from semiadv.evaluation import (attackers, baselines, evaluators, fidelity, matching, metrics,
-                                report)
+                                report, sampling)
 from semiadv.evaluation.config import EvaluationConfig
 from semiadv.evaluation.gender_section import gender_section
 from semiadv.evaluation.perturber import Perturber
@@ -168,7 +168,7 @@ def evaluate(config: EvaluationConfig) -> dict:
     grid_images = None
     if config.grid_enabled:
         count = min(config.grid_faces, len(gender_images["original"]))
-        grid_images = {c: images[:count] for c, images in gender_images.items()}
+        grid_images = {c: sampling.spread(images, count) for c, images in gender_images.items()}
     report.write_outputs(config.output_dir, result, gender_curves, matching_curves, grid_images)
     timer.log(f"done: {Path(config.output_dir) / 'report.md'}")
     return result

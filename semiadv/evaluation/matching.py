@@ -12,8 +12,7 @@ import numpy as np
 from absl import logging
 
 from semiadv.config import DataConfig
-from semiadv.data import input_pipeline
-from semiadv.evaluation import evaluators, metrics, plugins
+from semiadv.evaluation import evaluators, metrics, plugins, sampling
 from semiadv.evaluation.config import EvaluationConfig
 
 FMRS = (0.01, 0.001)
@@ -41,15 +40,14 @@ class MatchingSet:
 
 
 def read_test_split(config: DataConfig, limit: int | None) -> dict:
-    """The first `limit` examples (None: all) of the test split of `config`."""
+    """About `limit` examples (None: all) of the test split of `config`, spread over it and
+    sampled by person where it has identities (`sampling.read_spread`): the first ones are
+    not a sample (UTKFace's are ordered by age)."""
     logging.info("reading the test split of %s", config.dataset)
-    return input_pipeline.read_split(config, "test", limit=limit)
+    return sampling.read_spread(config, "test", limit, keep_identities=True)
 
 
-def has_identity_pairs(identity: np.ndarray) -> bool:
-    """Whether some person has at least two photos (a genuine pair with distinct photos)."""
-    known = identity[identity >= 0]
-    return bool(len(known)) and np.bincount(known - known.min()).max() >= 2
+has_identity_pairs = sampling.has_identity_pairs
 
 
 def matching_set(config: EvaluationConfig, test: dict, outputs: dict, perturber) -> MatchingSet:
