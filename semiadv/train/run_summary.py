@@ -40,16 +40,22 @@ def _matcher_kind(config: TrainConfig) -> str:
 def trained_lines(config: TrainConfig) -> list[str]:
     """The stages of the run, each with its steps."""
     lines = [f"  gender CNN (auxiliary classifier): {_steps(config.gender.steps)}"]
+    for attribute in reversed(config.attribute_classifiers):  # Right after the gender CNN.
+        lines.insert(1, f"  {attribute.replace('_', ' ')} classifier (auxiliary, "
+                        f"{attribute}): {_steps(config.gender.steps)}")
+    start = 1 + len(config.attribute_classifiers)
     for member in range(1, config.gender_ensemble + 1):
         lines.append(f"  extra gender classifier gender_{member}: {_steps(config.gender.steps)}")
     lines += [
         f"  face matcher: {_matcher_kind(config)}",
         f"  autoencoder pre-training: {_steps(config.autoencoder.steps)}",
-        f"  SAN ({_autoencoder_kind(config)}): {_steps(config.san.steps)}",
+        f"  SAN ({_autoencoder_kind(config)}): {_steps(config.san.steps)}"
+        + (f", choosing per face which of {', '.join(config.choice_attributes)} to hide"
+           if config.hide_attributes else ""),
     ]
     for link in range(2, config.flow_links + 1):
         auxiliary = flow.auxiliary_index(config, link)
-        lines.insert(1 + config.gender_ensemble + link - 2,
+        lines.insert(start + config.gender_ensemble + link - 2,
                      f"  gender classifier of link {link}, gender_{auxiliary}: "
                      f"{_steps(config.gender.steps)}")
         lines.append(f"  SAN link {link} (san_{link}, on link {link - 1}'s outputs): "
@@ -109,7 +115,10 @@ def next_command_lines(config: TrainConfig, export_path: str | None,
     return [
         "  perturb a folder of photos: "
         + _command("semiadv-perturb", f"--export={model_dir}", "--input_dir=YOUR_PHOTOS",
-                   "--output_dir=PRIVATE_PHOTOS"),
+                   "--output_dir=PRIVATE_PHOTOS",
+                   *(["--hide=" + ",".join({"age_group": "age"}.get(name, name)
+                                           for name in config.choice_attributes)]
+                     if config.hide_attributes else [])),
         "  evaluate with classifiers and matchers it never saw (report.md, plots): "
         + _command("semiadv-evaluate", *command_args, f"--export={model_dir}",
                    f"--output_dir={evaluation_dir}"),

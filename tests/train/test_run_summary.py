@@ -147,3 +147,16 @@ def test_printed_commands_keep_only_the_other_binarys_flags():
         "--flagfile=flags/demo.cfg", "--dataset=synthetic", "--noflip_augment",
         "--image_summaries", "--workdir", "models/w"]
     assert cli.arguments_setting(argv, []) == ["--flagfile=flags/demo.cfg"]
+
+
+def test_the_run_summary_lists_a_choice_sans_classifiers_and_its_hide_command():
+    from semiadv.config import TrainConfig
+    from semiadv.train import run_summary as summary_lib
+
+    config = TrainConfig(hide_attributes=("gender", "race"), gender_ensemble=1)
+    lines = summary_lib.trained_lines(config)
+    assert lines[1].startswith("  race classifier (auxiliary, race)")
+    assert lines[2].startswith("  extra gender classifier gender_1")
+    assert "choosing per face which of gender, race to hide" in lines[-1]
+    commands = summary_lib.next_command_lines(config, "/x/exports/n/1", [])
+    assert commands[0].endswith("--hide=gender,race")
