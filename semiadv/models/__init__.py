@@ -1,8 +1,9 @@
 """The networks: the autoencoder, gender classifiers, face matchers and dlib's ResNet.
 
 - `autoencoders`: the SAN autoencoder and its inference view, the perturber.
-- `gender_classifiers`: the auxiliary gender CNN, the VGG-style ensemble member, and the
-  independent (unseen) residual classifier.
+- `choice_autoencoder`: the autoencoder told per face which attributes to hide (PrivacyNet).
+- `gender_classifiers`: the auxiliary gender CNN (and its multi-class variant for age group
+  and race), the VGG-style ensemble member, and the independent (unseen) residual classifier.
 - `matchers`: the VGG-Face-style matcher and the independent residual matcher.
 - `blocks`: what the builders share (input checks, sizing, residual blocks).
 - `dtypes`: which layers stay float32 under mixed precision.
