@@ -96,6 +96,27 @@ ADAPTIVE_ATTACKER_EXAMPLES = flags.DEFINE_integer(
     "adaptive_attacker_examples", 2000,
     "Train-split faces the adaptive attacker learns from (the SAN perturbs them).",
     lower_bound=2)
+ATTRIBUTE_EVALUATION = flags.DEFINE_boolean(
+    "attribute_evaluation", True,
+    "When the test faces label age or race (UTKFace): what each choice (SM, NT, OP and a "
+    "choice export's hide_* signatures) hides and keeps, read by unseen age-group, race and "
+    "age readers trained here on the validation split and cached in --eval_workdir.")
+ATTRIBUTE_HOG = flags.DEFINE_boolean(
+    "attribute_hog", True, "Attribute readers: HOG + colour layout + logistic/ridge regression.")
+ATTRIBUTE_CNN = flags.DEFINE_boolean(
+    "attribute_cnn", True,
+    "Attribute readers: the separable CNN at twice --image_size with a head per attribute "
+    "(one training for all attributes).")
+ATTRIBUTE_CNN_STEPS = flags.DEFINE_integer(
+    "attribute_cnn_steps", 600, "Training steps of the attribute CNN.", lower_bound=1)
+WHOLE_PHOTOS = flags.DEFINE_boolean(
+    "whole_photos", False,
+    "Edit whole photo files of the test set and --identity_dataset through OP (as "
+    "semiadv-perturb --output=photo), re-detect the faces and crop them at 1x and 2x "
+    "--image_size: gender error at 2x vs 1x, matching and whole-photo SSIM (~0.1 s a photo).")
+WHOLE_PHOTOS_MAX = flags.DEFINE_integer(
+    "whole_photos_max", 300, "Photos of each set for --whole_photos, spread over its test split.",
+    lower_bound=2)
 LINEAR_PROBE = flags.DEFINE_boolean(
     "linear_probe", True,
     "Fit a logistic regression from each matcher's embeddings of train-split faces to gender "
@@ -131,9 +152,11 @@ EVAL_BATCH_SIZE = flags.DEFINE_integer("eval_batch_size", 128,
 def evaluation_config():
     """The `EvaluationConfig` the flags describe."""
     from semiadv.evaluation.attackers import AttackerConfig
+    from semiadv.evaluation.attribute_readers import AttributeConfig
     from semiadv.evaluation.config import EvaluationConfig
     from semiadv.evaluation.foreign import ForeignConfig
     from semiadv.evaluation.independent import IndependentConfig
+    from semiadv.evaluation.whole_photos import WholePhotoConfig
 
     def independent(steps, learning_rate):
         return IndependentConfig(stage=StageConfig(steps=steps, learning_rate=learning_rate),
@@ -161,6 +184,10 @@ def evaluation_config():
             probe_examples=LINEAR_PROBE_EXAMPLES.value,
             probe_test_examples=LINEAR_PROBE_TEST_EXAMPLES.value,
             probe_steps=LINEAR_PROBE_STEPS.value),
+        attributes=AttributeConfig(enabled=ATTRIBUTE_EVALUATION.value, hog=ATTRIBUTE_HOG.value,
+                                   cnn=ATTRIBUTE_CNN.value, cnn_steps=ATTRIBUTE_CNN_STEPS.value),
+        whole_photos=WholePhotoConfig(enabled=WHOLE_PHOTOS.value,
+                                      max_photos=WHOLE_PHOTOS_MAX.value),
         max_examples=MAX_EXAMPLES.value or None, impostors_per_probe=IMPOSTORS_PER_PROBE.value,
         baselines=BASELINES.value, save_grid=SAVE_GRID.value, grid_faces=GRID_FACES.value,
         batch_size=EVAL_BATCH_SIZE.value)

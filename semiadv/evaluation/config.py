@@ -7,8 +7,10 @@ import dataclasses
 from semiadv.config import DataConfig, StageConfig
 from semiadv.data import specs
 from semiadv.evaluation.attackers import AttackerConfig
+from semiadv.evaluation.attribute_readers import AttributeConfig
 from semiadv.evaluation.foreign import ForeignConfig
 from semiadv.evaluation.independent import IndependentConfig
+from semiadv.evaluation.whole_photos import WholePhotoConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +40,10 @@ class EvaluationConfig:
         separable CNN at a larger input; `semiadv.evaluation.foreign`): which, and how trained.
       attackers: the adaptive attacker and the linear probes on the matchers' embeddings,
         reported apart from the verdict (`semiadv.evaluation.attackers`).
+      attributes: the per-attribute evaluation (age group, race, age per choice) and its
+        readers (`semiadv.evaluation.attribute_readers`).
+      whole_photos: the edit on whole photos, faces re-detected and re-cropped
+        (`semiadv.evaluation.whole_photos`; off by default).
       max_examples: test faces read from each set, spread over it (by person where it has
         identities; `semiadv.evaluation.sampling`), in a fixed order.
       impostors_per_probe: impostor pairs sampled per probe.
@@ -65,6 +71,8 @@ class EvaluationConfig:
         stage=StageConfig(steps=600, learning_rate=1e-4))
     foreign: ForeignConfig = ForeignConfig()
     attackers: AttackerConfig = AttackerConfig()
+    attributes: AttributeConfig = AttributeConfig()
+    whole_photos: WholePhotoConfig = WholePhotoConfig()
     max_examples: int | None = 2000
     impostors_per_probe: int = 50
     baselines: bool = True

@@ -18,6 +18,11 @@ For the original test faces and the SAN's same (SM), neutral (NT) and opposite (
 - baselines: Gaussian blur and pixelation at the strength that costs the strongest matcher the
   SAN never saw as much as the SAN's OP does, with their gender errors
   (`semiadv.evaluation.baselines`);
+- attributes (issue #24), when the test faces label age or race: what each choice (the
+  gender signatures and a choice export's hide_* signatures) hides and keeps, read by unseen
+  age and race readers built here (`semiadv.evaluation.attribute_section`);
+- whole photos (issue #23, `--whole_photos`): the photo files edited whole through the OP
+  signature, faces re-detected and re-cropped at 1x and 2x (`semiadv.evaluation.whole_photos`);
 - attackers, reported apart and never in the verdict: a gender classifier retrained on the
   SAN's OP outputs (it knows the SAN) and a linear probe from each matcher's embeddings to
   gender (`semiadv.evaluation.attackers`).
@@ -38,8 +43,9 @@ from pathlib import Path
 import numpy as np
 from absl import logging
 
-from semiadv.evaluation import (attackers, baselines, evaluators, fidelity, matching, metrics,
-                                report, sampling)
+from semiadv.evaluation import (attackers, attribute_readers, attribute_section, baselines,
+                                evaluators, fidelity, matching, metrics, report, sampling,
+                                whole_photos)
 from semiadv.evaluation.config import EvaluationConfig
 from semiadv.evaluation.gender_section import gender_section
 from semiadv.evaluation.perturber import Perturber
@@ -61,6 +67,65 @@ def _training_notes(config: EvaluationConfig) -> list[str]:
             "its training faces may overlap the test split evaluated here")
     logging.warning("%s", note)
     return [note]
+
+
+def _attributes(config: EvaluationConfig, perturber: Perturber, test: dict, outputs: dict,
+                classifiers, matchers, pairs, matching_metrics: dict) -> dict:
+    """The per-attribute section (`attribute_section`), or {"skipped": why}."""
+    if not attribute_section.labels_known(test):
+        return {"skipped": f"No per-attribute evaluation: the test faces of {config.data.dataset} "
+                           "label neither the age nor the race."}
+    readers = attribute_readers.attribute_readers(config.data, config.attributes,
+                                                  config.eval_workdir)
+    if not readers:
+        return {"skipped": "No per-attribute evaluation: no attribute reader (enable "
+                           "--attribute_hog or --attribute_cnn; the validation split must label "
+                           "age or race)."}
+    choice_images = {"original": test["image"], **outputs}
+    for name in perturber.choices:
+        logging.info("attributes: perturbing %d test faces with %s", len(test["image"]), name)
+        choice_images[name] = perturber.run(name, test["image"], config.batch_size)
+    if pairs.images["original"] is test["image"]:
+        identity_probes = choice_images
+    else:  # Matching on other photos: they go through every choice too.
+        identity_probes = {**pairs.images,
+                           **{name: perturber.run(name, pairs.images["original"],
+                                                  config.batch_size)
+                              for name in perturber.choices}}
+    section = attribute_section.attribute_section(
+        choice_images, attribute_section.choice_hides(perturber.choices), test, readers,
+        classifiers, matchers, pairs, identity_probes, config.batch_size,
+        known_identity={name: {condition: values["tmr_at_fmr"][str(matching.FMRS[0])]
+                               for condition, values in entry["conditions"].items()}
+                        for name, entry in matching_metrics.items()})
+    if not perturber.choices:
+        section["note"] = attribute_section.NO_CHOICES_NOTE
+    return section
+
+
+def _whole_photos(config: EvaluationConfig, perturber: Perturber, classifiers,
+                  matchers) -> dict:
+    """{set: the whole-photo section} of the test set and the identity set that are made of
+    photo files (`whole_photos`)."""
+    def perturb(crops):
+        return perturber.run("opposite", crops, config.batch_size)
+
+    sets = {config.data.dataset: config.data}
+    if config.identity_dataset:
+        sets[config.identity_dataset] = dataclasses.replace(config.data,
+                                                            dataset=config.identity_dataset)
+    section = {}
+    for name, data in sets.items():
+        paths, labels = whole_photos.read_photos(data, "test", config.whole_photos.max_photos)
+        if not paths:
+            section[name] = {"skipped": f"{name} is not made of photo files"}
+            continue
+        logging.info("whole photos: %d photos of %s", len(paths), name)
+        section[name] = whole_photos.whole_photo_section(
+            whole_photos.read_photo_files(paths), labels, perturb, data.image_size,
+            data.channels, classifiers, matchers, config.batch_size,
+            config.whole_photos.impostors_per_probe, config.seed)
+    return section
 
 
 class _Timer:
@@ -133,6 +198,15 @@ def evaluate(config: EvaluationConfig) -> dict:
             gender_images, test["male"], matchers, config.batch_size)
         if "skipped" in attacker_section:
             notes.append(attacker_section["skipped"])
+    attributes_result = {}
+    if config.attributes.enabled:
+        timer.log("attributes")
+        attributes_result = _attributes(config, perturber, test, outputs, classifiers, matchers,
+                                        pairs, matching_metrics)
+    whole_photo_result = {}
+    if config.whole_photos.enabled:
+        timer.log("whole photos")
+        whole_photo_result = _whole_photos(config, perturber, classifiers, matchers)
     timer.log("fidelity")
     fidelity_section = fidelity.fidelity_to_original(gender_images)
     identity_fidelity = {}
@@ -161,6 +235,8 @@ def evaluate(config: EvaluationConfig) -> dict:
         "baselines": ({"reference_matcher": reference[0], "target_tmr": target,
                        "chosen": chosen} if chosen else {}),
         "attackers": attacker_section,
+        "attributes": attributes_result,
+        "whole_photos": whole_photo_result,
         "notes": notes,
         "config": dataclasses.asdict(config),
     }

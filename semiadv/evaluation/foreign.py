@@ -222,16 +222,14 @@ def _write_config(directory: Path, kind: str, data_config: DataConfig,
 # ---------------------------------------------------------------------------------------------
 
 
-def build_separable_gender_classifier(image_size: int, channels: int = 3,
-                                      width: float = 1.0) -> keras.Model:
-    """A MobileNet-like gender classifier: a strided 3x3 stem, depthwise-separable blocks
-    (strided depthwise 3x3 to downsample, 1x1 to mix), global average pooling, dropout and
-    two logits (class 1 = male)."""
+def separable_backbone(inputs, width: float = 1.0):
+    """The separable CNN's features [B, F] of faces [B, S, S, C] in [0, 1]: a strided 3x3
+    stem, depthwise-separable blocks (strided depthwise 3x3 to downsample, 1x1 to mix),
+    global average pooling and dropout. Shared with `attribute_readers`."""
 
     def filters(count):
         return max(8, int(round(count * width)))
 
-    inputs = keras.Input((image_size, image_size, channels), name="image")
     x = keras.layers.Rescaling(2.0, offset=-1.0, name="to_signed")(inputs)
     x = keras.layers.Conv2D(filters(16), 3, strides=2, padding="same", use_bias=False,
                             name="stem")(x)
@@ -248,8 +246,15 @@ def build_separable_gender_classifier(image_size: int, channels: int = 3,
         x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_pointwise_bn")(x)
         x = keras.layers.ReLU(6.0, name=f"{name}_pointwise_relu")(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    x = keras.layers.Dropout(0.2, name="dropout")(x)
-    logits = keras.layers.Dense(2, name="logits")(x)
+    return keras.layers.Dropout(0.2, name="dropout")(x)
+
+
+def build_separable_gender_classifier(image_size: int, channels: int = 3,
+                                      width: float = 1.0) -> keras.Model:
+    """A MobileNet-like gender classifier: `separable_backbone` and two logits
+    (class 1 = male)."""
+    inputs = keras.Input((image_size, image_size, channels), name="image")
+    logits = keras.layers.Dense(2, name="logits")(separable_backbone(inputs, width))
     return keras.Model(inputs, logits, name="separable_gender_classifier")
 
 

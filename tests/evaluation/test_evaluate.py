@@ -8,6 +8,8 @@ import pytest
 from semiadv.config import DataConfig, NetworkConfig, StageConfig, TrainConfig
 from semiadv.evaluation import evaluate
 from semiadv.evaluation.attackers import AttackerConfig
+from semiadv.evaluation.attribute_readers import AttributeConfig
+from semiadv.evaluation.attribute_section import NO_CHOICES_NOTE
 from semiadv.evaluation.config import EvaluationConfig
 from semiadv.evaluation.foreign import ForeignConfig
 from semiadv.evaluation.independent import IndependentConfig
@@ -23,6 +25,9 @@ _TINY_FOREIGN = ForeignConfig(hog_size=16, hog_steps=20, cnn_size=16, cnn_steps=
 # The CNN family (not the default) for its Keras cache; HOG's numbers are in test_attackers.py.
 _TINY_ATTACKERS = AttackerConfig(adaptive_family="cnn", adaptive_steps=4, adaptive_examples=64,
                                  probe_examples=96, probe_test_examples=14, probe_steps=20)
+
+_TINY_ATTRIBUTES = AttributeConfig(hog_size=16, hog_steps=20, cnn_size=16, cnn_steps=4,
+                                   cnn_batch_size=8, cnn_width=0.25)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +49,8 @@ def trained(tmp_path_factory):
 def _config(root, export, output, **overrides):
     settings = dict(data=_DATA, workdir=str(root / "work"), eval_workdir=str(root / "eval_work"),
                     independent_gender=_TINY, independent_matcher=_TINY, entry_points=False,
-                    foreign=_TINY_FOREIGN, attackers=_TINY_ATTACKERS)
+                    foreign=_TINY_FOREIGN, attackers=_TINY_ATTACKERS,
+                    attributes=_TINY_ATTRIBUTES)
     return EvaluationConfig(export=export, output_dir=str(root / output),
                                          **{**settings, **overrides})
 
@@ -149,6 +155,18 @@ def test_end_to_end_writes_tables_plots_and_grid(trained, plugin_module, caplog)
     assert "| separable CNN 16px, trained on OP outputs | adaptive |" in attackers_text
     assert "| linear probe on raw pixels | **foreign** |" in attackers_text
     assert "trained on OP" not in text[:text.index("## Attackers")]
+    # A gender export: its own choices are scored by the attribute readers, and said to be all.
+    attributes = stored["attributes"]
+    assert attributes["note"] == NO_CHOICES_NOTE
+    assert set(attributes["choices"]) == {"original", "same", "neutral", "opposite"}
+    assert [entry["family"] for entry in attributes["readers"].values()] == ["hog", "cnn"]
+    assert attributes["matchers"] and attributes["gender_classifiers"]
+    for choice, entry in attributes["choices"].items():
+        for values in entry["readers"].values():
+            assert 0 <= values["race_balanced_accuracy"] <= 1 and values["age_mae"] >= 0
+        assert set(entry["identity"]) == set(attributes["matchers"])
+        assert choice == "original" or entry["targets"]
+    assert "## What each choice hides and keeps" in text and NO_CHOICES_NOTE in text
     assert (out / "grid.png").exists()  # Synthetic: the grid is on by default.
     assert len(list(out.glob("roc_*.png"))) == 8
 
