@@ -38,3 +38,32 @@ def test_hide_user_errors(gender_export, tmp_path, extra, message):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_beam_hide_maps_to_the_signature():
+    from semiadv.apps import beam_perturb_main
+
+    parser = beam_perturb_main.build_parser()
+    required = ["--export=e", "--input_pattern=p", "--output_dir=o"]
+
+    def signature(*extra):
+        return beam_perturb_main._signature(parser.parse_known_args([*required, *extra])[0])
+
+    assert signature() == "opposite"
+    assert signature("--prototype=same") == "same"
+    assert signature("--hide=race,gender") == "hide_gender_race"
+    assert signature("--hide=all") == "hide_all"
+    with pytest.raises(ValueError, match="--hide and --prototype"):
+        signature("--hide=age", "--prototype=neutral")
+    with pytest.raises(ValueError, match="unknown 'eyes'"):
+        signature("--hide=eyes")
+
+
+def test_beam_main_refuses_a_hide_the_export_lacks(tmp_path, capsys):
+    from semiadv.apps import beam_perturb_main
+
+    # Refused before the export is looked at, and before Beam starts: one line, exit 2.
+    code = beam_perturb_main.main(["--export=nowhere", "--input_pattern=p",
+                                   f"--output_dir={tmp_path}", "--hide=height"])
+    assert code == 2
+    assert "--hide=height: unknown 'height'" in capsys.readouterr().err

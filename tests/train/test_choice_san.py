@@ -190,3 +190,29 @@ def _train_step(task, optimizer, batch):
     variables = task.model.trainable_variables
     optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
     return loss
+
+
+@pytest.mark.slow
+def test_the_main_job_trains_and_exports_a_choice_san(tmp_path, caplog):
+    from test_main_job import tiny_job_config
+
+    from semiadv.train import main_job
+
+    config = tiny_job_config(tmp_path, steps=2, hide_attributes=ALL)
+    summary = main_job.run(config)
+    work = tmp_path / "work"
+    for stage in ("gender", "age_group", "race", "matcher", "autoencoder", "san"):
+        assert (work / stage / "model.keras").exists(), stage
+        assert (work / stage / "stage_config.json").exists(), stage
+    assert 0.0 <= summary["flip_rate_opposite"] <= 1.0
+    loaded = tf.saved_model.load(summary["export"])
+    faces = tf.constant(np.random.default_rng(0).uniform(0, 1, (2, SIZE, SIZE, 3)), tf.float32)
+    np.testing.assert_allclose(loaded.signatures["hide_all"](image=faces)["perturbed"],
+                               loaded.signatures["perturb"](image=faces, hide=tf.ones([2, 3]))
+                               ["perturbed"], atol=1e-6)
+    caplog.set_level("INFO")
+    assert main_job.run(config) == summary  # A rerun finds every stage done.
+    assert "training steps" not in caplog.text
+    # Without race, the finished autoencoder and SAN were trained for another choice.
+    with pytest.raises(stages.StageMismatchError, match="hide_attributes"):
+        stages.check(dataclasses.replace(config, hide_attributes=("gender", "age_group")))
