@@ -118,3 +118,38 @@ def test_choices_hide_what_they_say(choice_export, tmp_path):
     assert (attribute_readers.cache_dir(tmp_path, "hog", _data(), config)
             != attribute_readers.cache_dir(tmp_path, "hog", _data(),
                                            dataclasses.replace(config, hog_steps=201)))
+
+
+class _PixelMatcher:
+    name, kind, relation = "raw pixels", "matcher", "foreign"
+
+    def __call__(self, images):
+        return images.reshape(len(images), -1)
+
+
+def test_evaluation_runs_every_choice_of_the_export(choice_export, tmp_path):
+    from semiadv.evaluation import evaluate, matching
+    from semiadv.evaluation.config import EvaluationConfig
+
+    config = EvaluationConfig(
+        export=choice_export, output_dir=str(tmp_path / "out"), data=_data(),
+        eval_workdir=str(tmp_path), max_examples=40, impostors_per_probe=5,
+        attributes=attribute_readers.AttributeConfig(hog_size=32, hog_steps=50, cnn=False))
+    perturber = Perturber(choice_export)
+    test = matching.read_test_split(config.data, config.max_examples)
+    outputs = perturber(test["image"], test["male"], 64)
+    pairs = matching.matching_set(config, test, outputs, perturber)
+    matchers = [("raw pixels", _PixelMatcher())]
+    measured, _ = matching.matching_section(matchers, pairs, 64)
+    measured["raw pixels"]["conditions"]["same"]["tmr_at_fmr"]["0.01"] = 0.123  # Reused?
+    section = evaluate._attributes(config, perturber, test, outputs, [], matchers, pairs,
+                                   measured)
+    assert "note" not in section  # The export has hide_* signatures.
+    assert set(section["choices"]) == {"original", "same", "neutral", "opposite",
+                                       "hide_gender", "hide_age", "hide_race", "hide_all"}
+    identity = {choice: entry["identity"]["raw pixels"]
+                for choice, entry in section["choices"].items()}
+    assert identity["same"] == 0.123  # Not embedded twice.
+    assert identity["hide_gender"] == identity["original"] > 0  # Unchanged faces.
+    assert section["choices"]["hide_gender"]["fidelity"]["ssim"] == pytest.approx(1.0)
+    assert section["choices"]["hide_all"]["fidelity"]["ssim"] < 0.9
