@@ -19,6 +19,7 @@ cropped at the data's size (64 px) and at twice it (128 px), and:
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -26,7 +27,7 @@ from absl import logging
 
 from semiadv.config import DataConfig
 from semiadv.data import records as records_lib
-from semiadv.data import specs
+from semiadv.data import folder_source, specs
 from semiadv.evaluation import evaluators, metrics, sampling
 from semiadv.evaluation.gender_section import gender_section
 
@@ -59,16 +60,24 @@ class WholePhotoConfig:
 
 def read_photos(data_config: DataConfig, split: str, count: int):
     """(paths, labels) of about `count` photo files of `split`, spread over it; ([], {}) for a
-    set that is not made of files (synthetic, TFDS)."""
-    if specs.parse_spec(data_config.dataset).kind not in ("utkface", "folder"):
+    set that is not made of files (synthetic, TFDS).
+
+    A `folder:` set the package aligns (`aligned=0`) is read from its aligned copy; the whole
+    photos are the originals of the same relative names (`semiadv.align.folder` keeps them).
+    """
+    spec = specs.parse_spec(data_config.dataset)
+    if spec.kind not in ("utkface", "folder"):
         return [], {}
     records = records_lib.load_records(data_config, split)
     if records.paths is None:
         return [], {}
     labels = records.labels()
     chosen = sampling.identity_spread_indices(labels["identity"], count)
-    return ([str(path) for path in np.asarray(records.paths)[chosen]],
-            {name: values[chosen] for name, values in labels.items()})
+    paths = [Path(path) for path in np.asarray(records.paths)[chosen]]
+    if spec.kind == "folder" and not spec.aligned:
+        aligned_root = folder_source.aligned_copy(spec.path, data_config)  # Already aligned.
+        paths = [spec.path / path.relative_to(aligned_root) for path in paths]
+    return [str(path) for path in paths], {name: values[chosen] for name, values in labels.items()}
 
 
 def _crop(rgb: np.ndarray, size: int, detector) -> np.ndarray | None:
