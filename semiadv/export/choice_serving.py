@@ -70,19 +70,16 @@ def build_choice_serving_perturber(autoencoder, gender_classifier, prototypes,
         force_gender = serving_model._constant_dense(choices, "hide_gender_forced")
         neutral_hide = force_gender(hide)
 
-        def chosen(other, kind):
-            change = keras.layers.Subtract(name=f"{kind}_prototype_change")([other, mixed["same"]])
-            weighted = keras.layers.Multiply(name=f"{kind}_prototype_weighted")(
-                [change, hide_gender if kind == "opposite" else keras.layers.Reshape(
-                    (1, 1, 1), name="neutral_gender")(pick_gender(neutral_hide))])
-            return keras.layers.Add(name=f"{kind}_chosen_prototype")([mixed["same"], weighted])
-
+        change = keras.layers.Subtract(name="opposite_prototype_change")(
+            [mixed["opposite"], mixed["same"]])
+        weighted = keras.layers.Multiply(name="opposite_prototype_weighted")([change, hide_gender])
+        chosen = keras.layers.Add(name="chosen_prototype")([mixed["same"], weighted])
         perturbed = autoencoder({"image": image, "same_prototype": mixed["same"],
-                                 "prototype": chosen(mixed["opposite"], "opposite"),
-                                 "hide": hide})["perturbed"]
+                                 "prototype": chosen, "hide": hide})["perturbed"]
+        # Gender hidden (column forced to 1) with the neutral prototype: the chosen prototype
+        # of a hidden gender, P_SM + 1 x (P_NT - P_SM), is P_NT itself.
         neutral = autoencoder({"image": image, "same_prototype": mixed["same"],
-                               "prototype": chosen(mixed["neutral"], "neutral"),
-                               "hide": neutral_hide})["perturbed"]
+                               "prototype": mixed["neutral"], "hide": neutral_hide})["perturbed"]
         outputs = {
             "perturbed": keras.layers.Identity(name="perturbed")(perturbed),
             "neutral": keras.layers.Identity(name="neutral")(neutral),

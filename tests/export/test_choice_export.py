@@ -98,6 +98,26 @@ def test_keras_file_matches_the_saved_model(choice_export):
     np.testing.assert_allclose(out["perturbed"], expected["perturbed"], atol=1e-5)
 
 
+def test_the_export_feeds_the_autoencoder_as_training_does(choice_export):
+    # Training (`choice_task`): the same-gender prototype, and the opposite one where gender
+    # is hidden. `export_tiny_san`'s prototypes: male then female, from default_rng(seed 0).
+    version_dir, loaded = choice_export
+    rng = np.random.default_rng(0)
+    male, female = (rng.random((SIZE, SIZE, 3), dtype=np.float32) for _ in range(2))
+    autoencoder = keras.models.load_model(
+        version_dir / writer.KERAS_FILENAME).get_layer("choice_autoencoder")
+    faces = _faces(2)
+    hide = tf.constant([[1.0, 0, 1], [0, 1, 0]])
+    out = loaded.signatures["perturb_labelled"](image=faces, hide=hide,
+                                                male=tf.constant([1.0, 0.0]))["perturbed"]
+    same = np.stack([male, female])
+    chosen = np.stack([female, female])  # Face 1 hides gender: the other one's prototype.
+    expected = autoencoder({"image": faces, "same_prototype": tf.constant(same),
+                            "prototype": tf.constant(chosen),
+                            "hide": hide})["perturbed"]
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_keras_file_loads_with_keras_alone_in_a_fresh_process(choice_export):
     version_dir, loaded = choice_export
