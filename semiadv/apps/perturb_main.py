@@ -1,7 +1,8 @@
 """semiadv-perturb: hides the gender of the faces in a folder of photos with an export.
 
   semiadv-perturb --export=exports/san --input_dir=photos --output_dir=private \
-      [--prototype=opposite | --hide=gender,age] [--output=photo|crop] [--max_faces=16] [--keep_metadata]
+      [--prototype=opposite | --hide=gender,age] [--output=photo|crop] [--max_faces=16]
+      [--keep_metadata]
       [--jpeg_quality=95] [--save_aligned] [--noalign] [--overwrite]
       [--detector=dlib|haar|mediapipe] [--workers=N] [--pool=process|thread]
 

@@ -3,8 +3,8 @@
 prototypes -> gender CNN (-> age_group, race: the auxiliary classifiers of a choice-
 conditioned SAN, `hide_attributes`) (-> gender_1..gender_K, the Ensemble SAN's extra
 classifiers when `gender_ensemble` = K > 0, then one classifier per link 2..L of a
-sequential SAN when `flow_links` = L > 1) -> matcher -> autoencoder pre-training -> SAN (-> san_2..san_L, the
-links: `semiadv.train.flow`) -> export -> summary.
+sequential SAN when `flow_links` = L > 1) -> matcher -> autoencoder pre-training -> SAN
+(-> san_2..san_L, the links: `semiadv.train.flow`) -> export -> summary.
 
 Each stage writes its artefact atomically when it finishes (`prototypes.npz`,
 `<stage>/model.keras`), and checkpoints while it runs, so re-running the same command after
