@@ -113,7 +113,7 @@ WHOLE_PHOTOS = flags.DEFINE_boolean(
     "whole_photos", False,
     "Edit whole photo files of the test set and --identity_dataset through OP (as "
     "semiadv-perturb --output=photo), re-detect the faces and crop them at 1x and 2x "
-    "--image_size: gender error at 2x vs 1x, matching and whole-photo SSIM (~0.1 s a photo).")
+    "--image_size: gender error at 2x vs 1x, matching and whole-photo SSIM (~0.4 s a photo).")
 WHOLE_PHOTOS_MAX = flags.DEFINE_integer(
     "whole_photos_max", 300, "Photos of each set for --whole_photos, spread over its test split.",
     lower_bound=2)

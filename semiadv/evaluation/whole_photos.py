@@ -42,7 +42,7 @@ class WholePhotoConfig:
 
     Attributes:
       enabled: run the whole-photo evaluation (each photo is decoded, detected three times and
-        edited: ~0.1 s a photo on 2 cores, so off by default).
+        edited: ~0.4 s a UTKFace photo on 2 busy cores, so off by default).
       max_photos: photos of each set's test split, spread over it (by person where it has
         identities).
       impostors_per_probe: impostor pairs sampled per probe.
