@@ -153,3 +153,13 @@ def test_evaluation_runs_every_choice_of_the_export(choice_export, tmp_path):
     assert identity["hide_gender"] == identity["original"] > 0  # Unchanged faces.
     assert section["choices"]["hide_gender"]["fidelity"]["ssim"] == pytest.approx(1.0)
     assert section["choices"]["hide_all"]["fidelity"]["ssim"] < 0.9
+
+
+def test_unlabelled_sets_say_so_in_one_line():
+    assert not attribute_section.labels_known(
+        {"age_group": -np.ones(4, int), "race": np.array([1, 1, -1, -1])})
+    assert attribute_section.labels_known(
+        {"age_group": np.array([0, 1, -1, -1]), "race": -np.ones(4, int)})
+    text = report.attributes_markdown({"attributes": {"skipped": "No per-attribute evaluation."}})
+    assert text == ["## What each choice hides and keeps\n", "No per-attribute evaluation.\n"]
+    assert report.attributes_markdown({"attributes": {}}) == []
