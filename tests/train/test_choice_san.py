@@ -71,15 +71,15 @@ def test_sampled_choices_hide_only_hideable_attributes():
 
 
 def _fixed_race_classifier(seed=0):
-    """Logits of 5 races, a fixed linear function of the face's mean colour: confident (the
-    weights are large), and movable by any change of the colours."""
+    """Logits of 5 races, a fixed linear function of the face's mean colour, centred on grey
+    0.5: confident (the weights are large), reading faces of other tints as other races, and
+    movable by any change of the colours."""
     image = keras.Input((SIZE, SIZE, 3), name="image")
     pooled = keras.layers.GlobalAveragePooling2D()(image)
     dense = keras.layers.Dense(5, name="logits")
     model = keras.Model(image, dense(pooled), name="race_classifier")
-    rng = np.random.default_rng(seed)
-    dense.set_weights([rng.normal(0, 8, (3, 5)).astype(np.float32),
-                       np.zeros(5, np.float32)])
+    kernel = np.random.default_rng(seed).normal(0, 24, (3, 5)).astype(np.float32)
+    dense.set_weights([kernel, -0.5 * kernel.sum(0)])
     return model
 
 
@@ -159,7 +159,10 @@ def test_hiding_moves_the_reading_to_chance_and_keeping_holds_it(tmp_path):
     classifier = _fixed_race_classifier()
     task = _choice_task(config, classifier)
     task.build()
-    batch = _batch(8, seed=1)
+    rng = np.random.default_rng(2)
+    tinted = rng.uniform(0, 0.3, (8, SIZE, SIZE, 3)) + rng.uniform(0.05, 0.65, (8, 1, 1, 3))
+    batch = {**_batch(8, seed=1), "image": tf.constant(tinted, tf.float32)}
+    assert len(set(np.argmax(classifier(batch["image"]), 1))) >= 3  # Faces read differently.
     hide_race = tf.constant([[0.0, 0, 1]] * 8)
     keep = tf.zeros([8, 3])
 
@@ -172,15 +175,17 @@ def test_hiding_moves_the_reading_to_chance_and_keeping_holds_it(tmp_path):
                 float(tf.reduce_mean(losses.reading_change(classifier(kept), original))),
                 float(tf.reduce_mean(losses.divergence_from_chance(original))))
 
-    _, _, original_divergence = readings()
+    _, kept_change_before, original_divergence = readings()
     assert original_divergence > 1.0  # Confident on the faces: far from chance.
+    assert kept_change_before > 1.0  # The untrained autoencoder changes the reading.
     optimizer = keras.optimizers.Adam(1e-2)
     step = tf.function(lambda: _train_step(task, optimizer, batch))
     for _ in range(40):
         step()
     hidden_divergence, kept_change, _ = readings()
-    assert hidden_divergence < 0.2 * original_divergence, (hidden_divergence, original_divergence)
-    assert kept_change < 0.1, kept_change
+    # Measured: hidden 3.65 -> 0.25 nats from chance (faces: 6.2), kept 1.98 -> 0.65 nats.
+    assert hidden_divergence < 0.1 * original_divergence, (hidden_divergence, original_divergence)
+    assert kept_change < 0.5 * kept_change_before, (kept_change, kept_change_before)
 
 
 def _train_step(task, optimizer, batch):
