@@ -399,6 +399,10 @@ class TrainConfig:
             raise UserValueError(f"hide_attributes must be distinct names among "
                                  f"{', '.join(HIDEABLE_ATTRIBUTES)}, got "
                                  f"{list(self.hide_attributes)}")
+        # One order (the `hide` vector's), so a rerun naming them in another order is the
+        # same run to the stage records.
+        object.__setattr__(self, "hide_attributes", tuple(
+            name for name in HIDEABLE_ATTRIBUTES if name in self.hide_attributes))
         if self.hide_attributes and "gender" not in self.hide_attributes:
             # The export's same/neutral/opposite signatures, and the prototypes the
             # autoencoder reads, are gender's: a choice SAN always offers to hide it.

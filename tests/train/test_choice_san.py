@@ -41,7 +41,7 @@ def test_attribute_cross_entropy_masks_unknown_labels():
 def test_config_checks_hide_attributes():
     assert TrainConfig().choice_attributes == ()
     config = TrainConfig(hide_attributes=("race", "gender"))
-    assert config.choice_attributes == ("gender", "race")
+    assert config.hide_attributes == config.choice_attributes == ("gender", "race")
     assert config.attribute_classifiers == ("race",)
     for bad in (("age",), ("race",), ("gender", "gender")):
         with pytest.raises(UserValueError, match="hide_attributes"):
