@@ -221,3 +221,19 @@ def test_the_main_job_trains_and_exports_a_choice_san(tmp_path, caplog):
     # Without race, the finished autoencoder and SAN were trained for another choice.
     with pytest.raises(stages.StageMismatchError, match="hide_attributes"):
         stages.check(dataclasses.replace(config, hide_attributes=("gender", "age_group")))
+
+
+def test_a_rerun_with_other_hide_attributes_refuses_the_finished_autoencoder(tmp_path):
+    config = TrainConfig(workdir=str(tmp_path), hide_attributes=ALL)
+    for stage in ("race", "autoencoder"):  # Finished stages: their model file is written.
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / trainer.FINAL_MODEL).write_bytes(b"")
+        stages.record(config, stage)
+    stages.check(config)
+    stages.check(dataclasses.replace(config, attribute_weight=3.0))  # The SAN's alone.
+    with pytest.raises(stages.StageMismatchError,
+                       match="--hide_attributes.*autoencoder.*--retrain_from=autoencoder"):
+        stages.check(dataclasses.replace(config, hide_attributes=("gender", "race")))
+    with pytest.raises(stages.StageMismatchError, match="--gender_steps.*race"):
+        stages.check(dataclasses.replace(config, gender=dataclasses.replace(config.gender,
+                                                                            steps=7)))
