@@ -64,7 +64,7 @@ class AttributeConfig:
 
     enabled: bool = True
     hog: bool = True
-    cnn: bool = True
+    cnn: bool = False
     hog_size: int = 64
     hog_steps: int = 300
     hog_l2: float = 1e-3

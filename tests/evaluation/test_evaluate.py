@@ -26,7 +26,7 @@ _TINY_FOREIGN = ForeignConfig(hog_size=16, hog_steps=20, cnn_size=16, cnn_steps=
 _TINY_ATTACKERS = AttackerConfig(adaptive_family="cnn", adaptive_steps=4, adaptive_examples=64,
                                  probe_examples=96, probe_test_examples=14, probe_steps=20)
 
-_TINY_ATTRIBUTES = AttributeConfig(hog_size=16, hog_steps=20, cnn_size=16, cnn_steps=4,
+_TINY_ATTRIBUTES = AttributeConfig(cnn=True, hog_size=16, hog_steps=20, cnn_size=16, cnn_steps=4,
                                    cnn_batch_size=8, cnn_width=0.25)
 
 
