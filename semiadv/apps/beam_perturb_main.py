@@ -72,7 +72,7 @@ def build_parser():
     return parser
 
 
-def _signature(args):
+def signature_of(args):
     """--prototype's signature, or the hide_* one of --hide (ValueError when both are given
     or --hide names an unknown attribute)."""
     if args.hide is None:
@@ -89,7 +89,7 @@ def main(argv=None):
     args, beam_args = build_parser().parse_known_args(argv)
     try:
         config = beam_config.make_config(args.export, args.input_pattern, args.output_dir,
-                                         prototype=_signature(args), align=args.align,
+                                         prototype=signature_of(args), align=args.align,
                                          batch_size=args.batch_size, output=args.output,
                                          max_faces=args.max_faces,
                                          keep_metadata=args.keep_metadata,

@@ -69,8 +69,9 @@ def _training_notes(config: EvaluationConfig) -> list[str]:
     return [note]
 
 
-def _attributes(config: EvaluationConfig, perturber: Perturber, test: dict, outputs: dict,
-                classifiers, matchers, pairs, matching_metrics: dict) -> dict:
+def per_attribute_section(config: EvaluationConfig, perturber: Perturber, test: dict,
+                          outputs: dict, classifiers, matchers, pairs,
+                          matching_metrics: dict) -> dict:
     """The per-attribute section (`attribute_section`), or {"skipped": why}."""
     if not attribute_section.labels_known(test):
         return {"skipped": f"No per-attribute evaluation: the test faces of {config.data.dataset} "
@@ -201,8 +202,8 @@ def evaluate(config: EvaluationConfig) -> dict:
     attributes_result = {}
     if config.attributes.enabled:
         timer.log("attributes")
-        attributes_result = _attributes(config, perturber, test, outputs, classifiers, matchers,
-                                        pairs, matching_metrics)
+        attributes_result = per_attribute_section(config, perturber, test, outputs, classifiers,
+                                                  matchers, pairs, matching_metrics)
     whole_photo_result = {}
     if config.whole_photos.enabled:
         timer.log("whole photos")

@@ -58,16 +58,16 @@ def build_choice_serving_perturber(autoencoder, gender_classifier, prototypes,
         male = keras.Input(shape=(), name="male")
         hide = keras.Input(shape=(choices,), name="hide")
         male_column = keras.layers.Reshape((1,), name="male_column")(male)
-        weights, score, label, label_constants = serving_model._label_layers(
+        weights, score, label, label_constants = serving_model.label_layers(
             male_column, gender_classifier(image))
-        mixed, prototype_constants = serving_model._prototype_layers(weights, image_shape,
+        mixed, prototype_constants = serving_model.prototype_layers(weights, image_shape,
                                                                      prototypes)
         # The gender column of `hide`, [B, 1, 1, 1], mixes P_SM (keep) and P_OP (hide), as
         # training does (`choice_task.chosen_prototype`).
-        pick_gender = serving_model._constant_dense(1, "hide_gender_column", use_bias=False)
+        pick_gender = serving_model.constant_dense(1, "hide_gender_column", use_bias=False)
         hide_gender = keras.layers.Reshape((1, 1, 1), name="hide_gender")(pick_gender(hide))
         # The neutral output hides gender whatever `hide` says: its gender column set to 1.
-        force_gender = serving_model._constant_dense(choices, "hide_gender_forced")
+        force_gender = serving_model.constant_dense(choices, "hide_gender_forced")
         neutral_hide = force_gender(hide)
 
         change = keras.layers.Subtract(name="opposite_prototype_change")(

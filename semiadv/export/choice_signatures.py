@@ -77,7 +77,7 @@ def _result(outputs, output):
     return {"perturbed": outputs[output], "male_score": outputs["male_score"]}
 
 
-def _generic_endpoint(model, hide_attributes, labelled):
+def generic_endpoint(model, hide_attributes, labelled):
     image_shape = image_shape_of(model)
 
     def serve(inputs):
@@ -117,10 +117,10 @@ def build_export_archive(model, hide_attributes):
                              input_signature=[_image_spec(image_shape)])
     hide_spec = tf.TensorSpec((None, _CHOICES), tf.float32, name="hide")
     archive.add_endpoint(choice_names.GENERIC,
-                         _generic_endpoint(model, hide_attributes, labelled=False),
+                         generic_endpoint(model, hide_attributes, labelled=False),
                          input_signature=[{"image": _image_spec(image_shape), "hide": hide_spec}])
     archive.add_endpoint(choice_names.GENERIC_LABELLED,
-                         _generic_endpoint(model, hide_attributes, labelled=True),
+                         generic_endpoint(model, hide_attributes, labelled=True),
                          input_signature=[{"image": _image_spec(image_shape), "hide": hide_spec,
                                            "male": tf.TensorSpec((None,), tf.float32,
                                                                  name="male")}])

@@ -22,7 +22,7 @@ def image_shape_of(model):
     return tuple(int(size) for size in model.get_layer("image").batch_shape[1:])
 
 
-def _constant_dense(units, name, use_bias=True):
+def constant_dense(units, name, use_bias=True):
     """A frozen float32 Dense layer whose weights are constants set after it is built.
 
     A Dense layer with fixed weights is how a built-in layer multiplies by a constant
@@ -32,7 +32,7 @@ def _constant_dense(units, name, use_bias=True):
                               name=name)
 
 
-def _label_layers(male, logits):
+def label_layers(male, logits):
     """Label weights [B, 2] = [1 - label, label], male score [B, 1] and label [B, 1].
 
     The label is the caller's `male` clipped to [0, 1] where it is given (>= 0), else the
@@ -42,7 +42,7 @@ def _label_layers(male, logits):
     the layers holding constants with their weights, to be set once built.
     """
     probabilities = keras.layers.Softmax(dtype="float32", name="male_probabilities")(logits)
-    pick_male = _constant_dense(1, "male_score_column", use_bias=False)
+    pick_male = constant_dense(1, "male_score_column", use_bias=False)
     score = pick_male(probabilities)
     # One-hot of the bucket: [1, 0] below the boundary, [0, 1] at or above it.
     hard = keras.layers.Discretization(bin_boundaries=[0.5], output_mode="one_hot",
@@ -50,17 +50,17 @@ def _label_layers(male, logits):
     known = keras.layers.Discretization(bin_boundaries=[0.0], output_mode="one_hot",
                                         dtype="float32", name="label_given")(male)
     clipped = keras.layers.ReLU(max_value=1.0, dtype="float32", name="male_clip")(male)
-    given_weights = _constant_dense(2, "given_label_weights")   # c -> [1 - c, c]
+    given_weights = constant_dense(2, "given_label_weights")   # c -> [1 - c, c]
     given = given_weights(clipped)
-    spread_known = _constant_dense(2, "known_mask", use_bias=False)      # [u, k] -> [k, k]
-    spread_unknown = _constant_dense(2, "unknown_mask", use_bias=False)  # [u, k] -> [u, u]
+    spread_known = constant_dense(2, "known_mask", use_bias=False)      # [u, k] -> [k, k]
+    spread_unknown = constant_dense(2, "unknown_mask", use_bias=False)  # [u, k] -> [u, u]
     weights = keras.layers.Add(dtype="float32", name="label_weights")([
         keras.layers.Multiply(dtype="float32", name="given_if_known")(
             [spread_known(known), given]),
         keras.layers.Multiply(dtype="float32", name="hard_if_unknown")(
             [spread_unknown(known), hard]),
     ])
-    pick_label = _constant_dense(1, "male_label_column", use_bias=False)
+    pick_label = constant_dense(1, "male_label_column", use_bias=False)
     label = pick_label(weights)
     column = np.array([[0.0], [1.0]], np.float32)  # [u, v] -> v
     constants = [
@@ -73,7 +73,7 @@ def _label_layers(male, logits):
     return weights, score, label, constants
 
 
-def _prototype_layers(weights, image_shape, prototypes):
+def prototype_layers(weights, image_shape, prototypes):
     """(same, neutral, opposite) prototypes [B, H, W, C] mixed by label weights [1 - y, y].
 
     The prototypes are the kernels of frozen Dense layers without activation:
@@ -81,9 +81,9 @@ def _prototype_layers(weights, image_shape, prototypes):
     swapped), P_NT = 0 * weights + P_neutral (a bias). Also returns the constant layers.
     """
     size = int(np.prod(image_shape))
-    swap = _constant_dense(2, "opposite_label_weights", use_bias=False)
-    gendered = _constant_dense(size, "male_female_prototypes", use_bias=False)
-    neutral = _constant_dense(size, "neutral_prototype_constant")
+    swap = constant_dense(2, "opposite_label_weights", use_bias=False)
+    gendered = constant_dense(size, "male_female_prototypes", use_bias=False)
+    neutral = constant_dense(size, "neutral_prototype_constant")
     flat = {"same": gendered(weights), "opposite": gendered(swap(weights)),
             "neutral": neutral(weights)}
     mixed = {kind: keras.layers.Reshape(image_shape, dtype="float32",
@@ -186,9 +186,9 @@ def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="se
         image = keras.Input(shape=image_shape, name="image")
         male = keras.Input(shape=(), name="male")
         male_column = keras.layers.Reshape((1,), name="male_column")(male)
-        weights, score, label, label_constants = _label_layers(
+        weights, score, label, label_constants = label_layers(
             male_column, gender_classifier(image))
-        mixed, prototype_constants = _prototype_layers(weights, image_shape, prototypes)
+        mixed, prototype_constants = prototype_layers(weights, image_shape, prototypes)
         condition = autoencoders.conditions(autoencoder, mixed["same"], mixed)
         if autoencoders.encoder_prototype_of(autoencoder) == "same":
             # The paper's encoder: one decoded pass, from the same-gender prototype, serves

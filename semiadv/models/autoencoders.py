@@ -35,7 +35,7 @@ def _encoder_decoder_layer_names(num_encoder_blocks, num_decoder_blocks):
     return names
 
 
-def _make_encoder_decoder_layers(encoder_filters, decoder_filters, upsampling):
+def make_encoder_decoder_layers(encoder_filters, decoder_filters, upsampling):
     layers = []
     for index, filters in enumerate(encoder_filters, start=1):
         layers += [
@@ -53,7 +53,7 @@ def _make_encoder_decoder_layers(encoder_filters, decoder_filters, upsampling):
     return layers
 
 
-def _apply_in_order(layers, x):
+def apply_in_order(layers, x):
     for layer in layers:
         x = layer(x)
     return x
@@ -146,13 +146,13 @@ def build_autoencoder(
             [same_prototype, same_prototype])
         opposite_condition = keras.layers.Subtract(name="opposite_difference")(
             [opposite_prototype, same_prototype])
-    layers = _make_encoder_decoder_layers(encoder_filters, decoder_filters, upsampling)
+    layers = make_encoder_decoder_layers(encoder_filters, decoder_filters, upsampling)
     x = keras.layers.Concatenate(name="encoder_input_concat")([image, same_condition])
-    features = _apply_in_order(layers, x)
+    features = apply_in_order(layers, x)
     opposite_features = features
     if encoder_prototype != "same":  # The same layers (weights) on the face ⊕ its condition.
         x = keras.layers.Concatenate(name=OPPOSITE_ENCODER_CONCAT)([image, opposite_condition])
-        opposite_features = _apply_in_order(layers, x)
+        opposite_features = apply_in_order(layers, x)
 
     # float32 output so the images stay float32 under a mixed-precision policy.
     if residual:
@@ -161,9 +161,10 @@ def build_autoencoder(
     else:
         combiner = keras.layers.Conv2D(channels, 1, activation="sigmoid", dtype="float32",
                                        name="combiner")
-    same = _combine(combiner, features, same_condition, image, residual, max_change, "same_")
-    opposite = _combine(combiner, opposite_features, opposite_condition, image, residual,
-                        max_change, "opposite_")
+    same = combine_with_layer(combiner, features, same_condition, image, residual, max_change,
+                              "same_")
+    opposite = combine_with_layer(combiner, opposite_features, opposite_condition, image,
+                                  residual, max_change, "opposite_")
     return keras.Model(
         inputs={
             "image": image,
@@ -175,8 +176,8 @@ def build_autoencoder(
     )
 
 
-def _combine(combiner, features, prototype, image, residual, max_change, prefix):
-    """The combiner's output image for one prototype: X' (see `build_autoencoder`)."""
+def combine_with_layer(combiner, features, prototype, image, residual, max_change, prefix):
+    """The `combiner` layer's output image for one prototype: X' (see `build_autoencoder`)."""
     x = keras.layers.Concatenate(name=f"{prefix}combiner_concat")([features, prototype])
     output = combiner(x)
     if residual and max_change < 1:
@@ -213,7 +214,7 @@ def decode(autoencoder, image, condition):
     layer_names = _encoder_decoder_layer_names(
         _count_blocks(autoencoder, "encoder_conv"), _count_blocks(autoencoder, "decoder_conv"))
     x = autoencoder.get_layer("encoder_input_concat")([image, condition])
-    return _apply_in_order([autoencoder.get_layer(n) for n in layer_names], x)
+    return apply_in_order([autoencoder.get_layer(n) for n in layer_names], x)
 
 
 def is_residual(autoencoder):
@@ -234,8 +235,8 @@ def combine(autoencoder, features, prototype, image, prefix):
     Lets inference views (`build_perturber`, the export) decode once and combine with any
     prototype, whichever output the autoencoder was built with.
     """
-    return _combine(autoencoder.get_layer("combiner"), features, prototype, image,
-                    is_residual(autoencoder), max_change_of(autoencoder), prefix)
+    return combine_with_layer(autoencoder.get_layer("combiner"), features, prototype, image,
+                              is_residual(autoencoder), max_change_of(autoencoder), prefix)
 
 
 def _count_blocks(model, prefix):

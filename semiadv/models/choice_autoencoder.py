@@ -77,17 +77,17 @@ def build_choice_autoencoder(
         condition = keras.layers.Subtract(name="prototype_difference")([prototype, same_prototype])
     planes = choice_planes(hide, image_size, "choice_planes")
     conditioning = keras.layers.Concatenate(name="conditioning")([condition, planes])
-    layers = autoencoders._make_encoder_decoder_layers(encoder_filters, decoder_filters,
+    layers = autoencoders.make_encoder_decoder_layers(encoder_filters, decoder_filters,
                                                        upsampling)
     x = keras.layers.Concatenate(name="encoder_input_concat")([image, conditioning])
-    features = autoencoders._apply_in_order(layers, x)
+    features = autoencoders.apply_in_order(layers, x)
     if residual:
         combiner = keras.layers.Conv2D(channels, 1, activation="tanh", kernel_initializer="zeros",
                                        dtype="float32", name="combiner")
     else:
         combiner = keras.layers.Conv2D(channels, 1, activation="sigmoid", dtype="float32",
                                        name="combiner")
-    perturbed = autoencoders._combine(combiner, features, conditioning, image, residual,
+    perturbed = autoencoders.combine_with_layer(combiner, features, conditioning, image, residual,
                                       max_change, "")
     return keras.Model(
         inputs={"image": image, "same_prototype": same_prototype, "prototype": prototype,

@@ -142,8 +142,8 @@ def test_evaluation_runs_every_choice_of_the_export(choice_export, tmp_path):
     matchers = [("raw pixels", _PixelMatcher())]
     measured, _ = matching.matching_section(matchers, pairs, 64)
     measured["raw pixels"]["conditions"]["same"]["tmr_at_fmr"]["0.01"] = 0.123  # Reused?
-    section = evaluate._attributes(config, perturber, test, outputs, [], matchers, pairs,
-                                   measured)
+    section = evaluate.per_attribute_section(config, perturber, test, outputs, [], matchers,
+                                             pairs, measured)
     assert "note" not in section  # The export has hide_* signatures.
     assert set(section["choices"]) == {"original", "same", "neutral", "opposite",
                                        "hide_gender", "hide_age", "hide_race", "hide_all"}

@@ -83,7 +83,7 @@ def test_bad_choices_are_refused(choice_export):
             loaded.signatures["perturb"](image=faces, hide=hide)
     # An export that cannot hide age refuses a choice hiding it.
     model = keras.models.load_model(choice_export[0] / writer.KERAS_FILENAME)
-    serve = tf.function(choice_signatures._generic_endpoint(model, ("gender", "race"), False))
+    serve = tf.function(choice_signatures.generic_endpoint(model, ("gender", "race"), False))
     serve({"image": faces, "hide": tf.constant([[1.0, 0, 1]] * 2)})
     with pytest.raises(tf.errors.InvalidArgumentError, match="not trained to hide"):
         serve({"image": faces, "hide": tf.constant([[0.0, 1, 0]] * 2)})

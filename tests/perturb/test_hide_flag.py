@@ -47,7 +47,7 @@ def test_beam_hide_maps_to_the_signature():
     required = ["--export=e", "--input_pattern=p", "--output_dir=o"]
 
     def signature(*extra):
-        return beam_perturb_main._signature(parser.parse_known_args([*required, *extra])[0])
+        return beam_perturb_main.signature_of(parser.parse_known_args([*required, *extra])[0])
 
     assert signature() == "opposite"
     assert signature("--prototype=same") == "same"
