@@ -119,26 +119,13 @@ def build_autoencoder(
     Raises:
         ValueError: If the image shape or the block lists are unsupported.
     """
-    encoder_filters, decoder_filters = tuple(encoder_filters), tuple(decoder_filters)
-    if not encoder_filters or len(encoder_filters) != len(decoder_filters):
-        raise ValueError(
-            "encoder_filters and decoder_filters must be non-empty and equally long, got "
-            f"{encoder_filters!r} and {decoder_filters!r}."
-        )
-    blocks.validate_image_shape(image_size, channels, multiple_of=2 ** len(encoder_filters))
-    if upsampling not in UPSAMPLINGS:
-        raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, got {upsampling!r}.")
-    if not 0 < max_change <= 1 or (max_change < 1 and not residual):
-        raise ValueError(f"max_change must be in (0, 1], and below 1 only for a residual "
-                         f"autoencoder; got {max_change} (residual={residual}).")
+    encoder_filters, decoder_filters = check_arguments(
+        image_size, channels, encoder_filters, decoder_filters, upsampling, max_change,
+        residual, encoder_prototype)
 
     image = blocks.image_input(image_size, channels, "image")
     same_prototype = blocks.image_input(image_size, channels, "same_prototype")
     opposite_prototype = blocks.image_input(image_size, channels, "opposite_prototype")
-
-    if encoder_prototype not in ENCODER_PROTOTYPES:
-        raise ValueError(f"encoder_prototype must be one of {ENCODER_PROTOTYPES}, got "
-                         f"{encoder_prototype!r}.")
 
     same_condition, opposite_condition = same_prototype, opposite_prototype
     if encoder_prototype == "difference":
@@ -174,6 +161,34 @@ def build_autoencoder(
         outputs={"same": same, "opposite": opposite},
         name=name,
     )
+
+
+def check_arguments(image_size, channels, encoder_filters, decoder_filters, upsampling,
+                    max_change, residual, encoder_prototype):
+    """Checks `build_autoencoder`'s arguments (the choice autoencoder's too).
+
+    Returns:
+        (encoder_filters, decoder_filters) as tuples.
+
+    Raises:
+        ValueError: naming the first argument that is not supported.
+    """
+    encoder_filters, decoder_filters = tuple(encoder_filters), tuple(decoder_filters)
+    if not encoder_filters or len(encoder_filters) != len(decoder_filters):
+        raise ValueError(
+            "encoder_filters and decoder_filters must be non-empty and equally long, got "
+            f"{encoder_filters!r} and {decoder_filters!r}."
+        )
+    blocks.validate_image_shape(image_size, channels, multiple_of=2 ** len(encoder_filters))
+    if upsampling not in UPSAMPLINGS:
+        raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, got {upsampling!r}.")
+    if not 0 < max_change <= 1 or (max_change < 1 and not residual):
+        raise ValueError(f"max_change must be in (0, 1], and below 1 only for a residual "
+                         f"autoencoder; got {max_change} (residual={residual}).")
+    if encoder_prototype not in ENCODER_PROTOTYPES:
+        raise ValueError(f"encoder_prototype must be one of {ENCODER_PROTOTYPES}, got "
+                         f"{encoder_prototype!r}.")
+    return encoder_filters, decoder_filters
 
 
 def combine_with_layer(combiner, features, prototype, image, residual, max_change, prefix):

@@ -17,7 +17,7 @@ serving model holding it loads with Keras alone.
 
 import keras
 
-from semiadv.config import ENCODER_PROTOTYPES, HIDEABLE_ATTRIBUTES, UPSAMPLINGS
+from semiadv.config import HIDEABLE_ATTRIBUTES
 from semiadv.models import autoencoders, blocks
 
 CHOICES = len(HIDEABLE_ATTRIBUTES)
@@ -53,19 +53,9 @@ def build_choice_autoencoder(
         where hidden) and `"hide"` [B, 3] (1 hide, 0 keep; gender, age_group, race) and
         returning `{"perturbed": X'}` [B, H, W, C] float32.
     """
-    encoder_filters, decoder_filters = tuple(encoder_filters), tuple(decoder_filters)
-    if not encoder_filters or len(encoder_filters) != len(decoder_filters):
-        raise ValueError("encoder_filters and decoder_filters must be non-empty and equally "
-                         f"long, got {encoder_filters!r} and {decoder_filters!r}.")
-    blocks.validate_image_shape(image_size, channels, multiple_of=2 ** len(encoder_filters))
-    if upsampling not in UPSAMPLINGS:
-        raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, got {upsampling!r}.")
-    if encoder_prototype not in ENCODER_PROTOTYPES:
-        raise ValueError(f"encoder_prototype must be one of {ENCODER_PROTOTYPES}, got "
-                         f"{encoder_prototype!r}.")
-    if not 0 < max_change <= 1 or (max_change < 1 and not residual):
-        raise ValueError(f"max_change must be in (0, 1], and below 1 only for a residual "
-                         f"autoencoder; got {max_change} (residual={residual}).")
+    encoder_filters, decoder_filters = autoencoders.check_arguments(
+        image_size, channels, encoder_filters, decoder_filters, upsampling, max_change,
+        residual, encoder_prototype)
 
     image = blocks.image_input(image_size, channels, "image")
     same_prototype = blocks.image_input(image_size, channels, "same_prototype")
