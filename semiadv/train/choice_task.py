@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from semiadv.config import HIDEABLE_ATTRIBUTES, MIXED_PRECISION
 from semiadv.models import dlib_resnet
-from semiadv.train import input_diversity, losses
+from semiadv.train import input_diversity, losses, san_task
 from semiadv.train.autoencoder_task import PrototypeTask
 from semiadv.train.dtype_policies import with_dtype_policy
 from semiadv.train.task import known_gender
@@ -200,30 +200,12 @@ class ChoiceSanTask(PrototypeTask):
         attribute = (tf.add_n(attribute_terms) if attribute_terms
                      else tf.zeros_like(gender))
 
-        names = (["kept"] if config.match_same else []) + (
-            ["choice"] if config.match_opposite else [])
-        outputs = {"kept": kept, "choice": chosen}
-        views = [image] + [outputs[name] for name in names]
-        if config.effective_match_jitter > 0:
-            views = dlib_resnet.jittered_views(views, config.effective_match_jitter)
-        original_embedding, *embeddings = (
-            tf.cast(self.matcher(view, training=False), tf.float32) for view in views)
-        distances = {name: losses.match_distance(original_embedding, embedding)
-                     for name, embedding in zip(names, embeddings)}
-        match_kept, match_choice = (distances.get(name, tf.zeros_like(gender))
-                                    for name in ("kept", "choice"))
-        match = tf.add_n(list(distances.values()))
-        pixel = losses.pixel_loss(image, kept, kind=config.pixel_loss)
-        dissimilarity = losses.structural_dissimilarity(image, chosen)
-        colour, colour_cost = losses.colour_difference_and_excess(
-            image, chosen, config.colour_tolerance)
-
-        match_on = tf.cast(step >= config.match_warmup_steps, tf.float32)
-        total = (config.gender_weight * gender + config.attribute_weight * attribute
-                 + config.match_weight * match_on * match + config.pixel_weight * pixel
-                 + config.ssim_weight * dissimilarity + config.colour_weight * colour_cost)
+        likeness, terms = san_task.likeness_terms(self.matcher, config, image, kept, chosen,
+                                                  step)
+        total = config.gender_weight * gender + config.attribute_weight * attribute + likeness
         report = {"loss": total, "gender_kept": kept_terms[0] + choice_terms[0][1],
                   "gender_hidden": choice_terms[0][0], "flip_rate_hidden": flips[0],
-                  **report_attributes, "match_kept": match_kept, "match_choice": match_choice,
-                  "pixel": pixel, "ssim_choice": 1.0 - dissimilarity, "colour_choice": colour}
+                  **report_attributes, "match_kept": terms["match_kept"],
+                  "match_choice": terms["match_edited"], "pixel": terms["pixel"],
+                  "ssim_choice": 1.0 - terms["dissimilarity"], "colour_choice": terms["colour"]}
         return total, report

@@ -12,6 +12,50 @@ from semiadv.train.dtype_policies import with_dtype_policy
 from semiadv.train.task import known_gender
 
 
+def likeness_terms(matcher, config, image, kept, edited, step):
+    """The terms that keep the person and the face's look, weighted, per example.
+
+    Shared by the gender SAN (`kept` = X'_SM, `edited` = X'_OP) and the choice SAN
+    (`choice_task`: the keep-all output and the chosen one): lambda_M times the matcher's
+    distances from X (to `kept` if match_same, to `edited` if match_opposite; from
+    match_warmup_steps on), lambda_D times the pixel loss of `kept`, and the SSIM and colour
+    terms of `edited`.
+
+    Returns:
+        (weighted sum [B], {"match_kept", "match_edited", "pixel", "dissimilarity",
+        "colour"} [B] each, unweighted; a match term left out is 0, so the logs keep their
+        columns).
+    """
+    # The matcher sees only the views a match term needs: with dlib's ResNet it is most
+    # of the step's cost.
+    outputs = {"kept": kept, "edited": edited}
+    names = (["kept"] if config.match_same else []) + (
+        ["edited"] if config.match_opposite else [])
+    views = [image] + [outputs[name] for name in names]
+    if config.effective_match_jitter > 0:  # One random shift, scale and blur per face.
+        views = dlib_resnet.jittered_views(views, config.effective_match_jitter)
+    # One call per view, not one on the concatenated views: the backward pass of a
+    # concatenated call computes input gradients for X's half too, which no loss needs
+    # (BENCHMARKS.md §2b).
+    original_embedding, *embeddings = (
+        tf.cast(matcher(view, training=False), tf.float32) for view in views)
+    distances = {name: losses.match_distance(original_embedding, embedding)
+                 for name, embedding in zip(names, embeddings)}
+    pixel = losses.pixel_loss(image, kept, kind=config.pixel_loss)
+    # Reported whatever their weights, so runs with and without them compare in the logs.
+    dissimilarity = losses.structural_dissimilarity(image, edited)
+    colour, colour_cost = losses.colour_difference_and_excess(image, edited,
+                                                              config.colour_tolerance)
+    match_on = tf.cast(step >= config.match_warmup_steps, tf.float32)
+    weighted = (config.match_weight * match_on * tf.add_n(list(distances.values()))
+                + config.pixel_weight * pixel + config.ssim_weight * dissimilarity
+                + config.colour_weight * colour_cost)
+    terms = {"match_kept": distances.get("kept", tf.zeros_like(pixel)),
+             "match_edited": distances.get("edited", tf.zeros_like(pixel)),
+             "pixel": pixel, "dissimilarity": dissimilarity, "colour": colour}
+    return weighted, terms
+
+
 class SanTask(PrototypeTask):
     """The semi-adversarial training of the autoencoder against frozen G and M.
 
@@ -148,38 +192,14 @@ class SanTask(PrototypeTask):
         gender = ((config.gender_same_weight * tf.add_n(gender_same) + tf.add_n(gender_opposite))
                   / float(len(logits)))
 
-        # The matcher sees only the views a match term needs: with dlib's ResNet it is most
-        # of the step's cost.
-        names = (["same"] if config.match_same else []) + (
-            ["opposite"] if config.match_opposite else [])
-        views = [image] + [outputs[name] for name in names]
-        if config.effective_match_jitter > 0:  # One random shift, scale and blur per face.
-            views = dlib_resnet.jittered_views(views, config.effective_match_jitter)
-        # One call per view, not one on the concatenated views: the backward pass of a
-        # concatenated call computes input gradients for X's half too, which no loss needs
-        # (BENCHMARKS.md §2b).
-        original_embedding, *embeddings = (
-            tf.cast(self.matcher(view, training=False), tf.float32) for view in views)
-        distances = {name: losses.match_distance(original_embedding, embedding)
-                     for name, embedding in zip(names, embeddings)}
-        # A term left out is reported as 0, so the logs keep their columns.
-        match_same, match_opposite = (distances.get(name, tf.zeros_like(male, tf.float32))
-                                      for name in ("same", "opposite"))
-        match = tf.add_n(list(distances.values()))
-        pixel = losses.pixel_loss(image, perturbed_same, kind=config.pixel_loss)
-        # Reported whatever their weights, so runs with and without them compare in the logs.
-        dissimilarity = losses.structural_dissimilarity(image, perturbed_opposite)
-        colour, colour_cost = losses.colour_difference_and_excess(
-            image, perturbed_opposite, config.colour_tolerance)
-
-        match_on = tf.cast(step >= config.match_warmup_steps, tf.float32)
-        total = (config.gender_weight * gender
-                 + config.match_weight * match_on * match + config.pixel_weight * pixel
-                 + config.ssim_weight * dissimilarity + config.colour_weight * colour_cost)
+        likeness, terms = likeness_terms(self.matcher, config, image, perturbed_same,
+                                         perturbed_opposite, step)
+        total = config.gender_weight * gender + likeness
         report = {
             "loss": total, "gender_same": gender_same[0], "gender_opposite": gender_opposite[0],
-            "match_same": match_same, "match_opposite": match_opposite, "pixel": pixel,
-            "ssim_opposite": 1.0 - dissimilarity, "colour_opposite": colour,
+            "match_same": terms["match_kept"], "match_opposite": terms["match_edited"],
+            "pixel": terms["pixel"], "ssim_opposite": 1.0 - terms["dissimilarity"],
+            "colour_opposite": terms["colour"],
             "accuracy_same": losses.gender_accuracy(logits[0][0], male),
             "flip_rate_opposite": flip_rates[0],
         }
