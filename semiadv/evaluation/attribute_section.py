@@ -176,6 +176,7 @@ def attribute_section(choice_images: dict, hides: dict, labels: dict, readers,
                         for reader in readers},
             "gender_classifiers": [name for name, _ in foreign_gender],
             "matchers": [name for name, _ in matchers],
+            "matcher_relations": {name: evaluators.relation(matcher) for name, matcher in matchers},
             "chance": {name: 1.0 / classes
                        for name, classes in attribute_readers.CLASSES.items()},
             "examples": {name: int((labels[name] >= 0).sum())

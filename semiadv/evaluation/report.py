@@ -402,13 +402,14 @@ def attributes_markdown(metrics: dict) -> list[str]:
             if key.replace("_balanced_accuracy", "").replace("_mae", "") in \
                     described["attributes"]:
                 columns.append(("readers", reader, key, percent))
-                header.append(f"{title}, {reader}")
+                header.append(f"{title}, {reader} ({described['relation']})")
     for name in section["gender_classifiers"]:
         columns.append(("gender", name, "gender_error", True))
-        header.append(f"gender error, {name}")
+        header.append(f"gender error, {name} (foreign)")
     for name in section["matchers"]:
         columns.append(("identity", name, None, True))
-        header.append(f"TMR@FMR1%, {name}")
+        relation = section.get("matcher_relations", {}).get(name)
+        header.append(f"TMR@FMR1%, {name}" + (f" ({relation})" if relation else ""))
     header += ["SSIM", "ΔE*ab"]
     rows = []
     for choice, entry in choices.items():
@@ -460,16 +461,22 @@ def whole_photos_markdown(metrics: dict) -> list[str]:
         parts.append(f"`{name}`: {section['photos']} photos, a face in "
                      f"{section['faces_found']}, found again in {section['faces_found_after']} "
                      f"outputs; SSIM of the whole photo {_number(section['ssim'], 3)}.\n")
-        rows = [[classifier, _cell(errors["original"]), _cell(errors["opposite"]),
+        # Only foreign classifiers are scored here (whole_photos.whole_photo_section).
+        rows = [[classifier, "**foreign**", _cell(errors["original"]), _cell(errors["opposite"]),
                  _cell(errors[f"original_{large}"]), _cell(errors[f"opposite_{large}"])]
                 for classifier, errors in section["gender"].items()]
         if rows:
-            parts.append(_table(["gender classifier", f"original {small}px", f"OP {small}px",
+            parts.append(_table(["gender classifier", "relation to the SAN",
+                                 f"original {small}px", f"OP {small}px",
                                  f"original {large}px", f"OP {large}px"], rows))
-        rows = [[matcher, _cell(tmr["original"]), _cell(tmr["opposite"])]
+        relations = section.get("matcher_relations", {})
+        rows = [[matcher, _relation_cell({"relation": relations[matcher]})
+                 if matcher in relations else "n/a", _cell(tmr["original"]),
+                 _cell(tmr["opposite"])]
                 for matcher, tmr in section["matching"].items() if matcher != "protocol"]
         if rows:
-            parts.append("\n" + _table(["matcher (TMR@FMR1%)", "original", "OP photo"], rows))
+            parts.append("\n" + _table(["matcher (TMR@FMR1%)", "relation to the SAN",
+                                        "original", "OP photo"], rows))
         parts.append("\n" + "".join(
             f"- {what}: {target['target']}: **{'met' if target['met'] else 'missed'}**\n"
             for what, target in section["targets"].items()))

@@ -131,7 +131,7 @@ def whole_photo_section(photos, labels: dict, perturb: Callable[[np.ndarray], np
     logging.info("whole photos: %d photos, a face in %d, found again in %d outputs", count,
                  found, len(kept))
     section = {"photos": count, "faces_found": found, "faces_found_after": len(kept),
-               "sizes": [image_size, large], "gender": {}, "matching": {},
+               "sizes": [image_size, large], "gender": {}, "matching": {}, "matcher_relations": {},
                "ssim": float(np.mean(ssim)) if ssim else float("nan"), "targets": {}}
     if len(kept) < 2:
         section["skipped"] = (f"whole photos: a face was found in {found} of {count} photos and "
@@ -164,6 +164,7 @@ def whole_photo_section(photos, labels: dict, perturb: Callable[[np.ndarray], np
             entry, _ = matching.matcher_conditions(matcher, pairs, pairs.images, batch_size)
             tmr = {key: values["tmr_at_fmr"][fmr] for key, values in entry.items()}
             section["matching"][name] = tmr
+            section["matcher_relations"][name] = evaluators.relation(matcher)
             share = tmr["opposite"] / tmr["original"] if tmr["original"] > 0 else float("nan")
             section["targets"][f"{name}: TMR@FMR1% kept"] = {
                 "target": f">= {KEPT_MATCHES:.0%} of the originals'", "value": share,

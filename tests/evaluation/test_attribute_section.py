@@ -111,6 +111,11 @@ def test_choices_hide_what_they_say(choice_export, tmp_path):
     # The report's table: one row per choice, met / missed marked.
     text = "".join(report.attributes_markdown({"attributes": section}))
     assert "hide_race" in text and "met" in text and "missed" in text
+    # Each column of a network says what it is to the SAN.
+    header = text.split("| choice |", 1)[1].split("\n", 1)[0]
+    assert f"race BA, {reader} (foreign)" in header
+    for name in section["matchers"]:
+        assert f"TMR@FMR1%, {name} ({section['matcher_relations'][name]})" in header
     again = attribute_readers.attribute_readers(_data(), config, tmp_path)  # Cached.
     np.testing.assert_allclose(again[0](test["image"][:5])["age"],
                                readers[0](test["image"][:5])["age"], rtol=1e-5)
