@@ -136,10 +136,11 @@ def test_align_face_rejects_bad_input():
 # Real photos.
 
 
-# Median shift of the crop's centre (px at 200 px) allowed per detector: BlazeFace's eye
-# keypoints sit a little higher and wider apart than dlib's eye-corner means, on which
-# UTKFace's framing was measured (BENCHMARKS.md §9g).
-CANONICAL_SHIFT_PX = {"dlib": 6.0, "mediapipe": 7.5}
+# Median shift of the crop's centre (px at 200 px) allowed per detector. BlazeFace's eye
+# keypoints are moved onto dlib's eye-corner means, on which UTKFace's framing was measured
+# (BENCHMARKS.md §9h: 6.7 px on these photos, 6.8 unmoved); what is left is each face's own
+# keypoint scatter.
+CANONICAL_SHIFT_PX = {"dlib": 6.0, "mediapipe": 7.0}
 
 
 @needs_utkface
