@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -281,6 +282,9 @@ class TrainConfig:
         keep identities that a matcher learned from an identity-labelled set.
       export_dir: TF Serving model base path of the export (None: skip the export stage).
       export_name: model name under export_dir.
+      edit_strength: the scale s of the change the export serves, X + s (X' - X) clipped to
+        [0, 1] (`semiadv.export.serving_model.strengthen`); 1 serves it as trained. Shapes no
+        trained weights: a rerun with another value exports again, nothing is retrained.
       deterministic: enable TensorFlow op determinism (reproducible resumes, slower).
       mixed_precision: none (float32) or bfloat16 (Keras `mixed_bfloat16`: bfloat16 compute,
         float32 variables; the networks' outputs, losses and exported images stay float32).
@@ -335,6 +339,7 @@ class TrainConfig:
     warp_prototypes: bool = False
     export_dir: str | None = "exports"
     export_name: str = "semiadv"
+    edit_strength: float = 1.0
     deterministic: bool = False
     mixed_precision: str = "none"
     jit_compile: bool = False
@@ -374,6 +379,9 @@ class TrainConfig:
             raise UserValueError(f"match_jitter must be in [0, 0.5), got {self.match_jitter}")
         if not 0 <= self.gender_jitter < 0.5:
             raise UserValueError(f"gender_jitter must be in [0, 0.5), got {self.gender_jitter}")
+        if not (self.edit_strength > 0 and math.isfinite(self.edit_strength)):
+            raise UserValueError(f"edit_strength must be > 0 (1: the change as trained), got "
+                                 f"{self.edit_strength}")
         if not 0 <= self.gender_diversity <= 1:
             raise UserValueError(
                 f"gender_diversity must be in [0, 1], got {self.gender_diversity}")

@@ -1,10 +1,11 @@
 """A tiny random SAN export for tests that need one on disk."""
 
 
-def export_tiny_san(directory, size, channels=3, seed=0, hide_attributes=()):
+def export_tiny_san(directory, size, channels=3, seed=0, hide_attributes=(), edit_strength=1.0):
     """Exports a tiny random SAN (autoencoder, gender CNN, random prototypes) for tests.
 
-    With `hide_attributes` (e.g. ("gender", "race")) a choice-conditioned SAN's export.
+    With `hide_attributes` (e.g. ("gender", "race")) a choice-conditioned SAN's export; the
+    same seed gives the same networks, so exports differing in `edit_strength` compare.
     """
     import keras
     import numpy as np
@@ -23,4 +24,4 @@ def export_tiny_san(directory, size, channels=3, seed=0, hide_attributes=()):
     prototypes = Prototypes(male, female, (0.5 * male + 0.5 * female).astype(np.float32),
                             0.5, (1, 1))
     return writer.export_san(autoencoder, gender, prototypes, directory, "san",
-                             hide_attributes=hide_attributes)
+                             hide_attributes=hide_attributes, edit_strength=edit_strength)

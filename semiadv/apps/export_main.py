@@ -6,7 +6,8 @@ Reads WORKDIR/san/model.keras (autoencoder), WORKDIR/gender/model.keras (auxilia
 CNN) and WORKDIR/prototypes.npz; writes EXPORT_DIR/NAME/VERSION/ (SavedModel +
 perturber.keras) and EXPORT_DIR/models.config, then prints the version dir. A sequential SAN
 (`flow_links` = K > 1 in WORKDIR/config.json) also needs WORKDIR/san_2..san_K/model.keras and
-is exported as one perturber applying the links in sequence. A choice-conditioned SAN
+is exported as one perturber applying the links in sequence. --edit_strength scales the change
+each signature serves (default: the work dir's, from semiadv-train --edit_strength). A choice-conditioned SAN
 (`hide_attributes` in WORKDIR/config.json) is exported with the choice as an input
 (docs/serving.md).
 """
@@ -24,6 +25,12 @@ from semiadv.errors import UserFileNotFoundError, UserValueError
 flags.declare_key_flag("workdir")
 EXPORT_DIR = flags.DEFINE_string("export_dir", "exports", "TF Serving model base path.")
 EXPORT_NAME = flags.DEFINE_string("export_name", "san", "Model name under --export_dir.")
+EDIT_STRENGTH = flags.DEFINE_float(
+    "edit_strength", None,
+    "Scale s of the change every signature serves, X + s (X' - X) clipped to [0, 1]; 1 = as "
+    "trained. Default: the work dir's own (its config.json, as semiadv-train exports).")
+flags.register_validator("edit_strength", lambda value: value is None or value > 0,
+                         message="--edit_strength must be > 0 (1: the change as trained)")
 VERSION = flags.DEFINE_integer("version", None,
                                "Version to write (default: one more than the highest).",
                                lower_bound=1)
@@ -58,6 +65,17 @@ def _hide_attributes(workdir):
     return tuple(name for name in HIDEABLE_ATTRIBUTES if name in named)
 
 
+def _edit_strength(workdir):
+    """--edit_strength, else the work dir's (config.json), else 1."""
+    if EDIT_STRENGTH.value is not None:
+        return EDIT_STRENGTH.value
+    path = Path(workdir) / "config.json"
+    try:
+        return float(json.loads(path.read_text()).get("edit_strength", 1.0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 1.0
+
+
 def _required_files(workdir):
     """The work dir's input files; raises UserFileNotFoundError naming every missing one."""
     inputs = dict(_INPUTS, **{f"link {k}": f"san_{k}/model.keras"
@@ -89,7 +107,8 @@ def main(argv):
                                     storage.load_prototypes(paths["prototypes"]),
                                     EXPORT_DIR.value, EXPORT_NAME.value, VERSION.value,
                                     later_links=later_links,
-                                    hide_attributes=_hide_attributes(common_flags.WORKDIR.value))
+                                    hide_attributes=_hide_attributes(common_flags.WORKDIR.value),
+                                    edit_strength=_edit_strength(common_flags.WORKDIR.value))
     print(version_dir)
     return 0
 

@@ -238,6 +238,13 @@ flags.register_multi_flags_validator(["image_size", "encoder_filters", "decoder_
 EXPORT_DIR = flags.DEFINE_string("export_dir", "exports",
                                  "TF Serving model base path; empty: no export.")
 EXPORT_NAME = flags.DEFINE_string("export_name", "semiadv", "Model name under --export_dir.")
+EDIT_STRENGTH = flags.DEFINE_float(
+    "edit_strength", 1.0,
+    "Scale s of the change the export serves, X + s (X' - X) clipped to [0, 1]: above 1 "
+    "spends fidelity the training left unused on a stronger edit (flags/utkface64_transfer.cfg "
+    "uses 1.2; RESULTS.md). 1 = as trained. Retrains nothing: a rerun exports again.")
+flags.register_validator("edit_strength", lambda value: value > 0,
+                         message="--edit_strength must be > 0 (1: the change as trained)")
 RETRAIN_FROM = flags.DEFINE_list(
     "retrain_from", [],
     "Stages to delete and train again, with every stage trained from them (san, and the "
@@ -357,7 +364,7 @@ def train_config() -> TrainConfig:
         matcher_dataset=MATCHER_DATASET.value or None,
         warp_prototypes=WARP_PROTOTYPES.value,
         export_dir=EXPORT_DIR.value or None, export_name=EXPORT_NAME.value,
-        deterministic=DETERMINISTIC.value,
+        edit_strength=EDIT_STRENGTH.value, deterministic=DETERMINISTIC.value,
         mixed_precision=_mixed_precision(MIXED_PRECISION_FLAG.value, common_flags.WORKDIR.value),
         jit_compile=JIT_COMPILE.value, remapper=REMAPPER.value)
 

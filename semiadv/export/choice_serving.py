@@ -17,7 +17,8 @@ from semiadv.prototypes import average
 
 
 def build_choice_serving_perturber(autoencoder, gender_classifier, prototypes,
-                                   name="choice_serving_perturber", float32=True):
+                                   name="choice_serving_perturber", float32=True,
+                                   edit_strength=1.0):
     """Builds the one model that serves every choice of a choice-conditioned SAN.
 
     Args:
@@ -26,6 +27,7 @@ def build_choice_serving_perturber(autoencoder, gender_classifier, prototypes,
         prototypes: `semiadv.prototypes.average.Prototypes` of the autoencoder's image shape.
         name: Model name.
         float32: Compute in float32 (see `serving_model.float32_copy`).
+        edit_strength: the scale of both outputs' change (`serving_model.strengthen`).
 
     Returns:
         A frozen float32 `keras.Model` taking `{"image": [B, H, W, C] in [0, 1], "male": [B]
@@ -36,8 +38,10 @@ def build_choice_serving_perturber(autoencoder, gender_classifier, prototypes,
         the autoencoder reads the opposite prototype, where kept the same-gender one.
 
     Raises:
-        ValueError: If the autoencoder is not a choice autoencoder, or the shapes differ.
+        ValueError: If the autoencoder is not a choice autoencoder, or the shapes differ,
+            or edit_strength is not > 0.
     """
+    serving_model.check_edit_strength(edit_strength)
     if not choice_autoencoder.is_choice_autoencoder(autoencoder):
         raise ValueError("build_choice_serving_perturber needs a choice autoencoder (one with "
                          "a 'hide' input): this SAN was trained without hide_attributes")
@@ -80,6 +84,8 @@ def build_choice_serving_perturber(autoencoder, gender_classifier, prototypes,
         # of a hidden gender, P_SM + 1 x (P_NT - P_SM), is P_NT itself.
         neutral = autoencoder({"image": image, "same_prototype": mixed["same"],
                                "prototype": mixed["neutral"], "hide": neutral_hide})["perturbed"]
+        perturbed = serving_model.strengthen(image, perturbed, edit_strength, "perturbed_")
+        neutral = serving_model.strengthen(image, neutral, edit_strength, "neutral_")
         outputs = {
             "perturbed": keras.layers.Identity(name="perturbed")(perturbed),
             "neutral": keras.layers.Identity(name="neutral")(neutral),

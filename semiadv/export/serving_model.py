@@ -32,6 +32,32 @@ def constant_dense(units, name, use_bias=True):
                               name=name)
 
 
+def check_edit_strength(edit_strength):
+    """Raises ValueError unless `edit_strength` is a finite number > 0."""
+    if (isinstance(edit_strength, bool) or not isinstance(edit_strength, (int, float))
+            or not np.isfinite(edit_strength) or edit_strength <= 0):
+        raise ValueError(f"edit_strength must be a number > 0 (1: the change as trained), got "
+                         f"{edit_strength!r}")
+
+
+def strengthen(image, output, edit_strength, prefix):
+    """`output` with its change from `image` scaled: clip(X + s (X' - X), 0, 1).
+
+    The SAN's change X' - X has a direction that other gender classifiers follow but a
+    strength set by the trade-off of its training losses; scaling it at export spends
+    fidelity budget the training left unused (RESULTS.md, the transfer recipe). A change
+    bounded by max_change is then bounded by s x max_change. Built-in layers only; s = 1
+    adds no layer, so such an export is the network as trained.
+    """
+    check_edit_strength(edit_strength)
+    if edit_strength == 1:
+        return output
+    change = keras.layers.Subtract(name=f"{prefix}change")([output, image])
+    scaled = keras.layers.Rescaling(float(edit_strength), name=f"{prefix}scaled_change")(change)
+    stronger = keras.layers.Add(name=f"{prefix}strengthened")([image, scaled])
+    return keras.layers.ReLU(max_value=1.0, name=f"{prefix}clipped")(stronger)
+
+
 def label_layers(male, logits):
     """Label weights [B, 2] = [1 - label, label], male score [B, 1] and label [B, 1].
 
@@ -134,7 +160,7 @@ def _apply_later_links(later_links, outputs, mixed, same_encoder, float32):
 
 
 def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="serving_perturber",
-                            float32=True, later_links=()):
+                            float32=True, later_links=(), edit_strength=1.0):
     """Builds the one model that serves every mode of the SAN, from built-in layers only.
 
     Args:
@@ -153,6 +179,8 @@ def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="se
             (`semiadv.train.flow`), applied in turn to link 1's outputs, each output kind
             to the previous link's output of that kind, all with the prototypes of the
             original face's label. Empty (the default): the SAN alone, as before chains.
+        edit_strength: the scale s of every output's change, X + s (X' - X) clipped to
+            [0, 1] (`strengthen`); 1 (the default) serves the change as trained.
 
     Returns:
         A frozen float32 `keras.Model` taking `{"image": [B, H, W, C] float32 in [0, 1],
@@ -164,8 +192,10 @@ def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="se
         in float32 (see `float32_copy`).
 
     Raises:
-        ValueError: If the prototypes or the gender CNN do not fit the autoencoder's shape.
+        ValueError: If the prototypes or the gender CNN do not fit the autoencoder's shape,
+            or edit_strength is not > 0.
     """
+    check_edit_strength(edit_strength)
     image_shape = image_shape_of(autoencoder)
     average.check_shape(prototypes, image_shape[0], image_shape[2])
     classifier_shape = tuple(gender_classifier.inputs[0].shape[1:])
@@ -205,6 +235,8 @@ def build_serving_perturber(autoencoder, gender_classifier, prototypes, name="se
             outputs = _apply_later_links(
                 later_links, outputs, mixed,
                 autoencoders.encoder_prototype_of(autoencoder) == "same", float32)
+        outputs = {kind: strengthen(image, output, edit_strength, f"{kind}_")
+                   for kind, output in outputs.items()}
         outputs.update(
             male_score=keras.layers.Reshape((), name="male_score")(score),
             male_label=keras.layers.Reshape((), name="male_label")(label))

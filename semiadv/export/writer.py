@@ -66,7 +66,7 @@ def _write_version(model, temp_dir, hide_attributes=()):
 
 
 def export_san(autoencoder, gender_classifier, prototypes, export_base, name, version=None,
-               float32=True, later_links=(), hide_attributes=()):
+               float32=True, later_links=(), hide_attributes=(), edit_strength=1.0):
     """Exports a trained SAN as `export_base/<name>/<version>/` and updates models.config.
 
     The version is written to a hidden temporary dir beside the versions (TF Serving ignores
@@ -87,6 +87,8 @@ def export_san(autoencoder, gender_classifier, prototypes, export_base, name, ve
         hide_attributes: What a choice-conditioned SAN (`autoencoder` a choice autoencoder,
             `TrainConfig.hide_attributes`) can hide: the export takes the choice as an input
             (`choice_serving`, `choice_signatures`). Empty: a gender SAN's export.
+        edit_strength: scale of the change X' - X every signature serves
+            (`serving_model.strengthen`); 1 serves it as trained.
 
     Returns:
         The version dir (absolute). It holds the SavedModel and `perturber.keras`.
@@ -104,11 +106,12 @@ def export_san(autoencoder, gender_classifier, prototypes, export_base, name, ve
         if later_links:
             raise ValueError("a choice-conditioned SAN has one link")
         model = choice_serving.build_choice_serving_perturber(
-            autoencoder, gender_classifier, prototypes, float32=float32)
+            autoencoder, gender_classifier, prototypes, float32=float32,
+            edit_strength=edit_strength)
     else:
         model = serving_model.build_serving_perturber(
             autoencoder, gender_classifier, prototypes, float32=float32,
-            later_links=later_links)
+            later_links=later_links, edit_strength=edit_strength)
 
     temp_dir = model_dir / f"{_TEMP_PREFIX}{version}-{uuid.uuid4().hex}"
     final_dir = model_dir / str(version)

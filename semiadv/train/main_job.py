@@ -192,9 +192,11 @@ def export(config: TrainConfig, strategy: tf.distribute.Strategy) -> Path | None
     # In the last link's folder: a chain grown by a link gets an export of its own.
     marker = stage_dir(config, flow.link_stages(config)[-1]) / "exported.json"
     if marker.exists():
-        path = Path(json.loads(marker.read_text())["path"])
-        # A new --export_dir or --export_name gets an export of its own.
-        if path.parent.resolve() == (Path(config.export_dir) / config.export_name).resolve():
+        record = json.loads(marker.read_text())
+        path = Path(record["path"])
+        # A new --export_dir, --export_name or --edit_strength gets an export of its own.
+        if (path.parent.resolve() == (Path(config.export_dir) / config.export_name).resolve()
+                and record.get("edit_strength", 1.0) == config.edit_strength):
             logging.info("export: done already (%s)", path)
             return path
     if not distribute.is_chief(strategy):
@@ -202,8 +204,10 @@ def export(config: TrainConfig, strategy: tf.distribute.Strategy) -> Path | None
     first, *later = links(config)
     path = writer.export_san(first, _load(config, "gender"), ensure_prototypes(config),
                              config.export_dir, config.export_name, later_links=later,
-                             hide_attributes=config.choice_attributes)
-    files.write_json_atomically(marker, {"path": str(path)}, indent=None)
+                             hide_attributes=config.choice_attributes,
+                             edit_strength=config.edit_strength)
+    files.write_json_atomically(marker, {"path": str(path), "edit_strength": config.edit_strength},
+                                indent=None)
     return path
 
 

@@ -45,7 +45,7 @@ CONFIG_NAME = "config.json"
 # Settings that shape no trained weights.
 NOT_TRAINING = frozenset({
     "workdir", "strategy", "checkpoint_every", "steps_per_loop", "image_summaries",
-    "export_dir", "export_name", "deterministic", "jit_compile", "remapper",
+    "export_dir", "export_name", "edit_strength", "deterministic", "jit_compile", "remapper",
     # How many links a sequential SAN has: no link is trained differently for it (a K=1
     # work dir grows to K=2 by training san_2 alone); the export follows it.
     "flow_links",

@@ -1,5 +1,6 @@
 """End to end: the whole main job at 16x16, then a rerun that finds every stage done."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -56,6 +57,16 @@ def test_main_job_end_to_end(tmp_path, caplog):
     assert again == summary
     assert "training steps" not in caplog.text
     assert sorted(p.name for p in (tmp_path / "exports" / "tiny").iterdir()) == ["1"]
+
+    # Another --edit_strength retrains nothing and exports the scaled change as a new version.
+    caplog.clear()
+    stronger = main_job.run(dataclasses.replace(config, edit_strength=1.5))
+    assert "training steps" not in caplog.text
+    assert stronger["export"] == str(tmp_path / "exports" / "tiny" / "2")
+    scaled = tf.saved_model.load(stronger["export"]).signatures["opposite"](
+        image=tf.constant(faces))["perturbed"]
+    np.testing.assert_allclose(scaled, np.clip(faces + 1.5 * (out["perturbed"] - faces), 0, 1),
+                               atol=1e-5)
 
 
 def test_matcher_without_identities_says_it_learns_from_views(tmp_path, caplog, monkeypatch):
