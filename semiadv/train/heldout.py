@@ -19,12 +19,14 @@ from semiadv.train.task import known_gender
 
 def san_summary(autoencoder: keras.Model, gender: keras.Model, matcher: keras.Model,
                 prototypes: average.Prototypes, config: DataConfig,
-                split: str = "test", max_examples: int | None = 1000) -> dict[str, float]:
+                split: str = "test", max_examples: int | None = 1000,
+                edit_strength: float = 1.0) -> dict[str, float]:
     """Auxiliary classifier accuracy on originals, X'_SM and X'_OP, matcher distances, SSIM.
 
     Reads the first `max_examples` faces of `split` (None: all): a quick look, precise
     enough at 1,000 faces, that spares running a slow matcher (dlib's ResNet) over a whole
-    test split.
+    test split. With `edit_strength` s the outputs are X + s (X' - X) clipped to [0, 1], as
+    the export serves them (`semiadv.export.serving_model.strengthen`).
 
     Returns:
       {"examples", "accuracy_original", "accuracy_same", "flip_rate_opposite",
@@ -46,6 +48,9 @@ def san_summary(autoencoder: keras.Model, gender: keras.Model, matcher: keras.Mo
             "opposite_prototype": mixing.opposite_prototype(male, male_prototype,
                                                             female_prototype)},
             training=False)
+        if edit_strength != 1:  # As the export serves them.
+            outputs = {kind: tf.clip_by_value(image + edit_strength * (outputs[kind] - image),
+                                              0.0, 1.0) for kind in ("same", "opposite")}
         original = matcher(image, training=False)
         return {
             "known": known_gender(batch["male"]),

@@ -225,7 +225,8 @@ def run(config: TrainConfig) -> dict:
     if config.hide_attributes:  # Summarised as keep all (SM) and hide gender alone (OP).
         autoencoder = ChoiceAsGender(autoencoder)
     summary = heldout.san_summary(autoencoder, _load(config, "gender"), _load(config, "matcher"),
-                                  ensure_prototypes(config), config.data)
+                                  ensure_prototypes(config), config.data,
+                                  edit_strength=config.edit_strength)
     summary["export"] = str(export_path) if export_path else None
     if distribute.is_chief(strategy):
         files.write_json_atomically(Path(config.workdir) / "summary.json", summary)

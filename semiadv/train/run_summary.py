@@ -144,9 +144,11 @@ def text(config: TrainConfig, summary: dict, command_args: list[str] = ()) -> st
         lines.append(f"Export: {export_path} (TF Serving SavedModel and perturber.keras)")
     else:
         lines.append("Export: none (--export_dir was empty)")
+    strength = (f", with the change scaled by --edit_strength={config.edit_strength:g} as the "
+                "export serves it" if config.edit_strength != 1 else "")
     lines.append(f"On {summary.get('examples', 0)} held-out test faces, as the SAN's own "
-                 "auxiliary networks see them (semiadv-evaluate gives the verdict of unseen "
-                 "ones):")
+                 f"auxiliary networks see them{strength} (semiadv-evaluate gives the verdict "
+                 "of unseen ones):")
     lines += number_lines(summary)
     lines.append("Next:")
     lines += next_command_lines(config, export_path, list(command_args))

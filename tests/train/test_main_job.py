@@ -62,6 +62,8 @@ def test_main_job_end_to_end(tmp_path, caplog):
     caplog.clear()
     stronger = main_job.run(dataclasses.replace(config, edit_strength=1.5))
     assert "training steps" not in caplog.text
+    # The summary measures what the export serves: the stronger change is further from X.
+    assert stronger["ssim_opposite"] < summary["ssim_opposite"]
     assert stronger["export"] == str(tmp_path / "exports" / "tiny" / "2")
     scaled = tf.saved_model.load(stronger["export"]).signatures["opposite"](
         image=tf.constant(faces))["perturbed"]
