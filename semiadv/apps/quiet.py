@@ -14,33 +14,15 @@ AVX2-only CPU its Eigen kernels run the SAN step much slower (BENCHMARKS.md §2b
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
+
+from semiadv.utils import stderr
 
 
 def verbose_requested(argv, environ) -> bool:
     """True when `SEMIADV_VERBOSE=1` or `--verbose` is among the arguments."""
     return environ.get("SEMIADV_VERBOSE", "") not in ("", "0") or "--verbose" in argv
-
-
-@contextlib.contextmanager
-def _stderr_to_devnull():
-    """Points file descriptor 2 (what C++ code writes to) at /dev/null for a block."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # No real stderr (an embedded interpreter): nothing to hide.
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def prefer_onednn(environ) -> None:
@@ -57,6 +39,6 @@ def quiet_tensorflow(verbose: bool) -> None:
     if verbose or "tensorflow" in sys.modules:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _stderr_to_devnull():
+    with stderr.to_devnull():
         import tensorflow as tf
     tf.get_logger().setLevel("ERROR")

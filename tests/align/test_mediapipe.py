@@ -266,3 +266,24 @@ def test_mediapipe_crops_and_eye_aligns_celeba_photos(shared_faces):
                                        geometry.canonical_eye_points(64), atol=1e-6)
     assert statuses.count("no_face") <= 1, statuses
     assert statuses.count("aligned") >= 34, statuses
+
+
+@needs_mediapipe
+@pytest.mark.parametrize("level, shown", [("0", True), ("1", False), ("3", False)])
+def test_litert_info_line_follows_tf_cpp_min_log_level(level, shown):
+    """LiteRT writes "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." from C++ when a
+    model is allocated; it is hidden when TF_CPP_MIN_LOG_LEVEL hides TensorFlow's C++ INFO
+    lines (the binaries set 3 unless SEMIADV_VERBOSE=1), and stderr works again after."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from semiadv.align import mediapipe as mp\n"
+            "mp.MediaPipeFaceDetector().detect_faces(np.zeros((64, 64), np.uint8))\n"
+            "print('after', file=sys.stderr)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": level})
+    assert run.returncode == 0, run.stderr
+    assert ("XNNPACK delegate" in run.stderr) == shown, run.stderr
+    assert run.stderr.rstrip().endswith("after")
