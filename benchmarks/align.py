@@ -2,8 +2,8 @@
 
   python benchmarks/align.py [--image_size=64] [--detectors=dlib,dlib-noweak,haar,mediapipe]
       [--every=1]
-      [--perturb_every=4] [--workers=N] [--pools=process,thread] [--skip_align]
-      [--name=align]
+      [--perturb_every=4] [--workers=N] [--pools=process,thread] [--outputs=crop,photo]
+      [--skip_align] [--name=align]
   python benchmarks/align.py --framing [--framing_every=100] [--every=1] [--name=align_framing]
   python benchmarks/align.py --align_cpu [--detectors=mediapipe] [--baseline=OLD_mediapipe.py]
       [--every=4] [--repeats=3] [--name=align_cpu]
@@ -52,6 +52,7 @@ MediaPipe detector's defaults (align only and identity).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import tempfile
@@ -468,6 +469,9 @@ def main():
                         help="threads or worker processes (default: one per core)")
     parser.add_argument("--pools", default="process,thread",
                         help="end to end with each of these perturb_folder pools, in this order")
+    parser.add_argument("--outputs", default="crop",
+                        help="end to end with each of these semiadv-perturb --output values "
+                             "(crop: the aligned crops; photo: every face edited in the photo)")
     parser.add_argument("--skip_align", action="store_true",
                         help="skip the align-only runs and identity: end to end only")
     parser.add_argument("--name", default="align", help="results file benchmarks/results/NAME.json")
@@ -523,24 +527,26 @@ def main():
         if not args.perturb_every or name in VARIANTS:
             continue
         registry.set_default_detector(name)  # what semiadv-perturb --detector does
-        for pool in args.pools.split(","):
+        for pool, output in itertools.product(args.pools.split(","), args.outputs.split(",")):
             start, cpu = time.perf_counter(), _cpu_seconds()
-            report = perturb.perturb_folder(version, subset, work / f"perturbed_{name}_{pool}",
+            report = perturb.perturb_folder(version, subset,
+                                            work / f"perturbed_{name}_{pool}_{output}",
                                             prototype="opposite", batch_size=32,
-                                            workers=args.workers, pool=pool)
+                                            workers=args.workers, pool=pool, output=output)
             seconds = time.perf_counter() - start
             own, workers = (after - before for after, before in zip(_cpu_seconds(), cpu))
             total = len(report["files"])
             perturbed = report["counts"].get("perturbed", 0)
             statuses = [entry.get("align_status") for entry in report["files"].values()]
-            rows.append({"detector": name, "path": f"semiadv-perturb --pool={pool}",
+            rows.append({"detector": name,
+                         "path": f"semiadv-perturb --pool={pool} --output={output}",
                          "photos": total, "cropped": perturbed / total,
                          "eye_aligned": statuses.count("aligned") / total,
                          "seconds": seconds, "photos_per_s": total / seconds,
                          "cpu_ms_per_photo": 1e3 * (own + workers) / total,
                          "workers_cpu_ms_per_photo": 1e3 * workers / total,
                          "load_average": load_average()})
-            print(f"perturb {name} {pool}: {rows[-1]}", flush=True)
+            print(f"perturb {name} {pool} {output}: {rows[-1]}", flush=True)
     registry.set_default_detector(None)
 
     # A comparison: with one detector there is nothing to compare the crops with.
