@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from _tiny_export import export_tiny_san
+from _tiny_export import export_tiny_san, tiny_san_parts
 from _tiny_san import ATOL
 from semiadv.config import TrainConfig
 from semiadv.errors import UserValueError
@@ -58,15 +58,24 @@ def test_scaled_change_in_every_signature_and_the_keras_file(san, tmp_path):
 
 
 def test_choice_export_scales_both_outputs(tmp_path):
+    from semiadv.export import choice_serving
+
     hide = ("gender", "age_group", "race")
-    plain = tf.saved_model.load(str(export_tiny_san(tmp_path / "a", SIZE, hide_attributes=hide)))
-    strong_dir = export_tiny_san(tmp_path / "b", SIZE, hide_attributes=hide, edit_strength=0.5)
-    strong = tf.saved_model.load(str(strong_dir))
-    faces = tf.constant(_faces())
-    for name in ("hide_all", "hide_race", "same", "neutral"):
-        want = _scaled(faces.numpy(), plain.signatures[name](image=faces)["perturbed"], 0.5)
-        np.testing.assert_allclose(strong.signatures[name](image=faces)["perturbed"], want,
-                                   atol=ATOL, err_msg=name)
+    plain = choice_serving.build_choice_serving_perturber(*tiny_san_parts(SIZE,
+                                                                         hide_attributes=hide))
+    strong = tf.saved_model.load(str(export_tiny_san(tmp_path, SIZE, hide_attributes=hide,
+                                                     edit_strength=0.5)))
+    faces = _faces()
+    unknown = -np.ones(len(faces), np.float32)
+    for name, row in (("hide_all", [1, 1, 1]), ("hide_race", [0, 0, 1]), ("same", [0, 0, 0])):
+        hide_rows = np.tile(np.float32(row), (len(faces), 1))
+        expected = plain({"image": faces, "male": unknown, "hide": hide_rows})["perturbed"]
+        np.testing.assert_allclose(strong.signatures[name](image=tf.constant(faces))["perturbed"],
+                                   _scaled(faces, expected, 0.5), atol=ATOL, err_msg=name)
+    expected = plain({"image": faces, "male": unknown,
+                      "hide": np.zeros((len(faces), 3), np.float32)})["neutral"]
+    np.testing.assert_allclose(strong.signatures["neutral"](image=tf.constant(faces))["perturbed"],
+                               _scaled(faces, expected, 0.5), atol=ATOL)
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "2"])
