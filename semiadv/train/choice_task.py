@@ -31,8 +31,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from semiadv.config import HIDEABLE_ATTRIBUTES, MIXED_PRECISION
-from semiadv.models import dlib_resnet
-from semiadv.train import input_diversity, losses, san_task
+from semiadv.train import losses, san_task
 from semiadv.train.autoencoder_task import PrototypeTask
 from semiadv.train.dtype_policies import with_dtype_policy
 from semiadv.train.task import known_gender
@@ -137,17 +136,6 @@ class ChoiceSanTask(PrototypeTask):
         kept, hidden = self.outputs(batch["image"], same, opposite, hide, training=False)
         return {"original": batch["image"], "kept": kept, "hide_all": hidden}
 
-    def _views(self, images):
-        """What a classifier reads of `images`: jittered and transformed as configured (a
-        fresh draw per call, so per classifier)."""
-        config = self.config
-        if config.gender_jitter > 0:
-            images = dlib_resnet.jittered_views(list(images), config.gender_jitter)
-        if config.gender_diversity > 0:
-            images = [input_diversity.diverse_view(view, config.gender_diversity)
-                      for view in images]
-        return images
-
     def per_example(self, batch, step):
         config = self.config
         image, male = batch["image"], batch["male"]
@@ -163,8 +151,9 @@ class ChoiceSanTask(PrototypeTask):
         # Gender: G_0 (the paper's CNN) first, its terms are the reported ones.
         kept_terms, choice_terms, flips = [], [], []
         for classifier in (self.gender, *self.gender_members):
-            logits_kept, logits_chosen = (classifier(view, training=False)
-                                          for view in self._views((kept, chosen)))
+            logits_kept, logits_chosen = (
+                classifier(view, training=False)
+                for view in san_task.classifier_views(config, (kept, chosen)))
             if config.gender_same_target == "original":
                 original = classifier(image, training=False)
 
@@ -188,8 +177,9 @@ class ChoiceSanTask(PrototypeTask):
             hidden_flag = hide[:, column]
             labelled = tf.cast(tf.reshape(batch[name], [-1]) >= 0, tf.float32)
             original = classifier(image, training=False)
-            logits_kept, logits_chosen = (classifier(view, training=False)
-                                          for view in self._views((kept, chosen)))
+            logits_kept, logits_chosen = (
+                classifier(view, training=False)
+                for view in san_task.classifier_views(config, (kept, chosen)))
             kept_change = losses.reading_change(logits_kept, original) * labelled
             hidden = hidden_flag * losses.divergence_from_chance(logits_chosen) * labelled
             kept_choice = ((1.0 - hidden_flag) * losses.reading_change(logits_chosen, original)

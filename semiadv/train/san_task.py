@@ -12,6 +12,19 @@ from semiadv.train.dtype_policies import with_dtype_policy
 from semiadv.train.task import known_gender
 
 
+def classifier_views(config, images):
+    """What one classifier reads of `images` (a sequence of [B, H, W, C]): jittered
+    (`gender_jitter`) and randomly transformed (`gender_diversity`) as configured, or as
+    they are. Called once per classifier, so each draws its own views."""
+    images = list(images)
+    if config.gender_jitter > 0:
+        images = dlib_resnet.jittered_views(images, config.gender_jitter)
+    if config.gender_diversity > 0:  # Per example too.
+        images = [input_diversity.diverse_view(view, config.gender_diversity)
+                  for view in images]
+    return images
+
+
 def likeness_terms(matcher, config, image, kept, edited, step):
     """The terms that keep the person and the face's look, weighted, per example.
 
@@ -173,13 +186,9 @@ class SanTask(PrototypeTask):
         # G_0 (the paper's CNN) first: its terms are the reported ones.
         logits, gender_same = [], []
         for classifier in (self.gender, *self.gender_members):
-            views = (perturbed_same, perturbed_opposite)
-            if config.gender_jitter > 0:  # A fresh draw per classifier: more diverse views.
-                views = dlib_resnet.jittered_views(list(views), config.gender_jitter)
-            if config.gender_diversity > 0:  # Per example and classifier, too.
-                views = [input_diversity.diverse_view(view, config.gender_diversity)
-                         for view in views]
-            logits_same, logits_opposite = (classifier(view, training=False) for view in views)
+            logits_same, logits_opposite = (
+                classifier(view, training=False)
+                for view in classifier_views(config, (perturbed_same, perturbed_opposite)))
             logits.append((logits_same, logits_opposite))
             if config.gender_same_target == "original":  # Read as X is, no more, no less.
                 gender_same.append(losses.gender_reading_change(
