@@ -78,14 +78,7 @@ class AttributeConfig:
     seed: int = 8642
 
     def __post_init__(self):
-        if self.hog_size < 16 or self.hog_size % 8:
-            raise ValueError(f"attribute HOG size {self.hog_size}: want a multiple of 8, at "
-                             "least 16")
-        if self.cnn_size and self.cnn_size < 16:
-            raise ValueError(f"attribute CNN size {self.cnn_size}: want 0 (auto) or >= 16")
-        for name in ("hog_steps", "cnn_steps", "cnn_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"attribute {name} must be positive, got {getattr(self, name)}")
+        foreign.check_reader_settings(self, "attribute")
         if self.max_training_faces < 0 or self.hog_l2 < 0 or self.age_ridge < 0:
             raise ValueError("attribute max_training_faces, hog_l2 and age_ridge must not be "
                              "negative")

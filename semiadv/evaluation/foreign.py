@@ -42,6 +42,21 @@ _LOG_EVERY_SECONDS = 15.0
 _CELL, _BINS = 8, 9
 
 
+def check_reader_settings(config, what: str) -> None:
+    """Raises ValueError, naming `what`, unless `config`'s hog_size (a multiple of the HOG
+    cell, at least 16), cnn_size (0: auto, else at least 16) and hog_steps, cnn_steps and
+    cnn_batch_size (positive) are usable: the settings the foreign classifiers and the
+    attribute readers share."""
+    if config.hog_size < 16 or config.hog_size % _CELL:
+        raise ValueError(f"{what} HOG size {config.hog_size}: want a multiple of {_CELL}, at "
+                         "least 16")
+    if config.cnn_size and config.cnn_size < 16:
+        raise ValueError(f"{what} CNN size {config.cnn_size}: want 0 (auto) or >= 16")
+    for name in ("hog_steps", "cnn_steps", "cnn_batch_size"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{what} {name} must be positive, got {getattr(config, name)}")
+
+
 @dataclasses.dataclass(frozen=True)
 class ForeignConfig:
     """Which package-built foreign classifiers to run and how to train them.
@@ -73,14 +88,7 @@ class ForeignConfig:
     seed: int = 4321
 
     def __post_init__(self):
-        if self.hog_size < 16 or self.hog_size % _CELL:
-            raise ValueError(f"foreign HOG size {self.hog_size}: want a multiple of {_CELL}, "
-                             "at least 16")
-        if self.cnn_size and self.cnn_size < 16:
-            raise ValueError(f"foreign CNN size {self.cnn_size}: want 0 (auto) or >= 16")
-        for name in ("hog_steps", "cnn_steps", "cnn_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"foreign {name} must be positive, got {getattr(self, name)}")
+        check_reader_settings(self, "foreign")
         if self.cnn_width <= 0 or self.learning_rate <= 0 or self.hog_l2 < 0:
             raise ValueError("foreign cnn_width and learning_rate must be positive, hog_l2 "
                              "not negative")
