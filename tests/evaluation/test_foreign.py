@@ -101,3 +101,17 @@ def test_trained_once_cached_and_reused(tmp_path, caplog):
     assert len(list(tmp_path.glob("foreign_hog-*"))) == 2
     assert foreign.foreign_evaluators(data, dataclasses.replace(config, hog=False, cnn=False),
                                       tmp_path) == []
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("hog_size", 12, "HOG size 12: want a multiple of 8"),
+    ("cnn_size", 8, "CNN size 8: want 0"),
+    ("cnn_steps", 0, "cnn_steps must be positive"),
+])
+def test_reader_settings_are_checked_for_both_configs(field, value, message):
+    from semiadv.evaluation import attribute_readers
+
+    for config_class, what in ((foreign.ForeignConfig, "foreign"),
+                               (attribute_readers.AttributeConfig, "attribute")):
+        with pytest.raises(ValueError, match=f"{what} {message}"):
+            config_class(**{field: value})
