@@ -29,7 +29,13 @@ def _resizer(size, channels):
 def _to_model_input(rgb, image_shape):
     """The export's input from a uint8 crop (or whole photo): resized, float32 in [0, 1]."""
     size, _, channels = image_shape
-    face = _resizer(size, channels)(rgb).numpy()
+    if channels == 3 and rgb.shape == (size, size, 3):
+        # An aligned crop is at the export's size already, and the resize of an image to its
+        # own size gives it back unchanged (tested); calling the traced function anyway
+        # cost 1.4 ms of CPU per photo, more than the SAN itself (BENCHMARKS.md §9j).
+        face = rgb
+    else:
+        face = _resizer(size, channels)(rgb).numpy()
     return face.astype(np.float32) / 255.0
 
 
