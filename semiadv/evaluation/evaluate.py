@@ -30,7 +30,8 @@ For the original test faces and the SAN's same (SM), neutral (NT) and opposite (
 Every classifier and matcher is seen (the SAN trained against it: auxiliary networks,
 ensemble members, plug-ins saying so), a sibling (the independent networks) or foreign
 (another family or other data); the gender verdict reads only the foreign classifiers. Outputs in `output_dir`: metrics.json, report.md (a two-sentence verdict, then
-the paper's two tables), ROC plots and, when asked, a grid of faces.
+the paper's two tables), ROC plots and, when asked, a grid of faces (with a choice export's
+single-attribute choices and `hide_all` beside SM, NT and OP).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from semiadv.evaluation import (attackers, attribute_readers, attribute_section,
 from semiadv.evaluation.config import EvaluationConfig
 from semiadv.evaluation.gender_section import gender_section
 from semiadv.evaluation.perturber import Perturber
+from semiadv.export import choice_names
 
 
 def _training_notes(config: EvaluationConfig) -> list[str]:
@@ -71,17 +73,18 @@ def _training_notes(config: EvaluationConfig) -> list[str]:
 
 def per_attribute_section(config: EvaluationConfig, perturber: Perturber, test: dict,
                           outputs: dict, classifiers, matchers, pairs,
-                          matching_metrics: dict) -> dict:
-    """The per-attribute section (`attribute_section`), or {"skipped": why}."""
+                          matching_metrics: dict) -> tuple[dict, dict]:
+    """(the per-attribute section (`attribute_section`) or {"skipped": why}, {choice: the
+    perturbed test faces} of the export's hide_* choices)."""
     if not attribute_section.labels_known(test):
         return {"skipped": f"No per-attribute evaluation: the test faces of {config.data.dataset} "
-                           "label neither the age nor the race."}
+                           "label neither the age nor the race."}, {}
     readers = attribute_readers.attribute_readers(config.data, config.attributes,
                                                   config.eval_workdir)
     if not readers:
         return {"skipped": "No per-attribute evaluation: no attribute reader (enable "
                            "--attribute_hog or --attribute_cnn; the validation split must label "
-                           "age or race)."}
+                           "age or race)."}, {}
     choice_images = {"original": test["image"], **outputs}
     for name in perturber.choices:
         logging.info("attributes: perturbing %d test faces with %s", len(test["image"]), name)
@@ -101,7 +104,16 @@ def per_attribute_section(config: EvaluationConfig, perturber: Perturber, test: 
                         for name, entry in matching_metrics.items()})
     if not perturber.choices:
         section["note"] = attribute_section.NO_CHOICES_NOTE
-    return section
+    return section, {name: choice_images[name] for name in perturber.choices}
+
+
+def grid_columns(gender_images: dict, choice_images: dict, choices: dict) -> dict:
+    """grid.png's columns: the original, the gender conditions (and baselines), then the
+    choices that hide one attribute and `hide_all`, the ones a user picks by name (the
+    pairs would double the grid's width for little more to see)."""
+    shown = {name: images for name, images in choice_images.items()
+             if len(choices[name]) == 1 or name == choice_names.HIDE_ALL}
+    return {**gender_images, **shown}
 
 
 def _whole_photos(config: EvaluationConfig, perturber: Perturber, classifiers,
@@ -199,11 +211,11 @@ def evaluate(config: EvaluationConfig) -> dict:
             gender_images, test["male"], matchers, config.batch_size)
         if "skipped" in attacker_section:
             notes.append(attacker_section["skipped"])
-    attributes_result = {}
+    attributes_result, choice_images = {}, {}
     if config.attributes.enabled:
         timer.log("attributes")
-        attributes_result = per_attribute_section(config, perturber, test, outputs, classifiers,
-                                                  matchers, pairs, matching_metrics)
+        attributes_result, choice_images = per_attribute_section(
+            config, perturber, test, outputs, classifiers, matchers, pairs, matching_metrics)
     whole_photo_result = {}
     if config.whole_photos.enabled:
         timer.log("whole photos")
@@ -245,7 +257,8 @@ def evaluate(config: EvaluationConfig) -> dict:
     grid_images = None
     if config.grid_enabled:
         count = min(config.grid_faces, len(gender_images["original"]))
-        grid_images = {c: sampling.spread(images, count) for c, images in gender_images.items()}
+        columns = grid_columns(gender_images, choice_images, perturber.choices)
+        grid_images = {c: sampling.spread(images, count) for c, images in columns.items()}
     report.write_outputs(config.output_dir, result, gender_curves, matching_curves, grid_images)
     timer.log(f"done: {Path(config.output_dir) / 'report.md'}")
     return result

@@ -147,8 +147,8 @@ def test_evaluation_runs_every_choice_of_the_export(choice_export, tmp_path):
     matchers = [("raw pixels", _PixelMatcher())]
     measured, _ = matching.matching_section(matchers, pairs, 64)
     measured["raw pixels"]["conditions"]["same"]["tmr_at_fmr"]["0.01"] = 0.123  # Reused?
-    section = evaluate.per_attribute_section(config, perturber, test, outputs, [], matchers,
-                                             pairs, measured)
+    section, choice_images = evaluate.per_attribute_section(config, perturber, test, outputs,
+                                                            [], matchers, pairs, measured)
     assert "note" not in section  # The export has hide_* signatures.
     assert set(section["choices"]) == {"original", "same", "neutral", "opposite",
                                        "hide_gender", "hide_age", "hide_race", "hide_all"}
@@ -158,6 +158,32 @@ def test_evaluation_runs_every_choice_of_the_export(choice_export, tmp_path):
     assert identity["hide_gender"] == identity["original"] > 0  # Unchanged faces.
     assert section["choices"]["hide_gender"]["fidelity"]["ssim"] == pytest.approx(1.0)
     assert section["choices"]["hide_all"]["fidelity"]["ssim"] < 0.9
+    # The choices' faces come back for grid.png, as the export perturbs them.
+    assert set(choice_images) == {"hide_gender", "hide_age", "hide_race", "hide_all"}
+    np.testing.assert_array_equal(choice_images["hide_gender"], test["image"])
+    np.testing.assert_allclose(choice_images["hide_age"][:, 10:], test["image"][:, 10:])
+    assert not np.allclose(choice_images["hide_age"][:, :10], test["image"][:, :10])
+    columns = evaluate.grid_columns({"original": test["image"], **outputs}, choice_images,
+                                    perturber.choices)
+    assert list(columns) == ["original", "same", "neutral", "opposite", "hide_gender",
+                             "hide_age", "hide_race", "hide_all"]
+    grid = tmp_path / "grid.png"
+    report.plot_grid(grid, {name: sampling.spread(images, 3) for name, images in columns.items()})
+    assert grid.stat().st_size > 0
+
+
+def test_the_grid_leaves_out_the_pairs_of_a_three_attribute_export():
+    from semiadv.evaluation import evaluate
+
+    faces = np.zeros((2, 4, 4, 3), np.float32)
+    choices = {"hide_gender": ("gender",), "hide_age": ("age_group",),
+               "hide_gender_age": ("gender", "age_group"),
+               "hide_all": ("gender", "age_group", "race")}
+    columns = evaluate.grid_columns(
+        {"original": faces, "opposite": faces + 1}, {name: faces + 2 for name in choices},
+        choices)
+    assert list(columns) == ["original", "opposite", "hide_gender", "hide_age", "hide_all"]
+    assert float(columns["opposite"].max()) == 1.0 and float(columns["hide_all"].max()) == 2.0
 
 
 def test_unlabelled_sets_say_so_in_one_line():
