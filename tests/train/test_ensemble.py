@@ -275,6 +275,9 @@ def test_two_replica_san_step_trains_against_the_members(tmp_path):
             np.testing.assert_array_equal(current, initial)
 
 
+# Slow (~16 s: a whole job); the default run keeps the members' recipes and the
+# two-replica step against them.
+@pytest.mark.slow
 def test_main_job_pretrains_the_members(tmp_path):
     config = tiny_job_config(tmp_path, steps=2, gender_ensemble=1, export_dir=None)
     summary = main_job.run(config)

@@ -20,6 +20,8 @@ def _one_device():
     return tf.distribute.OneDeviceStrategy("/cpu:0")
 
 
+# Slow (~11 s); --jit_compile is off by default (BENCHMARKS.md: XLA is slower on CPU).
+@pytest.mark.slow
 def test_jit_compiled_step_equals_plain_step(tmp_path):
     config = san_config(tmp_path)
     weights = fixed_models(config)
