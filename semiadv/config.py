@@ -25,6 +25,8 @@ ENCODER_PROTOTYPES = ("same", "own", "difference")
 # `TrainConfig.hide_attributes`: what a choice-conditioned SAN can hide, in the order of the
 # export's `hide` vector (`semiadv.export.choice_signatures`); the example keys of the labels.
 HIDEABLE_ATTRIBUTES = ("gender", "age_group", "race")
+# `TrainConfig.attribute_hidden_target`: where a hidden age group or race is pushed.
+ATTRIBUTE_HIDDEN_TARGETS = ("chance", "other")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,8 +277,11 @@ class TrainConfig:
         SAN stage (`semiadv.train.choice_task`) draws a random choice per face. Needs
         flow_links 1.
       attribute_weight: weight of the age_group and race terms of a choice-conditioned SAN
-        (a hidden one's divergence from chance, a kept one's reading change), beside
-        gender_weight for gender's.
+        (a hidden one's term, a kept one's reading change), beside gender_weight for gender's.
+      attribute_hidden_target: where a choice-conditioned SAN pushes a hidden age group or
+        race: "chance" (KL from uniform of its auxiliary classifier's reading: no value to
+        become) or "other" (cross-entropy towards another value, `other_value`: the face's
+        own shifted by half the classes, e.g. age group 0 -> 2, as hiding gender flips it).
       matcher_dataset: dataset spec the matcher learns identities from (None: the main
         dataset). Lets a SAN trained on a gender-labelled set without identities (UTKFace)
         keep identities that a matcher learned from an identity-labelled set.
@@ -335,6 +340,7 @@ class TrainConfig:
     flow_links: int = 1
     hide_attributes: tuple[str, ...] = ()
     attribute_weight: float = 1.0
+    attribute_hidden_target: str = "chance"
     matcher_dataset: str | None = None
     warp_prototypes: bool = False
     export_dir: str | None = "exports"
@@ -421,6 +427,10 @@ class TrainConfig:
                                  "sequential SAN are gender-only")
         if not self.attribute_weight >= 0:
             raise UserValueError(f"attribute_weight must be >= 0, got {self.attribute_weight}")
+        if self.attribute_hidden_target not in ATTRIBUTE_HIDDEN_TARGETS:
+            raise UserValueError(f"attribute_hidden_target must be one of "
+                                 f"{', '.join(ATTRIBUTE_HIDDEN_TARGETS)}, got "
+                                 f"{self.attribute_hidden_target!r}")
         multiple = self.networks.image_size_multiple
         if self.data.image_size % multiple:
             below = self.data.image_size - self.data.image_size % multiple

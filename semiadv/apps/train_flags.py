@@ -9,7 +9,8 @@ from pathlib import Path
 from absl import flags
 
 from semiadv.apps import common_flags
-from semiadv.config import MIXED_PRECISION, STRATEGIES, NetworkConfig, StageConfig, TrainConfig
+from semiadv.config import (ATTRIBUTE_HIDDEN_TARGETS, MIXED_PRECISION, STRATEGIES, NetworkConfig,
+                            StageConfig, TrainConfig)
 from semiadv.errors import UserValueError
 
 STRATEGY = flags.DEFINE_enum(
@@ -195,6 +196,11 @@ ATTRIBUTE_WEIGHT = flags.DEFINE_float(
     "attribute_weight", 1.0,
     "Weight of the age_group and race terms of a choice-conditioned SAN (a hidden one's "
     "divergence from chance, a kept one's reading change).", lower_bound=0.0)
+ATTRIBUTE_HIDDEN_TARGET = flags.DEFINE_enum(
+    "attribute_hidden_target", "chance", list(ATTRIBUTE_HIDDEN_TARGETS),
+    "Where a choice-conditioned SAN pushes a hidden age group or race: chance (its auxiliary "
+    "classifier reads no value) or other (towards another value, the face's own shifted by "
+    "half the classes, as hiding gender flips it).")
 MATCHER_DATASET = flags.DEFINE_string(
     "matcher_dataset", None,
     "Dataset spec the matcher learns identities from (default: --dataset), e.g. "
@@ -361,6 +367,7 @@ def train_config() -> TrainConfig:
         flow_links=FLOW_LINKS.value,
         hide_attributes=tuple(HIDE_ATTRIBUTES.value),
         attribute_weight=ATTRIBUTE_WEIGHT.value,
+        attribute_hidden_target=ATTRIBUTE_HIDDEN_TARGET.value,
         matcher_dataset=MATCHER_DATASET.value or None,
         warp_prototypes=WARP_PROTOTYPES.value,
         export_dir=EXPORT_DIR.value or None, export_name=EXPORT_NAME.value,

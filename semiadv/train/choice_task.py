@@ -12,7 +12,7 @@ and the loss, per face (each attribute's terms 0 where its label is unknown, -1)
     lambda_G / (1 + K) sum over G_0..G_K [w_SM keep_G(X'_0) + (h_g CE(G(X'_c), 1 - y)
                                           + (1 - h_g) w_SM keep_G(X'_c))]
     + lambda_A sum over a in age_group, race hideable [KL(A(X) || A(X'_0))
-                 + h_a KL(uniform || A(X'_c)) + (1 - h_a) KL(A(X) || A(X'_c))]
+                 + h_a hidden_A(X'_c) + (1 - h_a) KL(A(X) || A(X'_c))]
     + lambda_M (||M(X'_0) - M(X)||^2 if match_same + ||M(X'_c) - M(X)||^2 if match_opposite)
     + lambda_D pixel(X, X'_0) + lambda_SSIM (1 - SSIM(X, X'_c))
     + lambda_colour mean max(ΔE*ab(X, X'_c) - tolerance, 0)
@@ -20,8 +20,12 @@ and the loss, per face (each attribute's terms 0 where its label is unknown, -1)
 keep_G is the gender recipe's SM term (CE against the label, or with gender_same_target
 "original" the KL of G's reading of the output from its reading of X). A hidden gender is
 flipped, as the gender SAN's X'_OP (it has a target: the other gender and its prototype); a
-hidden age group or race is pushed to chance for its frozen auxiliary classifier A: it has
-no one other value to become, and chance is what an observer should be left with. The
+hidden age group or race is, by default (`attribute_hidden_target` "chance"), pushed to
+chance for its frozen auxiliary classifier A, hidden_A = KL(uniform || A(X'_c)): it has no
+one other value to become, and chance is what an observer should be left with. With "other"
+it is pushed, as gender is, towards another value, hidden_A = CE(A(X'_c), other_value(y)):
+a definite change of look, which readers the SAN never saw may follow more than a reading
+moved to chance (RESULTS.md compares the two). The
 fidelity terms sit where the gender recipe puts them: the pixel term holds the all-kept
 output X'_0 to the face, the SSIM and colour terms hold the chosen one X'_c.
 """
@@ -45,6 +49,16 @@ def sample_choice(config, batch_size, seed=None):
     allowed = tf.constant([[float(name in config.hide_attributes)
                             for name in HIDEABLE_ATTRIBUTES]])
     return coins * allowed
+
+
+def other_value(labels, classes):
+    """The value a hidden attribute is pushed towards with `attribute_hidden_target` "other":
+    the face's own shifted by half the classes, modulo their number (age groups 0, 1, 2, 3
+    -> 2, 3, 0, 1; the five race codes by 2), so each value has one fixed target, as far
+    from it in the list as any; unknown labels (-1) stay -1."""
+    labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+    shifted = tf.math.floormod(labels + classes // 2, classes)
+    return tf.where(labels >= 0, shifted, labels)
 
 
 def chosen_prototype(hide, same, opposite):
@@ -136,6 +150,14 @@ class ChoiceSanTask(PrototypeTask):
         kept, hidden = self.outputs(batch["image"], same, opposite, hide, training=False)
         return {"original": batch["image"], "kept": kept, "hide_all": hidden}
 
+    def _hidden_term(self, logits, labels):
+        """hidden_A per face: the divergence from chance, or the cross-entropy towards
+        `other_value` (0 where the label is unknown)."""
+        if self.config.attribute_hidden_target == "other":
+            return losses.attribute_cross_entropy(
+                logits, other_value(labels, tf.shape(logits)[-1]))
+        return losses.divergence_from_chance(logits)
+
     def per_example(self, batch, step):
         config = self.config
         image, male = batch["image"], batch["male"]
@@ -170,7 +192,7 @@ class ChoiceSanTask(PrototypeTask):
                            for kept_term, (hidden, kept_choice)
                            in zip(kept_terms, choice_terms)]) / float(len(kept_terms))
 
-        # Age group and race: chance for a hidden one, the face's own reading for a kept one.
+        # Age group and race: hidden_A for a hidden one, the face's own reading for a kept one.
         report_attributes, attribute_terms = {}, []
         for name, classifier in self.classifiers.items():
             column = HIDEABLE_ATTRIBUTES.index(name)
@@ -181,7 +203,7 @@ class ChoiceSanTask(PrototypeTask):
                 classifier(view, training=False)
                 for view in san_task.classifier_views(config, (kept, chosen)))
             kept_change = losses.reading_change(logits_kept, original) * labelled
-            hidden = hidden_flag * losses.divergence_from_chance(logits_chosen) * labelled
+            hidden = hidden_flag * self._hidden_term(logits_chosen, batch[name]) * labelled
             kept_choice = ((1.0 - hidden_flag) * losses.reading_change(logits_chosen, original)
                            * labelled)
             attribute_terms.append(kept_change + hidden + kept_choice)

@@ -73,7 +73,7 @@ STAGE_SETTINGS = {
             "pixel_weight", "gender_ensemble", "match_opposite", "match_warmup_steps",
             "gender_same_weight", "gender_same_target", "ssim_weight", "colour_weight",
             "colour_tolerance", "match_same", "match_jitter", "gender_jitter",
-            "gender_diversity", "attribute_weight"),
+            "gender_diversity", "attribute_weight", "attribute_hidden_target"),
 }
 # Gender settings that shape the extra classifiers (gender_<k>) but not the paper's CNN.
 EXTRA_CLASSIFIERS_ONLY = ("member_input_sizes",)
