@@ -32,7 +32,8 @@ def _to_model_input(rgb, image_shape):
     if channels == 3 and rgb.shape == (size, size, 3):
         # An aligned crop is at the export's size already, and the resize of an image to its
         # own size gives it back unchanged (tested); calling the traced function anyway
-        # cost 1.4 ms of CPU per photo, more than the SAN itself (BENCHMARKS.md §9j).
+        # cost 0.6-1.4 ms of CPU per photo, a third to most of the SAN's own share
+        # (BENCHMARKS.md §9j).
         face = rgb
     else:
         face = _resizer(size, channels)(rgb).numpy()
