@@ -15,6 +15,7 @@ from semiadv.train import choice_task, distribute, losses, stages, trainer
 from semiadv.train.attribute_tasks import AttributeTask
 
 from _worker import SIZE, fixed_prototypes  # noqa: E402
+from test_ensemble import parsed_train_config  # noqa: E402
 from test_trainer import san_config  # noqa: E402
 
 ALL = ("gender", "age_group", "race")
@@ -56,16 +57,8 @@ def test_config_checks_hide_attributes():
 
 
 def test_attribute_hidden_target_flag_reaches_the_config_and_round_trips():
-    from absl import flags
-
-    from semiadv.apps import train_flags
-
-    try:
-        flags.FLAGS(["test", "--hide_attributes=gender,race", "--attribute_hidden_target=other",
-                     "--mixed_precision=none"])
-        config = train_flags.train_config()
-    finally:
-        flags.FLAGS.unparse_flags()
+    config = parsed_train_config("--hide_attributes=gender,race",
+                                 "--attribute_hidden_target=other")
     assert config.attribute_hidden_target == "other"
     assert from_dict(TrainConfig, json.loads(to_json(config))) == config
 
