@@ -142,7 +142,8 @@ BASELINES = flags.DEFINE_boolean("baselines", True,
                                  "Add blur and pixelation at the SAN's matching cost.")
 SAVE_GRID = flags.DEFINE_boolean(
     "save_grid", None,
-    "Write grid.png (original | SM | NT | OP faces). It CONTAINS FACES: default on only for "
+    "Write grid.png (original | SM | NT | OP faces, then a choice export's hide_gender, "
+    "hide_age, hide_race and hide_all). It CONTAINS FACES: default on only for "
     "--dataset=synthetic.")
 GRID_FACES = flags.DEFINE_integer("grid_faces", 6, "Faces in grid.png.", lower_bound=1)
 EVAL_BATCH_SIZE = flags.DEFINE_integer("eval_batch_size", 128,
