@@ -105,6 +105,8 @@ def _weak_face_photos(shared_faces, count):
     return weak
 
 
+# Slow (~12 s of dlib searches on real photos); dlib is no longer the default detector.
+@pytest.mark.slow
 def test_dlib_takes_a_weak_hog_face_the_cascade_confirms_before_searching_with_haar(shared_faces):
     photos = _weak_face_photos(shared_faces, 8)
     assert len(photos) == 8

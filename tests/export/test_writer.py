@@ -114,7 +114,9 @@ def _two_pass_export(san, tmp_path, encoder_prototype):
                            in reloaded({"image": images, "male": male}).items()}}
 
 
-@pytest.mark.parametrize("encoder_prototype", ["own", "difference"])
+# "own" (~14 s) is the older variant: slow; "difference" is the recipes'.
+@pytest.mark.parametrize("encoder_prototype", [pytest.param("own", marks=pytest.mark.slow),
+                                               "difference"])
 def test_two_pass_encoders_export_each_outputs_own_condition(san, tmp_path, encoder_prototype):
     """With encoder_prototype "own" each signature's passes see that signature's prototype;
     with "difference" its difference from the same-gender prototype (zero for SM)."""

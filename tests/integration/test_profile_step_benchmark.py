@@ -84,6 +84,9 @@ print(json.dumps({"wall": wall, "result": profile_step.breakdown(path)}))
 """
 
 
+# Slow (~8 s each: a profiled training step of a benchmark script, not of the package); the
+# arithmetic of the profile's categories stays in the default run.
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["compiled", "eager"])
 def test_one_profiled_step_has_conv_time_within_the_threads_wall(tmp_path, mode):
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}

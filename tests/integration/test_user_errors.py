@@ -66,6 +66,10 @@ SLOW = {
     "export_workdir_without_model": (
         "export_main", ["--workdir={tmp}/empty", "--export_dir={tmp}/exports"],
         "--workdir={tmp}/empty: not a finished training work dir", "{tmp}/exports"),
+    "export_edit_strength_zero": (
+        "export_main", ["--workdir={tmp}/empty", "--export_dir={tmp}/exports",
+                        "--edit_strength=0"],
+        "--edit_strength must be > 0", "{tmp}/exports"),
     "perturb_export_without_model": (
         "perturb_main", ["--export={tmp}/empty", "--input_dir={tmp}/photos",
                          "--output_dir={tmp}/out"],
