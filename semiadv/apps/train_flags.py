@@ -195,12 +195,13 @@ HIDE_ATTRIBUTES = flags.DEFINE_list(
 ATTRIBUTE_WEIGHT = flags.DEFINE_float(
     "attribute_weight", 1.0,
     "Weight of the age_group and race terms of a choice-conditioned SAN (a hidden one's "
-    "divergence from chance, a kept one's reading change).", lower_bound=0.0)
+    "--attribute_hidden_target term, a kept one's reading change).", lower_bound=0.0)
 ATTRIBUTE_HIDDEN_TARGET = flags.DEFINE_enum(
     "attribute_hidden_target", "chance", list(ATTRIBUTE_HIDDEN_TARGETS),
     "Where a choice-conditioned SAN pushes a hidden age group or race: chance (its auxiliary "
     "classifier reads no value) or other (towards another value, the face's own shifted by "
-    "half the classes, as hiding gender flips it).")
+    "half the classes, as hiding gender flips it; on UTKFace it hid age as stripes under the "
+    "eyes: RESULTS.md).")
 MATCHER_DATASET = flags.DEFINE_string(
     "matcher_dataset", None,
     "Dataset spec the matcher learns identities from (default: --dataset), e.g. "
