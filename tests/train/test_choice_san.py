@@ -249,7 +249,6 @@ def test_hiding_towards_another_value_moves_the_reading_there(tmp_path):
     reached = float(np.mean(np.argmax(readings, 1) == targets))
     # Measured: cross-entropy 2.78 -> 0.75 nats, 6 faces of 8 read as their target, and the
     # readings confident (not at chance, as the default target leaves them).
-    print(before, after, chance_before, chance_after, reached)
     assert after < 0.4 * before, (before, after)
     assert reached >= 0.5, reached
     assert chance_after > 0.5, chance_after
