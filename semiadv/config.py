@@ -282,6 +282,12 @@ class TrainConfig:
         race: "chance" (KL from uniform of its auxiliary classifier's reading: no value to
         become) or "other" (cross-entropy towards another value, `other_value`: the face's
         own shifted by half the classes, e.g. age group 0 -> 2, as hiding gender flips it).
+      attribute_robust_radius: adversarial training of the auxiliary age group and race
+        classifiers, as `gender_robust_radius` does for gender: each step trains on the faces
+        within this L2 distance of the batch's that the classifier misreads most, so the SAN
+        must edit what people see of age and race rather than paint patterns only its own
+        classifiers read. 0: off (plain cross-entropy).
+      attribute_robust_steps: gradient steps of that search.
       matcher_dataset: dataset spec the matcher learns identities from (None: the main
         dataset). Lets a SAN trained on a gender-labelled set without identities (UTKFace)
         keep identities that a matcher learned from an identity-labelled set.
@@ -341,6 +347,8 @@ class TrainConfig:
     hide_attributes: tuple[str, ...] = ()
     attribute_weight: float = 1.0
     attribute_hidden_target: str = "chance"
+    attribute_robust_radius: float = 0.0
+    attribute_robust_steps: int = 3
     matcher_dataset: str | None = None
     warp_prototypes: bool = False
     export_dir: str | None = "exports"
@@ -431,6 +439,12 @@ class TrainConfig:
             raise UserValueError(f"attribute_hidden_target must be one of "
                                  f"{', '.join(ATTRIBUTE_HIDDEN_TARGETS)}, got "
                                  f"{self.attribute_hidden_target!r}")
+        if not self.attribute_robust_radius >= 0:
+            raise UserValueError(
+                f"attribute_robust_radius must be >= 0, got {self.attribute_robust_radius}")
+        if isinstance(self.attribute_robust_steps, bool) or self.attribute_robust_steps < 1:
+            raise UserValueError(f"attribute_robust_steps must be an integer >= 1, "
+                                 f"got {self.attribute_robust_steps!r}")
         multiple = self.networks.image_size_multiple
         if self.data.image_size % multiple:
             below = self.data.image_size - self.data.image_size % multiple

@@ -202,6 +202,15 @@ ATTRIBUTE_HIDDEN_TARGET = flags.DEFINE_enum(
     "classifier reads no value) or other (towards another value, the face's own shifted by "
     "half the classes, as hiding gender flips it; on UTKFace it hid age as stripes under the "
     "eyes: RESULTS.md).")
+ATTRIBUTE_ROBUST_RADIUS = flags.DEFINE_float(
+    "attribute_robust_radius", 0.0,
+    "Train the auxiliary age group and race classifiers adversarially, as "
+    "--gender_robust_radius does the gender CNN: each step on the faces within this L2 "
+    "distance of the batch's that the classifier misreads most, so the SAN must edit what "
+    "people see, not paint patterns only its own classifiers read. 0: off.", lower_bound=0.0)
+ATTRIBUTE_ROBUST_STEPS = flags.DEFINE_integer(
+    "attribute_robust_steps", 3,
+    "Projected gradient steps of the search for --attribute_robust_radius.", lower_bound=1)
 MATCHER_DATASET = flags.DEFINE_string(
     "matcher_dataset", None,
     "Dataset spec the matcher learns identities from (default: --dataset), e.g. "
@@ -369,6 +378,8 @@ def train_config() -> TrainConfig:
         hide_attributes=tuple(HIDE_ATTRIBUTES.value),
         attribute_weight=ATTRIBUTE_WEIGHT.value,
         attribute_hidden_target=ATTRIBUTE_HIDDEN_TARGET.value,
+        attribute_robust_radius=ATTRIBUTE_ROBUST_RADIUS.value,
+        attribute_robust_steps=ATTRIBUTE_ROBUST_STEPS.value,
         matcher_dataset=MATCHER_DATASET.value or None,
         warp_prototypes=WARP_PROTOTYPES.value,
         export_dir=EXPORT_DIR.value or None, export_name=EXPORT_NAME.value,

@@ -69,6 +69,9 @@ STAGE_SETTINGS = {
                     "networks.residual", "networks.upsampling", "networks.max_change",
                     "networks.encoder_prototype",
                     "pixel_loss", "warp_prototypes", "hide_attributes"),
+    # The auxiliary age group and race classifiers (kind "attribute"; the gender stage's
+    # steps, learning rate and width shape them too).
+    "attribute": ("attribute_robust_radius", "attribute_robust_steps"),
     "san": ("san.steps", "san.learning_rate", "gender_weight", "match_weight",
             "pixel_weight", "gender_ensemble", "match_opposite", "match_warmup_steps",
             "gender_same_weight", "gender_same_target", "ssim_weight", "colour_weight",
@@ -79,7 +82,7 @@ STAGE_SETTINGS = {
 EXTRA_CLASSIFIERS_ONLY = ("member_input_sizes",)
 # The auxiliary age group and race classifiers of a choice-conditioned SAN (ATTRIBUTE_STAGES,
 # kind "attribute"): trained with the gender stage's steps, learning rate and
-# width, but plainly (none of these gender settings shapes them).
+# width, but not with its robust search (they have their own, attribute_robust_*).
 GENDER_CLASSIFIERS_ONLY = ("gender_robust_radius", "gender_robust_steps",
                            "gender_robust_warmup", "member_input_sizes")
 # Settings of how networks are trained, which the prototypes (an average) do not depend on.
