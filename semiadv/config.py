@@ -288,6 +288,10 @@ class TrainConfig:
         must edit what people see of age and race rather than paint patterns only its own
         classifiers read. 0: off (plain cross-entropy).
       attribute_robust_steps: gradient steps of that search.
+      attribute_grey: the age group and race classifiers read only the luma of the face (a
+        fixed first layer), in their training and in the SAN's terms, so the SAN cannot fool
+        them by tinting: UTKFace's age and race are read by unseen readers from the grey
+        face's structure (RESULTS.md), which is what the edit must then move.
       matcher_dataset: dataset spec the matcher learns identities from (None: the main
         dataset). Lets a SAN trained on a gender-labelled set without identities (UTKFace)
         keep identities that a matcher learned from an identity-labelled set.
@@ -349,6 +353,7 @@ class TrainConfig:
     attribute_hidden_target: str = "chance"
     attribute_robust_radius: float = 0.0
     attribute_robust_steps: int = 3
+    attribute_grey: bool = False
     matcher_dataset: str | None = None
     warp_prototypes: bool = False
     export_dir: str | None = "exports"

@@ -211,6 +211,10 @@ ATTRIBUTE_ROBUST_RADIUS = flags.DEFINE_float(
 ATTRIBUTE_ROBUST_STEPS = flags.DEFINE_integer(
     "attribute_robust_steps", 3,
     "Projected gradient steps of the search for --attribute_robust_radius.", lower_bound=1)
+ATTRIBUTE_GREY = flags.DEFINE_boolean(
+    "attribute_grey", False,
+    "The age group and race classifiers read only the face's luma (a fixed first layer), in "
+    "their training and in the SAN's terms, so the SAN cannot fool them by tinting.")
 MATCHER_DATASET = flags.DEFINE_string(
     "matcher_dataset", None,
     "Dataset spec the matcher learns identities from (default: --dataset), e.g. "
@@ -380,6 +384,7 @@ def train_config() -> TrainConfig:
         attribute_hidden_target=ATTRIBUTE_HIDDEN_TARGET.value,
         attribute_robust_radius=ATTRIBUTE_ROBUST_RADIUS.value,
         attribute_robust_steps=ATTRIBUTE_ROBUST_STEPS.value,
+        attribute_grey=ATTRIBUTE_GREY.value,
         matcher_dataset=MATCHER_DATASET.value or None,
         warp_prototypes=WARP_PROTOTYPES.value,
         export_dir=EXPORT_DIR.value or None, export_name=EXPORT_NAME.value,

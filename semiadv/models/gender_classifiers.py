@@ -14,6 +14,9 @@ import keras
 from semiadv.models import blocks
 
 _GENDER_BLOCK_FILTERS = (32, 64, 128, 256, 256)
+# ITU-R BT.601 luma of RGB (OpenCV's RGB2GRAY, which the evaluation's HOG readers use), as the
+# kernel [1, 1, 3, 1] of the `grey` classifiers' first, fixed layer.
+LUMA = ((((0.299,), (0.587,), (0.114,)),),)
 _GENDER_TOP_FILTERS = 512
 _VGG_GENDER_BLOCKS = ((32, 2), (64, 2), (128, 2), (256, 2), (256, 2))
 _VGG_GENDER_DENSE_UNITS = 256
@@ -25,9 +28,13 @@ def _logits(x, classes=2):
 
 
 def build_attribute_classifier(image_size, channels, classes, width=1.0, dropout=0.5,
-                               name="attribute_classifier"):
+                               name="attribute_classifier", grey=False):
     """The paper's auxiliary CNN (`build_gender_classifier`) with `classes` logits: the
     age group and race classifiers of a choice-conditioned SAN (`TrainConfig.hide_attributes`).
+
+    Args: as `build_gender_classifier`, and `grey`: read only the luma of RGB faces (a fixed,
+        untrained 1x1 convolution with ITU-R BT.601 weights, as OpenCV's grey conversion), so
+        that colour alone cannot move the classifier (`TrainConfig.attribute_grey`).
 
     Returns:
         A `keras.Model` mapping images [B, H, W, C] to float32 logits [B, classes].
@@ -35,11 +42,11 @@ def build_attribute_classifier(image_size, channels, classes, width=1.0, dropout
     if classes < 2:
         raise ValueError(f"a classifier needs at least 2 classes, got {classes}")
     return build_gender_classifier(image_size, channels, width=width, dropout=dropout,
-                                   name=name, classes=classes)
+                                   name=name, classes=classes, grey=grey)
 
 
 def build_gender_classifier(image_size, channels, width=1.0, dropout=0.5,
-                            name="gender_classifier", classes=2):
+                            name="gender_classifier", classes=2, grey=False):
     """Builds the SAN paper's auxiliary gender CNN.
 
     conv5x5(32) then conv3x3(64, 128, 256, 256), each followed by LeakyReLU and 2x2 max
@@ -54,12 +61,16 @@ def build_gender_classifier(image_size, channels, width=1.0, dropout=0.5,
         dropout: Dropout rate before pooling.
         name: Model name.
         classes: Logits: 2 for gender (`build_attribute_classifier` for more).
+        grey: read only the luma of RGB images (`build_attribute_classifier`).
 
     Returns:
         A `keras.Model` mapping images [B, H, W, C] to float32 logits [B, 2] (class 1 = male).
     """
     image = blocks.checked_image_input(image_size, channels, width)
     x = image
+    if grey and channels == 3:
+        x = keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name="luma",
+                                kernel_initializer=keras.initializers.Constant(LUMA))(x)
     for index, filters in enumerate(blocks.fitting_blocks(image_size, _GENDER_BLOCK_FILTERS), 1):
         kernel_size = 5 if index == 1 else 3
         x = keras.layers.Conv2D(blocks.scaled(filters, width), kernel_size, padding="same",

@@ -31,7 +31,8 @@ def build_classifier(config: TrainConfig, attribute: str) -> keras.Model:
     """The untrained auxiliary classifier of `attribute`."""
     return gender_classifiers.build_attribute_classifier(
         config.data.image_size, config.data.channels, classes(attribute),
-        width=config.networks.classifier_width, name=f"{attribute}_classifier")
+        width=config.networks.classifier_width, name=f"{attribute}_classifier",
+        grey=config.attribute_grey)
 
 
 class AttributeTask(Task):

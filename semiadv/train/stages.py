@@ -71,7 +71,7 @@ STAGE_SETTINGS = {
                     "pixel_loss", "warp_prototypes", "hide_attributes"),
     # The auxiliary age group and race classifiers (kind "attribute"; the gender stage's
     # steps, learning rate and width shape them too).
-    "attribute": ("attribute_robust_radius", "attribute_robust_steps"),
+    "attribute": ("attribute_robust_radius", "attribute_robust_steps", "attribute_grey"),
     "san": ("san.steps", "san.learning_rate", "gender_weight", "match_weight",
             "pixel_weight", "gender_ensemble", "match_opposite", "match_warmup_steps",
             "gender_same_weight", "gender_same_target", "ssim_weight", "colour_weight",
