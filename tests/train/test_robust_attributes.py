@@ -119,3 +119,32 @@ def test_the_radius_is_validated_parsed_and_shapes_the_attribute_stages_only(tmp
         ("race", "--attribute_robust_radius", 0.0, 0.5)]
     with pytest.raises(stages.StageMismatchError, match="--retrain_from=race"):
         stages.check(_config(tmp_path, 0.5))
+
+
+def test_grey_classifiers_are_blind_to_colour_at_equal_luma_and_keep_their_luma(tmp_path):
+    from semiadv.models.gender_classifiers import LUMA
+
+    config = _config(tmp_path, 0.0, attribute_grey=True)
+    task = AttributeTask(config, "race")
+    model = task.build()
+    faces = _faces(4).numpy()
+    # A tint orthogonal to the luma weights: the same grey face in other colours.
+    tint = np.array([0.587, -0.299, 0.0], np.float32) * 0.1
+    tinted = faces + tint
+    np.testing.assert_allclose(model(tinted, training=False), model(faces, training=False),
+                               atol=1e-4)
+    plain = AttributeTask(_config(tmp_path, 0.0), "race").build()
+    assert not np.allclose(plain(tinted, training=False), plain(faces, training=False),
+                           atol=1e-4)
+    # Training on two replicas leaves the luma layer as it was, and it survives a save.
+    strategy = distribute.make_strategy("mirrored")
+    result = trainer.train(AttributeTask(config, "race"), config.gender, config, strategy,
+                           tmp_path / "race")
+    trained = keras.models.load_model(tmp_path / "race" / trainer.FINAL_MODEL)
+    np.testing.assert_allclose(trained.get_layer("luma").kernel.numpy().ravel(),
+                               np.ravel(LUMA), rtol=1e-6)
+    assert np.isfinite(result.history[-1][1]["cross_entropy"])
+    parsed = parsed_train_config("--hide_attributes=gender,race", "--attribute_grey")
+    assert parsed.attribute_grey
+    assert "attribute_grey" in stages.settings(stages.flatten(config), "race")
+    assert "attribute_grey" not in stages.settings(stages.flatten(config), "gender")
