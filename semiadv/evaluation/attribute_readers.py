@@ -68,7 +68,7 @@ class AttributeConfig:
       seed: weight-initialisation and augmentation seed.
       parts: also a reader of each half of the HOG readers' features alone, the grey face's
         HOG and the colour layout (families "hog_grey" and "colour", the same training).
-      dlib_age: also dlib's age predictor (`dlib_age`, the `[age]` extra): a foreign reader
+      dlib_age: also dlib's age predictor (`dlib_attributes`, the `[age]` extra): a foreign reader
         of the age and age group, trained on other data than UTKFace.
     """
 
@@ -402,7 +402,7 @@ def attribute_readers(data_config: DataConfig, config: AttributeConfig,
                for family in config.families]
     readers = [reader for reader in readers if reader is not None]
     if config.dlib_age:
-        from semiadv.evaluation import dlib_age  # It imports this module.
+        from semiadv.evaluation import dlib_attributes  # It imports this module.
 
-        readers.append(dlib_age.DlibAgeReader())
+        readers.append(dlib_attributes.DlibAgeReader())
     return readers

