@@ -109,24 +109,24 @@ def evaluator(spec: str, flag: str = "--evaluator") -> None:
     if not colon or not module_name or not attribute or ":" in attribute:
         raise UserValueError(f"{flag}={spec}: expected module:factory, e.g. "
                              "mypkg.evaluators:make_matcher")
-    try:
-        found = importlib.util.find_spec(module_name)
-    except (ImportError, ValueError):
-        found = None
-    if found is None:
+    if not _found(module_name):
         raise UserValueError(f"{flag}={spec}: no module {module_name!r} on the Python path; "
                              "install it or add its folder to PYTHONPATH")
 
 
 def python_package(name: str, flag: str, install: str) -> None:
     """Checks that package `name`, which `flag` needs, is installed (without importing it)."""
-    try:
-        found = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        found = None
-    if found is None:
+    if not _found(name):
         raise UserValueError(f"{flag} needs the Python package {name}, which is not "
                              f"installed: {install}")
+
+
+def _found(module_name: str) -> bool:
+    """Whether `module_name` can be imported (found without importing it)."""
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except (ImportError, ValueError):  # A parent package missing, or a malformed name.
+        return False
 
 
 def gender_classifier(spec: str, flag: str = "--gender_classifier") -> None:
