@@ -1,7 +1,9 @@
 """Unseen age and race readers the evaluation builds itself (issue #24): what a choice hides.
 
 The choice-conditioned SAN is trained against auxiliary age-group and race classifiers; these
-readers share neither their family nor their data, so an edit must change what they read too:
+readers share neither their family nor their training faces, so an edit must change what they
+read too. They do learn from the same data set, though (unseen, not foreign by data);
+`dlib_attributes.DlibAgeReader` (`AttributeConfig.dlib_age`) is a reader trained elsewhere:
 
 - `hog`: HOG descriptors of the grey face (`foreign.hog_features`) plus a colour layout (the
   face shrunk to 4x4 in CIELAB: grey gradients are blind to skin tone and hair colour, which
