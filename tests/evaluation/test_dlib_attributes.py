@@ -64,19 +64,19 @@ def test_a_missing_package_is_named_with_how_to_install(monkeypatch):
 
 
 def _utkface_faces(folder, count=240):
-    """`count` UTKFace faces spread over the names, at 64x64, and their ages."""
+    """`count` UTKFace faces spread over the names, at 64x64, their ages and their files."""
     names = sorted(path for path in folder.iterdir()
                    if path.name.count("_") == 3 and path.name.endswith(".jpg.chip.jpg"))
     chosen = [names[i] for i in np.linspace(0, len(names) - 1, count).astype(int)]
     faces = [cv2.resize(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), (64, 64),
                         interpolation=cv2.INTER_AREA) for path in chosen]
     ages = np.array([int(path.name.split("_")[0]) for path in chosen])
-    return np.stack(faces).astype(np.float32) / 255.0, ages
+    return np.stack(faces).astype(np.float32) / 255.0, ages, chosen
 
 
 @needs_package
 def test_it_reads_the_age_of_real_faces(shared_faces):
-    faces, ages = _utkface_faces(shared_faces / "utkface")
+    faces, ages, _ = _utkface_faces(shared_faces / "utkface")
     reader = dlib_attributes.DlibAgeReader()
     assert reader.relation == "foreign" and reader.attributes == ("age_group", "age")
     read = reader(faces, batch_size=64)
@@ -139,15 +139,12 @@ def test_the_gender_classifier_reads_real_faces_and_plugs_in(shared_faces):
 
     classifier = plugins.load_factory("semiadv.evaluation.dlib_attributes:make_gender")
     assert classifier.kind == "gender" and evaluators.relation(classifier) == "foreign"
-    faces, _ = _utkface_faces(shared_faces / "utkface")
-    names = sorted(path for path in (shared_faces / "utkface").iterdir()
-                   if path.name.count("_") == 3 and path.name.endswith(".jpg.chip.jpg"))
-    chosen = [names[i] for i in np.linspace(0, len(names) - 1, len(faces)).astype(int)]
+    faces, ages, chosen = _utkface_faces(shared_faces / "utkface")
     male = np.array([path.name.split("_")[1] == "0" for path in chosen])
     probability = classifier(faces, batch_size=100)
     assert probability.shape == (len(faces),) and np.all((probability >= 0) & (probability <= 1))
     error = np.mean((probability > 0.5) != male)
     # UTKFace has babies and elders, whom dlib's network reads worse than adults.
     assert error < 0.3, error
-    adults = np.array([20 <= int(path.name.split("_")[0]) < 60 for path in chosen])
+    adults = (ages >= 20) & (ages < 60)
     assert np.mean((probability[adults] > 0.5) != male[adults]) < error + 0.02
